@@ -1,0 +1,173 @@
+"""Axes, normalisation and random crops: the numpy side of training and inference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SSDNError
+
+__all__ = ["SAMPLE_AXES", "guess_axes", "check_axes", "to_samples", "from_samples", "Normalization", "CropSampler"]
+
+#: Axes trained as independent 2D samples (time, z, stack index, anything else).
+SAMPLE_AXES = "STZQ"
+MAX_CHANNELS = 16
+
+
+def guess_axes(shape: tuple[int, ...], rgb: bool = False) -> str:
+    """Guess axes for an array shape: YX, YXC (colour), SYX or SYXC.
+
+    A trailing axis of 3 or 4 is taken as channels only when ``rgb`` is set (a colour
+    file format) because a stack of 3 or 4 slices is as likely.
+    """
+    nd = len(shape)
+    if nd == 2:
+        return "YX"
+    if nd == 3:
+        return "YXC" if rgb and shape[-1] in (3, 4) else "SYX"
+    if nd == 4:
+        return "SYXC" if rgb and shape[-1] in (3, 4) else "TZYX"
+    raise SSDNError(f"cannot guess axes for an array of shape {shape}; pass axes, e.g. --axes TZYX")
+
+
+def check_axes(axes: str, shape: tuple[int, ...], name: str = "axes") -> str:
+    """Validate an axes string against an array shape and return it upper-cased."""
+    ax = axes.upper()
+    allowed = set("YXC" + SAMPLE_AXES)
+    bad = sorted(set(ax) - allowed)
+    if bad or len(set(ax)) != len(ax) or "Y" not in ax or "X" not in ax:
+        raise SSDNError(
+            f"{name}={axes!r} is not valid: use each of Y and X once, optionally C (channels) "
+            f"and any of {', '.join(SAMPLE_AXES)} (trained as separate 2D samples), e.g. 'YX' or 'ZYX'"
+        )
+    if len(ax) != len(shape):
+        raise SSDNError(f"{name}={axes!r} has {len(ax)} letters but the image has {len(shape)} dimensions {tuple(shape)}; give one letter per dimension")
+    if "C" in ax and shape[ax.index("C")] > MAX_CHANNELS:
+        raise SSDNError(
+            f"{name}={axes!r} puts {shape[ax.index('C')]} values on the channel axis; at most {MAX_CHANNELS} channels are supported, check the axes"
+        )
+    return ax
+
+
+def to_samples(array: np.ndarray, axes: str) -> np.ndarray:
+    """View or copy ``array`` as ``(samples, Y, X, C)``; every non-YXC axis becomes samples."""
+    ax = check_axes(axes, array.shape)
+    order = [i for i, a in enumerate(ax) if a not in "YXC"] + [ax.index("Y"), ax.index("X")]
+    if "C" in ax:
+        order.append(ax.index("C"))
+    arr = np.transpose(array, order)
+    if "C" not in ax:
+        arr = arr[..., None]
+    return arr.reshape((-1,) + arr.shape[-3:])
+
+
+def from_samples(samples: np.ndarray, shape: tuple[int, ...], axes: str) -> np.ndarray:
+    """Inverse of :func:`to_samples`: back to ``shape`` with ``axes`` (channel count may differ)."""
+    ax = axes.upper()
+    order = [i for i, a in enumerate(ax) if a not in "YXC"] + [ax.index("Y"), ax.index("X")]
+    if "C" in ax:
+        order.append(ax.index("C"))
+    tshape = [shape[i] for i in order]
+    if "C" not in ax:
+        tshape.append(samples.shape[-1])
+    else:
+        tshape[-1] = samples.shape[-1]
+    arr = samples.reshape(tshape)
+    if "C" not in ax:
+        arr = arr[..., 0]
+    return np.transpose(arr, np.argsort(order))
+
+
+class Normalization:
+    """Affine map data -> network units, ``(y - offset) / scale``, stored with the model.
+
+    Gaussian noise: robust range to about [0, 1]. Poisson and Poisson-Gaussian: scale
+    only, so that the variance stays proportional to the signal. Impulse: the full data
+    range, because impulses are uniform over it.
+    """
+
+    def __init__(self, offset: float, scale: float):
+        self.offset = float(offset)
+        self.scale = float(scale)
+
+    @classmethod
+    def fit(cls, samples: list[np.ndarray], noise: str) -> "Normalization":
+        values = np.concatenate([_subsample(s) for s in samples])
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            raise SSDNError("the input holds no finite values (all NaN or infinite); check the file")
+        if noise in ("poisson", "poisson-gaussian"):
+            offset = 0.0
+            hi = float(np.percentile(values, 99.9))
+            if hi <= 0:
+                raise SSDNError(
+                    f"noise={noise!r} needs non-negative counts but the data's 99.9th percentile is {hi:g}; "
+                    "subtract the camera baseline or use --noise gaussian"
+                )
+            scale = hi
+        elif noise == "impulse":
+            offset, hi = float(values.min()), float(values.max())
+            scale = hi - offset
+        else:
+            offset, hi = (float(v) for v in np.percentile(values, [0.1, 99.9]))
+            scale = hi - offset
+        if not scale > 0:
+            raise SSDNError("the input is constant: there is nothing to denoise")
+        return cls(offset, scale)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.offset) / self.scale).astype(np.float32, copy=False)
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        return x * self.scale + self.offset
+
+    def to_dict(self) -> dict:
+        return {"offset": self.offset, "scale": self.scale}
+
+
+def _subsample(s: np.ndarray, n: int = 1_000_000) -> np.ndarray:
+    flat = np.asarray(s).reshape(-1)
+    step = max(1, flat.size // n)
+    return flat[::step].astype(np.float64)
+
+
+class CropSampler:
+    """Random square crops with the 8 flips/rotations, drawn in proportion to image area.
+
+    Parameters
+    ----------
+    samples : list of ndarray
+        Normalised float32 arrays ``(S, H, W, C)``.
+    patch : int
+        Crop side.
+    rng : numpy.random.Generator
+    augment : bool
+        Apply a random one of the 8 dihedral transforms to each crop.
+    """
+
+    def __init__(self, samples: list[np.ndarray], patch: int, rng: np.random.Generator, augment: bool = True):
+        self.samples = samples
+        self.patch = patch
+        self.rng = rng
+        self.augment = augment
+        area = np.array([s.shape[0] * s.shape[1] * s.shape[2] for s in samples], dtype=np.float64)
+        self.weights = area / area.sum()
+
+    def sample(self, batch: int, *extra: list[np.ndarray]) -> list[np.ndarray]:
+        """Draw ``batch`` crops ``(B, C, P, P)``; the same crops of each list in ``extra`` too."""
+        p = self.patch
+        out = [np.empty((batch, self.samples[0].shape[-1], p, p), np.float32) for _ in range(1 + len(extra))]
+        for b in range(batch):
+            i = self.rng.choice(len(self.samples), p=self.weights)
+            s = self.samples[i]
+            k = self.rng.integers(s.shape[0])
+            y0 = self.rng.integers(s.shape[1] - p + 1)
+            x0 = self.rng.integers(s.shape[2] - p + 1)
+            rot = self.rng.integers(4) if self.augment else 0
+            flip = bool(self.rng.integers(2)) if self.augment else False
+            for dst, src in zip(out, (self.samples,) + extra):
+                crop = np.moveaxis(src[i][k, y0 : y0 + p, x0 : x0 + p], -1, 0)
+                crop = np.rot90(crop, rot, axes=(1, 2))
+                if flip:
+                    crop = crop[:, :, ::-1]
+                dst[b] = crop
+        return out

@@ -1,0 +1,184 @@
+"""The trainable denoiser: prior network, noise model and its (learned) parameters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+
+from .bayes import NOISE_MODELS, NOISE_PARAMS, n_outputs
+from .errors import SSDNError
+from .network import ArchConfig, PlainNet, build_network
+
+__all__ = ["WIDTHS", "MODES", "ModelConfig", "SSDNModel", "params_to_data", "params_to_norm"]
+
+#: Width presets: name -> (encoder, decoder, depth). "paper" is Laine et al.'s network;
+#: "light" trains usefully in minutes on a CPU.
+WIDTHS = {"paper": (48, 96, 5), "light": (32, 64, 4), "tiny": (16, 32, 3)}
+#: ssdn: blind-spot + Bayesian posterior; mu-only: blind-spot trained with L2 to the noisy
+#: input (the "no Bayes" / Noise2Void-like baseline); supervised: plain U-Net, L2 to clean.
+MODES = ("ssdn", "mu-only", "supervised")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model; stored as plain JSON in the model file.
+
+    Attributes
+    ----------
+    channels : int
+        Image channels C.
+    enc, dec, depth : int
+        Network width and depth (see :data:`WIDTHS`).
+    mode : str
+        One of :data:`MODES`.
+    noise : str
+        Noise model name.
+    noise_init : dict
+        Noise parameters in data units: the given values, or the starting estimates of
+        learned ones.
+    learned : tuple of str
+        Names of the learned noise parameters.
+    per_image : bool
+        Learned parameters vary per image (a non-blind estimator network reads each image).
+    offset, scale : float
+        Normalisation, data = offset + scale * network units.
+    """
+
+    channels: int = 1
+    enc: int = 32
+    dec: int = 64
+    depth: int = 4
+    mode: str = "ssdn"
+    noise: str = "gaussian"
+    noise_init: dict = field(default_factory=dict)
+    learned: tuple = ()
+    per_image: bool = False
+    offset: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise SSDNError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
+        if self.noise not in NOISE_MODELS:
+            raise SSDNError(f"noise={self.noise!r} is not one of {', '.join(NOISE_MODELS)}")
+
+    @property
+    def arch(self) -> ArchConfig:
+        bayes = self.mode == "ssdn"
+        return ArchConfig(
+            channels=self.channels,
+            outputs=n_outputs(self.channels) if bayes else self.channels,
+            enc=self.enc,
+            dec=self.dec,
+            depth=self.depth,
+            blind=self.mode != "supervised",
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["learned"] = list(self.learned)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["learned"] = tuple(d.get("learned", ()))
+        return cls(**d)
+
+    def with_noise_init(self, **params) -> "ModelConfig":
+        return replace(self, noise_init={**self.noise_init, **params})
+
+
+def params_to_norm(noise: str, params: dict, offset: float, scale: float) -> dict:
+    """Convert noise parameters from data units to normalised network units."""
+    out = {}
+    for k, v in params.items():
+        if k == "sigma":
+            out[k] = v / scale
+        elif k == "lam":
+            out[k] = v * scale  # var_data = mu_data / lam  <=>  var_norm = mu_norm / (lam * scale)
+        elif k == "a":
+            out[k] = v / scale
+        elif k == "b":
+            out[k] = v / scale**2
+        else:
+            out[k] = v
+    return out
+
+
+def params_to_data(noise: str, params: dict, offset: float, scale: float) -> dict:
+    """Convert noise parameters from normalised network units to data units."""
+    inv = {"sigma": scale, "lam": 1.0 / scale, "a": scale, "b": scale**2}
+    return {k: float(v) * inv.get(k, 1.0) for k, v in params.items()}
+
+
+class SSDNModel(nn.Module):
+    """Prior network plus noise model; all tensors in normalised units.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.net = build_network(config.arch)
+        names = NOISE_PARAMS[config.noise]
+        missing = [n for n in names if n not in config.noise_init]
+        if config.mode == "ssdn" and missing:
+            raise SSDNError(f"noise parameter(s) {missing} have no value or starting estimate")
+        self.param_names = names
+        self.learned = tuple(n for n in names if n in config.learned) if config.mode == "ssdn" else ()
+        # Learned parameters are start_value * exp(v): v = 0 is the classical estimate, and
+        # a unit step in v is a relative change, whatever the data's units.
+        self.log_scale = nn.Parameter(torch.zeros(len(self.learned)))
+        self.estimator = None
+        if config.per_image and self.learned:
+            self.estimator = PlainNet(
+                ArchConfig(config.channels, len(self.learned), enc=16, dec=32, depth=3, blind=False), zero_last=True
+            )
+        base = params_to_norm(config.noise, config.noise_init, config.offset, config.scale)
+        self.register_buffer(
+            "base", torch.tensor([float(base.get(n, 1.0)) for n in names], dtype=torch.float64), persistent=True
+        )
+
+    @property
+    def multiple(self) -> int:
+        return self.config.arch.multiple
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Network output ``(N, K, H, W)`` for normalised input ``(N, C, H, W)``."""
+        return self.net(y)
+
+    def noise_params(self, y: torch.Tensor | None = None) -> dict:
+        """Noise parameters in normalised units: floats or ``(N, 1, 1)`` tensors per image."""
+        out = {}
+        per_image = None
+        if self.estimator is not None and y is not None:
+            per_image = self.estimator(y.float()).float().mean(dim=(2, 3)).to(torch.float64)  # (N, L)
+        for i, name in enumerate(self.param_names):
+            base = self.base[i]
+            if name in self.learned:
+                j = self.learned.index(name)
+                v = self.log_scale[j].to(torch.float64)
+                if per_image is not None:
+                    v = (v + per_image[:, j])[:, None, None]
+                out[name] = base * torch.exp(v)
+            else:
+                out[name] = base
+        return out
+
+    def noise_params_data(self, y: torch.Tensor | None = None) -> dict:
+        """Noise parameters in data units (global values, or the mean over images of ``y``)."""
+        with torch.no_grad():
+            p = self.noise_params(y)
+        vals = {k: float(torch.as_tensor(v).mean()) for k, v in p.items()}
+        return params_to_data(self.config.noise, vals, self.config.offset, self.config.scale)
+
+    def describe(self) -> str:
+        c = self.config
+        kind = {"ssdn": "blind-spot, Bayesian", "mu-only": "blind-spot, mean only", "supervised": "non-blind, supervised"}
+        return f"{kind[c.mode]} U-Net enc {c.enc} / dec {c.dec}, depth {c.depth}, {c.channels} channel(s)"

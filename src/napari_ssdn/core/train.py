@@ -1,0 +1,472 @@
+"""Training on one noisy data set, as a generator of progress records."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from .bayes import NOISE_MODELS, NOISE_PARAMS, nll_loss, noise_covariance, posterior, split_prior
+from .data import CropSampler, Normalization, to_samples
+from .device import bf16_cpu, device_name, resolve_device
+from .errors import SSDNError
+from .estimate import estimate_noise
+from .model import MODES, WIDTHS, ModelConfig, SSDNModel, params_to_data
+
+__all__ = ["TrainConfig", "TrainProgress", "Trainer", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings. Noise parameters are in the units of the data.
+
+    Attributes
+    ----------
+    noise : str
+        ``gaussian``, ``poisson``, ``poisson-gaussian`` or ``impulse``.
+    noise_params : dict
+        Known parameters (``sigma``, ``lam``, ``a`` and ``b``, ``alpha``); any parameter of
+        the model that is missing is learned, starting from a classical estimate.
+    per_image : bool
+        Learned parameters vary per image.
+    iterations : int or None
+        Number of optimisation steps.
+    time_limit : float or None
+        Wall-clock budget in seconds. With both budgets, whichever ends first; with
+        neither, 2000 steps.
+    patch, batch : int
+        Crop side (rounded down to a multiple of ``2**depth``) and crops per step.
+    width : str
+        A preset of :data:`~napari_ssdn.core.model.WIDTHS`.
+    lr : float
+        Peak learning rate of Adam.
+    warmup, rampdown : float
+        Fractions of the budget for the half-cosine ramp up and down of the learning rate.
+    seed : int
+        Seed of crops, augmentation and initialisation.
+    device : str
+        ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    mode : str
+        ``ssdn``, ``mu-only`` or ``supervised`` (needs clean targets).
+    mixed_precision : bool
+        bfloat16/float16 network arithmetic where the hardware is fast at it (CUDA, and
+        CPUs with AVX512-BF16); likelihoods and posteriors stay float64.
+    val_every : int
+        Steps between validation losses.
+    """
+
+    noise: str = "gaussian"
+    noise_params: dict = field(default_factory=dict)
+    per_image: bool = False
+    iterations: int | None = None
+    time_limit: float | None = None
+    patch: int = 64
+    batch: int = 4
+    width: str = "light"
+    lr: float = 1e-3
+    warmup: float = 0.1
+    rampdown: float = 0.3
+    seed: int = 0
+    device: str = "auto"
+    mode: str = "ssdn"
+    mixed_precision: bool = True
+    val_every: int = 50
+    val_size: int = 128
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`SSDNError` naming the first bad field."""
+        if self.noise not in NOISE_MODELS:
+            raise SSDNError(f"noise={self.noise!r} is not a noise model; use one of {', '.join(NOISE_MODELS)}")
+        if self.mode not in MODES:
+            raise SSDNError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
+        allowed = NOISE_PARAMS[self.noise]
+        for k, v in self.noise_params.items():
+            if k not in allowed:
+                raise SSDNError(f"noise parameter {k!r} does not belong to noise={self.noise!r}; it takes {', '.join(allowed)}")
+            if v is None:
+                continue
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise SSDNError(f"noise parameter {k}={v!r} must be a positive number; give a positive value or leave it out to learn it")
+            if k == "alpha" and v >= 1:
+                raise SSDNError(f"noise parameter alpha={v!r} must be below 1 (the fraction of corrupted pixels)")
+        for name in ("iterations", "patch", "batch", "val_every", "val_size"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
+                raise SSDNError(f"{name}={v!r} must be a positive whole number")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise SSDNError(f"time_limit={self.time_limit!r} must be a positive number of seconds")
+        if self.width not in WIDTHS:
+            raise SSDNError(f"width={self.width!r} is not a preset; use one of {', '.join(WIDTHS)}")
+        if not self.lr > 0:
+            raise SSDNError(f"lr={self.lr!r} must be positive, e.g. 1e-3")
+        return self
+
+    @property
+    def given(self) -> dict:
+        return {k: float(v) for k, v in self.noise_params.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One step of training, small enough to send across threads.
+
+    Attributes
+    ----------
+    step, total : int
+        Steps done in this run (total: planned, or estimated from the time limit).
+    loss : float
+        Training loss of this step.
+    val_loss : float or None
+        Loss on the fixed validation crop (same crop every time), when measured this step.
+    noise_params : dict
+        Current noise parameters in data units.
+    lr : float
+    elapsed, eta : float
+        Seconds since the start and estimated seconds left.
+    skipped : int
+        Steps skipped so far because the gradient was not finite.
+    done : bool
+        Last record of the run.
+    """
+
+    step: int
+    total: int
+    loss: float
+    val_loss: float | None
+    noise_params: dict
+    lr: float
+    elapsed: float
+    eta: float
+    skipped: int = 0
+    done: bool = False
+
+
+def _lr_factor(f: float, warmup: float, rampdown: float) -> float:
+    """Half-cosine ramp up over the first ``warmup`` and down over the last ``rampdown`` of the budget."""
+    f = min(max(f, 0.0), 1.0)
+    if warmup > 0 and f < warmup:
+        return 0.5 - 0.5 * math.cos(math.pi * f / warmup)
+    if rampdown > 0 and f > 1 - rampdown:
+        return 0.5 + 0.5 * math.cos(math.pi * (f - (1 - rampdown)) / rampdown)
+    return 1.0
+
+
+def _prepare(arrays, axes) -> list[np.ndarray]:
+    if isinstance(arrays, np.ndarray):
+        arrays = [arrays]
+    if not arrays:
+        raise SSDNError("no training data: pass at least one image")
+    out = []
+    for i, a in enumerate(arrays):
+        a = np.asarray(a)
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise SSDNError(f"image {i} has dtype {a.dtype}; pass real-valued image data")
+        ax = axes if isinstance(axes, str) or axes is None else axes[i]
+        if ax is None:
+            from .data import guess_axes
+
+            ax = guess_axes(a.shape)
+        out.append(to_samples(a, ax))
+    chans = {s.shape[-1] for s in out}
+    if len(chans) > 1:
+        raise SSDNError(f"images have different channel counts {sorted(chans)}; train on images with the same channels")
+    for i, s in enumerate(out):
+        if not np.isfinite(s).any():
+            raise SSDNError(f"image {i} holds no finite values (all NaN or infinite); check the file")
+    return out
+
+
+class Trainer:
+    """Train a model on one noisy data set.
+
+    Parameters
+    ----------
+    images : ndarray or list of ndarray
+        The noisy data; arrays may differ in size.
+    axes : str or list of str, optional
+        Axes of the arrays (e.g. ``"YX"``, ``"ZYX"``, ``"YXC"``); guessed when omitted.
+    config : TrainConfig
+    targets : list of ndarray, optional
+        Clean images matching ``images`` (``mode="supervised"`` only).
+    resume : SSDNModel, optional
+        Continue training this model (its normalisation and noise model are kept).
+    resume_info : dict, optional
+        The model file's metadata (optimizer state and steps done) from :func:`load_model`.
+
+    Examples
+    --------
+    >>> trainer = Trainer(noisy, "YX", TrainConfig(iterations=500))
+    >>> for record in trainer.run():
+    ...     print(record.step, record.loss)
+    >>> trainer.save("model.ssdn")
+    """
+
+    def __init__(self, images, axes=None, config: TrainConfig | None = None, targets=None, resume=None, resume_info=None):
+        self.config = config = (config or TrainConfig()).validate()
+        self.samples_raw = _prepare(images, axes)
+        self.device = resolve_device(config.device)
+        self._stop = threading.Event()
+        self.steps_before = 0
+        self.elapsed_before = 0.0
+        if resume is not None:
+            if resume.config.channels != self.samples_raw[0].shape[-1]:
+                raise SSDNError(
+                    f"the model to resume has {resume.config.channels} channel(s) but the data has "
+                    f"{self.samples_raw[0].shape[-1]}; resume with data of the same kind or train a new model"
+                )
+            self.model = resume
+            norm = Normalization(resume.config.offset, resume.config.scale)
+        else:
+            norm = Normalization.fit(self.samples_raw, config.noise)
+        self.norm = norm
+        self.samples = [norm(np.nan_to_num(s, nan=norm.offset)) for s in self.samples_raw]
+        self.targets = None
+        if config.mode == "supervised":
+            if targets is None:
+                raise SSDNError("mode='supervised' needs clean targets matching the images")
+            self.targets = [norm(t) for t in _prepare(targets, axes)]
+        if resume is None:
+            self.model = self._new_model()
+        self.model.to(self.device)
+        mult = self.model.multiple
+        smallest = min(min(s.shape[1], s.shape[2]) for s in self.samples)
+        self.patch = (min(config.patch, smallest) // mult) * mult
+        if self.patch < mult:
+            raise SSDNError(
+                f"the smallest image is {smallest} pixels across but this network needs at least {mult}; "
+                "use a smaller width preset (e.g. --width tiny) or larger images"
+            )
+        groups = [{"params": list(self.model.net.parameters())}]
+        extra = [self.model.log_scale] + (list(self.model.estimator.parameters()) if self.model.estimator is not None else [])
+        groups.append({"params": extra})
+        self.optimizer = torch.optim.Adam(groups, lr=config.lr, betas=(0.9, 0.99))
+        if resume_info:
+            self.steps_before = int(resume_info.get("training", {}).get("steps", 0))
+            self.elapsed_before = float(resume_info.get("training", {}).get("elapsed", 0.0))
+            if resume_info.get("optimizer"):
+                try:
+                    self.optimizer.load_state_dict(resume_info["optimizer"])
+                except (ValueError, KeyError):
+                    pass  # a different optimizer layout: start Adam afresh, keep the weights
+        self.rng = np.random.default_rng(config.seed)
+        self.sampler = CropSampler(self.samples, self.patch, self.rng, augment=True)
+        self._val = self._validation_crop()
+        self.step = 0
+        self.history: list[TrainProgress] = []
+        self.resumed = resume is not None
+
+    # -- construction -------------------------------------------------------------------
+    def _new_model(self) -> SSDNModel:
+        c = self.config
+        enc, dec, depth = WIDTHS[c.width]
+        given = c.given
+        names = NOISE_PARAMS[c.noise]
+        learned = tuple(n for n in names if n not in given)
+        init = dict(given)
+        if learned and c.mode == "ssdn":
+            est = estimate_noise(self.samples, c.noise)
+            est_data = params_to_data(c.noise, est, self.norm.offset, self.norm.scale)
+            init.update({n: est_data[n] for n in learned})
+        torch.manual_seed(c.seed)
+        cfg = ModelConfig(
+            channels=self.samples[0].shape[-1],
+            enc=enc,
+            dec=dec,
+            depth=depth,
+            mode=c.mode,
+            noise=c.noise,
+            noise_init=init,
+            learned=learned,
+            per_image=c.per_image,
+            offset=self.norm.offset,
+            scale=self.norm.scale,
+        )
+        return SSDNModel(cfg)
+
+    def _validation_crop(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A fixed crop (fixed seed, independent of training randomness) of the largest image."""
+        mult = self.model.multiple
+        i = int(np.argmax([s.shape[1] * s.shape[2] for s in self.samples]))
+        s = self.samples[i]
+        size = max(mult, (min(self.config.val_size, s.shape[1], s.shape[2]) // mult) * mult)
+        rng = np.random.default_rng(12345)
+        k = rng.integers(s.shape[0])
+        y0 = rng.integers(s.shape[1] - size + 1)
+        x0 = rng.integers(s.shape[2] - size + 1)
+        crop = lambda arr: torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr[k, y0 : y0 + size, x0 : x0 + size], -1, 0))[None])  # noqa: E731
+        target = crop(self.targets[i]) if self.targets is not None else None
+        return crop(s), target
+
+    # -- one step -----------------------------------------------------------------------
+    def _autocast(self):
+        dev = self.device
+        if self.config.mixed_precision and dev.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        if self.config.mixed_precision and dev.type == "cpu" and bf16_cpu():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(dev.type, enabled=False)
+
+    def _loss(self, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        model = self.model
+        cfg = model.config
+        with self._autocast():
+            out = model(y)
+        if cfg.mode != "ssdn":
+            ref = target if cfg.mode == "supervised" else y
+            return (out.float() - ref).square().mean()
+        c = cfg.channels
+        mu, sx = split_prior(out, c)
+        yy = y.permute(0, 2, 3, 1)
+        params = model.noise_params(y)
+        loss = nll_loss(cfg.noise, yy, mu, sx, params).mean()
+        if model.learned and cfg.noise != "impulse":
+            # The likelihood only constrains Sigma_x + Sigma_n; this push keeps the network
+            # from explaining noise as prior variance (method.md, section 4).
+            sn = noise_covariance(cfg.noise, params, mu.detach())
+            std = torch.sqrt(torch.diagonal(sn, dim1=-2, dim2=-1).mean(-1)).mean()
+            loss = loss - 0.1 * std
+        return loss
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Loss on the fixed validation crop; NaN when the prior or posterior is not finite."""
+        y, target = self._val
+        y = y.to(self.device)
+        was = self.model.training
+        self.model.eval()
+        try:
+            loss = float(self._loss(y, None if target is None else target.to(self.device)))
+            if self.model.config.mode == "ssdn":
+                mu, sx = split_prior(self.model(y), self.model.config.channels)
+                mean, _ = posterior(self.model.config.noise, y.permute(0, 2, 3, 1), mu, sx, self.model.noise_params(y))
+                if not bool(torch.isfinite(mean).all()):
+                    loss = float("nan")
+        finally:
+            self.model.train(was)
+        return loss
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to finish after the current step (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def _fraction(self, step: int, elapsed: float) -> float:
+        c = self.config
+        fs = []
+        if c.iterations:
+            fs.append(step / c.iterations)
+        if c.time_limit:
+            fs.append(elapsed / c.time_limit)
+        if not fs:
+            fs.append(step / 2000)
+        return max(fs)
+
+    def run(self):
+        """Train, yielding a :class:`TrainProgress` after every step.
+
+        Stops when the budget is spent or :meth:`request_stop` is called; closing the
+        generator also stops it. The model trained so far stays in :attr:`model`.
+        """
+        c = self.config
+        model = self.model
+        model.train()
+        warmup = 0.0 if self.resumed else c.warmup  # Adam state is restored: no need to ramp up again
+        base_lrs = [c.lr, c.lr]
+        t0 = time.perf_counter()
+        skipped = 0
+        val_loss = None
+        step = 0
+        while True:
+            elapsed = time.perf_counter() - t0
+            f = self._fraction(step, elapsed)
+            if step > 0 and (f >= 1.0 or self._stop.is_set()):
+                break
+            factor = _lr_factor(f + 0.5 / max(self._planned(step, elapsed), 1), warmup, c.rampdown)
+            for g, base in zip(self.optimizer.param_groups, base_lrs):
+                g["lr"] = base * factor
+            crops = self.sampler.sample(c.batch, *([self.targets] if self.targets is not None else []))
+            y = torch.from_numpy(crops[0]).to(self.device)
+            target = torch.from_numpy(crops[1]).to(self.device) if len(crops) > 1 else None
+            loss = self._loss(y, target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+            if finite:
+                self.optimizer.step()
+            else:
+                skipped += 1
+            step += 1
+            self.step = step
+            elapsed = time.perf_counter() - t0
+            f = self._fraction(step, elapsed)
+            last = f >= 1.0 or self._stop.is_set()
+            if step % c.val_every == 0 or last or step == 1:
+                val_loss = self.validate()
+            total = self._planned(step, elapsed)
+            rec = TrainProgress(
+                step=step,
+                total=total,
+                loss=float(loss.detach()),
+                val_loss=val_loss if (step % c.val_every == 0 or last or step == 1) else None,
+                noise_params=model.noise_params_data(),
+                lr=float(self.optimizer.param_groups[0]["lr"]),
+                elapsed=elapsed,
+                eta=max(0.0, elapsed * (1 - f) / max(f, 1e-9)),
+                skipped=skipped,
+                done=last,
+            )
+            self.history.append(rec)
+            self.elapsed = elapsed
+            yield rec
+        model.eval()
+
+    def _planned(self, step: int, elapsed: float) -> int:
+        c = self.config
+        f = self._fraction(step, elapsed)
+        if c.iterations and not c.time_limit:
+            return c.iterations
+        if step == 0 or f <= 0:
+            return c.iterations or 2000
+        return max(step, int(round(step / f)))
+
+    def train_state(self) -> dict:
+        last = self.history[-1] if self.history else None
+        return {
+            "steps": self.steps_before + self.step,
+            "elapsed": self.elapsed_before + getattr(self, "elapsed", 0.0),
+            "last_loss": None if last is None else last.loss,
+            "last_val_loss": None if last is None else next((r.val_loss for r in reversed(self.history) if r.val_loss is not None), None),
+            "device": device_name(self.device),
+            "patch": self.patch,
+            "batch": self.config.batch,
+            "lr": self.config.lr,
+            "seed": self.config.seed,
+        }
+
+    def save(self, path) -> None:
+        """Write the model, optimizer and training state to ``path`` (atomic)."""
+        from .modelfile import save_model
+
+        save_model(self.model, path, optimizer_state=self.optimizer.state_dict(), train_state=self.train_state())
+
+
+def train(images, axes=None, config: TrainConfig | None = None, **kwargs) -> SSDNModel:
+    """Train to the end of the budget and return the model (see :class:`Trainer`).
+
+    Keyword arguments not taken by :class:`Trainer` update ``config``, e.g.
+    ``train(img, "YX", iterations=500, noise_params={"sigma": 25})``.
+    """
+    trainer_kw = {k: kwargs.pop(k) for k in ("targets", "resume", "resume_info") if k in kwargs}
+    config = replace(config or TrainConfig(), **kwargs)
+    trainer = Trainer(images, axes, config, **trainer_kw)
+    for _ in trainer.run():
+        pass
+    return trainer.model
