@@ -22,7 +22,7 @@ __all__ = [
     "EPS",
 ]
 
-EPS = 1e-6
+EPS = 1e-9
 NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian", "impulse")
 NOISE_PARAMS = {
     "gaussian": ("sigma",),

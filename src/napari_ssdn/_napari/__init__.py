@@ -1,0 +1,1 @@
+"""napari contributions (widgets, readers, writers, samples). Never import torch here."""

@@ -1,0 +1,371 @@
+"""The ``ssdn`` command line: train, denoise, info, demo.
+
+Every user error ends with one line on stderr naming the problem and the remedy, exit
+code 2 and no traceback; no input file is ever written to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .core.errors import SSDNError
+
+log = logging.getLogger("napari_ssdn")
+
+NOISE_FLAGS = {"sigma": "sigma", "lam": "lam", "alpha": "alpha", "gain": "a", "offset": "b"}
+
+
+class Progress:
+    """A one-line progress bar on stderr (silent with --quiet)."""
+
+    def __init__(self, quiet: bool, label: str):
+        self.quiet = quiet
+        self.label = label
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, total: int, eta: float, extra: str = "", final: bool = False) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        frac = min(1.0, done / max(total, 1))
+        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+        line = f"{self.label} [{bar}] {done}/{total} eta {_fmt_time(eta)} {extra}"
+        sys.stderr.write(("\r" + line.ljust(100)) if self.tty else line + "\n")
+        if final and self.tty:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _fmt_time(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def _params_str(p: dict) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in p.items())
+
+
+def _check_not_input(out: Path, inputs: list[Path], what: str) -> None:
+    o = out.resolve()
+    for i in inputs:
+        if i.exists() and o == i.resolve():
+            raise SSDNError(f"{what} {str(out)!r} is also an input file; choose another output path so the input is not overwritten")
+
+
+# --- train ----------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .io import read_image
+
+    inputs = [Path(p) for p in args.inputs]
+    out = Path(args.output)
+    _check_not_input(out, inputs + ([Path(args.resume)] if args.resume else []), "model output -o")
+    if out.suffix.lower() in (".tif", ".tiff", ".mrc", ".png"):
+        raise SSDNError(f"model output -o {str(out)!r} looks like an image; name the model file e.g. model.ssdn")
+    if out.is_dir():
+        raise SSDNError(f"model output -o {str(out)!r} is a folder; give a file name such as {out}/model.ssdn")
+    given = {}
+    for flag, name in NOISE_FLAGS.items():
+        v = getattr(args, flag)
+        if v is not None:
+            given[name] = v
+    imgs = [read_image(p) for p in inputs]
+    axes = args.axes
+    from .core import Trainer, TrainConfig, load_model
+
+    config = TrainConfig(
+        noise=args.noise,
+        noise_params=given,
+        per_image=args.per_image,
+        iterations=args.iterations,
+        time_limit=args.time_limit,
+        patch=args.patch,
+        batch=args.batch,
+        width=args.width,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+    )
+    resume = info = None
+    if args.resume:
+        resume, info = load_model(args.resume)
+        if resume.config.noise != args.noise and args.noise_given:
+            raise SSDNError(
+                f"--noise {args.noise} differs from the resumed model's {resume.config.noise}; drop --noise or train a new model"
+            )
+        config = config.__class__(**{**config.__dict__, "noise": resume.config.noise})
+    trainer = Trainer([im.data for im in imgs], axes or [im.axes for im in imgs], config, resume=resume, resume_info=info)
+    m = trainer.model
+    from .core.device import device_name
+
+    log.info("training %s on %s, noise %s %s", m.describe(), device_name(trainer.device), m.config.noise, _params_str(m.noise_params_data()))
+    bar = Progress(args.quiet, "train")
+    rec = None
+    try:
+        for rec in trainer.run():
+            extra = f"loss {rec.loss:.4f} " + _params_str(rec.noise_params) if m.learned else f"loss {rec.loss:.4f}"
+            bar.update(rec.step, rec.total, rec.eta, extra, final=rec.done)
+    except KeyboardInterrupt:
+        trainer.save(out)
+        print(f"ssdn: interrupted at step {trainer.step}; the model trained so far is saved in {out}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if trainer.step > 0:
+            trainer.save(out)
+            print(f"ssdn: error: training failed at step {trainer.step} ({exc}); the model trained so far is saved in {out}", file=sys.stderr)
+        raise
+    trainer.save(out)
+    if not args.quiet:
+        val = "" if rec is None or rec.val_loss is None else f", validation loss {rec.val_loss:.4f}"
+        print(f"saved {out}: {trainer.step} steps in {_fmt_time(trainer.elapsed)}{val}; noise {_params_str(m.noise_params_data())}", file=sys.stderr)
+    return 0
+
+
+# --- denoise --------------------------------------------------------------------------------
+def cmd_denoise(args) -> int:
+    from .io import default_output_name, read_image, write_image
+
+    inputs = [Path(p) for p in args.inputs]
+    out = Path(args.output)
+    if len(inputs) == 1 and not out.is_dir():
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise SSDNError(f"-o {str(out)!r} is a file but several inputs were given; pass a folder for the outputs")
+        targets = [out / default_output_name(p) for p in inputs]
+        names = [t.name for t in targets]
+        if len(set(names)) != len(names):
+            raise SSDNError("several inputs have the same file name; denoise them into different folders")
+    for t in targets:
+        _check_not_input(t, inputs + [Path(args.model)], "output")
+        write_check = t.suffix.lower()
+        from .io import MRC_SUFFIXES, TIFF_SUFFIXES
+
+        if write_check not in MRC_SUFFIXES + TIFF_SUFFIXES:
+            raise SSDNError(f"output {str(t)!r} must end in .tif/.tiff or an MRC extension (.mrc, ...); outputs are float32")
+    from .core import denoise_iter, load_model
+
+    model, _ = load_model(args.model)
+    for path, target in zip(inputs, targets):
+        img = read_image(path, mmap=True)
+        axes = args.axes or img.axes
+        if target.suffix.lower() in MRC_SUFFIXES and ("C" in axes or img.data.ndim > 3):
+            raise SSDNError(f"{str(path)!r} has axes {axes!r} that MRC cannot hold; write a .tif output instead")
+        gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device)
+        bar = Progress(args.quiet, f"denoise {path.name}")
+        while True:
+            try:
+                p = next(gen)
+                bar.update(p.done, p.total, p.eta, final=p.done == p.total)
+            except StopIteration as stop:
+                result = stop.value
+                break
+        write_image(target, result, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {args.output_kind}")
+        if not args.quiet:
+            print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+# --- info -----------------------------------------------------------------------------------
+def cmd_info(args) -> int:
+    from .core import load_model
+
+    model, meta = load_model(args.model)
+    cfg = model.config
+    tr = meta.get("training", {})
+    info = {
+        "file": str(args.model),
+        "package_version": meta.get("package_version"),
+        "architecture": {
+            "mode": cfg.mode,
+            "blind_spot": cfg.arch.blind,
+            "channels": cfg.channels,
+            "encoder_width": cfg.enc,
+            "decoder_width": cfg.dec,
+            "depth": cfg.depth,
+            "parameters": sum(p.numel() for p in model.net.parameters()),
+        },
+        "noise": {
+            "model": cfg.noise,
+            "params": model.noise_params_data(),
+            "learned": list(cfg.learned),
+            "per_image": cfg.per_image,
+        },
+        "normalization": {"offset": cfg.offset, "scale": cfg.scale},
+        "training": tr,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    a = info["architecture"]
+    print(f"model       {args.model} (napari-ssdn {info['package_version']})")
+    print(f"network     {model.describe()}, {a['parameters']:,} parameters")
+    learned = ", ".join(cfg.learned) or "none"
+    print(f"noise       {cfg.noise}: {_params_str(info['noise']['params'])} (learned: {learned}{', per image' if cfg.per_image else ''})")
+    print(f"training    {tr.get('steps', 0)} steps, {_fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}")
+    if tr.get("last_val_loss") is not None:
+        print(f"validation  loss {tr['last_val_loss']:.4f}")
+    return 0
+
+
+# --- demo -----------------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    import numpy as np
+
+    from .core import Trainer, TrainConfig, denoise
+    from .io import write_image
+    from .samples import DEMO_SIGMA, noisy_cells
+
+    out = Path(args.output)
+    noisy, clean = noisy_cells()
+    if not args.quiet:
+        print(f"demo: {noisy.shape[0]}x{noisy.shape[1]} synthetic fluorescence image, Gaussian noise sigma {DEMO_SIGMA:.4f} (learned)", file=sys.stderr)
+    trainer = Trainer(noisy, "YX", TrainConfig(time_limit=args.time_limit, seed=args.seed, device=args.device))
+    bar = Progress(args.quiet, "train")
+    for rec in trainer.run():
+        bar.update(rec.step, rec.total, rec.eta, f"loss {rec.loss:.4f} sigma={rec.noise_params['sigma']:.4f}", final=rec.done)
+    trainer.save(out / "model.ssdn")
+    results = {"noisy": noisy}
+    results["prior_mean"] = denoise(trainer.model, noisy, "YX", "prior-mean", device=args.device)
+    results["posterior_mean"] = denoise(trainer.model, noisy, "YX", "posterior-mean", device=args.device)
+    for name, img in results.items():
+        write_image(out / f"{name}.tif", img, "YX")
+    write_image(out / "clean.tif", clean, "YX")
+    for name, img in results.items():
+        print(f"{name:15s} PSNR {psnr(img, clean):6.2f} dB   {out / (name + '.tif')}")
+    print(f"learned sigma {trainer.model.noise_params_data()['sigma']:.4f} (true {DEMO_SIGMA:.4f})")
+    return 0
+
+
+def psnr(x, clean) -> float:
+    """PSNR in dB of ``x`` against ``clean`` (both in [0, 1]) after 8-bit rounding."""
+    import numpy as np
+
+    q = lambda a: np.clip(np.asarray(a, np.float64) * 255 + 0.5, 0, 255).astype(np.uint8).astype(np.float64)  # noqa: E731
+    mse = np.mean((q(x) - q(clean)) ** 2)
+    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
+
+
+# --- parser ---------------------------------------------------------------------------------
+def _positive(kind):
+    def parse(s):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a {'whole ' if kind is int else ''}number") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"{s!r} must be positive")
+        return v
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="ssdn", description="Self-supervised blind-spot denoising with posterior-mean output (Laine et al. 2019).")
+    p.add_argument("--version", action="version", version=f"napari-ssdn {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+        sp.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+
+    t = sub.add_parser("train", help="train a model on noisy images")
+    t.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (one data set)")
+    t.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write, e.g. model.ssdn")
+    t.add_argument("--noise", default="gaussian", choices=["gaussian", "poisson", "poisson-gaussian", "impulse"])
+    t.add_argument("--sigma", type=_positive(float), help="Gaussian noise std in data units (learned if omitted)")
+    t.add_argument("--lam", type=_positive(float), help="Poisson lambda: variance = mean / lambda, data units (learned if omitted)")
+    t.add_argument("--alpha", type=_positive(float), help="impulse: fraction of corrupted pixels (learned if omitted)")
+    t.add_argument("--gain", type=_positive(float), help="Poisson-Gaussian a: variance = a * mean + b (learned if omitted)")
+    t.add_argument("--offset", type=_positive(float), help="Poisson-Gaussian b: noise variance at zero signal, data units squared")
+    t.add_argument("--per-image", action="store_true", help="learned noise level varies from image to image")
+    t.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX (z slices as samples), TYX, YXC; guessed if omitted")
+    t.add_argument("--iterations", type=_positive(int), help="training steps (default 2000 unless --time-limit)")
+    t.add_argument("--time-limit", type=_positive(float), metavar="SECONDS", help="wall-clock budget")
+    t.add_argument("--patch", type=_positive(int), default=64, help="crop side (default 64)")
+    t.add_argument("--batch", type=_positive(int), default=4, help="crops per step (default 4)")
+    t.add_argument("--width", default="light", choices=["tiny", "light", "paper"], help="network size (default light)")
+    t.add_argument("--lr", type=_positive(float), default=1e-3, help="peak learning rate (default 1e-3)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
+    common(t)
+    t.set_defaults(func=cmd_train)
+
+    d = sub.add_parser("denoise", help="denoise images with a trained model")
+    d.add_argument("inputs", nargs="+", metavar="INPUT")
+    d.add_argument("-m", "--model", required=True)
+    d.add_argument("-o", dest="output", required=True, metavar="OUTPUT", help="output file (one input) or folder (several)")
+    d.add_argument(
+        "--output-kind",
+        dest="output_kind",
+        default="posterior-mean",
+        choices=["posterior-mean", "prior-mean", "posterior-std", "residual"],
+        help="what to write (also spelled --output): posterior-mean (default), prior-mean, posterior-std, residual",
+    )
+    d.add_argument("--tile", type=_positive(int), help="tile side kept per pass (default: as large as memory allows)")
+    d.add_argument("--axes", help="axes of the inputs; guessed if omitted")
+    common(d)
+    d.set_defaults(func=cmd_denoise)
+
+    i = sub.add_parser("info", help="describe a model file")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true", help="one JSON object")
+    i.set_defaults(func=cmd_info)
+
+    m = sub.add_parser("demo", help="train and denoise the built-in sample, print PSNR")
+    m.add_argument("-o", "--output", default="ssdn-demo", metavar="DIR", help="folder for the results (default ssdn-demo)")
+    m.add_argument("--time-limit", type=_positive(float), default=90.0, metavar="SECONDS", help="training budget (default 90 s)")
+    m.add_argument("--seed", type=int, default=0)
+    common(m)
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ssdn`` command."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_split_output_flag(argv))
+    args.noise_given = any(a == "--noise" or a.startswith("--noise=") for a in argv)
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except SSDNError as exc:
+        print(f"ssdn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ssdn: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("ssdn: error: out of memory; use a smaller --tile or --batch", file=sys.stderr)
+        return 2
+
+
+def _split_output_flag(argv: list[str]) -> list[str]:
+    """``denoise`` has both ``-o OUTPUT`` (path) and ``--output KIND``; argparse cannot tell
+    them apart by name, so the long form is renamed before parsing."""
+    if not argv or argv[0] != "denoise":
+        return argv
+    out = []
+    for a in argv:
+        if a == "--output":
+            out.append("--output-kind")
+        elif a.startswith("--output="):
+            out.append("--output-kind=" + a.split("=", 1)[1])
+        else:
+            out.append(a)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

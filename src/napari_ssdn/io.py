@@ -1,0 +1,367 @@
+"""Reading and writing TIFF, MRC and PNG/JPEG images with their voxel size (no torch, no Qt).
+
+Voxel sizes are kept per spatial axis (``{"Z": 1.0, "Y": 0.5, "X": 0.5}``) with a unit.
+MRC stores angstrom; TIFF stores ImageJ metadata (``spacing``, ``unit``, resolution tags)
+so Fiji reads them too, or tifffile's JSON description when the axes do not fit ImageJ.
+"""
+
+from __future__ import annotations
+
+
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .core.errors import SSDNError
+
+__all__ = [
+    "ImageData",
+    "read_image",
+    "write_image",
+    "MRC_SUFFIXES",
+    "TIFF_SUFFIXES",
+    "PIL_SUFFIXES",
+    "to_angstrom",
+    "atomic_path",
+]
+
+MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".rec", ".st", ".ali")
+TIFF_SUFFIXES = (".tif", ".tiff")
+PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
+_UNIT_IN_ANGSTROM = {
+    "angstrom": 1.0,
+    "å": 1.0,
+    "a": 1.0,
+    "nm": 10.0,
+    "nanometer": 10.0,
+    "um": 1e4,
+    "µm": 1e4,
+    "\\u00b5m": 1e4,
+    "micron": 1e4,
+    "micrometer": 1e4,
+    "mm": 1e7,
+    "millimeter": 1e7,
+}
+
+
+@dataclass
+class ImageData:
+    """An image with its axes and voxel size.
+
+    Attributes
+    ----------
+    data : ndarray
+    axes : str
+        One letter per dimension: Y, X, C (channels), Z (volume), S (stack of 2D images), T.
+    voxel : dict
+        Spacing of the spatial axes present (``Z``, ``Y``, ``X``) in ``unit``.
+    unit : str or None
+        ``angstrom`` for MRC, the file's unit for TIFF, None when unknown.
+    origin : tuple or None
+        MRC origin (x, y, z) in angstrom, carried over to MRC outputs.
+    """
+
+    data: np.ndarray
+    axes: str
+    voxel: dict = field(default_factory=dict)
+    unit: str | None = None
+    origin: tuple | None = None
+
+    def scale(self) -> tuple[float, ...]:
+        """napari ``scale``: voxel size per axis, 1 for non-spatial axes."""
+        return tuple(float(self.voxel.get(a, 1.0)) if a in "ZYX" else 1.0 for a in self.axes)
+
+
+def to_angstrom(value: float, unit: str | None) -> float:
+    """Convert a length to angstrom; unknown or missing units are taken as angstrom."""
+    if unit is None:
+        return float(value)
+    return float(value) * _UNIT_IN_ANGSTROM.get(str(unit).strip().lower(), 1.0)
+
+
+# --- reading ------------------------------------------------------------------------------
+def read_image(path: str | os.PathLike, mmap: bool = False) -> ImageData:
+    """Read a TIFF, MRC, PNG or JPEG file.
+
+    Parameters
+    ----------
+    path : path-like
+    mmap : bool
+        Memory-map MRC data instead of loading it (large tomograms).
+
+    Raises
+    ------
+    SSDNError
+        Missing, unreadable or unsupported file, with what to do about it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SSDNError(f"input file {str(path)!r} does not exist; check the path")
+    if path.is_dir():
+        raise SSDNError(f"input {str(path)!r} is a folder; pass image files (e.g. {path}/*.tif)")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in MRC_SUFFIXES:
+            img = _read_mrc(path, mmap)
+        elif suffix in TIFF_SUFFIXES:
+            img = _read_tiff(path)
+        elif suffix in PIL_SUFFIXES:
+            img = _read_pil(path)
+        else:
+            raise SSDNError(
+                f"input file {str(path)!r} has an unsupported extension {suffix!r}; use TIFF, MRC ({', '.join(MRC_SUFFIXES)}), PNG or JPEG"
+            )
+    except SSDNError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure means "not a readable image"
+        raise SSDNError(f"cannot read {str(path)!r} as an image ({type(exc).__name__}: {exc}); check that the file is complete") from None
+    if img.data.size == 0:
+        raise SSDNError(f"input file {str(path)!r} holds an empty image")
+    if not np.issubdtype(img.data.dtype, np.number) or np.issubdtype(img.data.dtype, np.complexfloating):
+        raise SSDNError(f"input file {str(path)!r} holds {img.data.dtype} data; only real-valued images can be denoised")
+    return img
+
+
+def _read_mrc(path: Path, mmap: bool) -> ImageData:
+    import mrcfile
+
+    opener = mrcfile.mmap if mmap else mrcfile.open
+    with opener(path, mode="r", permissive=True) as mrc:
+        if mrc.data is None:
+            raise SSDNError(f"{str(path)!r} is not a valid MRC file (no data could be read); check that it is complete")
+        data = mrc.data if mmap else np.array(mrc.data)
+        if data.dtype == np.float16:
+            data = data.astype(np.float32)
+        vs = mrc.voxel_size
+        voxel = {"X": float(vs.x), "Y": float(vs.y), "Z": float(vs.z)}
+        origin = (float(mrc.header.origin.x), float(mrc.header.origin.y), float(mrc.header.origin.z))
+        stack = data.ndim == 3 and (int(mrc.header.ispg) == 0 or path.suffix.lower() == ".mrcs")
+    if data.ndim == 2:
+        axes = "YX"
+    elif data.ndim == 3:
+        axes = "SYX" if stack else "ZYX"
+    else:
+        axes = "TZYX"[-data.ndim :]
+    # A voxel size of 0 means unset; fall back to 1 so scales stay valid.
+    voxel = {a: (v if v > 0 else 1.0) for a, v in voxel.items() if a in axes}
+    return ImageData(data, axes, voxel, "angstrom", origin)
+
+
+def _read_tiff(path: Path) -> ImageData:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        series = tf.series[0]
+        data = series.asarray()
+        axes = series.axes.upper()
+        voxel, unit = {}, None
+        page = tf.pages[0]
+        ij = tf.imagej_metadata
+        shaped = tf.shaped_metadata[0] if tf.shaped_metadata else None
+        if shaped and "voxel" in shaped:
+            voxel, unit = {k: float(v) for k, v in shaped["voxel"].items()}, shaped.get("unit")
+            axes = shaped.get("axes", axes).upper()
+        elif tf.is_ome and tf.ome_metadata:
+            voxel, unit = _ome_voxel(tf.ome_metadata)
+        else:
+            xr = page.tags.get("XResolution")
+            yr = page.tags.get("YResolution")
+            if xr is not None and yr is not None:
+                x = _res(xr.value)
+                y = _res(yr.value)
+                if x and y:
+                    voxel.update({"X": x, "Y": y})
+            if ij:
+                unit = ij.get("unit")
+                if "spacing" in ij:
+                    voxel["Z"] = float(ij["spacing"])
+            elif voxel:
+                ru = page.tags.get("ResolutionUnit")
+                unit = {2: "inch", 3: "cm"}.get(int(ru.value) if ru is not None else 0)
+                if unit == "cm":
+                    voxel, unit = {k: v * 1e4 for k, v in voxel.items()}, "micrometer"
+                elif unit == "inch":
+                    voxel, unit = {}, None  # a print resolution, not a physical pixel size
+    axes = _canonical_axes(axes, data.shape)
+    if unit in ("\\u00B5m", "\\u00b5m", "µm", "um", "micron"):
+        unit = "micrometer"
+    voxel = {a: v for a, v in voxel.items() if a in axes and v > 0}
+    return ImageData(data, axes, voxel, unit)
+
+
+def _res(value) -> float | None:
+    num, den = value if isinstance(value, tuple) else (value, 1)
+    return float(den) / float(num) if num else None
+
+
+def _ome_voxel(xml: str) -> tuple[dict, str | None]:
+    root = ET.fromstring(xml)
+    for el in root.iter():
+        if el.tag.endswith("Pixels"):
+            voxel = {}
+            for ax in "XYZ":
+                v = el.get(f"PhysicalSize{ax}")
+                if v is not None:
+                    voxel[ax] = float(v)
+            unit = el.get("PhysicalSizeXUnit", "µm")
+            return voxel, {"µm": "micrometer", "nm": "nanometer", "Å": "angstrom"}.get(unit, unit)
+    return {}, None
+
+
+def _canonical_axes(axes: str, shape) -> str:
+    """Map tifffile's axes letters to ours (S/I/Q -> S, sample-per-pixel S -> C)."""
+    out = []
+    for i, a in enumerate(axes):
+        if a == "S" and i == len(axes) - 1 and shape[i] in (3, 4):
+            out.append("C")  # RGB samples per pixel
+        elif a in "IQS":
+            out.append("S")
+        elif a in "ZYXCT":
+            out.append(a)
+        else:
+            out.append("S")
+    res = "".join(out)
+    if len(set(res)) != len(res):  # duplicated letters: fall back to a generic guess
+        from .core.data import guess_axes
+
+        res = guess_axes(tuple(shape), rgb=res.endswith("C"))
+    return res
+
+
+def _read_pil(path: Path) -> ImageData:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I"):
+            data = np.array(im)
+        elif im.mode in ("L", "P", "1"):
+            data = np.array(im.convert("L"))
+        else:
+            data = np.array(im.convert("RGB"))
+    return ImageData(data, "YX" if data.ndim == 2 else "YXC")
+
+
+# --- writing ------------------------------------------------------------------------------
+class atomic_path:
+    """Context manager yielding a temporary path beside ``path``, renamed onto it on success."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False
+
+
+def write_image(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    axes: str,
+    voxel: dict | None = None,
+    unit: str | None = None,
+    origin: tuple | None = None,
+    label: str = "napari-ssdn",
+) -> Path:
+    """Write float32 ``data`` as TIFF or MRC (by extension), atomically, keeping the voxel size.
+
+    Parameters
+    ----------
+    path : path-like
+        ``*.tif``/``*.tiff`` or an MRC extension.
+    data : ndarray
+    axes : str
+        Axes of ``data`` (see :class:`ImageData`).
+    voxel : dict, optional
+        Voxel size per spatial axis, in ``unit``.
+    unit : str, optional
+        Unit of ``voxel``; MRC files store angstrom and are converted.
+    origin : tuple, optional
+        MRC origin (x, y, z) in angstrom.
+    label : str
+        Provenance written into the MRC labels / TIFF description.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    data = np.asarray(data, dtype=np.float32)
+    voxel = {k: float(v) for k, v in (voxel or {}).items() if k in axes}
+    if suffix in MRC_SUFFIXES:
+        with atomic_path(path) as tmp:
+            _write_mrc(tmp, data, axes, voxel, unit, origin, label)
+    elif suffix in TIFF_SUFFIXES:
+        with atomic_path(path) as tmp:
+            _write_tiff(tmp, data, axes, voxel, unit, label)
+    else:
+        raise SSDNError(
+            f"output {str(path)!r} has extension {suffix!r}; outputs are float32, so use .tif or an MRC extension ({', '.join(MRC_SUFFIXES)})"
+        )
+    return path
+
+
+def _write_mrc(path, data, axes, voxel, unit, origin, label):
+    import mrcfile
+
+    if "C" in axes or data.ndim > 3:
+        raise SSDNError(f"MRC holds 2D images, stacks and volumes, not data with axes {axes!r}; write a .tif instead")
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(data)
+        if data.ndim == 3:
+            if axes[0] == "Z":
+                mrc.set_volume()
+            else:
+                mrc.set_image_stack()
+        if voxel:
+            vx = to_angstrom(voxel.get("X", 1.0), unit)
+            vy = to_angstrom(voxel.get("Y", vx), unit)
+            vz = to_angstrom(voxel.get("Z", 1.0), unit) if "Z" in voxel else 1.0
+            mrc.voxel_size = (vx, vy, vz)
+        if origin is not None:
+            mrc.header.origin = tuple(origin)
+        mrc.update_header_stats()
+        mrc.add_label(label[:80])
+
+
+def _write_tiff(path, data, axes, voxel, unit, label):
+    import tifffile
+
+    # A stack of 2D images is written as ImageJ frames (T) so it does not read back as a volume.
+    ij_axes = axes.replace("S", "T") if "T" not in axes else axes
+    imagej = "C" not in axes and len(axes) <= 4 and all(a in "TZYX" for a in ij_axes) and len(set(ij_axes)) == len(ij_axes)
+    # ImageJ wants its axes in TZCYX order; only write ImageJ files when no reordering is needed.
+    if imagej:
+        order = [a for a in "TZYX" if a in ij_axes]
+        imagej = order == list(ij_axes)
+    kwargs = {}
+    if "X" in voxel and "Y" in voxel:
+        kwargs["resolution"] = (1.0 / voxel["X"], 1.0 / voxel["Y"])
+    if imagej:
+        meta = {"axes": ij_axes}
+        if unit:
+            meta["unit"] = {"micrometer": "micron", "angstrom": "angstrom"}.get(unit, unit)
+        if "Z" in voxel:
+            meta["spacing"] = voxel["Z"]
+        meta["Info"] = label
+        meta = {k: v for k, v in meta.items() if v is not None}
+        tifffile.imwrite(path, data, imagej=True, metadata=meta, **kwargs)
+    else:
+        meta = {"axes": axes, "voxel": voxel, "unit": unit, "software": label}
+        tifffile.imwrite(path, data, photometric="minisblack", metadata=meta, **kwargs)
+
+
+def default_output_name(input_path: str | os.PathLike) -> str:
+    """File name for the denoised version of ``input_path`` inside an output folder."""
+    p = Path(input_path)
+    return p.name if p.suffix.lower() in MRC_SUFFIXES + TIFF_SUFFIXES else p.stem + ".tif"

@@ -1,0 +1,84 @@
+"""The blind spot, by gradient: output pixel p never depends on input pixel p."""
+
+import pytest
+import torch
+
+from napari_ssdn.core.network import ArchConfig, BlindSpotNet, PlainNet, receptive_margin
+
+SIZE = 32
+POSITIONS = [(16, 16), (0, 0), (0, 31), (31, 0), (31, 31), (0, 15), (15, 0), (31, 17), (9, 31), (5, 22)]
+
+
+def _grad(net, c, i, j, out_channel=0):
+    torch.manual_seed(1)
+    x = torch.randn(1, c, SIZE, SIZE, dtype=torch.float64, requires_grad=True)
+    out = net(x)
+    (g,) = torch.autograd.grad(out[0, out_channel, i, j], x)
+    return g[0].abs().sum(0)  # over input channels
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("depth", [2, 3])
+def test_centre_pixel_has_zero_gradient_and_neighbours_do_not(channels, depth):
+    """Exactly zero gradient at p, non-zero at the 24 nearest pixels and the rest of the field."""
+    torch.manual_seed(0)
+    k = channels + channels * (channels + 1) // 2
+    net = BlindSpotNet(ArchConfig(channels=channels, outputs=k, enc=6, dec=8, depth=depth)).double()
+    for i, j in POSITIONS:
+        for oc in range(k):
+            g = _grad(net, channels, i, j, oc)
+            assert g[i, j].item() == 0.0, f"output {oc} at {(i, j)} sees its own input pixel"
+            for di in range(-2, 3):
+                for dj in range(-2, 3):
+                    ii, jj = i + di, j + dj
+                    if (di or dj) and 0 <= ii < SIZE and 0 <= jj < SIZE:
+                        assert g[ii, jj].item() != 0.0, f"output at {(i, j)} misses neighbour {(ii, jj)}"
+        if depth == 3:
+            # The field of a 3-level network covers every other pixel of this small image.
+            g = _grad(net, channels, i, j)
+            assert int((g != 0).sum()) == SIZE * SIZE - 1
+
+
+def test_every_input_channel_of_the_centre_is_hidden():
+    """For C = 3 no output channel sees any input channel of its own pixel."""
+    net = BlindSpotNet(ArchConfig(channels=3, outputs=9, enc=6, dec=8, depth=2)).double()
+    x = torch.randn(1, 3, SIZE, SIZE, dtype=torch.float64, requires_grad=True)
+    out = net(x)
+    jac = torch.autograd.grad(out[0, :, 10, 20].sum(), x)[0][0]
+    assert torch.all(jac[:, 10, 20] == 0)
+    assert torch.all(jac[:, 10, 21] != 0)
+
+
+def test_plain_network_does_see_the_centre():
+    """Sanity check of the test itself: the non-blind twin has a gradient at p."""
+    net = PlainNet(ArchConfig(channels=1, outputs=1, enc=6, dec=8, depth=2, blind=False)).double()
+    g = _grad(net, 1, 16, 16)
+    assert g[16, 16].item() != 0.0
+
+
+def test_blind_spot_holds_in_eval_mode_path():
+    """Inference runs the four branches one by one; the blind spot must hold there too."""
+    net = BlindSpotNet(ArchConfig(channels=1, outputs=2, enc=6, dec=8, depth=2)).double().eval()
+    x = torch.randn(1, 1, SIZE, SIZE, dtype=torch.float64)
+    with torch.no_grad():
+        ref = net(x)
+        x2 = x.clone()
+        x2[0, 0, 12, 7] += 100.0
+        changed = net(x2)
+    diff = (changed - ref).abs()[0].sum(0)
+    assert diff[12, 7].item() == 0.0
+    assert diff[12, 8].item() > 0 and diff[11, 7].item() > 0
+
+
+def test_receptive_margin_bounds_the_field():
+    """No input pixel farther than the margin influences an output pixel."""
+    arch = ArchConfig(channels=1, outputs=2, enc=4, dec=4, depth=2)
+    m = receptive_margin(arch)
+    net = BlindSpotNet(arch).double()
+    size = 2 * m + 32
+    x = torch.randn(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    c = size // 2
+    (g,) = torch.autograd.grad(net(x)[0, 0, c, c], x)
+    nz = torch.nonzero(g[0, 0])
+    reach = (nz - torch.tensor([c, c])).abs().max().item()
+    assert 0 < reach <= m

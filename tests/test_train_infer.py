@@ -1,0 +1,205 @@
+"""Training and inference through the public Python API."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import psnr
+from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, denoise_iter, load_model, save_model, train
+from napari_ssdn.core.network import receptive_margin
+
+FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
+
+
+def test_short_training_denoises_and_posterior_beats_prior(clean_and_noisy):
+    """A short training improves PSNR over the noisy input; the posterior mean beats the prior mean."""
+    clean, noisy, sigma = clean_and_noisy
+    model = train(noisy, "YX", TrainConfig(iterations=250, noise_params={"sigma": sigma}, lr=2e-3, **FAST))
+    post = denoise(model, noisy, "YX")
+    prior = denoise(model, noisy, "YX", "prior-mean")
+    assert post.shape == noisy.shape and post.dtype == np.float32
+    assert psnr(post, clean) > psnr(noisy, clean) + 4
+    assert psnr(post, clean) > psnr(prior, clean) + 0.5
+
+
+def test_learned_sigma_lands_near_the_truth(clean_and_noisy):
+    """The learned Gaussian sigma (data units) ends within 10 % of the true value."""
+    clean, noisy, sigma = clean_and_noisy
+    scale = 255.0  # data in other units than [0, 1]: the parameter is reported in them
+    trainer = Trainer(noisy * scale, "YX", TrainConfig(iterations=150, **FAST))
+    for rec in trainer.run():
+        pass
+    learned = trainer.model.noise_params_data()["sigma"]
+    assert learned == pytest.approx(sigma * scale, rel=0.10)
+    assert rec.noise_params["sigma"] == pytest.approx(learned)
+    assert "sigma" in trainer.model.learned
+
+
+def test_learned_poisson_gaussian_parameters_are_near_the_truth():
+    """Camera model var = a*mean + b: the classical start plus training recovers a and b."""
+    from napari_ssdn.samples import clean_cells
+
+    clean = clean_cells(128, seed=5) * 200 + 20  # photo-electrons
+    rng = np.random.default_rng(2)
+    a, b = 1.0, 25.0
+    noisy = (rng.poisson(clean) + rng.normal(0, np.sqrt(b), clean.shape)).astype(np.float32)
+    trainer = Trainer(noisy, "YX", TrainConfig(noise="poisson-gaussian", iterations=60, **FAST))
+    for _ in trainer.run():
+        pass
+    p = trainer.model.noise_params_data()
+    assert p["a"] == pytest.approx(a, rel=0.25)
+    assert p["b"] == pytest.approx(b, rel=0.5)
+
+
+def test_progress_records_and_stop_request(clean_and_noisy):
+    """Training yields records with losses and ETA; a stop request ends it within one step."""
+    _, noisy, _ = clean_and_noisy
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=1000, **FAST))
+    records = []
+    for rec in trainer.run():
+        records.append(rec)
+        if rec.step == 5:
+            trainer.request_stop()
+    assert records[-1].step == 5 and records[-1].done
+    assert records[0].val_loss is not None and np.isfinite(records[0].val_loss)
+    assert all(np.isfinite(r.loss) for r in records)
+    assert records[2].total == 1000 and records[2].eta > 0
+    assert set(records[-1].noise_params) == {"sigma"}
+
+
+def test_validation_crop_is_fixed(clean_and_noisy):
+    """The validation loss of an unchanged model is the same whenever it is measured."""
+    _, noisy, _ = clean_and_noisy
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=3, seed=1, **FAST))
+    v1 = trainer.validate()
+    trainer.sampler.sample(4)  # training randomness must not move the validation crop
+    assert trainer.validate() == v1
+
+
+def test_save_load_and_resume(tmp_path, clean_and_noisy):
+    """A saved model reloads identically and training resumes from its steps and optimizer."""
+    _, noisy, _ = clean_and_noisy
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=10, **FAST))
+    for _ in trainer.run():
+        pass
+    path = tmp_path / "m.ssdn"
+    trainer.save(path)
+    model, info = load_model(path)
+    assert info["training"]["steps"] == 10
+    assert info["optimizer"] is not None
+    a = denoise(trainer.model, noisy, "YX")
+    b = denoise(model, noisy, "YX")
+    np.testing.assert_array_equal(a, b)
+    resumed = Trainer(noisy, "YX", TrainConfig(iterations=5, **FAST), resume=model, resume_info=info)
+    for _ in resumed.run():
+        pass
+    assert resumed.train_state()["steps"] == 15
+    assert not torch.equal(next(resumed.model.parameters()), next(trainer.model.parameters()))
+
+
+def test_model_file_is_not_unpickled(tmp_path, clean_and_noisy):
+    """Loading refuses files that hold arbitrary Python objects."""
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad = tmp_path / "evil.ssdn"
+    torch.save({"meta": "{}", "state": {}, "x": Evil()}, bad)
+    with pytest.raises(SSDNError, match="not a readable napari-ssdn model"):
+        load_model(bad)
+    (tmp_path / "junk.ssdn").write_bytes(pickle.dumps([1, 2]) + b"garbage")
+    with pytest.raises(SSDNError):
+        load_model(tmp_path / "junk.ssdn")
+
+
+def test_tiled_inference_equals_whole_image(clean_and_noisy):
+    """Tiles overlapping by the receptive field reproduce the whole-image pass."""
+    _, noisy, _ = clean_and_noisy
+    model = train(noisy, "YX", TrainConfig(iterations=2, **FAST))
+    whole = denoise(model, noisy, "YX")
+    steps = list(denoise_iter(model, noisy, "YX", tile=32))
+    tiled = denoise(model, noisy, "YX", tile=32)
+    assert steps[-1].total == 9 and steps[-1].done == 9
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert receptive_margin(model.config.arch) > 0
+
+
+def test_axes_stack_and_channels():
+    """Stacks are denoised slice by slice with shape kept; a channel mismatch is refused."""
+    rng = np.random.default_rng(0)
+    stack = rng.random((3, 40, 56)).astype(np.float32)
+    model = train(stack, "ZYX", TrainConfig(iterations=2, **FAST))
+    out = denoise(model, stack, "ZYX")
+    assert out.shape == stack.shape
+    std = denoise(model, stack, "ZYX", "posterior-std")
+    assert np.all(std >= 0) and np.all(np.isfinite(std))
+    res = denoise(model, stack, "ZYX", "residual")
+    np.testing.assert_allclose(res, stack - out, atol=1e-5)
+    rgb = rng.random((40, 40, 3)).astype(np.float32)
+    with pytest.raises(SSDNError, match="channel"):
+        denoise(model, rgb, "YXC")
+    model3 = train(rgb, "YXC", TrainConfig(iterations=2, **FAST))
+    assert denoise(model3, rgb, "YXC").shape == rgb.shape
+
+
+@pytest.mark.parametrize("noise", ["poisson", "impulse"])
+def test_other_noise_models_train_and_stay_finite(noise):
+    """Each noise model trains a few steps and gives a finite posterior mean."""
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(0)
+    clean = clean_cells(64, seed=1)
+    if noise == "poisson":
+        noisy = rng.poisson(clean * 30) / 30.0
+    else:
+        hit = rng.random(clean.shape) < 0.3
+        noisy = np.where(hit, rng.random(clean.shape), clean)
+    model = train(noisy.astype(np.float32), "YX", TrainConfig(noise=noise, iterations=20, **FAST))
+    out = denoise(model, noisy, "YX")
+    assert np.all(np.isfinite(out))
+    assert set(model.noise_params_data()) == ({"lam"} if noise == "poisson" else {"alpha"})
+
+
+def test_baselines_mu_only_and_supervised(clean_and_noisy):
+    """The paper's baselines train through the same code: mu-only and supervised."""
+    clean, noisy, _ = clean_and_noisy
+    mu_only = train(noisy, "YX", TrainConfig(mode="mu-only", iterations=5, **FAST))
+    assert mu_only.config.arch.outputs == 1 and mu_only.config.arch.blind
+    sup = train(noisy, "YX", TrainConfig(mode="supervised", iterations=5, **FAST), targets=clean)
+    assert not sup.config.arch.blind
+    assert denoise(sup, noisy, "YX").shape == noisy.shape
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(noise_params={"sigma": -1.0}), "sigma"),
+        (dict(noise_params={"sigma": 0.0}), "sigma"),
+        (dict(noise_params={"lam": 3.0}), "lam"),
+        (dict(noise="speckle"), "speckle"),
+        (dict(width="huge"), "huge"),
+        (dict(iterations=0), "iterations"),
+    ],
+)
+def test_bad_config_is_named(kwargs, match):
+    """Invalid settings raise SSDNError naming the field and value."""
+    with pytest.raises(SSDNError, match=match):
+        Trainer(np.zeros((32, 32), np.float32) + np.arange(32), "YX", TrainConfig(**{**FAST, **kwargs}))
+
+
+def test_all_nan_input_is_refused():
+    with pytest.raises(SSDNError, match="no finite values"):
+        Trainer(np.full((32, 32), np.nan, np.float32), "YX", TrainConfig(**FAST))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_and_inference_match_cpu(clean_and_noisy):
+    """On a GPU (mixed precision), training runs and inference agrees with the CPU."""
+    _, noisy, _ = clean_and_noisy
+    model = train(noisy, "YX", TrainConfig(**{**FAST, "device": "cuda", "iterations": 20}))
+    gpu = denoise(model, noisy, "YX", device="cuda")
+    cpu = denoise(model, noisy, "YX", device="cpu")
+    np.testing.assert_allclose(gpu, cpu, atol=1e-3)
