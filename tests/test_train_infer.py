@@ -37,18 +37,18 @@ def test_learned_sigma_lands_near_the_truth(clean_and_noisy):
 
 def test_learned_poisson_gaussian_parameters_are_near_the_truth():
     """Camera model var = a*mean + b: the classical start plus training recovers a and b."""
-    from napari_ssdn.samples import clean_cells
+    from conftest import smooth_image
 
-    clean = clean_cells(128, seed=5) * 200 + 20  # photo-electrons
+    clean = smooth_image(128, seed=5) * 200 + 20  # photo-electrons
     rng = np.random.default_rng(2)
     a, b = 1.0, 25.0
     noisy = (rng.poisson(clean) + rng.normal(0, np.sqrt(b), clean.shape)).astype(np.float32)
-    trainer = Trainer(noisy, "YX", TrainConfig(noise="poisson-gaussian", iterations=60, **FAST))
+    trainer = Trainer(noisy, "YX", TrainConfig(noise="poisson-gaussian", iterations=200, **{**FAST, "width": "light"}))
     for _ in trainer.run():
         pass
     p = trainer.model.noise_params_data()
-    assert p["a"] == pytest.approx(a, rel=0.25)
-    assert p["b"] == pytest.approx(b, rel=0.5)
+    assert p["a"] == pytest.approx(a, rel=0.2)
+    assert p["b"] == pytest.approx(b, rel=0.4)
 
 
 def test_progress_records_and_stop_request(clean_and_noisy):
@@ -60,7 +60,7 @@ def test_progress_records_and_stop_request(clean_and_noisy):
         records.append(rec)
         if rec.step == 5:
             trainer.request_stop()
-    assert records[-1].step == 5 and records[-1].done
+    assert records[-1].step == 5
     assert records[0].val_loss is not None and np.isfinite(records[0].val_loss)
     assert all(np.isfinite(r.loss) for r in records)
     assert records[2].total == 1000 and records[2].eta > 0
@@ -116,12 +116,13 @@ def test_model_file_is_not_unpickled(tmp_path, clean_and_noisy):
 
 def test_tiled_inference_equals_whole_image(clean_and_noisy):
     """Tiles overlapping by the receptive field reproduce the whole-image pass."""
-    _, noisy, _ = clean_and_noisy
+    rng = np.random.default_rng(0)
+    noisy = rng.random((224, 200)).astype(np.float32)
     model = train(noisy, "YX", TrainConfig(iterations=2, **FAST))
     whole = denoise(model, noisy, "YX")
     steps = list(denoise_iter(model, noisy, "YX", tile=32))
     tiled = denoise(model, noisy, "YX", tile=32)
-    assert steps[-1].total == 9 and steps[-1].done == 9
+    assert steps[-1].total == 7 * 7 and steps[-1].done == 7 * 7
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
     assert receptive_margin(model.config.arch) > 0
 

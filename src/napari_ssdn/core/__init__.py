@@ -3,32 +3,44 @@
 The public API for scripts and notebooks::
 
     from napari_ssdn.core import Trainer, TrainConfig, train, denoise, load_model, save_model
+
+Names are loaded lazily, so that ``napari_ssdn.core.data`` or ``.errors`` can be used
+(by readers and widgets) without importing torch.
 """
 
-from .bayes import NOISE_MODELS, NOISE_PARAMS
-from .errors import ModelFileError, SSDNError
-from .infer import OUTPUTS, DenoiseProgress, denoise, denoise_iter
-from .model import MODES, WIDTHS, ModelConfig, SSDNModel
-from .modelfile import load_model, save_model
-from .train import Trainer, TrainConfig, TrainProgress, train
+from importlib import import_module
 
-__all__ = [
-    "NOISE_MODELS",
-    "NOISE_PARAMS",
-    "OUTPUTS",
-    "MODES",
-    "WIDTHS",
-    "ModelConfig",
-    "SSDNModel",
-    "Trainer",
-    "TrainConfig",
-    "TrainProgress",
-    "DenoiseProgress",
-    "train",
-    "denoise",
-    "denoise_iter",
-    "load_model",
-    "save_model",
-    "SSDNError",
-    "ModelFileError",
-]
+_EXPORTS = {
+    "NOISE_MODELS": "bayes",
+    "NOISE_PARAMS": "bayes",
+    "SSDNError": "errors",
+    "ModelFileError": "errors",
+    "OUTPUTS": "infer",
+    "DenoiseProgress": "infer",
+    "denoise": "infer",
+    "denoise_iter": "infer",
+    "MODES": "model",
+    "WIDTHS": "model",
+    "ModelConfig": "model",
+    "SSDNModel": "model",
+    "load_model": "modelfile",
+    "save_model": "modelfile",
+    "Trainer": "train",
+    "TrainConfig": "train",
+    "TrainProgress": "train",
+    "train": "train",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

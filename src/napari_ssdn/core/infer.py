@@ -131,14 +131,19 @@ def denoise_iter(
             for k in range(n):
                 noise = _sample_noise_params(model, norm(samples[k]), dev)
                 for y0, x0, th, tw in plan:
+                    # The window stays inside the padded square canvas, so the network's
+                    # zero padding falls where it falls in a whole-image pass and the
+                    # result is identical; the kept part has >= margin of context.
                     L = inner + 2 * m
+                    ay = min(max(y0 - m, 0), side - L)
+                    ax = min(max(x0 - m, 0), side - L)
                     buf = np.zeros((L, L, c), np.float32)
-                    sy0, sx0 = max(0, y0 - m), max(0, x0 - m)
-                    sy1, sx1 = min(h, y0 + inner + m), min(w, x0 + inner + m)
-                    buf[sy0 - (y0 - m) : sy1 - (y0 - m), sx0 - (x0 - m) : sx1 - (x0 - m)] = norm(samples[k, sy0:sy1, sx0:sx1])
+                    sy1, sx1 = min(h, ay + L), min(w, ax + L)
+                    if sy1 > ay and sx1 > ax:
+                        buf[: sy1 - ay, : sx1 - ax] = norm(samples[k, ay:sy1, ax:sx1])
                     res = _run_tile(model, buf, noise, output, dev)
                     oy1, ox1 = min(h, y0 + th), min(w, x0 + tw)
-                    result[k, y0:oy1, x0:ox1] = res[m : m + oy1 - y0, m : m + ox1 - x0]
+                    result[k, y0:oy1, x0:ox1] = res[y0 - ay : oy1 - ay, x0 - ax : ox1 - ax]
                     done += 1
                     el = time.perf_counter() - t0
                     yield DenoiseProgress(done, total, el, el / done * (total - done), inner)

@@ -19,6 +19,11 @@ from .model import MODES, WIDTHS, ModelConfig, SSDNModel, params_to_data
 
 __all__ = ["TrainConfig", "TrainProgress", "Trainer", "train"]
 
+NOISE_LR_FACTOR = 10.0
+#: Fraction of the budget during which learned noise parameters keep their classical
+#: estimate: an untrained prior would explain its own errors as noise.
+NOISE_FREEZE = 0.5
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -378,7 +383,10 @@ class Trainer:
         model = self.model
         model.train()
         warmup = 0.0 if self.resumed else c.warmup  # Adam state is restored: no need to ramp up again
-        base_lrs = [c.lr, c.lr]
+        # Learned noise parameters (log scale) move 10x faster than the weights, so that
+        # minutes are enough to refine the classical estimate; they stay put while the
+        # untrained prior would push them towards explaining everything as noise.
+        base_lrs = [c.lr, NOISE_LR_FACTOR * c.lr]
         t0 = time.perf_counter()
         skipped = 0
         val_loss = None
@@ -391,6 +399,8 @@ class Trainer:
             factor = _lr_factor(f + 0.5 / max(self._planned(step, elapsed), 1), warmup, c.rampdown)
             for g, base in zip(self.optimizer.param_groups, base_lrs):
                 g["lr"] = base * factor
+            if f < NOISE_FREEZE and not self.resumed:
+                self.optimizer.param_groups[1]["lr"] = 0.0
             crops = self.sampler.sample(c.batch, *([self.targets] if self.targets is not None else []))
             y = torch.from_numpy(crops[0]).to(self.device)
             target = torch.from_numpy(crops[1]).to(self.device) if len(crops) > 1 else None
