@@ -25,10 +25,10 @@ _EXPORTS = {
     "SSDNModel": "model",
     "load_model": "modelfile",
     "save_model": "modelfile",
-    "Trainer": "train",
-    "TrainConfig": "train",
-    "TrainProgress": "train",
-    "train": "train",
+    "Trainer": "training",
+    "TrainConfig": "training",
+    "TrainProgress": "training",
+    "train": "training",
 }
 
 __all__ = list(_EXPORTS)

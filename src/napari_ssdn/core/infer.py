@@ -70,9 +70,10 @@ def denoise_iter(
         Noisy data in the units the model was trained on.
     axes : str, optional
         Axes of ``image`` (e.g. ``"YX"``, ``"ZYX"``, ``"YXC"``); guessed when omitted.
-    output : str
+    output : str or sequence of str
         ``posterior-mean`` (default), ``prior-mean`` (the blind-spot prediction alone, "no
-        Bayes"), ``posterior-std`` or ``residual`` (noisy minus posterior mean).
+        Bayes"), ``posterior-std`` or ``residual`` (noisy minus posterior mean). Several
+        kinds give a dict of arrays computed from one network pass.
     tile : int, optional
         Side of the part of each tile that is kept; tiles overlap by the network's receptive
         field so the result equals a whole-image pass. Default: as large as memory allows.
@@ -87,13 +88,16 @@ def denoise_iter(
         float32, same shape and axes as ``image`` (use ``gen.send``/``StopIteration.value``
         or :func:`denoise`).
     """
-    if output not in OUTPUTS:
-        raise SSDNError(f"output={output!r} is not one of {', '.join(OUTPUTS)}")
+    many = not isinstance(output, str)
+    kinds = tuple(output) if many else (output,)
+    for kind in kinds:
+        if kind not in OUTPUTS:
+            raise SSDNError(f"output={kind!r} is not one of {', '.join(OUTPUTS)}")
     cfg = model.config
-    if cfg.mode != "ssdn" and output in ("posterior-mean", "posterior-std"):
-        if output == "posterior-std":
-            raise SSDNError(f"a {cfg.mode} model has no posterior; use output='prior-mean'")
-        output = "prior-mean"
+    if cfg.mode != "ssdn" and "posterior-std" in kinds:
+        raise SSDNError(f"a {cfg.mode} model has no posterior; use output='prior-mean'")
+    if many and out is not None:
+        raise SSDNError("out= takes a single output kind")
     image = np.asarray(image)
     if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
         raise SSDNError(f"image has dtype {image.dtype}; pass real-valued image data")
@@ -111,7 +115,7 @@ def denoise_iter(
     margin = receptive_margin(cfg.arch)
     side = _round_up(max(h, w), mult)
     max_side = default_tile(model, dev) if tile is None else _round_up(int(tile), mult) + 2 * margin
-    result = np.empty((n, h, w, c), np.float32) if out is None else to_samples(out, axes)
+    results = {k: (np.empty((n, h, w, c), np.float32) if out is None else to_samples(out, axes)) for k in kinds}
     t0 = time.perf_counter()
 
     def norm(a):
@@ -141,9 +145,10 @@ def denoise_iter(
                     sy1, sx1 = min(h, ay + L), min(w, ax + L)
                     if sy1 > ay and sx1 > ax:
                         buf[: sy1 - ay, : sx1 - ax] = norm(samples[k, ay:sy1, ax:sx1])
-                    res = _run_tile(model, buf, noise, output, dev)
+                    res = _run_tile(model, buf, noise, kinds, dev)
                     oy1, ox1 = min(h, y0 + th), min(w, x0 + tw)
-                    result[k, y0:oy1, x0:ox1] = res[y0 - ay : oy1 - ay, x0 - ax : ox1 - ax]
+                    for kind in kinds:
+                        results[kind][k, y0:oy1, x0:ox1] = res[kind][y0 - ay : oy1 - ay, x0 - ax : ox1 - ax]
                     done += 1
                     el = time.perf_counter() - t0
                     yield DenoiseProgress(done, total, el, el / done * (total - done), inner)
@@ -155,14 +160,20 @@ def denoise_iter(
             if new - 2 * margin < mult:
                 raise SSDNError("the GPU ran out of memory even with the smallest tile; use --device cpu") from None
             max_side, done = new, 0
-    result *= cfg.scale
-    if output != "posterior-std":
-        result += cfg.offset
-        if output == "residual":
+    final = {}
+    for kind, result in results.items():
+        result *= cfg.scale
+        if kind != "posterior-std":
+            result += cfg.offset
+        if kind == "residual":
             np.subtract(samples, result, out=result, casting="unsafe")
-    if out is not None:
-        return out
-    return from_samples(result, image.shape, axes)
+        if out is None:
+            final[kind] = from_samples(result, image.shape, axes)
+        else:
+            if not np.shares_memory(result, out):  # axes order made to_samples copy
+                out[...] = from_samples(result, image.shape, axes)
+            final[kind] = out
+    return final if many else final[kinds[0]]
 
 
 def _sample_noise_params(model: SSDNModel, sample: np.ndarray, dev: torch.device) -> dict:
@@ -179,20 +190,25 @@ def _sample_noise_params(model: SSDNModel, sample: np.ndarray, dev: torch.device
 
 
 @torch.no_grad()
-def _run_tile(model: SSDNModel, buf: np.ndarray, noise: dict, output: str, dev: torch.device) -> np.ndarray:
+def _run_tile(model: SSDNModel, buf: np.ndarray, noise: dict, kinds: tuple, dev: torch.device) -> dict:
+    """All requested outputs for one tile from a single network pass (normalised units)."""
     cfg = model.config
     y = torch.from_numpy(np.ascontiguousarray(np.moveaxis(buf, -1, 0))[None]).to(dev)
     out = model(y)
     if cfg.mode != "ssdn":
-        return out[0].float().permute(1, 2, 0).cpu().numpy()
+        mu = out[0].float().permute(1, 2, 0).cpu().numpy()
+        return {k: mu for k in kinds}
     mu, sx = split_prior(out, cfg.channels)
-    if output == "prior-mean":
-        res = mu
-    else:
+    res = {}
+    if any(k != "prior-mean" for k in kinds):
         mean, var = posterior(cfg.noise, y.permute(0, 2, 3, 1), mu, sx, noise)
-        res = torch.sqrt(var) if output == "posterior-std" else mean
-    res = torch.where(torch.isfinite(res), res, mu if output != "posterior-std" else torch.zeros_like(res))
-    return res[0].float().cpu().numpy()
+        # A non-finite posterior (degenerate prior) falls back to the prior mean.
+        mean = torch.where(torch.isfinite(mean), mean, mu)
+        std = torch.where(torch.isfinite(var), torch.sqrt(var), torch.zeros_like(var))
+    for k in kinds:
+        t = mu if k == "prior-mean" else std if k == "posterior-std" else mean
+        res[k] = t[0].float().cpu().numpy()
+    return res
 
 
 def denoise(model: SSDNModel, image: np.ndarray, axes: str | None = None, output: str = "posterior-mean", **kwargs) -> np.ndarray:
