@@ -262,18 +262,25 @@ def _positive(kind):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{s!r} is not a {'whole ' if kind is int else ''}number") from None
         if not v > 0:
-            raise argparse.ArgumentTypeError(f"{s!r} must be positive")
+            raise argparse.ArgumentTypeError(f"{s!r} must be a positive number")
         return v
 
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"ssdn: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="ssdn", description="Self-supervised blind-spot denoising with posterior-mean output (Laine et al. 2019).")
+    p = _Parser(prog="ssdn", description="Self-supervised blind-spot denoising with posterior-mean output (Laine et al. 2019).")
     p.add_argument("--version", action="version", version=f"napari-ssdn {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(sp):
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")

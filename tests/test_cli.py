@@ -1,0 +1,143 @@
+"""The ssdn command line end to end on tiny data, and its answers to bad input."""
+
+import json
+import subprocess
+import sys
+
+import mrcfile
+import numpy as np
+import pytest
+import tifffile
+
+from napari_ssdn.io import read_image, write_image
+
+FAST = ["--width", "tiny", "--patch", "32", "--iterations", "4", "--device", "cpu", "--quiet"]
+
+
+def ssdn(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def noisy_tif(tmp_path):
+    rng = np.random.default_rng(0)
+    img = (rng.random((48, 64)) * 100).astype(np.float32)
+    path = tmp_path / "noisy.tif"
+    write_image(path, img, "YX", {"Y": 0.25, "X": 0.25}, "micrometer")
+    return path
+
+
+@pytest.fixture
+def model(tmp_path, noisy_tif):
+    out = tmp_path / "model.ssdn"
+    r = ssdn("train", noisy_tif, "-o", out, *FAST)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_train_denoise_info_end_to_end(tmp_path, noisy_tif, model):
+    """train writes a model; denoise writes float32 of the same shape with the voxel size; info reports it."""
+    out = tmp_path / "den.tif"
+    r = ssdn("denoise", noisy_tif, "-m", model, "-o", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    img = read_image(out)
+    assert img.data.shape == (48, 64) and img.data.dtype == np.float32
+    assert img.voxel["X"] == pytest.approx(0.25) and img.unit == "micrometer"
+    r = ssdn("info", model, "--json")
+    info = json.loads(r.stdout)
+    assert info["noise"]["model"] == "gaussian"
+    assert set(info["noise"]["params"]) == {"sigma"} and info["noise"]["params"]["sigma"] > 0
+    assert info["training"]["steps"] == 4
+    r = ssdn("info", model)
+    assert "gaussian" in r.stdout and "4 steps" in r.stdout
+
+
+def test_known_parameter_is_kept_in_data_units(tmp_path, noisy_tif):
+    out = tmp_path / "m.ssdn"
+    assert ssdn("train", noisy_tif, "-o", out, "--sigma", "12.5", *FAST).returncode == 0
+    info = json.loads(ssdn("info", out, "--json").stdout)
+    assert info["noise"]["params"]["sigma"] == pytest.approx(12.5)
+    assert info["noise"]["learned"] == []
+
+
+def test_several_inputs_go_to_a_folder_and_mrc_keeps_voxel_size(tmp_path, model):
+    """Several inputs write OUTPUT/<name>; MRC in, MRC out with the same voxel size and stack flag."""
+    rng = np.random.default_rng(1)
+    a = tmp_path / "a.mrc"
+    with mrcfile.new(a) as m:
+        m.set_data((rng.random((3, 40, 40)) * 100).astype(np.float32))
+        m.set_image_stack()
+        m.voxel_size = (2.5, 2.5, 1.0)
+    b = tmp_path / "b.png"
+    from PIL import Image
+
+    Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(b)
+    out = tmp_path / "out"
+    r = ssdn("denoise", a, b, "-m", model, "-o", out, "--output", "posterior-std", "--quiet")
+    assert r.returncode == 0, r.stderr
+    with mrcfile.open(out / "a.mrc") as m:
+        assert m.data.shape == (3, 40, 40) and m.data.dtype == np.float32
+        assert float(m.voxel_size.x) == pytest.approx(2.5)
+        assert m.header.ispg == 0  # still a stack, not a volume
+    assert tifffile.imread(out / "b.tif").shape == (40, 40)
+
+
+def test_resume_continues_counting_steps(tmp_path, noisy_tif, model):
+    out = tmp_path / "resumed.ssdn"
+    r = ssdn("train", noisy_tif, "-o", out, "--resume", model, *FAST)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(ssdn("info", out, "--json").stdout)["training"]["steps"] == 8
+
+
+def _assert_clean_failure(r, *words):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w.lower() in lines[0].lower(), lines[0]
+
+
+def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
+    """Each bad input: one line on stderr naming it, exit code 2, no traceback."""
+    _assert_clean_failure(ssdn("train", tmp_path / "missing.tif", "-o", tmp_path / "m.ssdn"), "missing.tif", "does not exist")
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_bytes(b"this is not a tiff at all" * 10)
+    _assert_clean_failure(ssdn("train", garbage, "-o", tmp_path / "m.ssdn"), "garbage.tif")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    _assert_clean_failure(ssdn("train", text, "-o", tmp_path / "m.ssdn"), "notes.txt", "extension")
+    nan = tmp_path / "nan.tif"
+    tifffile.imwrite(nan, np.full((40, 40), np.nan, np.float32))
+    _assert_clean_failure(ssdn("train", nan, "-o", tmp_path / "m.ssdn", *FAST), "finite")
+    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "-3"), "sigma")
+    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "0"), "sigma")
+    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--noise", "poisson", "--lam", "-1"), "lam")
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", tmp_path / "nope.ssdn", "-o", tmp_path / "o.tif"), "nope.ssdn")
+    corrupt = tmp_path / "corrupt.ssdn"
+    corrupt.write_bytes(model.read_bytes()[:200])
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", corrupt, "-o", tmp_path / "o.tif"), "corrupt.ssdn")
+    rgb = tmp_path / "rgb.png"
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(rgb)
+    _assert_clean_failure(ssdn("denoise", rgb, "-m", model, "-o", tmp_path / "o.tif"), "channel")
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_output_that_is_an_input_is_refused_and_input_untouched(tmp_path, noisy_tif, model):
+    before = noisy_tif.read_bytes()
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", noisy_tif), "input")
+    _assert_clean_failure(ssdn("train", noisy_tif, "-o", noisy_tif), "input")
+    model_bytes = model.read_bytes()
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", model.with_suffix(".ssdn")), "input")
+    _assert_clean_failure(ssdn("train", noisy_tif, "-o", model, "--resume", model), "input")
+    assert noisy_tif.read_bytes() == before
+    assert model.read_bytes() == model_bytes
+
+
+def test_no_temporary_files_are_left_behind(tmp_path, noisy_tif, model):
+    """Outputs are written through a temporary file that is renamed: nothing else remains."""
+    out = tmp_path / "sub" / "den.mrc"
+    assert ssdn("denoise", noisy_tif, "-m", model, "-o", out, "--quiet").returncode == 0
+    assert [p.name for p in out.parent.iterdir()] == ["den.mrc"]

@@ -1,0 +1,73 @@
+"""TIFF / MRC / PNG reading and writing with voxel size (napari_ssdn.io)."""
+
+import mrcfile
+import numpy as np
+import pytest
+import tifffile
+
+from napari_ssdn.core.errors import SSDNError
+from napari_ssdn.io import read_image, write_image
+
+
+@pytest.mark.parametrize("axes,shape", [("YX", (20, 30)), ("ZYX", (4, 20, 30)), ("SYX", (3, 20, 30)), ("YXC", (20, 30, 3))])
+def test_tiff_round_trip_keeps_axes_and_voxel_size(tmp_path, axes, shape):
+    data = np.random.default_rng(0).random(shape).astype(np.float32)
+    voxel = {a: v for a, v in {"Z": 0.8, "Y": 0.2, "X": 0.2}.items() if a in axes}
+    path = write_image(tmp_path / "x.tif", data, axes, voxel, "micrometer")
+    img = read_image(path)
+    np.testing.assert_array_equal(img.data, data)
+    assert img.axes.replace("T", "S") == axes
+    assert img.unit == "micrometer"
+    for a, v in voxel.items():
+        assert img.voxel[a] == pytest.approx(v, rel=1e-6)
+
+
+def test_imagej_tiff_from_another_program(tmp_path):
+    """A Fiji-style ImageJ hyperstack: spacing, resolution and unit are read."""
+    data = np.zeros((5, 16, 16), np.uint16)
+    tifffile.imwrite(tmp_path / "ij.tif", data, imagej=True, resolution=(1 / 0.1, 1 / 0.1), metadata={"spacing": 0.5, "unit": "micron", "axes": "ZYX"})
+    img = read_image(tmp_path / "ij.tif")
+    assert img.axes == "ZYX"
+    assert img.voxel == pytest.approx({"Z": 0.5, "Y": 0.1, "X": 0.1})
+    assert img.unit == "micrometer"
+
+
+@pytest.mark.parametrize("dtype,mode", [(np.int8, 0), (np.int16, 1), (np.float32, 2), (np.uint16, 6), (np.float16, 12)])
+def test_mrc_modes_and_voxel_size(tmp_path, dtype, mode):
+    data = (np.arange(2 * 8 * 10) % 100).reshape(2, 8, 10).astype(dtype)
+    path = tmp_path / "v.mrc"
+    with mrcfile.new(path) as m:
+        m.set_data(data)
+        m.set_volume()
+        m.voxel_size = (3.0, 2.0, 5.0)
+        assert m.header.mode == mode
+    img = read_image(path)
+    assert img.axes == "ZYX" and img.unit == "angstrom"
+    assert img.voxel == pytest.approx({"X": 3.0, "Y": 2.0, "Z": 5.0})
+    np.testing.assert_array_equal(img.data.astype(np.float64), data.astype(np.float64))
+
+
+def test_mrc_stack_versus_volume_and_write(tmp_path):
+    data = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    write_image(tmp_path / "s.mrcs", data, "SYX", {"Y": 1.5, "X": 1.5}, "angstrom")
+    write_image(tmp_path / "v.mrc", data, "ZYX", {"Z": 0.002, "Y": 0.001, "X": 0.001}, "micrometer")
+    s, v = read_image(tmp_path / "s.mrcs"), read_image(tmp_path / "v.mrc")
+    assert s.axes == "SYX" and v.axes == "ZYX"
+    assert v.voxel == pytest.approx({"Z": 20.0, "Y": 10.0, "X": 10.0})  # micrometer -> angstrom
+
+
+def test_broken_mrc_and_missing_files_raise_clear_errors(tmp_path):
+    bad = tmp_path / "bad.mrc"
+    bad.write_bytes(b"\0" * 100)
+    with pytest.raises(SSDNError, match="bad.mrc"):
+        read_image(bad)
+    with pytest.raises(SSDNError, match="does not exist"):
+        read_image(tmp_path / "none.tif")
+    with pytest.raises(SSDNError, match="extension"):
+        write_image(tmp_path / "x.png", np.zeros((4, 4)), "YX")
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    with pytest.raises(SSDNError):
+        write_image(tmp_path / "x.mrc", np.zeros((2, 4, 4, 3)), "SYXC")
+    assert list(tmp_path.iterdir()) == []
