@@ -1,0 +1,106 @@
+"""Small Qt helpers shared by the widgets: an image-layer picker, field error marks,
+layer snapshots and output layers that keep the input's geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtWidgets import QComboBox, QWidget
+
+from ._layers import layer_axes
+
+__all__ = ["ImageLayerCombo", "mark_field", "layer_snapshot", "geometry_of", "channels_of"]
+
+_ERROR_STYLE = "border: 1px solid #e05050;"
+
+
+class ImageLayerCombo(QComboBox):
+    """A combo box listing the viewer's image layers, kept in sync with the layer list."""
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.setToolTip("The image layer to use")
+        ev = viewer.layers.events
+        for e in (ev.inserted, ev.removed, ev.moved, ev.reordered):
+            e.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self, event=None) -> None:
+        """Re-list the image layers, keeping the selection when it still exists."""
+        from napari.layers import Image
+
+        current = self.currentText()
+        names = [lay.name for lay in self.viewer.layers if isinstance(lay, Image)]
+        for lay in self.viewer.layers:
+            if isinstance(lay, Image):
+                try:
+                    lay.events.name.connect(self.refresh)
+                except Exception:  # noqa: BLE001 - already connected or no such event
+                    pass
+        self.blockSignals(True)
+        self.clear()
+        self.addItems(names)
+        if current in names:
+            self.setCurrentText(current)
+        self.blockSignals(False)
+        if current not in names or not current:
+            self.currentIndexChanged.emit(self.currentIndex())
+
+    def layer(self):
+        """The selected image layer, or None."""
+        name = self.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+
+def mark_field(widget: QWidget, message: str | None, help_text: str = "") -> None:
+    """Show ``message`` as the field's tooltip and frame it red; clear when None."""
+    widget.setStyleSheet(_ERROR_STYLE if message else "")
+    widget.setToolTip(message or help_text)
+
+
+def layer_snapshot(layer) -> np.ndarray:
+    """The layer's full-resolution data as a numpy array (loaded once, on the main thread)."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return np.asarray(data)
+
+
+def guessed_axes(layer) -> str:
+    """Axes guessed for ``layer`` (see :func:`~napari_ssdn._napari._layers.layer_axes`)."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return layer_axes(tuple(data.shape), layer.axis_labels, bool(layer.rgb), layer.metadata)
+
+
+def channels_of(shape: tuple, axes: str) -> int:
+    """Number of channels of data with ``shape`` and ``axes``."""
+    return int(shape[axes.index("C")]) if "C" in axes else 1
+
+
+def geometry_of(layer) -> dict:
+    """Keyword arguments that give a new layer the input layer's geometry and metadata."""
+    return {
+        "scale": tuple(layer.scale),
+        "translate": tuple(layer.translate),
+        "units": tuple(str(u) for u in layer.units),
+        "axis_labels": tuple(layer.axis_labels),
+        "metadata": dict(layer.metadata),
+    }
+
+
+def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
+    """Update the image layer ``name`` in place (data and geometry) or add it."""
+    from napari.layers import Image
+
+    if name in viewer.layers and isinstance(viewer.layers[name], Image) and viewer.layers[name].ndim == (data.ndim - (1 if kwargs.get("rgb") else 0)):
+        lay = viewer.layers[name]
+        if bool(lay.rgb) == bool(kwargs.get("rgb", False)):
+            lay.data = data
+            for key in ("scale", "translate", "units", "axis_labels", "metadata"):
+                if key in kwargs:
+                    setattr(lay, key, kwargs[key])
+            if not lay.rgb:
+                lay.reset_contrast_limits()
+            return lay
+        viewer.layers.remove(lay)
+    elif name in viewer.layers:
+        viewer.layers.remove(viewer.layers[name])
+    return viewer.add_image(data, name=name, **kwargs)

@@ -1,0 +1,243 @@
+"""The Denoise widget: apply a session or file model to any image layer."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from ..core.data import check_axes
+from ..core.errors import SSDNError
+from ._common import ImageLayerCombo, channels_of, geometry_of, guessed_axes, layer_snapshot, mark_field, set_or_add_image
+from ._jobs import denoise_job
+from ._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
+from ._session import SessionModel, session_models
+
+__all__ = ["DenoiseWidget", "output_layer_name"]
+
+log = logging.getLogger(__name__)
+
+HELP = {
+    "layer": "The image layer to denoise (any layer with the model's channels, not only the training one).",
+    "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (denoised slice by slice), e.g. YX, ZYX, YXC.",
+    "model": "A model trained in this session (Train widget) or loaded from a .ssdn file.",
+    "output": "posterior-mean: the denoised image; prior-mean: the blind-spot prediction alone; "
+    "posterior-std: per-pixel uncertainty; residual: noisy minus denoised (should look like pure noise).",
+    "device": "auto picks CUDA, then Apple MPS, then the CPU.",
+}
+
+
+def output_layer_name(layer_name: str, output: str) -> str:
+    """Name of the layer an output goes to: ``<name>_ssdn`` for the posterior mean, else ``<name>_ssdn_<kind>``."""
+    return f"{layer_name}{OUTPUT_SUFFIX[output]}"
+
+
+class DenoiseWidget(QWidget):
+    """Denoise an image layer with a trained model, in a background thread.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        Passed by napari.
+    """
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.registry = session_models()
+        self.worker = None
+        self._pbar = None
+        self._errors: dict[str, str] = {}
+        self._target = None
+        root = QVBoxLayout(self)
+        form = QFormLayout()
+        self.layer_combo = ImageLayerCombo(self.viewer)
+        self.axes_edit = QLineEdit()
+        self.model_combo = QComboBox()
+        self.load_button = QPushButton("Load…")
+        self.load_button.setToolTip("Load a .ssdn model file")
+        model_row = QWidget()
+        ml = QHBoxLayout(model_row)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addWidget(self.model_combo, 1)
+        ml.addWidget(self.load_button)
+        self.output_combo = QComboBox()
+        self.output_combo.addItems(list(OUTPUTS))
+        self.device_combo = QComboBox()
+        self.device_combo.setEditable(True)
+        self.device_combo.addItems(list(DEVICES))
+        form.addRow("Image", self.layer_combo)
+        form.addRow("Axes", self.axes_edit)
+        form.addRow("Model", model_row)
+        form.addRow("Output", self.output_combo)
+        form.addRow("Device", self.device_combo)
+        root.addLayout(form)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        root.addWidget(self.status)
+        self.run_button = QPushButton("Denoise")
+        root.addWidget(self.run_button)
+        root.addStretch(1)
+        for key, w in self._field_widgets().items():
+            w.setToolTip(HELP[key])
+
+        self.run_button.clicked.connect(lambda: self.run())
+        self.load_button.clicked.connect(self._load_dialog)
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
+        self.axes_edit.textChanged.connect(self._validate)
+        self.model_combo.currentTextChanged.connect(self._validate)
+        self.output_combo.currentTextChanged.connect(self._validate)
+        self.device_combo.currentTextChanged.connect(self._validate)
+        self.registry.changed.connect(self._refresh_models)
+        self._refresh_models()
+        self._on_layer_changed()
+
+    def _field_widgets(self) -> dict[str, QWidget]:
+        return {"layer": self.layer_combo, "axes": self.axes_edit, "model": self.model_combo, "output": self.output_combo, "device": self.device_combo}
+
+    def _refresh_models(self) -> None:
+        try:
+            current = self.model_combo.currentText()
+        except RuntimeError:  # the widget was deleted; the registry outlives it
+            self.registry.changed.disconnect(self._refresh_models)
+            return
+        names = self.registry.names()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItems(names)
+        # Newest model first choice unless the user picked one that still exists.
+        self.model_combo.setCurrentText(current if current in names else (names[-1] if names else ""))
+        self.model_combo.blockSignals(False)
+        self._validate()
+
+    def _on_layer_changed(self, *args) -> None:
+        layer = self.layer_combo.layer()
+        if layer is not None:
+            self.axes_edit.setText(guessed_axes(layer))
+        self._validate()
+
+    def selected_model(self) -> SessionModel | None:
+        """The chosen session model, or None."""
+        name = self.model_combo.currentText()
+        return self.registry.get(name) if name in self.registry else None
+
+    def _validate(self, *args) -> bool:
+        errors: dict[str, str] = {}
+        layer = self.layer_combo.layer()
+        entry = self.selected_model()
+        axes = self.axes_edit.text().strip().upper()
+        if layer is None:
+            errors["layer"] = "no image layer: open an image or a sample first"
+        else:
+            shape = tuple((layer.data[0] if layer.multiscale else layer.data).shape)
+            try:
+                axes = check_axes(axes, shape)
+            except SSDNError as exc:
+                errors["axes"] = str(exc)
+        if entry is None:
+            errors["model"] = "no model: train one with the Train widget or load a .ssdn file (Load…)"
+        elif layer is not None and "axes" not in errors:
+            have = channels_of(shape, axes)
+            if have != entry.channels:
+                errors["model"] = (
+                    f"layer {layer.name!r} has {have} channel(s) (axes {axes!r}) but model {entry.name!r} was trained on "
+                    f"{entry.channels}; pick a model trained on this kind of data or fix the axes"
+                )
+        if entry is not None and entry.model.config.mode != "ssdn" and self.output_combo.currentText() in ("posterior-std",):
+            errors["output"] = f"model {entry.name!r} ({entry.model.config.mode}) has no posterior; choose prior-mean"
+        dev = self.device_combo.currentText().strip().lower()
+        if dev not in DEVICES and not (dev.startswith("cuda:") and dev[5:].isdigit()):
+            errors["device"] = f"device {dev!r} is unknown; use {', '.join(DEVICES)} or cuda:N"
+        self._errors = errors
+        for key, w in self._field_widgets().items():
+            mark_field(w, errors.get(key), HELP[key])
+        if errors:
+            self.status.setText("⚠ " + next(iter(errors.values())))
+            self.status.setStyleSheet("color: #e05050;")
+        elif self.worker is None:
+            self.status.setText(f"Ready: output goes to layer {output_layer_name(layer.name, self.output_combo.currentText())!r}.")
+            self.status.setStyleSheet("")
+        self.run_button.setEnabled(not errors and self.worker is None)
+        return not errors
+
+    def run(self):
+        """Denoise the selected layer in a worker thread; returns the worker (None if refused).
+
+        A refusal (invalid field, channel mismatch) is shown as a notification and in
+        the status line.
+        """
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+        from napari.utils.notifications import show_error
+
+        if self.worker is not None:
+            return self.worker
+        if not self._validate():
+            show_error("napari-ssdn: " + next(iter(self._errors.values())))
+            return None
+        layer = self.layer_combo.layer()
+        entry = self.selected_model()
+        output = self.output_combo.currentText()
+        data = layer_snapshot(layer)
+        axes = check_axes(self.axes_edit.text().strip().upper(), data.shape)
+        self._target = (output_layer_name(layer.name, output), geometry_of(layer), bool(layer.rgb), output)
+        worker = create_worker(denoise_job, entry.model, data, axes, output, self.device_combo.currentText().strip().lower(), _start_thread=False)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._pbar = progress(total=0, desc="napari-ssdn denoising")
+        self.run_button.setEnabled(False)
+        self.status.setText(f"Denoising {layer.name!r} with {entry.name!r}…")
+        log.info("napari-ssdn: denoising %r (axes %s) with %r, output %s", layer.name, axes, entry.name, output)
+        worker.start()
+        return worker
+
+    def _on_progress(self, rec) -> None:
+        if self._pbar is not None:
+            self._pbar.total = rec.total
+            self._pbar.update(rec.done - self._pbar.n)
+        self.status.setText(f"Denoising: tile {rec.done} / {rec.total}, about {rec.eta:.0f} s left")
+
+    def _on_result(self, result: np.ndarray) -> None:
+        name, geom, rgb, output = self._target
+        if rgb and output != "posterior-std":
+            result = np.clip(result, 0, None)
+        meta = dict(geom["metadata"])
+        meta["ssdn"] = {"output": output, "model": self.model_combo.currentText()}
+        geom = {**geom, "metadata": meta}
+        set_or_add_image(self.viewer, name, result, rgb=rgb, **geom)
+        self.status.setText(f"Done: layer {name!r}.")
+
+    def _on_error(self, exc: Exception) -> None:
+        self.status.setText(f"⚠ Denoising failed: {exc}")
+        self.status.setStyleSheet("color: #e05050;")
+
+    def _on_finished(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.worker = None
+        self._validate()
+
+    def load_model(self, path) -> SessionModel:
+        """Load a ``.ssdn`` model file into the session and select it."""
+        from ..core.modelfile import load_model
+
+        model, info = load_model(path)
+        entry = self.registry.add(SessionModel(Path(path).name, model, info, str(path)))
+        self.model_combo.setCurrentText(entry.name)
+        return entry
+
+    def _load_dialog(self) -> None:
+        from napari.utils.notifications import show_error
+
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "napari-ssdn model (*.ssdn);;All files (*)")
+        if path:
+            try:
+                self.load_model(path)
+            except Exception as exc:  # noqa: BLE001
+                show_error(f"napari-ssdn: {exc}")

@@ -1,0 +1,170 @@
+"""What the widgets run in worker threads: plain data in, small records out.
+
+Nothing here touches Qt, napari layers or the viewer. torch is imported inside the job
+functions only, so building a widget stays torch-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["TrainRequest", "TrainUpdate", "TrainResult", "train_job", "denoise_job", "device_label_job"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A frozen snapshot of the Train widget's settings (keyword arguments of ``TrainConfig``).
+
+    Attributes
+    ----------
+    axes : str
+        Axes of the data (e.g. ``"YX"``, ``"TYX"``, ``"YXC"``).
+    config : dict
+        Keyword arguments of :class:`napari_ssdn.core.TrainConfig`.
+    preview_every : float
+        Seconds between preview refreshes.
+    """
+
+    axes: str
+    config: dict
+    preview_every: float = 3.0
+
+
+@dataclass(frozen=True)
+class TrainUpdate:
+    """One message from the training worker.
+
+    Attributes
+    ----------
+    progress : TrainProgress or None
+        The step just done.
+    preview : ndarray or None
+        Posterior mean of the preview crop ``(Y, X, C)``, when refreshed.
+    device : str or None
+        Name of the device in use (first message only).
+    steps_before : int
+        Steps done before this run (resumed training).
+    """
+
+    progress: object = None
+    preview: np.ndarray | None = None
+    device: str | None = None
+    steps_before: int = 0
+
+
+@dataclass
+class TrainResult:
+    """What a training run leaves: the model and its model-file style metadata."""
+
+    model: object
+    info: dict = field(default_factory=dict)
+    stopped: bool = False
+    steps: int = 0
+
+
+def train_job(data: np.ndarray, request: TrainRequest, stop: threading.Event, crop: np.ndarray | None = None,
+              resume=None, resume_info: dict | None = None):
+    """Train on ``data``, yielding :class:`TrainUpdate` records; return a :class:`TrainResult`.
+
+    Parameters
+    ----------
+    data : ndarray
+        The noisy data, read-only.
+    request : TrainRequest
+    stop : threading.Event
+        Set from the main thread to stop after the current step; the model is kept.
+    crop : ndarray, optional
+        A ``(Y, X, C)`` crop of ``data`` whose posterior mean is sent every
+        ``request.preview_every`` seconds and at the end.
+    resume : SSDNModel, optional
+        Continue training a copy of this model.
+    resume_info : dict, optional
+        Its metadata (``training`` state, ``optimizer`` state).
+    """
+    return (yield from _guard(_train(data, request, stop, crop, resume, resume_info), "training"))
+
+
+def _guard(gen, what: str):
+    """Re-raise unexpected failures as SSDNError with a remedy (napari shows it as a notification)."""
+    from ..core.errors import SSDNError
+
+    try:
+        return (yield from gen)
+    except SSDNError:
+        raise
+    except MemoryError:
+        raise SSDNError(f"{what} ran out of memory; use a smaller patch, batch or width, or a smaller image") from None
+    except Exception as exc:  # noqa: BLE001 - anything else: say what happened and what to try
+        log.exception("napari-ssdn %s failed", what)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "out of memory" in msg.lower():
+            raise SSDNError(f"{what} ran out of GPU memory ({msg}); use a smaller patch/batch/width or device 'cpu'") from exc
+        raise SSDNError(f"{what} failed ({type(exc).__name__}: {msg}); check the axes and settings, or try device 'cpu'") from exc
+
+
+def _train(data, request, stop, crop, resume, resume_info):
+    import copy
+
+    from ..core.device import device_name
+    from ..core.train import Trainer, TrainConfig
+
+    config = TrainConfig(**request.config)
+    if resume is not None:
+        resume = copy.deepcopy(resume)  # the session's copy stays usable while this one trains
+    trainer = Trainer(data, request.axes, config, resume=resume, resume_info=resume_info)
+    if stop.is_set():
+        trainer.request_stop()
+    yield TrainUpdate(device=device_name(trainer.device), steps_before=trainer.steps_before)
+    last_preview = time.perf_counter()
+    for rec in trainer.run():
+        if stop.is_set():
+            trainer.request_stop()
+        preview = None
+        now = time.perf_counter()
+        if crop is not None and (rec.done or now - last_preview >= request.preview_every):
+            preview = _preview(trainer, crop)
+            last_preview = time.perf_counter()
+        yield TrainUpdate(progress=rec, preview=preview, steps_before=trainer.steps_before)
+    if crop is not None and not (trainer.history and trainer.history[-1].done):
+        yield TrainUpdate(preview=_preview(trainer, crop), steps_before=trainer.steps_before)
+    info = {"training": trainer.train_state(), "optimizer": trainer.optimizer.state_dict(),
+            "noise_params": trainer.model.noise_params_data()}
+    return TrainResult(trainer.model, info, stopped=trainer.stop_requested, steps=trainer.step)
+
+
+def _preview(trainer, crop: np.ndarray) -> np.ndarray:
+    """Posterior mean of ``crop`` with the model as trained so far."""
+    from ..core.infer import denoise
+
+    model = trainer.model
+    was = model.training
+    try:
+        return denoise(model, crop, "YXC", device=str(trainer.device))
+    finally:
+        model.train(was)
+
+
+def denoise_job(model, data: np.ndarray, axes: str, output: str, device: str = "auto"):
+    """Denoise ``data``, yielding ``DenoiseProgress`` per tile; return the float32 result."""
+    from ..core.infer import denoise_iter
+
+    return (yield from _guard(denoise_iter(model, data, axes, output, device=device), "denoising"))
+
+
+def device_label_job(device: str) -> tuple[bool, str]:
+    """``(ok, text)``: the name of the device ``device`` resolves to, or why it cannot be used."""
+    from ..core.errors import SSDNError
+
+    try:
+        from ..core.device import device_name, resolve_device
+
+        return True, device_name(resolve_device(device))
+    except SSDNError as exc:
+        return False, str(exc)

@@ -1,0 +1,133 @@
+"""Validation of the Train widget's fields, as a pure function (no Qt, no torch).
+
+Every message names the field, the value and what to do, and is shown as the field's
+tooltip and under the form; Start stays disabled while any message remains.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..core.data import check_axes
+from ..core.errors import SSDNError
+from ._jobs import TrainRequest
+from ._options import DEVICES, NOISE_PARAMS, WIDTHS
+
+__all__ = ["TrainFields", "validate_train"]
+
+
+@dataclass
+class TrainFields:
+    """The raw values of the Train widget's fields (strings as typed).
+
+    ``params`` maps each parameter of ``noise`` to ``(learn, text)``.
+    """
+
+    shape: tuple | None = None
+    axes: str = ""
+    noise: str = "gaussian"
+    params: dict = field(default_factory=dict)
+    budget: str = "300"
+    budget_unit: str = "iterations"
+    patch: str = "64"
+    batch: str = "4"
+    width: str = "light"
+    lr: str = "1e-3"
+    seed: str = "0"
+    device: str = "auto"
+
+
+def _positive_int(name: str, text: str, minimum: int = 1) -> tuple[int | None, str | None]:
+    try:
+        v = int(str(text).strip())
+    except ValueError:
+        return None, f"{name} {text!r} is not a whole number; type e.g. {max(minimum, 4)}"
+    if v < minimum:
+        return None, f"{name} {v} is too small; use {minimum} or more"
+    return v, None
+
+
+def _positive_float(name: str, text: str) -> tuple[float | None, str | None]:
+    try:
+        v = float(str(text).strip())
+    except ValueError:
+        return None, f"{name} {text!r} is not a number; type a positive number such as 0.001"
+    if not (math.isfinite(v) and v > 0):
+        return None, f"{name} {v:g} must be a positive number"
+    return v, None
+
+
+def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]:
+    """Check ``f``; return ``(request, {})`` or ``(None, {field: message})``.
+
+    Field keys: ``layer``, ``axes``, ``param:<name>``, ``budget``, ``patch``, ``batch``,
+    ``width``, ``lr``, ``seed``, ``device``.
+    """
+    errors: dict[str, str] = {}
+    axes = f.axes.strip().upper()
+    if f.shape is None:
+        errors["layer"] = "no image layer: open an image (File > Open) or a sample (File > Open Sample > SSDN denoising)"
+    else:
+        try:
+            axes = check_axes(axes, tuple(f.shape), name="axes")
+        except SSDNError as exc:
+            errors["axes"] = str(exc)
+    if f.noise not in NOISE_PARAMS:
+        errors["noise"] = f"noise model {f.noise!r} is unknown; pick one of {', '.join(NOISE_PARAMS)}"
+        params = {}
+    else:
+        params = {}
+        for name in NOISE_PARAMS[f.noise]:
+            learn, text = f.params.get(name, (True, ""))
+            if learn:
+                continue
+            if not str(text).strip():
+                errors[f"param:{name}"] = f"{name} is empty; type its value or tick 'learn' to learn it from the data"
+                continue
+            v, err = _positive_float(name, text)
+            if err is None and name == "alpha" and v >= 1:
+                err = f"alpha {v:g} must be below 1 (the fraction of corrupted pixels), e.g. 0.1"
+            if err:
+                errors[f"param:{name}"] = err + " (or tick 'learn')"
+            else:
+                params[name] = v
+    config: dict = {"noise": f.noise, "noise_params": params}
+    if f.budget_unit == "minutes":
+        v, err = _positive_float("budget (minutes)", f.budget)
+        if err:
+            errors["budget"] = err
+        else:
+            config["time_limit"] = v * 60.0
+    else:
+        v, err = _positive_int("budget (iterations)", f.budget)
+        if err:
+            errors["budget"] = err
+        else:
+            config["iterations"] = v
+            # Validation losses spread along the curve even for short runs.
+            config["val_every"] = max(1, min(50, v // 20))
+    v, err = _positive_int("patch", f.patch, minimum=8)
+    errors.update({"patch": err} if err else {})
+    config["patch"] = v
+    v, err = _positive_int("batch", f.batch)
+    errors.update({"batch": err} if err else {})
+    config["batch"] = v
+    if f.width not in WIDTHS:
+        errors["width"] = f"width {f.width!r} is not a preset; pick one of {', '.join(WIDTHS)}"
+    config["width"] = f.width
+    v, err = _positive_float("learning rate", f.lr)
+    if err is None and v > 0.1:
+        err = f"learning rate {v:g} is too large; use about 1e-3 (at most 0.1)"
+    errors.update({"lr": err} if err else {})
+    config["lr"] = v
+    v, err = _positive_int("seed", f.seed, minimum=0)
+    errors.update({"seed": err} if err else {})
+    config["seed"] = v
+    dev = f.device.strip().lower()
+    if dev not in DEVICES and not (dev.startswith("cuda:") and dev[5:].isdigit()):
+        errors["device"] = f"device {f.device!r} is unknown; use {', '.join(DEVICES)} or cuda:N"
+    config["device"] = dev
+    if errors:
+        return None, errors
+    return TrainRequest(axes=axes, config=config), {}
