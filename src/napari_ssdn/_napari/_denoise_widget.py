@@ -225,7 +225,7 @@ class DenoiseWidget(QWidget):
 
     def load_model(self, path) -> SessionModel:
         """Load a ``.ssdn`` model file into the session and select it."""
-        from ..core.modelfile import load_model
+        from ..core import load_model
 
         model, info = load_model(path)
         entry = self.registry.add(SessionModel(Path(path).name, model, info, str(path)))

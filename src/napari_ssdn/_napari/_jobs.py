@@ -112,8 +112,8 @@ def _guard(gen, what: str):
 def _train(data, request, stop, crop, resume, resume_info):
     import copy
 
+    from ..core import TrainConfig, Trainer
     from ..core.device import device_name
-    from ..core.train import Trainer, TrainConfig
 
     config = TrainConfig(**request.config)
     if resume is not None:
@@ -123,9 +123,15 @@ def _train(data, request, stop, crop, resume, resume_info):
         trainer.request_stop()
     yield TrainUpdate(device=device_name(trainer.device), steps_before=trainer.steps_before)
     last_preview = time.perf_counter()
-    for rec in trainer.run():
+    steps = trainer.run()
+    while True:
+        # Forward a stop before asking for the next step, so no step starts after Stop.
         if stop.is_set():
             trainer.request_stop()
+        try:
+            rec = next(steps)
+        except StopIteration:
+            break
         preview = None
         now = time.perf_counter()
         if crop is not None and (rec.done or now - last_preview >= request.preview_every):
@@ -141,7 +147,7 @@ def _train(data, request, stop, crop, resume, resume_info):
 
 def _preview(trainer, crop: np.ndarray) -> np.ndarray:
     """Posterior mean of ``crop`` with the model as trained so far."""
-    from ..core.infer import denoise
+    from ..core import denoise
 
     model = trainer.model
     was = model.training
@@ -153,7 +159,7 @@ def _preview(trainer, crop: np.ndarray) -> np.ndarray:
 
 def denoise_job(model, data: np.ndarray, axes: str, output: str, device: str = "auto"):
     """Denoise ``data``, yielding ``DenoiseProgress`` per tile; return the float32 result."""
-    from ..core.infer import denoise_iter
+    from ..core import denoise_iter
 
     return (yield from _guard(denoise_iter(model, data, axes, output, device=device), "denoising"))
 

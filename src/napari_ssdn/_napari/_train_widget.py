@@ -435,7 +435,7 @@ class TrainWidget(QWidget):
     # -- model files --------------------------------------------------------------------
     def save_model(self, path) -> Path:
         """Write the current model to ``path`` (``.ssdn``), with its optimizer state for resuming."""
-        from ..core.modelfile import save_model
+        from ..core import save_model
 
         if self.current is None:
             raise ValueError("there is no model to save; train one or load a model file first")
@@ -446,7 +446,7 @@ class TrainWidget(QWidget):
 
     def load_model(self, path) -> SessionModel:
         """Load a ``.ssdn`` file as the current model (to resume or denoise with)."""
-        from ..core.modelfile import load_model
+        from ..core import load_model
 
         model, info = load_model(path)
         entry = self.registry.add(SessionModel(Path(path).name, model, info, str(path)))

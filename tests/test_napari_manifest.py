@@ -1,0 +1,69 @@
+"""The napari manifest: valid, complete, and every module it names imports without torch."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import npe2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return npe2.PluginManifest.from_file(ROOT / "napari.yaml")
+
+
+def test_npe2_validate_passes():
+    """`npe2 validate napari-ssdn` accepts the installed manifest."""
+    res = subprocess.run([sys.executable, "-m", "npe2", "validate", "napari-ssdn"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "valid" in res.stdout
+
+
+def test_installed_manifest_is_the_repo_one(manifest):
+    """The package exposes the repository's napari.yaml (no second, drifting copy)."""
+    installed = npe2.PluginManifest.from_distribution("napari-ssdn")
+    assert installed.model_dump() == manifest.model_dump()
+
+
+def test_contributions(manifest):
+    """Widgets (also in the Layers > Filter menu), readers, writers and samples are contributed."""
+    c = manifest.contributions
+    assert manifest.categories == ["Image Processing", "IO"]
+    widgets = {w.command for w in c.widgets}
+    assert widgets == {"napari-ssdn.train_widget", "napari-ssdn.denoise_widget"}
+    in_menus = {item.command for items in c.menus.values() for item in items if hasattr(item, "command")}
+    assert widgets <= in_menus
+    assert any(item.submenu == "napari-ssdn.filter" for item in c.menus["napari/layers/filter"])
+    patterns = set(c.readers[0].filename_patterns)
+    assert {"*.mrc", "*.mrcs", "*.map", "*.rec", "*.st", "*.ali", "*.tif"} <= patterns
+    exts = {w.command: w.filename_extensions for w in c.writers}
+    assert exts["napari-ssdn.write_mrc"][0] == ".mrc" and exts["napari-ssdn.write_tiff"][0] == ".tif"
+    assert {s.key for s in c.sample_data} == {"noisy_cells", "noisy_cells_stack"}
+
+
+def test_manifest_modules_import_without_torch(manifest):
+    """Importing the package and every python_name module of the manifest loads no torch."""
+    targets = sorted({cmd.python_name for cmd in manifest.contributions.commands})
+    code = "\n".join(
+        ["import importlib, sys", "import napari_ssdn, napari_ssdn.core"]
+        + [f"getattr(importlib.import_module({t.split(':')[0]!r}), {t.split(':')[1]!r})" for t in targets]
+        + ["bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]", "print('TORCH' if bad else 'CLEAN')"]
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("CLEAN"), res.stdout
+    assert len(targets) >= 7
+
+
+def test_widget_choices_match_core():
+    """The widgets' torch-free copies of noise models, widths and outputs match the core."""
+    from napari_ssdn._napari import _options
+    from napari_ssdn.core import NOISE_PARAMS, OUTPUTS, WIDTHS
+
+    assert _options.NOISE_PARAMS == dict(NOISE_PARAMS)
+    assert set(_options.WIDTHS) == set(WIDTHS)
+    assert tuple(_options.OUTPUTS) == tuple(OUTPUTS)
+    assert set(_options.PARAM_HELP) == {p for ps in NOISE_PARAMS.values() for p in ps}
