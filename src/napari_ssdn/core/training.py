@@ -94,7 +94,11 @@ class TrainConfig:
                 raise SSDNError(f"noise parameter {k!r} does not belong to noise={self.noise!r}; it takes {', '.join(allowed)}")
             if v is None:
                 continue
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                v = float("nan")
+            if not (math.isfinite(v) and v > 0):
                 raise SSDNError(f"noise parameter {k}={v!r} must be a positive number; give a positive value or leave it out to learn it")
             if k == "alpha" and v >= 1:
                 raise SSDNError(f"noise parameter alpha={v!r} must be below 1 (the fraction of corrupted pixels)")

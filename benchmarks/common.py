@@ -1,0 +1,81 @@
+"""Shared helpers of the benchmark scripts: data loading, noise, PSNR, machine description."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load_clean(folder: str, limit: int | None = None, size: int | None = None, gray: bool = True) -> list[tuple[str, np.ndarray]]:
+    """Clean images as float64 in [0, 1] (method.md, section 6); optional square size filter."""
+    from PIL import Image
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".bmp", ".jpg", ".tif"))
+    out = []
+    for p in files:
+        with Image.open(p) as im:
+            im = im.convert("L" if gray else "RGB")
+            arr = np.asarray(im, dtype=np.float64) / 255.0
+        if size is not None and arr.shape[:2] != (size, size):
+            continue
+        out.append((p.name, arr))
+        if limit and len(out) >= limit:
+            break
+    if not out:
+        sys.exit(f"no images found in {folder!r}" + (f" of size {size}" if size else ""))
+    return out
+
+
+def add_gaussian(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Unclipped, unquantised Gaussian noise with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    return (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
+
+
+def psnr8(x: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR on 8-bit-rounded images: clip(255 x + 0.5) then truncate."""
+    q = lambda a: np.clip(np.asarray(a, np.float64) * 255 + 0.5, 0, 255).astype(np.uint8).astype(np.float64)  # noqa: E731
+    mse = np.mean((q(x) - q(clean)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    try:
+        info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    return info
+
+
+def record(name: str, payload: dict) -> Path:
+    """Write a results JSON under benchmarks/results/ and return its path."""
+    out = Path(__file__).parent / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    payload = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "machine": machine(), **payload}
+    out.write_text(json.dumps(payload, indent=2))
+    return out

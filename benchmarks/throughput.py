@@ -1,0 +1,182 @@
+"""Throughput and memory: training and inference speed per width preset, roofline ratio,
+peak resident memory when denoising a large image and a large stack.
+
+    python benchmarks/throughput.py                      # speed table for every preset
+    python benchmarks/throughput.py --memory             # + peak RSS, 4096^2 image and 200x512x512 stack
+    python benchmarks/throughput.py --device cuda        # the same on a GPU
+
+FLOPs are counted by torch's FlopCounterMode on the real network (convolutions and
+matrix products, one multiply-add = 2 FLOPs) and divided by measured time; the roofline is
+the fp32 (and, where used, bf16) matrix-multiply rate measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import record  # noqa: E402
+
+from napari_ssdn.core.device import bf16_cpu, resolve_device  # noqa: E402
+from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
+
+
+def matmul_rate(dev, dtype, n=2048, reps=10) -> float:
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    b = torch.randn(n, n, device=dev, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(dev)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(dev)
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def autocast(dev, on):
+    if on and dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if on and dev.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return torch.autocast(dev.type, enabled=False)
+
+
+def bench_train(width, dev, patch, batch, mixed, steps=8):
+    enc, dec, depth = WIDTHS[width]
+    model = SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1})).to(dev)
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    x = torch.randn(batch, 1, patch, patch, device=dev)
+
+    def step():
+        with autocast(dev, mixed):
+            out = model(x)
+        loss = out.float().square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as fc:
+        step()
+    flops = fc.get_total_flops()
+    for _ in range(2):
+        step()
+    sync(dev)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(dev)
+    dt = (time.perf_counter() - t) / steps
+    return {"steps_per_s": 1 / dt, "mpx_per_s": batch * patch * patch / dt / 1e6, "gflop_per_s": flops / dt / 1e9}
+
+
+@torch.no_grad()
+def bench_infer(width, dev, side, reps=2):
+    enc, dec, depth = WIDTHS[width]
+    model = SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1})).to(dev).eval()
+    x = torch.randn(1, 1, side, side, device=dev)
+    with FlopCounterMode(display=False) as fc:
+        model(x)
+    flops = fc.get_total_flops()
+    model(x)
+    sync(dev)
+    t = time.perf_counter()
+    for _ in range(reps):
+        model(x)
+    sync(dev)
+    dt = (time.perf_counter() - t) / reps
+    return {"mpx_per_s": side * side / dt / 1e6, "gflop_per_s": flops / dt / 1e9}
+
+
+MEMORY_SCRIPT = r"""
+import sys, time, resource, numpy as np, tempfile, os
+from pathlib import Path
+from napari_ssdn.core import train, TrainConfig
+from napari_ssdn.cli import main
+kind, width = sys.argv[1], sys.argv[2]
+tmp = Path(tempfile.mkdtemp())
+rng = np.random.default_rng(0)
+from napari_ssdn.io import write_image
+from napari_ssdn.core import save_model
+m = train(rng.random((64, 64)).astype(np.float32), "YX", TrainConfig(iterations=1, width=width, patch=32))
+save_model(m, tmp / "m.ssdn")
+if kind == "image":
+    write_image(tmp / "in.tif", rng.random((4096, 4096), dtype=np.float32), "YX")
+    src = tmp / "in.tif"
+else:
+    import mrcfile
+    with mrcfile.new_mmap(tmp / "in.mrc", shape=(200, 512, 512), mrc_mode=2) as mm:
+        for i in range(200):
+            mm.data[i] = rng.random((512, 512), dtype=np.float32)
+    src = tmp / "in.mrc"
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+rc = main(["denoise", str(src), "-m", str(tmp / "m.ssdn"), "-o", str(tmp / ("out" + src.suffix)), "--quiet"])
+dt = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(rc, dt, peak / 1024, base / 1024)
+"""
+
+
+def bench_memory(kind, width):
+    r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, kind, width], capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"error": r.stderr[-500:]}
+    rc, dt, peak, base = r.stdout.split()[-4:]
+    return {"seconds": round(float(dt), 1), "peak_rss_mb": round(float(peak)), "rss_before_denoise_mb": round(float(base))}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--widths", default="tiny,light,paper")
+    p.add_argument("--patch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--infer-side", type=int, default=512)
+    p.add_argument("--memory", action="store_true")
+    p.add_argument("--name", default=None)
+    args = p.parse_args(argv)
+    dev = resolve_device(args.device)
+    mixed = dev.type == "cuda" or bf16_cpu()
+    rates = {"fp32": matmul_rate(dev, torch.float32)}
+    if mixed:
+        rates["bf16"] = matmul_rate(dev, torch.bfloat16)
+    print(f"device {dev}, matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
+    results = {"matmul_gflop_per_s": rates, "train": {}, "infer": {}}
+    for w in args.widths.split(","):
+        for mp in ([False, True] if mixed else [False]):
+            r = bench_train(w, dev, args.patch, args.batch, mp)
+            roof = rates["bf16" if mp else "fp32"]
+            r["roofline_ratio"] = r["gflop_per_s"] / roof
+            results["train"][f"{w}{'_mixed' if mp else '_fp32'}"] = r
+            print(f"train {w:6s} {'mixed' if mp else 'fp32 '}: {r['steps_per_s']:.2f} steps/s, {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
+        r = bench_infer(w, dev, args.infer_side)
+        r["roofline_ratio"] = r["gflop_per_s"] / rates["fp32"]
+        results["infer"][w] = r
+        print(f"infer {w:6s} fp32 : {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
+        gc.collect()
+    if args.memory:
+        for kind in ("image", "stack"):
+            r = bench_memory(kind, "light")
+            results[f"memory_{kind}"] = r
+            print(f"denoise {'4096x4096 image' if kind == 'image' else '200x512x512 stack'} (light): {r}", flush=True)
+    path = record(args.name or f"throughput_{dev.type}", {"patch": args.patch, "batch": args.batch, **results})
+    print(f"recorded {path}")
+
+
+if __name__ == "__main__":
+    main()
