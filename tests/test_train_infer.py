@@ -204,3 +204,20 @@ def test_cuda_training_and_inference_match_cpu(clean_and_noisy):
     gpu = denoise(model, noisy, "YX", device="cuda")
     cpu = denoise(model, noisy, "YX", device="cpu")
     np.testing.assert_allclose(gpu, cpu, atol=1e-3)
+
+
+def test_warm_start_copies_prior_weights_from_a_model_file(tmp_path, clean_and_noisy):
+    """init=<model file> starts the prior network from that file's weights."""
+    _, noisy, _ = clean_and_noisy
+    source = train(noisy, "YX", TrainConfig(iterations=3, init="none", **FAST))
+    save_model(source, tmp_path / "start.ssdn")
+    warm = Trainer(noisy, "YX", TrainConfig(iterations=1, init=str(tmp_path / "start.ssdn"), **FAST))
+    cold = Trainer(noisy, "YX", TrainConfig(iterations=1, init="none", **FAST))
+    for k, v in source.net.state_dict().items():
+        assert torch.equal(warm.model.net.state_dict()[k], v)
+    assert not all(torch.equal(cold.model.net.state_dict()[k], v) for k, v in source.net.state_dict().items())
+    assert warm.train_state()["init"] == str(tmp_path / "start.ssdn")
+    with pytest.raises(SSDNError, match="init"):
+        other = train(noisy, "YX", TrainConfig(iterations=1, init="none", **{**FAST, "width": "light"}))
+        save_model(other, tmp_path / "light.ssdn")
+        Trainer(noisy, "YX", TrainConfig(iterations=1, init=str(tmp_path / "light.ssdn"), **FAST))

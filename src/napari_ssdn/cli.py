@@ -93,6 +93,7 @@ def cmd_train(args) -> int:
         lr=args.lr,
         seed=args.seed,
         device=args.device,
+        init=args.init,
     )
     resume = info = None
     if args.resume:
@@ -106,7 +107,17 @@ def cmd_train(args) -> int:
     m = trainer.model
     from .core.device import device_name
 
-    log.info("training %s on %s, noise %s %s", m.describe(), device_name(trainer.device), m.config.noise, _params_str(m.noise_params_data()))
+    start = {None: "random weights", "generic": "the generic pretrained network"}.get(trainer.init_source, trainer.init_source)
+    if trainer.resumed:
+        start = f"{args.resume} (resumed)"
+    log.info(
+        "training %s on %s from %s; noise %s %s",
+        m.describe(),
+        device_name(trainer.device),
+        start,
+        m.config.noise,
+        _params_str(m.noise_params_data()),
+    )
     bar = Progress(args.quiet, "train")
     rec = None
     try:
@@ -305,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="peak learning rate (default 1e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
+    t.add_argument(
+        "--init",
+        default="auto",
+        metavar="auto|none|MODEL",
+        help="starting weights: auto (the shipped generic network where one fits, default), none (random), or a model file",
+    )
     common(t)
     t.set_defaults(func=cmd_train)
 

@@ -62,6 +62,12 @@ class TrainConfig:
         CPUs with AVX512-BF16); likelihoods and posteriors stay float64.
     val_every : int
         Steps between validation losses.
+    val_size : int
+        Side of the fixed validation crop.
+    init : str or None
+        Starting weights of the prior network: ``"auto"`` (the generic network shipped
+        with the package when one fits the data's channels, width and mode, else random),
+        ``None`` or ``"none"`` (random), or the path of a model file.
     """
 
     noise: str = "gaussian"
@@ -81,6 +87,7 @@ class TrainConfig:
     mixed_precision: bool = True
     val_every: int = 50
     val_size: int = 128
+    init: str | None = "auto"
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`SSDNError` naming the first bad field."""
@@ -164,6 +171,43 @@ def _lr_factor(f: float, warmup: float, rampdown: float) -> float:
     return 1.0
 
 
+def generic_model_path(cfg: ModelConfig):
+    """The shipped generic starting network matching ``cfg``, or None."""
+    from importlib.resources import files
+
+    if cfg.mode != "ssdn" or cfg.channels != 1:
+        return None
+    name = {(32, 64, 4): "generic_gray_light.ssdn"}.get((cfg.enc, cfg.dec, cfg.depth))
+    if name is None:
+        return None
+    path = files("napari_ssdn") / "data" / name
+    return path if path.is_file() else None
+
+
+def _warm_start(model: SSDNModel, init) -> str | None:
+    """Copy prior-network weights from ``init`` into ``model``; returns where they came from."""
+    if init is None or str(init).lower() == "none":
+        return None
+    from .modelfile import read_model_file
+
+    if str(init) == "auto":
+        path = generic_model_path(model.config)
+        if path is None:
+            return None
+    else:
+        path = init
+    state = read_model_file(path)["state"]
+    own = model.state_dict()
+    # Every tensor of the prior network must fit; the head's last layer may differ only
+    # for the mu-only baseline, whose head predicts fewer values.
+    weights = {k: v for k, v in state.items() if k.startswith("net.") and k in own and own[k].shape == v.shape}
+    body = [k for k in own if k.startswith("net.") and not k.startswith("net.head.")]
+    if not all(k in weights for k in body):
+        raise SSDNError(f"init={str(init)!r} holds no weights that fit a {model.describe()}; use init='none' or a model of the same width")
+    model.load_state_dict(weights, strict=False)
+    return "generic" if str(init) == "auto" else str(path)
+
+
 def _prepare(arrays, axes) -> list[np.ndarray]:
     if isinstance(arrays, np.ndarray):
         arrays = [arrays]
@@ -221,6 +265,7 @@ class Trainer:
         self._stop = threading.Event()
         self.steps_before = 0
         self.elapsed_before = 0.0
+        self.init_source = None
         if resume is not None:
             if resume.config.channels != self.samples_raw[0].shape[-1]:
                 raise SSDNError(
@@ -294,7 +339,9 @@ class Trainer:
             offset=self.norm.offset,
             scale=self.norm.scale,
         )
-        return SSDNModel(cfg)
+        model = SSDNModel(cfg)
+        self.init_source = _warm_start(model, c.init)
+        return model
 
     def _validation_crop(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A fixed crop (fixed seed, independent of training randomness) of the largest image."""
@@ -463,6 +510,7 @@ class Trainer:
             "batch": self.config.batch,
             "lr": self.config.lr,
             "seed": self.config.seed,
+            "init": self.init_source,
         }
 
     def save(self, path) -> None:

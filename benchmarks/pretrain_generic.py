@@ -1,0 +1,92 @@
+"""Train the generic starting network shipped in the package (warm start for `ssdn train`).
+
+    python benchmarks/pretrain_generic.py --data ../shared/data/kodak24 --budget 1500 \
+        -o src/napari_ssdn/data/generic_gray_light.ssdn
+
+Self-supervised like every ssdn model (the loss never sees a clean pixel), on Kodak images
+converted to gray, which are in no benchmark's test set here (BSD68, Set12, FMD, cryo-EM).
+Fresh Gaussian noise with sigma drawn uniformly in [5, 50] / 255 for every crop, sigma
+known, so the network learns priors for a range of noise levels; users' own training then
+fine-tunes it to their data and noise model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import load_clean  # noqa: E402
+
+from napari_ssdn.core.bayes import nll_loss, split_prior  # noqa: E402
+from napari_ssdn.core.data import CropSampler  # noqa: E402
+from napari_ssdn.core.device import bf16_cpu, resolve_device  # noqa: E402
+from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
+from napari_ssdn.core.modelfile import save_model  # noqa: E402
+from napari_ssdn.core.training import _lr_factor  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--budget", type=float, default=1500)
+    p.add_argument("--width", default="light")
+    p.add_argument("--patch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    dev = resolve_device(args.device)
+    # Kodak: the last row or column of most images is black; drop a 2-pixel border.
+    clean = [c[2:-2, 2:-2, None].astype(np.float32)[None] for _, c in load_clean(args.data)]
+    enc, dec, depth = WIDTHS[args.width]
+    torch.manual_seed(0)
+    model = SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise="gaussian", noise_init={"sigma": 25 / 255})).to(dev)
+    opt = torch.optim.Adam(model.net.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    rng = np.random.default_rng(0)
+    sampler = CropSampler(clean, args.patch, rng)
+    cast = torch.autocast("cpu", dtype=torch.bfloat16) if dev.type == "cpu" and bf16_cpu() else torch.autocast(dev.type, dtype=torch.bfloat16)
+    t0 = time.perf_counter()
+    step = 0
+    while True:
+        f = (time.perf_counter() - t0) / args.budget
+        if f >= 1:
+            break
+        for g in opt.param_groups:
+            g["lr"] = args.lr * _lr_factor(f + 1e-3, 0.05, 0.3)
+        x = torch.from_numpy(sampler.sample(args.batch)[0]).to(dev)
+        sigma = torch.from_numpy(rng.uniform(5, 50, size=(args.batch, 1, 1)) / 255).to(dev)
+        y = x + sigma[:, None].float() * torch.randn_like(x)
+        with cast:
+            out = model(y)
+        mu, sx = split_prior(out, 1)
+        loss = nll_loss("gaussian", y.permute(0, 2, 3, 1), mu, sx, {"sigma": sigma}).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if all(torch.isfinite(q.grad).all() for q in model.net.parameters() if q.grad is not None):
+            opt.step()
+        step += 1
+        if step % 100 == 0:
+            print(f"step {step} loss {loss.item():.4f} {time.perf_counter() - t0:.0f}s", flush=True)
+    model.eval()
+    save_model(
+        model,
+        args.output,
+        train_state={
+            "steps": step,
+            "elapsed": time.perf_counter() - t0,
+            "generic": f"self-supervised on {Path(args.data).name} gray, Gaussian sigma U[5,50]/255, {args.width}",
+        },
+    )
+    print(f"saved {args.output}: {step} steps")
+
+
+if __name__ == "__main__":
+    main()
