@@ -168,7 +168,7 @@ class DenoiseWidget(QWidget):
         A refusal (invalid field, channel mismatch) is shown as a notification and in
         the status line.
         """
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
         from napari.utils import progress
         from napari.utils.notifications import show_error
 
@@ -183,7 +183,7 @@ class DenoiseWidget(QWidget):
         data = layer_snapshot(layer)
         axes = check_axes(self.axes_edit.text().strip().upper(), data.shape)
         self._target = (output_layer_name(layer.name, output), geometry_of(layer), bool(layer.rgb), output)
-        worker = create_worker(denoise_job, entry.model, data, axes, output, self.device_combo.currentText().strip().lower(), _start_thread=False)
+        worker = create_worker(denoise_job, entry.model, data, axes, output, self.device_combo.currentText().strip().lower(), _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)
@@ -197,9 +197,10 @@ class DenoiseWidget(QWidget):
         return worker
 
     def _on_progress(self, rec) -> None:
-        if self._pbar is not None:
-            self._pbar.total = rec.total
-            self._pbar.update(rec.done - self._pbar.n)
+        pbar = self._pbar
+        if pbar is not None:
+            pbar.total = rec.total
+            pbar.update(rec.done - pbar.n)
         self.status.setText(f"Denoising: tile {rec.done} / {rec.total}, about {rec.eta:.0f} s left")
 
     def _on_result(self, result: np.ndarray) -> None:
@@ -213,6 +214,9 @@ class DenoiseWidget(QWidget):
         self.status.setText(f"Done: layer {name!r}.")
 
     def _on_error(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-ssdn: denoising failed: {exc}")
         self.status.setText(f"⚠ Denoising failed: {exc}")
         self.status.setStyleSheet("color: #e05050;")
 

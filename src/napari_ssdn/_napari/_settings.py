@@ -106,7 +106,7 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
         else:
             config["iterations"] = v
             # Validation losses spread along the curve even for short runs.
-            config["val_every"] = max(1, min(50, v // 20))
+            config["val_every"] = max(5, min(50, v // 20))
     v, err = _positive_int("patch", f.patch, minimum=8)
     errors.update({"patch": err} if err else {})
     config["patch"] = v

@@ -227,10 +227,10 @@ class TrainWidget(QWidget):
         self._validate()
         if "device" in self._errors:
             return
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
 
         self.device_label.setText("Device: checking…")
-        worker = create_worker(device_label_job, device.strip().lower(), _start_thread=False)
+        worker = create_worker(device_label_job, device.strip().lower(), _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._show_device)
         self._device_worker = worker
         worker.start()
@@ -314,7 +314,7 @@ class TrainWidget(QWidget):
 
         Returns None, with the reason in the status line, when a field is invalid.
         """
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
         from napari.utils.notifications import show_error
 
         if self.worker is not None:
@@ -345,7 +345,7 @@ class TrainWidget(QWidget):
         if not resume:
             self.loss_plot.clear()
         self._steps_offset = None
-        worker = create_worker(train_job, data, request, self._stop, crop, resume_model, resume_info, _start_thread=False)
+        worker = create_worker(train_job, data, request, self._stop, crop, resume_model, resume_info, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_update)
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)
@@ -381,10 +381,11 @@ class TrainWidget(QWidget):
             eta = _fmt_time(rec.eta)
             self.progress_label.setText(f"Step {rec.step} / {rec.total}   elapsed {_fmt_time(rec.elapsed)}   ETA {eta}   loss {rec.loss:.4g}")
             self.noise_label.setText("Noise: " + _fmt_noise(rec.noise_params))
-            if self._pbar is not None:
-                self._pbar.total = rec.total
-                self._pbar.update(rec.step - self._pbar.n)
-                self._pbar.set_description(f"napari-ssdn training (ETA {eta})")
+            pbar = self._pbar  # updating may run queued events (and _on_finished) re-entrantly
+            if pbar is not None:
+                pbar.total = rec.total
+                pbar.set_description(f"napari-ssdn training (ETA {eta})")
+                pbar.update(rec.step - pbar.n)
         if upd.preview is not None:
             self._show_preview(upd.preview)
 
@@ -399,7 +400,10 @@ class TrainWidget(QWidget):
         self.status.setText(f"Training {how}. Save the model, resume, or denoise with it.")
 
     def _on_error(self, exc: Exception) -> None:
-        # napari already shows the error as a notification; say it here too and recover.
+        # The job turns every failure into an SSDNError whose message says what to do.
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-ssdn: training failed: {exc}")
         self.status.setText(f"⚠ Training failed: {exc}")
         self.status.setStyleSheet("color: #e05050;")
 

@@ -1,0 +1,246 @@
+"""Train and Denoise widgets in a real napari viewer (run under Xvfb: xvfb-run -a pytest)."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("qtpy")
+pytest.importorskip("pytestqt")
+
+from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
+from napari_ssdn._napari._jobs import TrainRequest, train_job  # noqa: E402
+from napari_ssdn._napari._session import SessionModel, session_models  # noqa: E402
+from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
+from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
+
+pytestmark = pytest.mark.gui
+TIMEOUT = 60_000  # ms; a tiny network trains its few steps in about a second
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    session_models().clear()
+    yield
+    session_models().clear()
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A 1-channel model trained for a few steps (not through the widget)."""
+    from napari_ssdn.core import TrainConfig, Trainer
+
+    noisy, _ = noisy_cells(64)
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=3, width="tiny", patch=16, batch=2, device="cpu"))
+    for _ in trainer.run():
+        pass
+    return trainer.model
+
+
+def _tiny(widget, budget="20", unit="iterations"):
+    """Fast settings: tiny network, small crops, CPU."""
+    widget.width_combo.setCurrentText("tiny")
+    widget.patch_edit.setText("16")
+    widget.batch_edit.setText("2")
+    widget.budget_unit.setCurrentText(unit)
+    widget.budget_edit.setText(budget)
+    widget.device_combo.setCurrentText("cpu")
+
+
+def _train(qtbot, widget, resume=False):
+    worker = widget.start(resume=resume)
+    assert worker is not None, widget.status.text()
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT):
+        pass
+    return worker
+
+
+def test_train_through_widget(viewer, qtbot):
+    """Training a tiny model adds it to the session, draws the loss curve and a preview layer."""
+    noisy, _ = noisy_cells(64)
+    viewer.add_image(noisy, name="noisy", scale=(0.5, 0.5), units="micrometer")
+    w = TrainWidget(viewer)
+    _tiny(w, "20")
+    assert w.axes_edit.text() == "YX"
+    assert w.start_button.isEnabled()
+    qtbot.waitUntil(lambda: "CPU" in w.device_label.text(), timeout=TIMEOUT)
+    _train(qtbot, w)
+    assert w.last_result is not None and w.last_result.steps == 20
+    assert "noisy (trained)" in session_models()
+    assert len(w.loss_plot.train) == 20 and len(w.loss_plot.val) >= 3
+    assert "sigma" in w.noise_label.text()
+    preview = viewer.layers["noisy_ssdn_preview"]
+    assert preview.data.shape == (64, 64)
+    assert tuple(preview.scale) == (0.5, 0.5)
+    assert w.start_button.isEnabled() and w.resume_button.isEnabled() and not w.stop_button.isEnabled()
+
+
+def test_event_loop_runs_during_training(viewer, qtbot):
+    """The viewer stays responsive: a 20 ms QTimer keeps firing while a time-budget run trains."""
+    from qtpy.QtCore import QTimer
+
+    noisy, _ = noisy_cells_stack(n=3, size=64)
+    viewer.add_image(noisy, name="stack")
+    w = TrainWidget(viewer)
+    _tiny(w, "0.02", unit="minutes")  # 1.2 s
+    assert w.axes_edit.text() in ("TYX", "SYX")
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    t0 = time.perf_counter()
+    _train(qtbot, w)
+    elapsed = time.perf_counter() - t0
+    timer.stop()
+    assert elapsed > 1.0
+    # Without a responsive loop the timer could not fire during the run at all.
+    assert len(ticks) > 0.3 * elapsed / 0.02, (len(ticks), elapsed)
+
+
+def test_stop_keeps_model_and_resume_continues(viewer, qtbot, tmp_path):
+    """Stop ends a long run quickly and keeps the model; Resume continues it; Save/Load round-trips."""
+    noisy, _ = noisy_cells(64)
+    viewer.add_image(noisy, name="img")
+    w = TrainWidget(viewer)
+    _tiny(w, "100000")
+    worker = w.start()
+    qtbot.waitUntil(lambda: len(w.loss_plot.train) >= 3, timeout=TIMEOUT)
+    assert w.stop_button.isEnabled() and not w.start_button.isEnabled()
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT):
+        w.stop_button.click()
+    assert time.perf_counter() - t0 < 5
+    assert w.last_result.stopped and 3 <= w.last_result.steps < 100000
+    first = w.last_result.steps
+    assert session_models().get("img (trained)").model is w.last_result.model
+
+    w.budget_edit.setText("5")
+    _train(qtbot, w, resume=True)
+    assert w.last_result.info["training"]["steps"] == first + 5
+    assert w.loss_plot.train[-1][0] == first + 5  # the curve continues from the earlier steps
+
+    path = w.save_model(tmp_path / "m.ssdn")
+    assert path.is_file()
+    entry = w.load_model(path)
+    assert entry.name == "m.ssdn" and "m.ssdn" in session_models()
+    assert w.current is entry
+
+
+def test_stop_job_takes_no_further_step():
+    """Once Stop is set, the training job does not start another step."""
+    noisy, _ = noisy_cells(64)
+    req = TrainRequest("YX", {"iterations": 1000, "width": "tiny", "patch": 16, "batch": 2, "device": "cpu"})
+    stop = threading.Event()
+    gen = train_job(noisy, req, stop)
+    seen = []
+    try:
+        while True:
+            upd = next(gen)
+            if upd.progress is not None:
+                seen.append(upd.progress.step)
+                if len(seen) == 3:
+                    stop.set()
+    except StopIteration as end:
+        result = end.value
+    assert seen == [1, 2, 3]
+    assert result.stopped and result.steps == 3
+
+
+def test_invalid_fields_disable_start(viewer, qtbot):
+    """Bad settings disable Start and say why on the field and in the status line."""
+    viewer.add_image(np.zeros((32, 32), np.float32), name="img")
+    w = TrainWidget(viewer)
+    assert w.start_button.isEnabled()
+    w.patch_edit.setText("abc")
+    assert not w.start_button.isEnabled()
+    assert "patch" in w.patch_edit.toolTip() and "whole number" in w.status.text()
+    assert w.advanced.isVisibleTo(w)  # the offending field is shown
+    w.patch_edit.setText("16")
+    assert w.start_button.isEnabled()
+    sigma_edit, learn = w.param_rows["sigma"][2], w.param_rows["sigma"][3]
+    learn.setChecked(False)
+    assert not w.start_button.isEnabled() and "learn" in sigma_edit.toolTip()
+    sigma_edit.setText("0.1")
+    assert w.start_button.isEnabled()
+    w.axes_edit.setText("ZYX")
+    assert not w.start_button.isEnabled() and "dimensions" in w.axes_edit.toolTip()
+    assert w.start() is None
+
+
+def test_worker_error_becomes_message_and_widget_recovers(viewer, qtbot, monkeypatch):
+    """A failure inside the worker is reported with a remedy and the widget can start again."""
+    viewer.add_image(np.random.default_rng(0).random((6, 6)).astype(np.float32), name="small")
+    w = TrainWidget(viewer)
+    _tiny(w, "5")
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    before = len(notification_manager.records)
+    worker = w.start()
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT):
+        pass
+    new = [n for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR]
+    # "... needs at least 8; use a smaller width preset (e.g. --width tiny) or larger images"
+    assert len(new) == 1 and "larger images" in new[0].message
+    assert "failed" in w.status.text()
+    assert w.worker is None and w.start_button.isEnabled()
+
+
+def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
+    """Denoising writes <name>_ssdn with the input's scale, translate, units and labels; a rerun updates it."""
+    session_models().add(SessionModel("tiny", tiny_model))
+    noisy, _ = noisy_cells_stack(n=2, size=48)
+    layer = viewer.add_image(noisy, name="tomo", scale=(2.0, 0.5, 0.5), translate=(1.0, 3.0, 4.0),
+                             units="nm", axis_labels=("z", "y", "x"), metadata={"who": "me"})
+    w = DenoiseWidget(viewer)
+    assert w.model_combo.currentText() == "tiny"
+    assert w.axes_edit.text() == "ZYX"
+    with qtbot.waitSignal(w.run().finished, timeout=TIMEOUT):
+        pass
+    out = viewer.layers["tomo_ssdn"]
+    assert out.data.shape == noisy.shape and out.data.dtype == np.float32
+    assert tuple(out.scale) == tuple(layer.scale) and tuple(out.translate) == tuple(layer.translate)
+    assert tuple(map(str, out.units)) == ("nanometer",) * 3 and tuple(out.axis_labels) == ("z", "y", "x")
+    assert out.metadata["who"] == "me"
+    assert np.abs(out.data - noisy).mean() > 0  # something was done
+    n_layers = len(viewer.layers)
+    first = out.data.copy()
+    with qtbot.waitSignal(w.run().finished, timeout=TIMEOUT):
+        pass
+    assert len(viewer.layers) == n_layers and viewer.layers["tomo_ssdn"] is out
+    np.testing.assert_allclose(out.data, first, atol=1e-5)
+    w.output_combo.setCurrentText("posterior-std")
+    with qtbot.waitSignal(w.run().finished, timeout=TIMEOUT):
+        pass
+    assert (viewer.layers["tomo_ssdn_std"].data >= 0).all()
+
+
+def test_denoise_refuses_channel_mismatch(viewer, qtbot, tiny_model):
+    """A 3-channel layer with a 1-channel model is refused with a message naming both counts."""
+    session_models().add(SessionModel("gray", tiny_model))
+    viewer.add_image(np.random.default_rng(0).random((32, 32, 3)).astype(np.float32), name="rgb", rgb=True)
+    w = DenoiseWidget(viewer)
+    assert w.axes_edit.text() == "YXC"
+    assert not w.run_button.isEnabled()
+    msg = w.status.text()
+    assert "3 channel(s)" in msg and "trained on 1" in msg
+    assert "rgb_ssdn" not in viewer.layers
+    assert w.run() is None
+
+
+def test_trained_model_offered_to_denoise(viewer, qtbot):
+    """A model trained in the Train widget appears in an open Denoise widget's model list."""
+    noisy, _ = noisy_cells(48)
+    viewer.add_image(noisy, name="cells")
+    d = DenoiseWidget(viewer)
+    assert d.model_combo.count() == 0 and not d.run_button.isEnabled()
+    t = TrainWidget(viewer)
+    _tiny(t, "3")
+    _train(qtbot, t)
+    assert d.model_combo.currentText() == "cells (trained)"
+    assert d.run_button.isEnabled()
