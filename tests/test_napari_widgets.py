@@ -26,6 +26,18 @@ def _fresh_registry():
     session_models().clear()
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread: on a small shared CI machine, OpenMP threads competing with the GUI
+    thread and other jobs make each step many times slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()
@@ -203,6 +215,7 @@ def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
     with qtbot.waitSignal(w.run().finished, timeout=TIMEOUT):
         pass
     out = viewer.layers["tomo_ssdn"]
+    assert w.status.text().startswith("Done") and w.run_button.isEnabled()
     assert out.data.shape == noisy.shape and out.data.dtype == np.float32
     assert tuple(out.scale) == tuple(layer.scale) and tuple(out.translate) == tuple(layer.translate)
     assert tuple(map(str, out.units)) == ("nanometer",) * 3 and tuple(out.axis_labels) == ("z", "y", "x")

@@ -51,6 +51,7 @@ class DenoiseWidget(QWidget):
         self._pbar = None
         self._errors: dict[str, str] = {}
         self._target = None
+        self._done = ""
         root = QVBoxLayout(self)
         form = QFormLayout()
         self.layer_combo = ImageLayerCombo(self.viewer)
@@ -197,11 +198,12 @@ class DenoiseWidget(QWidget):
         return worker
 
     def _on_progress(self, rec) -> None:
+        self.status.setText(f"Denoising: tile {rec.done} / {rec.total}, about {rec.eta:.0f} s left")
+        # Last: napari's progress update may process queued events (even _on_finished).
         pbar = self._pbar
         if pbar is not None:
             pbar.total = rec.total
             pbar.update(rec.done - pbar.n)
-        self.status.setText(f"Denoising: tile {rec.done} / {rec.total}, about {rec.eta:.0f} s left")
 
     def _on_result(self, result: np.ndarray) -> None:
         name, geom, rgb, output = self._target
@@ -211,7 +213,7 @@ class DenoiseWidget(QWidget):
         meta["ssdn"] = {"output": output, "model": self.model_combo.currentText()}
         geom = {**geom, "metadata": meta}
         set_or_add_image(self.viewer, name, result, rgb=rgb, **geom)
-        self.status.setText(f"Done: layer {name!r}.")
+        self._done = f"Done: wrote layer {name!r}. Run again to update it."
 
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
@@ -225,7 +227,9 @@ class DenoiseWidget(QWidget):
             self._pbar.close()
             self._pbar = None
         self.worker = None
-        self._validate()
+        if self._validate() and self._done:
+            self.status.setText(self._done)
+        self._done = ""
 
     def load_model(self, path) -> SessionModel:
         """Load a ``.ssdn`` model file into the session and select it."""

@@ -341,6 +341,8 @@ class TrainWidget(QWidget):
         crop, origin = preview_crop(data, request.axes)
         self._preview_setup(layer, request.axes, origin, crop)
         self._stop = threading.Event()
+        # Closing the widget (or the viewer) stops training at the next step.
+        self.destroyed.connect(self._stop.set)
         self._source_name = layer.name
         if not resume:
             self.loss_plot.clear()
@@ -381,13 +383,14 @@ class TrainWidget(QWidget):
             eta = _fmt_time(rec.eta)
             self.progress_label.setText(f"Step {rec.step} / {rec.total}   elapsed {_fmt_time(rec.elapsed)}   ETA {eta}   loss {rec.loss:.4g}")
             self.noise_label.setText("Noise: " + _fmt_noise(rec.noise_params))
-            pbar = self._pbar  # updating may run queued events (and _on_finished) re-entrantly
-            if pbar is not None:
-                pbar.total = rec.total
-                pbar.set_description(f"napari-ssdn training (ETA {eta})")
-                pbar.update(rec.step - pbar.n)
         if upd.preview is not None:
             self._show_preview(upd.preview)
+        # Last: napari's progress update may process queued events (even _on_finished).
+        pbar = self._pbar
+        if rec is not None and pbar is not None:
+            pbar.total = rec.total
+            pbar.set_description(f"napari-ssdn training (ETA {_fmt_time(rec.eta)})")
+            pbar.update(rec.step - pbar.n)
 
     def _on_result(self, result: TrainResult) -> None:
         self.last_result = result
