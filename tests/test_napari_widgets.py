@@ -46,12 +46,17 @@ def viewer(make_napari_viewer):
 @pytest.fixture(scope="module")
 def tiny_model():
     """A 1-channel model trained for a few steps (not through the widget)."""
+    import torch
+
     from napari_ssdn.core import TrainConfig, Trainer
 
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
     noisy, _ = noisy_cells(64)
     trainer = Trainer(noisy, "YX", TrainConfig(iterations=3, width="tiny", patch=16, batch=2, device="cpu"))
     for _ in trainer.run():
         pass
+    torch.set_num_threads(n)
     return trainer.model
 
 
@@ -65,11 +70,16 @@ def _tiny(widget, budget="20", unit="iterations"):
     widget.device_combo.setCurrentText("cpu")
 
 
+def _wait(qtbot, widget):
+    """Wait until the widget has handled its worker's finished signal (a signal that fired
+    before a waitSignal was set up would be missed)."""
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+
+
 def _train(qtbot, widget, resume=False):
     worker = widget.start(resume=resume)
     assert worker is not None, widget.status.text()
-    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT):
-        pass
+    _wait(qtbot, widget)
     return worker
 
 
@@ -193,9 +203,8 @@ def test_worker_error_becomes_message_and_widget_recovers(viewer, qtbot, monkeyp
     from napari.utils.notifications import NotificationSeverity, notification_manager
 
     before = len(notification_manager.records)
-    worker = w.start()
-    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT):
-        pass
+    assert w.start() is not None
+    _wait(qtbot, w)
     new = [n for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR]
     # "... needs at least 8; use a smaller width preset (e.g. --width tiny) or larger images"
     assert len(new) == 1 and "larger images" in new[0].message
@@ -212,8 +221,8 @@ def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
     w = DenoiseWidget(viewer)
     assert w.model_combo.currentText() == "tiny"
     assert w.axes_edit.text() == "ZYX"
-    with qtbot.waitSignal(w.run().finished, timeout=TIMEOUT):
-        pass
+    assert w.run() is not None
+    _wait(qtbot, w)
     out = viewer.layers["tomo_ssdn"]
     assert w.status.text().startswith("Done") and w.run_button.isEnabled()
     assert out.data.shape == noisy.shape and out.data.dtype == np.float32
@@ -223,13 +232,13 @@ def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
     assert np.abs(out.data - noisy).mean() > 0  # something was done
     n_layers = len(viewer.layers)
     first = out.data.copy()
-    with qtbot.waitSignal(w.run().finished, timeout=TIMEOUT):
-        pass
+    assert w.run() is not None
+    _wait(qtbot, w)
     assert len(viewer.layers) == n_layers and viewer.layers["tomo_ssdn"] is out
     np.testing.assert_allclose(out.data, first, atol=1e-5)
     w.output_combo.setCurrentText("posterior-std")
-    with qtbot.waitSignal(w.run().finished, timeout=TIMEOUT):
-        pass
+    assert w.run() is not None
+    _wait(qtbot, w)
     assert (viewer.layers["tomo_ssdn_std"].data >= 0).all()
 
 

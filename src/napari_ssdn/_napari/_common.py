@@ -90,7 +90,8 @@ def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
     """Update the image layer ``name`` in place (data and geometry) or add it."""
     from napari.layers import Image
 
-    if name in viewer.layers and isinstance(viewer.layers[name], Image) and viewer.layers[name].ndim == (data.ndim - (1 if kwargs.get("rgb") else 0)):
+    ndim = data.ndim - (1 if kwargs.get("rgb") else 0)
+    if name in viewer.layers and isinstance(viewer.layers[name], Image) and viewer.layers[name].ndim == ndim:
         lay = viewer.layers[name]
         if bool(lay.rgb) == bool(kwargs.get("rgb", False)):
             lay.data = data

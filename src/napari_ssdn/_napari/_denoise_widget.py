@@ -6,11 +6,29 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.data import check_axes
 from ..core.errors import SSDNError
-from ._common import ImageLayerCombo, channels_of, geometry_of, guessed_axes, layer_snapshot, mark_field, set_or_add_image
+from ._common import (
+    ImageLayerCombo,
+    channels_of,
+    geometry_of,
+    guessed_axes,
+    layer_snapshot,
+    mark_field,
+    set_or_add_image,
+)
 from ._jobs import denoise_job
 from ._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
 from ._session import SessionModel, session_models
@@ -96,7 +114,13 @@ class DenoiseWidget(QWidget):
         self._on_layer_changed()
 
     def _field_widgets(self) -> dict[str, QWidget]:
-        return {"layer": self.layer_combo, "axes": self.axes_edit, "model": self.model_combo, "output": self.output_combo, "device": self.device_combo}
+        return {
+            "layer": self.layer_combo,
+            "axes": self.axes_edit,
+            "model": self.model_combo,
+            "output": self.output_combo,
+            "device": self.device_combo,
+        }
 
     def _refresh_models(self) -> None:
         try:
@@ -146,7 +170,8 @@ class DenoiseWidget(QWidget):
                     f"layer {layer.name!r} has {have} channel(s) (axes {axes!r}) but model {entry.name!r} was trained on "
                     f"{entry.channels}; pick a model trained on this kind of data or fix the axes"
                 )
-        if entry is not None and entry.model.config.mode != "ssdn" and self.output_combo.currentText() in ("posterior-std",):
+        output = self.output_combo.currentText()
+        if entry is not None and entry.model.config.mode != "ssdn" and output == "posterior-std":
             errors["output"] = f"model {entry.name!r} ({entry.model.config.mode}) has no posterior; choose prior-mean"
         dev = self.device_combo.currentText().strip().lower()
         if dev not in DEVICES and not (dev.startswith("cuda:") and dev[5:].isdigit()):
@@ -158,7 +183,7 @@ class DenoiseWidget(QWidget):
             self.status.setText("⚠ " + next(iter(errors.values())))
             self.status.setStyleSheet("color: #e05050;")
         elif self.worker is None:
-            self.status.setText(f"Ready: output goes to layer {output_layer_name(layer.name, self.output_combo.currentText())!r}.")
+            self.status.setText(f"Ready: output goes to layer {output_layer_name(layer.name, output)!r}.")
             self.status.setStyleSheet("")
         self.run_button.setEnabled(not errors and self.worker is None)
         return not errors
@@ -184,7 +209,10 @@ class DenoiseWidget(QWidget):
         data = layer_snapshot(layer)
         axes = check_axes(self.axes_edit.text().strip().upper(), data.shape)
         self._target = (output_layer_name(layer.name, output), geometry_of(layer), bool(layer.rgb), output)
-        worker = create_worker(denoise_job, entry.model, data, axes, output, self.device_combo.currentText().strip().lower(), _start_thread=False, _ignore_errors=True)
+        device = self.device_combo.currentText().strip().lower()
+        worker = create_worker(
+            denoise_job, entry.model, data, axes, output, device, _start_thread=False, _ignore_errors=True
+        )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)

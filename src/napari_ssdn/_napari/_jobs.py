@@ -100,13 +100,19 @@ def _guard(gen, what: str):
     except SSDNError:
         raise
     except MemoryError:
-        raise SSDNError(f"{what} ran out of memory; use a smaller patch, batch or width, or a smaller image") from None
+        raise SSDNError(
+            f"{what} ran out of memory; use a smaller patch, batch or width, or a smaller image"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - anything else: say what happened and what to try
         log.exception("napari-ssdn %s failed", what)
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "out of memory" in msg.lower():
-            raise SSDNError(f"{what} ran out of GPU memory ({msg}); use a smaller patch/batch/width or device 'cpu'") from exc
-        raise SSDNError(f"{what} failed ({type(exc).__name__}: {msg}); check the axes and settings, or try device 'cpu'") from exc
+            raise SSDNError(
+                f"{what} ran out of GPU memory ({msg}); use a smaller patch/batch/width or device 'cpu'"
+            ) from exc
+        raise SSDNError(
+            f"{what} failed ({type(exc).__name__}: {msg}); check the axes and settings, or try device 'cpu'"
+        ) from exc
 
 
 def _train(data, request, stop, crop, resume, resume_info):

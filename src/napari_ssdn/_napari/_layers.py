@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..core.data import SAMPLE_AXES, check_axes, guess_axes
+from ..core.data import check_axes, guess_axes
 from ..core.errors import SSDNError
 
 #: Layer metadata key holding what the reader learned from the file.
@@ -86,4 +86,4 @@ def voxel_from_layer(axes: str, scale: Sequence[float] | None, units: Sequence |
     return voxel, unit
 
 
-__all__ = ["META_KEY", "SAMPLE_AXES", "axis_labels_for", "axes_from_labels", "layer_axes", "unit_name", "voxel_from_layer"]
+__all__ = ["META_KEY", "axis_labels_for", "axes_from_labels", "layer_axes", "unit_name", "voxel_from_layer"]
