@@ -28,7 +28,7 @@ from napari_ssdn.core.bayes import nll_loss, split_prior  # noqa: E402
 from napari_ssdn.core.data import CropSampler  # noqa: E402
 from napari_ssdn.core.device import bf16_cpu, resolve_device  # noqa: E402
 from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
-from napari_ssdn.core.modelfile import save_model  # noqa: E402
+from napari_ssdn.core.modelfile import read_model_file, save_model  # noqa: E402
 from napari_ssdn.core.training import _lr_factor  # noqa: E402
 
 
@@ -42,6 +42,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="auto")
+    p.add_argument("--resume", help="continue from a file written by this script (weights and Adam state)")
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
     # Kodak: the last row or column of most images is black; drop a 2-pixel border.
@@ -50,7 +51,17 @@ def main(argv=None):
     torch.manual_seed(0)
     model = SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise="gaussian", noise_init={"sigma": 25 / 255})).to(dev)
     opt = torch.optim.Adam(model.net.parameters(), lr=args.lr, betas=(0.9, 0.99))
-    rng = np.random.default_rng(0)
+    steps_before, seconds_before = 0, 0.0
+    warmup = 0.05
+    if args.resume:
+        blob = read_model_file(args.resume)
+        model.load_state_dict(blob["state"])
+        if blob.get("optimizer"):
+            opt.load_state_dict(blob["optimizer"])
+            warmup = 0.0  # Adam's moments are restored: no need to ramp up again
+        steps_before = int(blob["meta"]["training"]["steps"])
+        seconds_before = float(blob["meta"]["training"]["elapsed"])
+    rng = np.random.default_rng(steps_before)
     sampler = CropSampler(clean, args.patch, rng)
     cast = torch.autocast("cpu", dtype=torch.bfloat16) if dev.type == "cpu" and bf16_cpu() else torch.autocast(dev.type, dtype=torch.bfloat16)
     t0 = time.perf_counter()
@@ -60,7 +71,7 @@ def main(argv=None):
         if f >= 1:
             break
         for g in opt.param_groups:
-            g["lr"] = args.lr * _lr_factor(f + 1e-3, 0.05, 0.3)
+            g["lr"] = args.lr * _lr_factor(f + 1e-3, warmup, 0.3)
         x = torch.from_numpy(sampler.sample(args.batch)[0]).to(dev)
         sigma = torch.from_numpy(rng.uniform(5, 50, size=(args.batch, 1, 1)) / 255).to(dev)
         y = x + sigma[:, None].float() * torch.randn_like(x)
@@ -79,13 +90,14 @@ def main(argv=None):
     save_model(
         model,
         args.output,
+        optimizer_state=opt.state_dict(),
         train_state={
-            "steps": step,
-            "elapsed": time.perf_counter() - t0,
+            "steps": steps_before + step,
+            "elapsed": seconds_before + time.perf_counter() - t0,
             "generic": f"self-supervised on {Path(args.data).name} gray, Gaussian sigma U[5,50]/255, {args.width}",
         },
     )
-    print(f"saved {args.output}: {step} steps")
+    print(f"saved {args.output}: {steps_before + step} steps")
 
 
 if __name__ == "__main__":

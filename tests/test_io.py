@@ -71,3 +71,32 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(SSDNError):
         write_image(tmp_path / "x.mrc", np.zeros((2, 4, 4, 3)), "SYXC")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_old_imod_tomogram_header_is_a_volume(tmp_path):
+    """Space group 0 with mz = nz (old IMOD headers) is a volume; mz = 1 is a stack."""
+    data = np.zeros((6, 8, 8), np.float32)
+    with mrcfile.new(tmp_path / "tomo.rec") as m:
+        m.set_data(data)
+        m.header.ispg = 0
+        m.header.mz = 6
+        m.voxel_size = 10.0
+    assert read_image(tmp_path / "tomo.rec").axes == "ZYX"
+    assert read_image(tmp_path / "tomo.rec").scale() == (10.0, 10.0, 10.0)
+    with mrcfile.new(tmp_path / "tilts.st") as m:
+        m.set_data(data)
+        m.set_volume()
+    assert read_image(tmp_path / "tilts.st").axes == "SYX"
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    """Atomic writes go through a private temporary file; the result is readable by others."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = write_image(tmp_path / "x.tif", np.zeros((4, 4), np.float32), "YX")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

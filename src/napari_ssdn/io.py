@@ -139,7 +139,13 @@ def _read_mrc(path: Path, mmap: bool) -> ImageData:
         vs = mrc.voxel_size
         voxel = {"X": float(vs.x), "Y": float(vs.y), "Z": float(vs.z)}
         origin = (float(mrc.header.origin.x), float(mrc.header.origin.y), float(mrc.header.origin.z))
-        stack = data.ndim == 3 and (int(mrc.header.ispg) == 0 or path.suffix.lower() == ".mrcs")
+        # Stack or volume: .mrcs/.st/.ali are stacks by convention; otherwise MRC2014 marks a
+        # stack with space group 0 and mz = 1, while old IMOD tomograms have space group 0
+        # with mz = nz and are volumes.
+        suffix = path.suffix.lower()
+        stack = data.ndim == 3 and (
+            suffix in (".mrcs", ".st", ".ali") or (int(mrc.header.ispg) == 0 and int(mrc.header.mz) <= 1)
+        )
     if data.ndim == 2:
         axes = "YX"
     elif data.ndim == 3:
@@ -246,6 +252,13 @@ def _read_pil(path: Path) -> ImageData:
 
 
 # --- writing ------------------------------------------------------------------------------
+def _umask_permissions(path: Path) -> None:
+    """Give a temporary file (created 0600) the permissions a normal new file would get."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 class atomic_path:
     """Context manager yielding a temporary path beside ``path``, renamed onto it on success."""
 
@@ -261,6 +274,7 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
+            _umask_permissions(self.tmp)
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)

@@ -1,18 +1,9 @@
-"""Choices offered by the widgets, kept here so that building a widget imports no torch.
-
-They mirror constants of the torch-side core (``core.bayes.NOISE_PARAMS``,
-``core.model.WIDTHS``, ``core.infer.OUTPUTS``); a test checks that they agree.
-"""
+"""Choices offered by the widgets; the names come from the core's torch-free constants."""
 
 from __future__ import annotations
 
-#: Noise model -> its parameters, in the order the widget shows them.
-NOISE_PARAMS = {
-    "gaussian": ("sigma",),
-    "poisson": ("lam",),
-    "poisson-gaussian": ("a", "b"),
-    "impulse": ("alpha",),
-}
+from ..core.constants import NOISE_PARAMS, OUTPUTS
+from ..core.constants import WIDTHS as _WIDTHS
 
 #: What each noise parameter means, for tooltips.
 PARAM_HELP = {
@@ -24,10 +15,9 @@ PARAM_HELP = {
 }
 
 #: Network width presets, smallest first.
-WIDTHS = ("tiny", "light", "paper")
+WIDTHS = tuple(sorted(_WIDTHS, key=lambda name: _WIDTHS[name][0]))
 
-#: Denoising outputs and the suffix of the layer each one goes to.
-OUTPUTS = ("posterior-mean", "prior-mean", "posterior-std", "residual")
+#: The layer each denoising output goes to.
 OUTPUT_SUFFIX = {
     "posterior-mean": "_ssdn",
     "prior-mean": "_ssdn_prior",
@@ -36,3 +26,5 @@ OUTPUT_SUFFIX = {
 }
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+__all__ = ["NOISE_PARAMS", "PARAM_HELP", "WIDTHS", "OUTPUTS", "OUTPUT_SUFFIX", "DEVICES"]

@@ -11,16 +11,16 @@ Names are loaded lazily, so that ``napari_ssdn.core.data`` or ``.errors`` can be
 from importlib import import_module
 
 _EXPORTS = {
-    "NOISE_MODELS": "bayes",
-    "NOISE_PARAMS": "bayes",
+    "NOISE_MODELS": "constants",
+    "NOISE_PARAMS": "constants",
     "SSDNError": "errors",
     "ModelFileError": "errors",
-    "OUTPUTS": "infer",
+    "OUTPUTS": "constants",
     "DenoiseProgress": "infer",
     "denoise": "infer",
     "denoise_iter": "infer",
-    "MODES": "model",
-    "WIDTHS": "model",
+    "MODES": "constants",
+    "WIDTHS": "constants",
     "ModelConfig": "model",
     "SSDNModel": "model",
     "load_model": "modelfile",

@@ -23,13 +23,7 @@ __all__ = [
 ]
 
 EPS = 1e-9
-NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian", "impulse")
-NOISE_PARAMS = {
-    "gaussian": ("sigma",),
-    "poisson": ("lam",),
-    "poisson-gaussian": ("a", "b"),
-    "impulse": ("alpha",),
-}
+from .constants import NOISE_MODELS, NOISE_PARAMS  # noqa: E402
 POISSON_FLOOR = 1e-3
 
 

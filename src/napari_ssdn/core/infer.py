@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .bayes import posterior, split_prior
+from .constants import OUTPUTS
 from .data import from_samples, guess_axes, to_samples
 from .device import resolve_device
 from .errors import SSDNError
@@ -18,7 +19,6 @@ from .network import receptive_margin
 
 __all__ = ["OUTPUTS", "DenoiseProgress", "denoise", "denoise_iter", "default_tile"]
 
-OUTPUTS = ("posterior-mean", "prior-mean", "posterior-std", "residual")
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,13 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from .bayes import NOISE_MODELS, NOISE_PARAMS, n_outputs
+from .bayes import n_outputs
+from .constants import MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS
 from .errors import SSDNError
 from .network import ArchConfig, PlainNet, build_network
 
 __all__ = ["WIDTHS", "MODES", "ModelConfig", "SSDNModel", "params_to_data", "params_to_norm"]
 
-#: Width presets: name -> (encoder, decoder, depth). "paper" is Laine et al.'s network;
-#: "light" trains usefully in minutes on a CPU.
-WIDTHS = {"paper": (48, 96, 5), "light": (32, 64, 4), "tiny": (16, 32, 3)}
-#: ssdn: blind-spot + Bayesian posterior; mu-only: blind-spot trained with L2 to the noisy
-#: input (the "no Bayes" / Noise2Void-like baseline); supervised: plain U-Net, L2 to clean.
-MODES = ("ssdn", "mu-only", "supervised")
 
 
 @dataclass(frozen=True)
