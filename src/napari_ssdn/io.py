@@ -8,8 +8,10 @@ so Fiji reads them too, or tifffile's JSON description when the axes do not fit 
 from __future__ import annotations
 
 
+import logging
 import os
 import tempfile
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import SSDNError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ImageData",
@@ -130,7 +134,8 @@ def _read_mrc(path: Path, mmap: bool) -> ImageData:
     import mrcfile
 
     opener = mrcfile.mmap if mmap else mrcfile.open
-    with opener(path, mode="r", permissive=True) as mrc:
+    with warnings.catch_warnings(record=True) as caught, opener(path, mode="r", permissive=True) as mrc:
+        warnings.simplefilter("always")
         if mrc.data is None:
             raise SSDNError(f"{str(path)!r} is not a valid MRC file (no data could be read); check that it is complete")
         data = mrc.data if mmap else np.array(mrc.data)
@@ -146,6 +151,8 @@ def _read_mrc(path: Path, mmap: bool) -> ImageData:
         stack = data.ndim == 3 and (
             suffix in (".mrcs", ".st", ".ali") or (int(mrc.header.ispg) == 0 and int(mrc.header.mz) <= 1)
         )
+    for w in caught:  # permissive reading of old or odd headers: worth a log line, not a failure
+        log.debug("%s: %s", path, w.message)
     if data.ndim == 2:
         axes = "YX"
     elif data.ndim == 3:
