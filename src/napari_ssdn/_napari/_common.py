@@ -98,7 +98,9 @@ def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
             for key in ("scale", "translate", "units", "axis_labels", "metadata"):
                 if key in kwargs:
                     setattr(lay, key, kwargs[key])
-            if not lay.rgb:
+            if "contrast_limits" in kwargs:
+                lay.contrast_limits = kwargs["contrast_limits"]
+            elif not lay.rgb:
                 lay.reset_contrast_limits()
             return lay
         viewer.layers.remove(lay)

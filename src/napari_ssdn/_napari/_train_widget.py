@@ -76,6 +76,7 @@ class TrainWidget(QWidget):
         self._pbar = None
         self._preview_geom: dict = {}
         self._preview_name = ""
+        self._preview_contrast = None
         self._errors: dict[str, str] = {}
         self._build()
         self._on_layer_changed()
@@ -427,6 +428,8 @@ class TrainWidget(QWidget):
         self._preview_name = f"{layer.name}_ssdn_preview"
         self._preview_geom = {"scale": scale, "translate": translate, "units": units}
         self._preview_rgb = crop is not None and crop.shape[-1] in (3, 4) and bool(layer.rgb)
+        # The input's contrast, so that the preview compares with the noisy image beside it.
+        self._preview_contrast = None if layer.rgb else tuple(float(v) for v in layer.contrast_limits)
 
     def _show_preview(self, preview: np.ndarray) -> None:
         img = preview[..., 0] if preview.shape[-1] == 1 else preview
@@ -437,6 +440,8 @@ class TrainWidget(QWidget):
             geom = dict(self._preview_geom)
         if self._preview_rgb:
             img = np.clip(img, 0, None)
+        elif img.ndim == 2 and self._preview_contrast is not None:
+            geom["contrast_limits"] = self._preview_contrast
         set_or_add_image(self.viewer, self._preview_name, img.astype(np.float32), rgb=self._preview_rgb, **geom)
 
     # -- model files --------------------------------------------------------------------
