@@ -107,7 +107,7 @@ def cmd_train(args) -> int:
     m = trainer.model
     from .core.device import device_name
 
-    start = {None: "random weights", "generic": "the generic pretrained network"}.get(trainer.init_source, trainer.init_source)
+    start = trainer.init_source or "random weights"
     if trainer.resumed:
         start = f"{args.resume} (resumed)"
     log.info(
@@ -316,12 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="peak learning rate (default 1e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
-    t.add_argument(
-        "--init",
-        default="auto",
-        metavar="auto|none|MODEL",
-        help="starting weights: auto (the shipped generic network where one fits, default), none (random), or a model file",
-    )
+    t.add_argument("--init", metavar="MODEL", help="start from the weights of this model file (same width); default: random")
     common(t)
     t.set_defaults(func=cmd_train)
 

@@ -65,9 +65,8 @@ class TrainConfig:
     val_size : int
         Side of the fixed validation crop.
     init : str or None
-        Starting weights of the prior network: ``"auto"`` (the generic network shipped
-        with the package when one fits the data's channels, width and mode, else random),
-        ``None`` or ``"none"`` (random), or the path of a model file.
+        Starting weights of the prior network: ``None`` or ``"none"`` (random), or the
+        path of a model file of the same architecture (warm start).
     """
 
     noise: str = "gaussian"
@@ -87,7 +86,7 @@ class TrainConfig:
     mixed_precision: bool = True
     val_every: int = 50
     val_size: int = 128
-    init: str | None = "auto"
+    init: str | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`SSDNError` naming the first bad field."""
@@ -171,31 +170,13 @@ def _lr_factor(f: float, warmup: float, rampdown: float) -> float:
     return 1.0
 
 
-def generic_model_path(cfg: ModelConfig):
-    """The shipped generic starting network matching ``cfg``, or None."""
-    from importlib.resources import files
-
-    if cfg.mode != "ssdn" or cfg.channels != 1:
-        return None
-    name = {(32, 64, 4): "generic_gray_light.ssdn"}.get((cfg.enc, cfg.dec, cfg.depth))
-    if name is None:
-        return None
-    path = files("napari_ssdn") / "data" / name
-    return path if path.is_file() else None
-
-
 def _warm_start(model: SSDNModel, init) -> str | None:
     """Copy prior-network weights from ``init`` into ``model``; returns where they came from."""
     if init is None or str(init).lower() == "none":
         return None
     from .modelfile import read_model_file
 
-    if str(init) == "auto":
-        path = generic_model_path(model.config)
-        if path is None:
-            return None
-    else:
-        path = init
+    path = init
     state = read_model_file(path)["state"]
     own = model.state_dict()
     # Every tensor of the prior network must fit; the head's last layer may differ only
@@ -205,7 +186,7 @@ def _warm_start(model: SSDNModel, init) -> str | None:
     if not all(k in weights for k in body):
         raise SSDNError(f"init={str(init)!r} holds no weights that fit a {model.describe()}; use init='none' or a model of the same width")
     model.load_state_dict(weights, strict=False)
-    return "generic" if str(init) == "auto" else str(path)
+    return str(path)
 
 
 def _prepare(arrays, axes) -> list[np.ndarray]:
