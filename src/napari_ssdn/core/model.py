@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -82,8 +82,6 @@ class ModelConfig:
         d["learned"] = tuple(d.get("learned", ()))
         return cls(**d)
 
-    def with_noise_init(self, **params) -> "ModelConfig":
-        return replace(self, noise_init={**self.noise_init, **params})
 
 
 def params_to_norm(noise: str, params: dict, offset: float, scale: float) -> dict:

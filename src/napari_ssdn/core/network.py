@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ArchConfig", "UNet", "BlindSpotNet", "PriorNet", "build_network", "receptive_margin"]
+__all__ = ["ArchConfig", "UNet", "BlindSpotNet", "PlainNet", "build_network", "receptive_margin"]
 
 LEAK = 0.1
 
@@ -195,8 +195,6 @@ class PlainNet(nn.Module):
         h = F.leaky_relu(self.head[0](h), LEAK)
         return self.head[1](h)
 
-
-PriorNet = BlindSpotNet
 
 
 def build_network(arch: ArchConfig) -> nn.Module:
