@@ -107,3 +107,28 @@ def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
     elif name in viewer.layers:
         viewer.layers.remove(viewer.layers[name])
     return viewer.add_image(data, name=name, **kwargs)
+
+
+def show_failure(status_label, what: str, exc: Exception) -> None:
+    """Report a worker failure: a napari notification and the widget's status line in red.
+
+    The jobs turn every failure into an SSDNError whose message already says what to do.
+    """
+    from napari.utils.notifications import show_error
+
+    show_error(f"napari-ssdn: {what} failed: {exc}")
+    status_label.setText(f"\u26a0 {what.capitalize()} failed: {exc}")
+    status_label.setStyleSheet("color: #e05050;")
+
+
+def advance_progress(pbar, done: int, total: int, description: str | None = None) -> None:
+    """Move a napari progress bar to ``done`` of ``total``.
+
+    Call it last in a handler: napari's progress update may process queued events.
+    """
+    if pbar is None:
+        return
+    pbar.total = total
+    if description is not None:
+        pbar.set_description(description)
+    pbar.update(done - pbar.n)

@@ -22,12 +22,14 @@ from ..core.data import check_axes
 from ..core.errors import SSDNError
 from ._common import (
     ImageLayerCombo,
+    advance_progress,
     channels_of,
     geometry_of,
     guessed_axes,
     layer_snapshot,
     mark_field,
     set_or_add_image,
+    show_failure,
 )
 from ._jobs import denoise_job
 from ._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
@@ -227,11 +229,7 @@ class DenoiseWidget(QWidget):
 
     def _on_progress(self, rec) -> None:
         self.status.setText(f"Denoising: tile {rec.done} / {rec.total}, about {rec.eta:.0f} s left")
-        # Last: napari's progress update may process queued events (even _on_finished).
-        pbar = self._pbar
-        if pbar is not None:
-            pbar.total = rec.total
-            pbar.update(rec.done - pbar.n)
+        advance_progress(self._pbar, rec.done, rec.total)
 
     def _on_result(self, result: np.ndarray) -> None:
         name, geom, rgb, output = self._target
@@ -244,11 +242,7 @@ class DenoiseWidget(QWidget):
         self._done = f"Done: wrote layer {name!r}. Run again to update it."
 
     def _on_error(self, exc: Exception) -> None:
-        from napari.utils.notifications import show_error
-
-        show_error(f"napari-ssdn: denoising failed: {exc}")
-        self.status.setText(f"⚠ Denoising failed: {exc}")
-        self.status.setStyleSheet("color: #e05050;")
+        show_failure(self.status, "denoising", exc)
 
     def _on_finished(self) -> None:
         if self._pbar is not None:

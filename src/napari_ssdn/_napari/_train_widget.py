@@ -23,7 +23,15 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.data import to_samples
-from ._common import ImageLayerCombo, guessed_axes, layer_snapshot, mark_field, set_or_add_image
+from ._common import (
+    ImageLayerCombo,
+    advance_progress,
+    guessed_axes,
+    layer_snapshot,
+    mark_field,
+    set_or_add_image,
+    show_failure,
+)
 from ._jobs import TrainResult, TrainUpdate, device_label_job, train_job
 from ._loss_plot import LossPlot
 from ._options import DEVICES, NOISE_PARAMS, PARAM_HELP, WIDTHS
@@ -386,12 +394,8 @@ class TrainWidget(QWidget):
             self.noise_label.setText("Noise: " + _fmt_noise(rec.noise_params))
         if upd.preview is not None:
             self._show_preview(upd.preview)
-        # Last: napari's progress update may process queued events (even _on_finished).
-        pbar = self._pbar
-        if rec is not None and pbar is not None:
-            pbar.total = rec.total
-            pbar.set_description(f"napari-ssdn training (ETA {_fmt_time(rec.eta)})")
-            pbar.update(rec.step - pbar.n)
+        if rec is not None:
+            advance_progress(self._pbar, rec.step, rec.total, f"napari-ssdn training (ETA {_fmt_time(rec.eta)})")
 
     def _on_result(self, result: TrainResult) -> None:
         self.last_result = result
@@ -404,12 +408,7 @@ class TrainWidget(QWidget):
         self.status.setText(f"Training {how}. Save the model, resume, or denoise with it.")
 
     def _on_error(self, exc: Exception) -> None:
-        # The job turns every failure into an SSDNError whose message says what to do.
-        from napari.utils.notifications import show_error
-
-        show_error(f"napari-ssdn: training failed: {exc}")
-        self.status.setText(f"⚠ Training failed: {exc}")
-        self.status.setStyleSheet("color: #e05050;")
+        show_failure(self.status, "training", exc)
 
     def _on_finished(self) -> None:
         if self._pbar is not None:
