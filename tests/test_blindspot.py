@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from napari_ssdn.core.network import ArchConfig, BlindSpotNet, PlainNet, receptive_margin
+from napari_ssdn.core.network import ArchConfig, BlindSpotNet, PlainNet, build_network, receptive_margin, receptive_margins
 
 SIZE = 32
 POSITIONS = [(16, 16), (0, 0), (0, 31), (31, 0), (31, 31), (0, 15), (15, 0), (31, 17), (9, 31), (5, 22)]
@@ -82,3 +82,75 @@ def test_receptive_margin_bounds_the_field():
     nz = torch.nonzero(g[0, 0])
     reach = (nz - torch.tensor([c, c])).abs().max().item()
     assert 0 < reach <= m
+
+
+# -- volumes -----------------------------------------------------------------------------
+
+SHAPE3 = (8, 12, 12)
+
+
+def _positions3(shape):
+    """Centre, a point on each face, on some edges and every corner."""
+    d, h, w = (s - 1 for s in shape)
+    c = (shape[0] // 2, shape[1] // 2, shape[2] // 2)
+    faces = [(0, c[1], c[2]), (d, c[1], c[2]), (c[0], 0, c[2]), (c[0], h, c[2]), (c[0], c[1], 0), (c[0], c[1], w)]
+    edges = [(0, 0, c[2]), (d, c[1], w), (c[0], h, 0), (0, h, 5)]
+    corners = [(z, y, x) for z in (0, d) for y in (0, h) for x in (0, w)]
+    return [c] + faces + edges + corners
+
+
+def _grad3(net, c, p, out_channel=0):
+    torch.manual_seed(1)
+    x = torch.randn((1, c) + SHAPE3, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(net(x)[(0, out_channel) + p], x)
+    return g[0].abs().sum(0)
+
+
+@pytest.mark.parametrize("channels,flat", [(1, 0), (1, 1), (2, 1)])
+def test_volume_centre_voxel_has_zero_gradient_and_neighbours_do_not(channels, flat):
+    """3D: zero gradient at the voxel, non-zero at its 26 neighbours, at centre, faces,
+    edges and corners, with isotropic and in-plane-only first pooling."""
+    torch.manual_seed(0)
+    k = channels + channels * (channels + 1) // 2
+    net = build_network(ArchConfig(channels=channels, outputs=k, enc=4, dec=6, depth=2, ndim=3, flat=flat)).double()
+    for p in _positions3(SHAPE3):
+        for oc in range(k):
+            g = _grad3(net, channels, p, oc)
+            assert g[p].item() == 0.0, f"output {oc} at {p} sees its own input voxel"
+            for dz in (-1, 0, 1):
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        q = (p[0] + dz, p[1] + dy, p[2] + dx)
+                        if (dz or dy or dx) and all(0 <= q[i] < SHAPE3[i] for i in range(3)):
+                            assert g[q].item() != 0.0, f"output at {p} misses neighbour {q}"
+
+
+def test_volume_blind_spot_holds_in_inference_path():
+    """Inference accumulates the six branches one by one; same output, same blind voxel."""
+    net = build_network(ArchConfig(channels=1, outputs=2, enc=4, dec=6, depth=2, ndim=3, flat=1)).double().eval()
+    x = torch.randn((1, 1) + SHAPE3, dtype=torch.float64)
+    with torch.enable_grad():
+        batched = net(x).detach()
+    with torch.no_grad():
+        ref = net(x)
+        x2 = x.clone()
+        x2[0, 0, 3, 5, 6] += 100.0
+        diff = (net(x2) - ref).abs()[0].sum(0)
+    assert torch.allclose(batched, ref, atol=1e-12)
+    assert diff[3, 5, 6].item() == 0.0
+    assert diff[2, 5, 6].item() > 0 and diff[3, 5, 7].item() > 0 and diff[4, 4, 6].item() > 0
+
+
+@pytest.mark.parametrize("flat", [0, 1])
+def test_volume_margins_bound_the_field(flat):
+    """No voxel farther than the per-axis margin influences an output voxel."""
+    arch = ArchConfig(channels=1, outputs=2, enc=3, dec=3, depth=2, ndim=3, flat=flat)
+    m = receptive_margins(arch)
+    net = build_network(arch).double()
+    shape = tuple(2 * mi + 8 for mi in m)
+    x = torch.randn((1, 1) + shape, dtype=torch.float64, requires_grad=True)
+    c = tuple(s // 2 for s in shape)
+    (g,) = torch.autograd.grad(net(x)[(0, 0) + c], x)
+    nz = torch.nonzero(g[0, 0])
+    reach = (nz - torch.tensor(c)).abs().max(dim=0).values.tolist()
+    assert all(0 < r <= mi for r, mi in zip(reach, m)), (reach, m)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ArchConfig", "UNet", "BlindSpotNet", "PlainNet", "build_network", "receptive_margin"]
+__all__ = ["ArchConfig", "UNet", "BlindSpotNet", "BlindSpotNet3D", "PlainNet", "build_network", "receptive_margin", "receptive_margins", "branch_margins", "BRANCHES_3D"]
 
 LEAK = 0.1
 
@@ -40,9 +41,14 @@ class ArchConfig:
         Width of the decoder convolutions (96 in the paper).
     depth : int
         Number of max-pool levels (5 in the paper). Inputs are padded to a multiple of
-        ``2**depth``.
+        ``2**depth`` (along z of a volume: ``2**(depth - flat)``).
     blind : bool
         Blind-spot network (True) or its ordinary, non-blind twin (False).
+    ndim : int
+        2 for images, 3 for volumes (six half-space branches, 3D convolutions).
+    flat : int
+        Volumes only: the first ``flat`` pooling levels pool in-plane only, for voxels
+        coarser along z than in y and x.
     """
 
     channels: int = 1
@@ -51,25 +57,45 @@ class ArchConfig:
     dec: int = 96
     depth: int = 5
     blind: bool = True
+    ndim: int = 2
+    flat: int = 0
 
     @property
     def multiple(self) -> int:
+        """Multiple of the in-plane (y, x) input size."""
         return 2**self.depth
+
+    @property
+    def multiples(self) -> tuple[int, ...]:
+        """Multiple of the input size along each spatial axis (z first for volumes)."""
+        return tuple(math.prod(p[a] for p in self.pools()) for a in range(self.ndim))
+
+    def pools(self) -> list[tuple[int, ...]]:
+        """Pooling factor per spatial axis at each level, in the data's axis order."""
+        if self.ndim == 2:
+            return [(2, 2)] * self.depth
+        return [(1 if level < self.flat else 2, 2, 2) for level in range(self.depth)]
 
 
 def _shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
-    """Move the feature map down by ``rows``: zero rows enter at the top, the bottom drops."""
-    return F.pad(x, (0, 0, rows, 0))[..., : x.shape[-2], :]
+    """Move the feature map along the first spatial axis (dim 2) by ``rows``: zeros enter
+    at index 0, the last ``rows`` drop."""
+    nd = x.dim() - 2
+    return F.pad(x, (0, 0) * (nd - 1) + (rows, 0))[:, :, : x.shape[2]]
 
 
-class _Conv3(nn.Conv2d):
-    """3x3 convolution; in blind mode output row i only depends on input rows <= i."""
+def _conv_cls(ndim: int):
+    return nn.Conv2d if ndim == 2 else nn.Conv3d
 
-    def __init__(self, cin: int, cout: int, blind: bool):
-        super().__init__(cin, cout, 3, padding=0)
-        # Blind: one zero row on top plus 'same' padding, bottom row dropped, is the
-        # same as padding two rows on top and none at the bottom.
-        self._pad = (1, 1, 2, 0) if blind else (1, 1, 1, 1)
+
+class _PaddedConv:
+    """3x3(x3) convolution; in blind mode output index i along dim 2 only depends on input
+    indices <= i."""
+
+    def _setup(self, blind: bool, ndim: int) -> None:
+        # Blind: one zero row on top plus 'same' padding, last row dropped, is the same as
+        # padding two rows on top and none at the bottom.
+        self._pad = (1, 1) * (ndim - 1) + ((2, 0) if blind else (1, 1))
         nn.init.kaiming_normal_(self.weight, a=LEAK, nonlinearity="leaky_relu")
         nn.init.zeros_(self.bias)
 
@@ -77,8 +103,22 @@ class _Conv3(nn.Conv2d):
         return super().forward(F.pad(x, self._pad))
 
 
-def _conv1(cin: int, cout: int, last: bool = False) -> nn.Conv2d:
-    conv = nn.Conv2d(cin, cout, 1)
+class _Conv3x3(_PaddedConv, nn.Conv2d):
+    pass
+
+
+class _Conv3x3x3(_PaddedConv, nn.Conv3d):
+    pass
+
+
+def _Conv3(cin: int, cout: int, blind: bool, ndim: int = 2) -> nn.Module:
+    conv = (_Conv3x3 if ndim == 2 else _Conv3x3x3)(cin, cout, 3, padding=0)
+    conv._setup(blind, ndim)
+    return conv
+
+
+def _conv1(cin: int, cout: int, last: bool = False, ndim: int = 2) -> nn.Module:
+    conv = _conv_cls(ndim)(cin, cout, 1)
     if last:
         nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
     else:
@@ -87,8 +127,12 @@ def _conv1(cin: int, cout: int, last: bool = False) -> nn.Conv2d:
     return conv
 
 
+def _act(t: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(t, LEAK)
+
+
 class UNet(nn.Module):
-    """The U-Net backbone of the paper, optionally with half-plane receptive field.
+    """The U-Net backbone of the paper, optionally with half-space receptive field.
 
     Parameters
     ----------
@@ -97,47 +141,53 @@ class UNet(nn.Module):
     enc, dec, depth : int
         Encoder width, decoder width and number of pooling levels.
     blind : bool
-        Shift every convolution and pool so that output row i sees input rows <= i only.
-        The final strict shift is applied by the caller.
+        Shift every convolution and pool so that output index i along the first spatial
+        axis sees input indices <= i only. The final strict shift is applied by the caller.
+    ndim : int
+        Spatial dimensions, 2 or 3.
     """
 
-    def __init__(self, cin: int, enc: int, dec: int, depth: int, blind: bool):
+    def __init__(self, cin: int, enc: int, dec: int, depth: int, blind: bool, ndim: int = 2):
         super().__init__()
         self.blind = blind
         self.depth = depth
-        self.enc_in = nn.ModuleList([_Conv3(cin, enc, blind), _Conv3(enc, enc, blind)])
+        self.ndim = ndim
+        self.enc_in = nn.ModuleList([_Conv3(cin, enc, blind, ndim), _Conv3(enc, enc, blind, ndim)])
         # One convolution per lower level, the last one being the bottleneck.
-        self.enc = nn.ModuleList([_Conv3(enc, enc, blind) for _ in range(depth)])
+        self.enc = nn.ModuleList([_Conv3(enc, enc, blind, ndim) for _ in range(depth)])
         self.dec = nn.ModuleList()
         for level in range(depth, 0, -1):
             skip = cin if level == 1 else enc
             up = enc if level == depth else dec
-            self.dec.append(nn.ModuleList([_Conv3(up + skip, dec, blind), _Conv3(dec, dec, blind)]))
+            self.dec.append(nn.ModuleList([_Conv3(up + skip, dec, blind, ndim), _Conv3(dec, dec, blind, ndim)]))
         self.out_channels = dec
 
-    def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        if self.blind:
+    def _pool(self, x: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:
+        if self.blind and factor[0] > 1:
+            # Merging rows 2i and 2i+1 would let row 2i see row 2i+1: shift first.
             x = _shift_down(x)
-        return F.max_pool2d(x, 2)
+        return (F.max_pool2d if self.ndim == 2 else F.max_pool3d)(x, factor)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = lambda t: F.leaky_relu(t, LEAK)  # noqa: E731
+    def forward(self, x: torch.Tensor, pools: list[tuple[int, ...]] | None = None) -> torch.Tensor:
+        """Features ``(N, dec, *spatial)``; ``pools`` gives the pooling factor per axis and
+        level (default: 2 along every axis)."""
+        pools = pools or [(2,) * self.ndim] * self.depth
         skips = [x]
         h = x
         for conv in self.enc_in:
-            h = act(conv(h))
-        h = self._pool(h)
+            h = _act(conv(h))
+        h = self._pool(h, pools[0])
         for i, conv in enumerate(self.enc):
             if i < self.depth - 1:
                 skips.append(h)
-            h = act(conv(h))
+            h = _act(conv(h))
             if i < self.depth - 1:
-                h = self._pool(h)
-        for convs in self.dec:
-            h = F.interpolate(h, scale_factor=2, mode="nearest")
+                h = self._pool(h, pools[i + 1])
+        for level, convs in zip(range(self.depth - 1, -1, -1), self.dec):
+            h = F.interpolate(h, scale_factor=pools[level], mode="nearest")
             h = torch.cat([h, skips.pop()], dim=1)
             for conv in convs:
-                h = act(conv(h))
+                h = _act(conv(h))
         return h
 
 
@@ -170,11 +220,90 @@ class BlindSpotNet(nn.Module):
         else:
             # Branch by branch: a quarter of the peak memory for inference.
             h = torch.cat([self._branch(x, k) for k in range(4)], dim=1)
-        for i, conv in enumerate(self.head):
-            h = conv(h)
-            if i < len(self.head) - 1:
-                h = F.leaky_relu(h, LEAK)
-        return h
+        return _head(self.head, h)
+
+
+def _head(head: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
+    for i, conv in enumerate(head):
+        h = conv(h)
+        if i < len(head) - 1:
+            h = _act(h)
+    return h
+
+
+class BlindSpotNet3D(nn.Module):
+    """Six half-space U-Net branches with shared weights and a 1x1x1 head (volumes).
+
+    Each branch turns the volume so that one of the six half-spaces (before or after the
+    voxel along z, y or x) lies "above" along the first spatial axis: axes are swapped
+    and, for "after", that axis is reversed. The pooling factors travel with the axes,
+    so anisotropic pooling stays in the data's frame. Input sizes must be multiples of
+    :attr:`ArchConfig.multiples`; the volume need not be a cube.
+    """
+
+    def __init__(self, arch: ArchConfig):
+        super().__init__()
+        self.arch = arch
+        self.unet = UNet(arch.channels, arch.enc, arch.dec, arch.depth, blind=True, ndim=3)
+        d = arch.dec
+        # 3d rather than 6d hidden units: the head's first layer holds a full-resolution
+        # map per voxel during inference and dominates the memory of a tile.
+        hidden = 3 * d
+        self.head = nn.ModuleList([_conv1(6 * d, hidden, ndim=3), _conv1(hidden, d, ndim=3), _conv1(d, arch.outputs, last=True, ndim=3)])
+
+    def branch(self, x: torch.Tensor, axis: int, after: bool) -> torch.Tensor:
+        """Features ``(N, dec, *spatial)`` of one half-space branch, in the data's frame.
+
+        ``axis`` is the tensor dimension (2, 3 or 4) along which the branch is blind;
+        ``after`` selects the half-space of larger indices.
+        """
+        xt = x.transpose(2, axis)
+        if after:
+            xt = xt.flip(2)
+        h = _shift_down(self.unet(xt, self._pools(axis)))
+        if after:
+            h = h.flip(2)
+        return h.transpose(2, axis)
+
+    def _pools(self, axis: int) -> list[tuple[int, ...]]:
+        # Pooling factors follow the axes when the branch swaps dim 2 with ``axis``.
+        order = {0: axis - 2, axis - 2: 0}
+        return [tuple(p[order.get(a, a)] for a in range(3)) for p in self.arch.pools()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mult = self.arch.multiples
+        if any(s % m for s, m in zip(x.shape[2:], mult)):
+            raise ValueError(f"volume sizes {tuple(x.shape[2:])} must be multiples of {mult}")
+        if torch.is_grad_enabled():
+            # The two branches along one axis share a shape: one batched pass each.
+            n = x.shape[0]
+            feats = []
+            for axis in (2, 3, 4):
+                xt = x.transpose(2, axis)
+                h = _shift_down(self.unet(torch.cat([xt, xt.flip(2)], dim=0), self._pools(axis)))
+                feats += [h[:n].transpose(2, axis), h[n:].flip(2).transpose(2, axis)]
+            return _head(self.head, torch.cat(feats, dim=1))
+        acc = None
+        for k, (axis, after) in enumerate(BRANCHES_3D):
+            part = self.head_part(self.branch(x, axis, after), k)
+            acc = part if acc is None else acc.add_(part)
+        return self.head_rest(acc)
+
+    # Inference helpers: the first head layer is linear in the concatenated features, so it
+    # is accumulated branch by branch and only one branch's features are alive at a time.
+    def head_part(self, features: torch.Tensor, k: int) -> torch.Tensor:
+        """Contribution of branch ``k``'s features to the first head layer (no bias)."""
+        d = self.arch.dec
+        return F.conv3d(features, self.head[0].weight[:, k * d : (k + 1) * d])
+
+    def head_rest(self, acc: torch.Tensor) -> torch.Tensor:
+        """Head output from the summed contributions of :meth:`head_part`."""
+        h = _act(acc + self.head[0].bias.view(1, -1, 1, 1, 1))
+        return _head(self.head[1:], h)
+
+
+#: (tensor dimension, after) of the six half-space branches, in head order.
+BRANCHES_3D = tuple((axis, after) for axis in (2, 3, 4) for after in (False, True))
 
 
 class PlainNet(nn.Module):
@@ -183,41 +312,120 @@ class PlainNet(nn.Module):
     def __init__(self, arch: ArchConfig, zero_last: bool = False):
         super().__init__()
         self.arch = arch
-        self.unet = UNet(arch.channels, arch.enc, arch.dec, arch.depth, blind=False)
+        self.unet = UNet(arch.channels, arch.enc, arch.dec, arch.depth, blind=False, ndim=arch.ndim)
         d = arch.dec
-        self.head = nn.ModuleList([_conv1(d, d), _conv1(d, arch.outputs, last=True)])
+        self.head = nn.ModuleList([_conv1(d, d, ndim=arch.ndim), _conv1(d, arch.outputs, last=True, ndim=arch.ndim)])
         if zero_last:
             # The noise-level estimator does not converge otherwise (method.md, pitfall 8).
             nn.init.zeros_(self.head[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.unet(x)
-        h = F.leaky_relu(self.head[0](h), LEAK)
+        h = self.unet(x, self.arch.pools())
+        h = _act(self.head[0](h))
         return self.head[1](h)
-
 
 
 def build_network(arch: ArchConfig) -> nn.Module:
     """Create the blind-spot or plain network described by ``arch``."""
-    return BlindSpotNet(arch) if arch.blind else PlainNet(arch)
+    if not arch.blind:
+        return PlainNet(arch)
+    return BlindSpotNet(arch) if arch.ndim == 2 else BlindSpotNet3D(arch)
+
+
+def _reach_1d(pools: list[int], blind: bool, n: int = 4096) -> tuple[int, int]:
+    """Exact reach (before, after) along one axis of one U-Net branch, in input pixels.
+
+    Tracks, for every index of a long line, the first and last input index it depends
+    on, through the same sequence of layers as :meth:`UNet.forward` (convolutions,
+    shifts, pools, nearest upsampling, skip concatenations), then the final shift.
+    """
+    idx = np.arange(n)
+
+    def take(a, i):
+        return a[np.clip(i, 0, a.size - 1)]
+
+    def conv(lo, hi):
+        i = np.arange(lo.size)
+        return (take(lo, i - 2), take(hi, i)) if blind else (take(lo, i - 1), take(hi, i + 1))
+
+    def pool(lo, hi, f):
+        if f == 1:
+            return lo, hi
+        if blind:
+            lo, hi = take(lo, np.arange(lo.size) - 1), take(hi, np.arange(hi.size) - 1)
+        j = np.arange(lo.size // 2)
+        return lo[2 * j], hi[2 * j + 1]
+
+    def up(lo, hi, f):
+        if f == 1:
+            return lo, hi
+        i = np.arange(lo.size * 2)
+        return lo[i // 2], hi[i // 2]
+
+    depth = len(pools)
+    skips = [(idx.copy(), idx.copy())]
+    h = (idx.copy(), idx.copy())
+    h = conv(*conv(*h))
+    h = pool(*h, pools[0])
+    for i in range(depth):
+        if i < depth - 1:
+            skips.append(h)
+        h = conv(*h)
+        if i < depth - 1:
+            h = pool(*h, pools[i + 1])
+    for level in range(depth - 1, -1, -1):
+        h = up(*h, pools[level])
+        s = skips.pop()
+        h = (np.minimum(h[0], s[0]), np.maximum(h[1], s[1]))
+        h = conv(*conv(*h))
+    lo, hi = h
+    if blind:
+        lo, hi = take(lo, idx - 1), take(hi, idx - 1)
+    centre = idx[n // 4 : 3 * n // 4]  # away from the ends, where indices are clipped
+    return int((centre - lo[centre]).max()), int((hi[centre] - centre).max())
+
+
+def receptive_margins(arch: ArchConfig) -> tuple[int, ...]:
+    """Receptive-field radius per spatial axis, rounded up to that axis's multiple.
+
+    Tiles overlapping by these margins give exactly the output of a whole-image pass.
+    Every axis is the shifted ("blind") axis of some branches and an ordinary axis of
+    the others; the margin covers both.
+    """
+    out = []
+    for a, mult in enumerate(arch.multiples):
+        pools = [p[a] for p in arch.pools()]
+        reach = max(_reach_1d(pools, blind=False))
+        if arch.blind:
+            reach = max(reach, max(_reach_1d(pools, blind=True)))
+        out.append(int(math.ceil(reach / mult) * mult))
+    if arch.ndim == 2:
+        return (max(out),) * 2  # rotations mix the two axes
+    return tuple(out)
+
+
+def branch_margins(arch: ArchConfig) -> list[tuple[tuple[int, int], ...]]:
+    """Context (before, after) per spatial axis that each branch of a 3D network needs.
+
+    One entry per branch of :data:`BRANCHES_3D` for a blind network, a single entry for
+    a plain one; each margin is rounded up to its axis's multiple so that windows keep
+    the pooling grid of the whole volume.
+    """
+    mults = arch.multiples
+    pools = [[p[a] for p in arch.pools()] for a in range(arch.ndim)]
+    up = lambda r, m: int(math.ceil(max(r, 0) / m) * m)  # noqa: E731
+    plain = [tuple(up(r, m) for r in _reach_1d(pools[a], blind=False)) for a, m in enumerate(mults)]
+    if not arch.blind:
+        return [tuple(plain)]
+    out = []
+    for axis, after in BRANCHES_3D:
+        a = axis - 2
+        before_reach, _ = _reach_1d(pools[a], blind=True)
+        blind = (0, up(before_reach, mults[a])) if after else (up(before_reach, mults[a]), 0)
+        out.append(tuple(blind if b == a else plain[b] for b in range(arch.ndim)))
+    return out
 
 
 def receptive_margin(arch: ArchConfig) -> int:
-    """Upper bound of the receptive-field radius in pixels, rounded up to ``2**depth``.
-
-    Tiles overlapping by this margin give exactly the output of a whole-image pass.
-    Each 3x3 convolution at scale s reaches s pixels (2s upwards when shifted), each
-    shift, pool and nearest upsampling at scale s moves the field by at most s.
-    """
-    conv = 2 if arch.blind else 1
-    shift = 1 if arch.blind else 0
-    reach = 2 * conv  # the two full-resolution encoder convolutions
-    for level in range(arch.depth):
-        s = 2**level
-        reach += shift * s + s  # shift and pool from scale s to 2s
-        reach += conv * 2 * s  # conv at scale 2s
-        reach += s  # nearest upsampling back to scale s
-        reach += 2 * conv * s  # two decoder convs at scale s
-    reach += shift  # final shift
-    m = arch.multiple
-    return int(math.ceil(reach / m) * m)
+    """Largest of :func:`receptive_margins` (one figure for square 2D tiles)."""
+    return max(receptive_margins(arch))
