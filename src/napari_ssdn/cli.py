@@ -81,7 +81,14 @@ def cmd_train(args) -> int:
     axes = args.axes
     from .core import Trainer, TrainConfig, load_model
 
+    anisotropy = 1.0
+    if args.three_d:
+        v = imgs[0].voxel or {}
+        if v.get("Z") and v.get("X"):
+            anisotropy = float(v["Z"]) / float(v["X"])
     config = TrainConfig(
+        ndim=3 if args.three_d else 2,
+        anisotropy=anisotropy,
         noise=args.noise,
         noise_params=given,
         per_image=args.per_image,
@@ -98,6 +105,7 @@ def cmd_train(args) -> int:
     resume = info = None
     if args.resume:
         resume, info = load_model(args.resume)
+        config = config.__class__(**{**config.__dict__, "ndim": resume.config.ndim})
         if resume.config.noise != args.noise and args.noise_given:
             raise SSDNError(
                 f"--noise {args.noise} differs from the resumed model's {resume.config.noise}; drop --noise or train a new model"
@@ -142,7 +150,7 @@ def cmd_train(args) -> int:
 
 # --- denoise --------------------------------------------------------------------------------
 def cmd_denoise(args) -> int:
-    from .io import default_output_name, read_image, write_image
+    from .io import default_output_name, open_output, read_image
 
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
@@ -170,16 +178,18 @@ def cmd_denoise(args) -> int:
         axes = args.axes or img.axes
         if target.suffix.lower() in MRC_SUFFIXES and ("C" in axes or img.data.ndim > 3):
             raise SSDNError(f"{str(path)!r} has axes {axes!r} that MRC cannot hold; write a .tif output instead")
-        gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device)
-        bar = Progress(args.quiet, f"denoise {path.name}")
-        while True:
-            try:
-                p = next(gen)
+        if model.config.ndim == 3 and "Z" not in axes.upper():
+            raise SSDNError(
+                f"{args.model} is a 3D (volume) model but {str(path)!r} has axes {axes!r}; "
+                "give a volume (e.g. --axes ZYX) or use a 2D model"
+            )
+        # The result goes straight into a memory-mapped output file, tile by tile: a volume
+        # larger than memory is denoised without holding input or output in RAM.
+        with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {args.output_kind}") as result:
+            gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result)
+            bar = Progress(args.quiet, f"denoise {path.name}")
+            for p in gen:
                 bar.update(p.done, p.total, p.eta, final=p.done == p.total)
-            except StopIteration as stop:
-                result = stop.value
-                break
-        write_image(target, result, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {args.output_kind}")
         if not args.quiet:
             print(f"wrote {target}", file=sys.stderr)
     return 0
@@ -202,6 +212,8 @@ def cmd_info(args) -> int:
             "encoder_width": cfg.enc,
             "decoder_width": cfg.dec,
             "depth": cfg.depth,
+            "ndim": cfg.ndim,
+            "z_flat_levels": cfg.flat,
             "parameters": sum(p.numel() for p in model.net.parameters()),
         },
         "noise": {
@@ -310,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX (z slices as samples), TYX, YXC; guessed if omitted")
     t.add_argument("--iterations", type=_positive(int), help="training steps (default 2000 unless --time-limit)")
     t.add_argument("--time-limit", type=_positive(float), metavar="SECONDS", help="wall-clock budget")
-    t.add_argument("--patch", type=_positive(int), default=64, help="crop side (default 64)")
+    t.add_argument("--3d", dest="three_d", action="store_true",
+                   help="train a volume (3D) network on the Z axis instead of 2D slices; needs ZYX data")
+    t.add_argument("--patch", type=_positive(int), help="crop side (default 64; 32 with --3d)")
     t.add_argument("--batch", type=_positive(int), default=4, help="crops per step (default 4)")
     t.add_argument("--width", default="light", choices=["tiny", "light", "paper"], help="network size (default light)")
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="peak learning rate (default 1e-3)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
@@ -355,9 +356,8 @@ def _write_mrc(path, data, axes, voxel, unit, origin, label):
         mrc.add_label(label[:80])
 
 
-def _write_tiff(path, data, axes, voxel, unit, label):
-    import tifffile
-
+def _tiff_options(axes, voxel, unit, label) -> dict:
+    """Keyword arguments of tifffile.imwrite/memmap: ImageJ hyperstack when possible."""
     # A stack of 2D images is written as ImageJ frames (T) so it does not read back as a volume.
     ij_axes = axes.replace("S", "T") if "T" not in axes else axes
     imagej = "C" not in axes and len(axes) <= 4 and all(a in "TZYX" for a in ij_axes) and len(set(ij_axes)) == len(ij_axes)
@@ -376,10 +376,106 @@ def _write_tiff(path, data, axes, voxel, unit, label):
             meta["spacing"] = voxel["Z"]
         meta["Info"] = label
         meta = {k: v for k, v in meta.items() if v is not None}
-        tifffile.imwrite(path, data, imagej=True, metadata=meta, **kwargs)
-    else:
-        meta = {"axes": axes, "voxel": voxel, "unit": unit, "software": label}
-        tifffile.imwrite(path, data, photometric="minisblack", metadata=meta, **kwargs)
+        return dict(imagej=True, metadata=meta, **kwargs)
+    meta = {"axes": axes, "voxel": voxel, "unit": unit, "software": label}
+    return dict(photometric="minisblack", metadata=meta, **kwargs)
+
+
+def _write_tiff(path, data, axes, voxel, unit, label):
+    import tifffile
+
+    tifffile.imwrite(path, data, **_tiff_options(axes, voxel, unit, label))
+
+
+class open_output:
+    """Context manager yielding a float32 memory map that becomes the output file on success.
+
+    Large results (volumes) are written tile by tile into the map instead of being held
+    in memory; the file appears under its name only when complete (atomic rename), and
+    is removed if the block raises.
+
+    Parameters
+    ----------
+    path, axes, voxel, unit, origin, label
+        As in :func:`write_image`.
+    shape : tuple of int
+        Shape of the output.
+
+    Examples
+    --------
+    >>> with open_output("out.mrc", vol.shape, "ZYX", {"X": 1.2, "Y": 1.2, "Z": 1.2}, "angstrom") as out:
+    ...     denoise(model, vol, "ZYX", out=out)
+    """
+
+    def __init__(self, path, shape, axes, voxel=None, unit=None, origin=None, label="napari-ssdn"):
+        self.path = Path(path)
+        self.shape = tuple(int(n) for n in shape)
+        self.axes = axes
+        self.voxel = {k: float(v) for k, v in (voxel or {}).items() if k in axes}
+        self.unit, self.origin, self.label = unit, origin, label
+        self.suffix = self.path.suffix.lower()
+        if self.suffix in MRC_SUFFIXES:
+            if "C" in axes or len(self.shape) > 3:
+                raise SSDNError(f"MRC holds 2D images, stacks and volumes, not data with axes {axes!r}; write a .tif instead")
+        elif self.suffix not in TIFF_SUFFIXES:
+            raise SSDNError(
+                f"output {str(path)!r} has extension {self.suffix!r}; outputs are float32, so use .tif or an MRC extension ({', '.join(MRC_SUFFIXES)})"
+            )
+
+    def __enter__(self) -> np.ndarray:
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            if self.suffix in MRC_SUFFIXES:
+                import mrcfile
+
+                self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=2, overwrite=True)
+                return self._mrc.data
+            import tifffile
+
+            self._mrc = None
+            return tifffile.memmap(tmp, shape=self.shape, dtype=np.float32, **_tiff_options(self.axes, self.voxel, self.unit, self.label))
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if self._mrc is not None:
+                if exc_type is None:
+                    self._finish_mrc()
+                self._mrc.close()
+        finally:
+            self._atomic.__exit__(exc_type, exc, tb)
+        return False
+
+    def _finish_mrc(self):
+        mrc, data = self._mrc, self._mrc.data
+        if data.ndim == 3:
+            if self.axes[0] == "Z":
+                mrc.set_volume()
+            else:
+                mrc.set_image_stack()
+        if self.voxel:
+            vx = to_angstrom(self.voxel.get("X", 1.0), self.unit)
+            vy = to_angstrom(self.voxel.get("Y", vx), self.unit)
+            vz = to_angstrom(self.voxel.get("Z", 1.0), self.unit) if "Z" in self.voxel else 1.0
+            mrc.voxel_size = (vx, vy, vz)
+        if self.origin is not None:
+            mrc.header.origin = tuple(self.origin)
+        # Statistics slab by slab: update_header_stats would hold full-size temporaries.
+        lo, hi, total, squares = np.inf, -np.inf, 0.0, 0.0
+        for plane in data.reshape((-1,) + data.shape[-2:]):
+            p = plane.astype(np.float64)
+            lo, hi = min(lo, float(p.min())), max(hi, float(p.max()))
+            total += float(p.sum())
+            squares += float((p * p).sum())
+        n = data.size
+        mean = total / n
+        mrc.header.dmin, mrc.header.dmax, mrc.header.dmean = lo, hi, mean
+        mrc.header.rms = float(np.sqrt(max(squares / n - mean * mean, 0.0)))
+        mrc.add_label(self.label[:80])
+        mrc.flush()
 
 
 def default_output_name(input_path: str | os.PathLike) -> str:

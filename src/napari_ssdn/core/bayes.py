@@ -33,13 +33,13 @@ def n_outputs(channels: int) -> int:
 
 
 def split_prior(out: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split network output ``(N, K, H, W)`` into ``mu (N, H, W, C)`` and ``Sigma_x (N, H, W, C, C)``.
+    """Split network output ``(N, K, *spatial)`` into ``mu (N, *spatial, C)`` and ``Sigma_x (N, *spatial, C, C)``.
 
     Sigma_x = U U^T with U lower triangular from the last C(C+1)/2 outputs: positive
     semi-definite without any squashing function (it may be singular; the noise
     covariance is added before every inversion).
     """
-    out = out.to(torch.float64).permute(0, 2, 3, 1)
+    out = out.to(torch.float64).movedim(1, -1)
     c = channels
     mu = out[..., :c]
     tri = out[..., c:]

@@ -13,13 +13,20 @@ SAMPLE_AXES = "STZQ"
 MAX_CHANNELS = 16
 
 
-def guess_axes(shape: tuple[int, ...], rgb: bool = False) -> str:
-    """Guess axes for an array shape: YX, YXC (colour), SYX or SYXC.
+def guess_axes(shape: tuple[int, ...], rgb: bool = False, ndim: int = 2) -> str:
+    """Guess axes for an array shape: YX, YXC (colour), SYX or SYXC; for a volume model
+    (``ndim=3``) ZYX or TZYX.
 
     A trailing axis of 3 or 4 is taken as channels only when ``rgb`` is set (a colour
     file format) because a stack of 3 or 4 slices is as likely.
     """
     nd = len(shape)
+    if ndim == 3:
+        if nd == 3:
+            return "ZYX"
+        if nd == 4:
+            return "ZYXC" if rgb and shape[-1] in (3, 4) else "TZYX"
+        raise SSDNError(f"a volume model needs 3D data (ZYX) but the array has shape {tuple(shape)}; pass axes, e.g. --axes ZYX")
     if nd == 2:
         return "YX"
     if nd == 3:
@@ -29,9 +36,14 @@ def guess_axes(shape: tuple[int, ...], rgb: bool = False) -> str:
     raise SSDNError(f"cannot guess axes for an array of shape {shape}; pass axes, e.g. --axes TZYX")
 
 
-def check_axes(axes: str, shape: tuple[int, ...], name: str = "axes") -> str:
-    """Validate an axes string against an array shape and return it upper-cased."""
+def check_axes(axes: str, shape: tuple[int, ...], name: str = "axes", ndim: int = 2) -> str:
+    """Validate an axes string against an array shape and return it upper-cased.
+
+    With ``ndim=3`` (volumes) the axes must include Z, the third spatial axis.
+    """
     ax = axes.upper()
+    if ndim == 3 and "Z" not in ax:
+        raise SSDNError(f"{name}={axes!r} has no Z axis but 3D training and volume models need one; use e.g. 'ZYX'")
     allowed = set("YXC" + SAMPLE_AXES)
     bad = sorted(set(ax) - allowed)
     if bad or len(set(ax)) != len(ax) or "Y" not in ax or "X" not in ax:
@@ -48,24 +60,29 @@ def check_axes(axes: str, shape: tuple[int, ...], name: str = "axes") -> str:
     return ax
 
 
-def to_samples(array: np.ndarray, axes: str) -> np.ndarray:
-    """View or copy ``array`` as ``(samples, Y, X, C)``; every non-YXC axis becomes samples."""
-    ax = check_axes(axes, array.shape)
-    order = [i for i, a in enumerate(ax) if a not in "YXC"] + [ax.index("Y"), ax.index("X")]
+def _order(ax: str, ndim: int) -> list[int]:
+    spatial = "ZYX" if ndim == 3 else "YX"
+    order = [i for i, a in enumerate(ax) if a not in spatial + "C"] + [ax.index(a) for a in spatial]
     if "C" in ax:
         order.append(ax.index("C"))
-    arr = np.transpose(array, order)
+    return order
+
+
+def to_samples(array: np.ndarray, axes: str, ndim: int = 2) -> np.ndarray:
+    """View or copy ``array`` as ``(samples, Y, X, C)`` (``ndim=3``: ``(samples, Z, Y, X, C)``);
+    every other axis becomes samples. A view whenever the axes order allows (memory maps
+    stay memory maps)."""
+    ax = check_axes(axes, array.shape, ndim=ndim)
+    arr = np.transpose(array, _order(ax, ndim))
     if "C" not in ax:
         arr = arr[..., None]
-    return arr.reshape((-1,) + arr.shape[-3:])
+    return arr.reshape((-1,) + arr.shape[-(ndim + 1) :])
 
 
-def from_samples(samples: np.ndarray, shape: tuple[int, ...], axes: str) -> np.ndarray:
+def from_samples(samples: np.ndarray, shape: tuple[int, ...], axes: str, ndim: int = 2) -> np.ndarray:
     """Inverse of :func:`to_samples`: back to ``shape`` with ``axes`` (channel count may differ)."""
     ax = axes.upper()
-    order = [i for i, a in enumerate(ax) if a not in "YXC"] + [ax.index("Y"), ax.index("X")]
-    if "C" in ax:
-        order.append(ax.index("C"))
+    order = _order(ax, ndim)
     tshape = [shape[i] for i in order]
     if "C" not in ax:
         tshape.append(samples.shape[-1])
@@ -131,43 +148,47 @@ def _subsample(s: np.ndarray, n: int = 1_000_000) -> np.ndarray:
 
 
 class CropSampler:
-    """Random square crops with the 8 flips/rotations, drawn in proportion to image area.
+    """Random crops with flips and 90-degree rotations, drawn in proportion to image size.
 
     Parameters
     ----------
     samples : list of ndarray
-        Normalised float32 arrays ``(S, H, W, C)``.
-    patch : int
-        Crop side.
+        Normalised float32 arrays ``(S, H, W, C)``, or ``(S, D, H, W, C)`` for volumes.
+    patch : int or tuple of int
+        Crop side, or crop size per spatial axis.
     rng : numpy.random.Generator
     augment : bool
-        Apply a random one of the 8 dihedral transforms to each crop.
+        Images: a random one of the 8 dihedral transforms per crop. Volumes: a random
+        in-plane rotation and random flips along z, y and x (z is never swapped with y or
+        x, whose voxel size may differ).
     """
 
-    def __init__(self, samples: list[np.ndarray], patch: int, rng: np.random.Generator, augment: bool = True):
+    def __init__(self, samples: list[np.ndarray], patch, rng: np.random.Generator, augment: bool = True):
         self.samples = samples
-        self.patch = patch
+        self.ndim = samples[0].ndim - 2
+        self.patch = tuple(patch) if np.ndim(patch) else (int(patch),) * self.ndim
         self.rng = rng
         self.augment = augment
-        area = np.array([s.shape[0] * s.shape[1] * s.shape[2] for s in samples], dtype=np.float64)
-        self.weights = area / area.sum()
+        size = np.array([np.prod(s.shape[:-1]) for s in samples], dtype=np.float64)
+        self.weights = size / size.sum()
 
     def sample(self, batch: int, *extra: list[np.ndarray]) -> list[np.ndarray]:
-        """Draw ``batch`` crops ``(B, C, P, P)``; the same crops of each list in ``extra`` too."""
+        """Draw ``batch`` crops ``(B, C, *patch)``; the same crops of each list in ``extra`` too."""
         p = self.patch
-        out = [np.empty((batch, self.samples[0].shape[-1], p, p), np.float32) for _ in range(1 + len(extra))]
+        out = [np.empty((batch, self.samples[0].shape[-1]) + p, np.float32) for _ in range(1 + len(extra))]
         for b in range(batch):
             i = self.rng.choice(len(self.samples), p=self.weights)
             s = self.samples[i]
             k = self.rng.integers(s.shape[0])
-            y0 = self.rng.integers(s.shape[1] - p + 1)
-            x0 = self.rng.integers(s.shape[2] - p + 1)
+            starts = [self.rng.integers(s.shape[1 + a] - p[a] + 1) for a in range(self.ndim)]
+            window = (k,) + tuple(slice(st, st + pa) for st, pa in zip(starts, p))
             rot = self.rng.integers(4) if self.augment else 0
-            flip = bool(self.rng.integers(2)) if self.augment else False
+            flips = [bool(f) for f in self.rng.integers(2, size=self.ndim - 1)] if self.augment else [False] * (self.ndim - 1)
             for dst, src in zip(out, (self.samples,) + extra):
-                crop = np.moveaxis(src[i][k, y0 : y0 + p, x0 : x0 + p], -1, 0)
-                crop = np.rot90(crop, rot, axes=(1, 2))
-                if flip:
-                    crop = crop[:, :, ::-1]
+                crop = np.moveaxis(src[i][window], -1, 0)
+                crop = np.rot90(crop, rot, axes=(-2, -1))
+                for a, f in enumerate(flips):
+                    if f:
+                        crop = np.flip(crop, axis=a + 1 + (self.ndim == 2))  # 2D: flip x; 3D: z and y
                 dst[b] = crop
         return out

@@ -15,7 +15,7 @@ from .data import from_samples, guess_axes, to_samples
 from .device import resolve_device
 from .errors import SSDNError
 from .model import SSDNModel
-from .network import receptive_margin
+from .network import BRANCHES_3D, BlindSpotNet3D, branch_margins, receptive_margin
 
 __all__ = ["OUTPUTS", "DenoiseProgress", "denoise", "denoise_iter", "default_tile"]
 
@@ -34,17 +34,20 @@ class DenoiseProgress:
 
 def default_tile(model: SSDNModel, device: torch.device) -> int:
     """Largest tile side (input, with margins) that keeps activations near 1.5 GB on a
-    CPU and a quarter of free memory on a GPU."""
+    CPU and a quarter of free memory on a GPU (images)."""
     cfg = model.config
     # Floats alive per pixel at the peak of one branch (decoder input, output, skip) plus
     # the four kept branch outputs, in float32.
     per_pixel = 4 * (3 * cfg.dec + cfg.enc + 4 * cfg.dec + 2 * cfg.dec)
-    budget = 1.5e9
+    side = int(math.sqrt(_budget(device, 1.5e9) / per_pixel))
+    return max(model.multiple, (side // model.multiple) * model.multiple)
+
+
+def _budget(device: torch.device, cpu_bytes: float) -> float:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        budget = free / 4
-    side = int(math.sqrt(budget / per_pixel))
-    return max(model.multiple, (side // model.multiple) * model.multiple)
+        return free / 4
+    return cpu_bytes
 
 
 def _round_up(x: int, m: int) -> int:
@@ -67,9 +70,11 @@ def denoise_iter(
     model : SSDNModel
         A trained model (see :func:`~napari_ssdn.core.load_model`).
     image : ndarray
-        Noisy data in the units the model was trained on.
+        Noisy data in the units the model was trained on. May be a memory map: only the
+        tile being processed is read.
     axes : str, optional
         Axes of ``image`` (e.g. ``"YX"``, ``"ZYX"``, ``"YXC"``); guessed when omitted.
+        A volume model (trained with ``ndim=3``) needs a Z axis.
     output : str or sequence of str
         ``posterior-mean`` (default), ``prior-mean`` (the blind-spot prediction alone, "no
         Bayes"), ``posterior-std`` or ``residual`` (noisy minus posterior mean). Several
@@ -80,7 +85,8 @@ def denoise_iter(
     device : str
         ``auto``, ``cpu``, ``cuda``, ``mps``.
     out : ndarray, optional
-        Preallocated float32 output of the image's shape (e.g. a memory map).
+        Preallocated float32 output of the image's shape (e.g. a memory map: each tile is
+        written as soon as it is done, so the result never has to fit in memory).
 
     Returns
     -------
@@ -94,15 +100,19 @@ def denoise_iter(
         if kind not in OUTPUTS:
             raise SSDNError(f"output={kind!r} is not one of {', '.join(OUTPUTS)}")
     cfg = model.config
+    nd = cfg.ndim
     if cfg.mode != "ssdn" and "posterior-std" in kinds:
         raise SSDNError(f"a {cfg.mode} model has no posterior; use output='prior-mean'")
     if many and out is not None:
         raise SSDNError("out= takes a single output kind")
-    image = np.asarray(image)
+    if not isinstance(image, np.ndarray):
+        image = np.asarray(image)
     if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
         raise SSDNError(f"image has dtype {image.dtype}; pass real-valued image data")
-    axes = axes or guess_axes(image.shape, rgb=cfg.channels in (3, 4) and image.shape[-1] == cfg.channels)
-    samples = to_samples(image, axes)
+    if out is not None and tuple(out.shape) != tuple(image.shape):
+        raise SSDNError(f"out has shape {tuple(out.shape)} but the image has {tuple(image.shape)}; pass an array of the image's shape")
+    axes = axes or guess_axes(image.shape, rgb=cfg.channels in (3, 4) and image.shape[-1] == cfg.channels, ndim=nd)
+    samples = to_samples(image, axes, nd)
     if samples.shape[-1] != cfg.channels:
         raise SSDNError(
             f"the image has {samples.shape[-1]} channel(s) (axes {axes!r}) but the model was trained on "
@@ -110,31 +120,56 @@ def denoise_iter(
         )
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    n, h, w, c = samples.shape
-    mult = model.multiple
-    margin = receptive_margin(cfg.arch)
-    side = _round_up(max(h, w), mult)
-    max_side = default_tile(model, dev) if tile is None else _round_up(int(tile), mult) + 2 * margin
-    results = {k: (np.empty((n, h, w, c), np.float32) if out is None else to_samples(out, axes)) for k in kinds}
-    t0 = time.perf_counter()
+    results = {k: (np.empty(samples.shape, np.float32) if out is None else to_samples(out, axes, nd)) for k in kinds}
 
     def norm(a):
         return ((np.nan_to_num(a.astype(np.float32), nan=cfg.offset) - cfg.offset) / cfg.scale).astype(np.float32)
 
+    def store(k, region, res):
+        """Write one tile's outputs, in data units, into the results."""
+        for kind in kinds:
+            v = res[kind] * np.float32(cfg.scale)
+            if kind != "posterior-std":
+                v += np.float32(cfg.offset)
+            if kind == "residual":
+                v = samples[(k,) + region].astype(np.float32) - v
+            results[kind][(k,) + region] = v
+
+    tiles = _tiles_3d if nd == 3 else _tiles_2d
+    yield from tiles(model, samples, norm, store, kinds, tile, dev)
+    final = {}
+    for kind, result in results.items():
+        if out is None:
+            final[kind] = from_samples(result, image.shape, axes, nd)
+        else:
+            if not np.shares_memory(result, out):  # axes order made to_samples copy
+                out[...] = from_samples(result, image.shape, axes, nd)
+            final[kind] = out
+    return final if many else final[kinds[0]]
+
+
+def _tiles_2d(model, samples, norm, store, kinds, tile, dev):
+    """Square windows inside a square padded canvas (the four rotations need squares)."""
+    n, h, w, c = samples.shape
+    mult = model.multiple
+    margin = receptive_margin(model.config.arch)
+    side = _round_up(max(h, w), mult)
+    max_side = default_tile(model, dev) if tile is None else _round_up(int(tile), mult) + 2 * margin
+    t0 = time.perf_counter()
     done = 0
     while True:
         if side <= max_side:
-            plan = [(0, 0, side, side)]  # the whole image in one padded square
+            plan = [(0, 0)]  # the whole image in one padded square
             inner, m = side, 0
         else:
             inner = max(mult, ((max_side - 2 * margin) // mult) * mult)
             m = margin
-            plan = [(y0, x0, inner, inner) for y0 in range(0, h, inner) for x0 in range(0, w, inner)]
+            plan = [(y0, x0) for y0 in range(0, h, inner) for x0 in range(0, w, inner)]
         total = n * len(plan)
         try:
             for k in range(n):
-                noise = _sample_noise_params(model, norm(samples[k]), dev)
-                for y0, x0, th, tw in plan:
+                noise = _sample_noise_params(model, samples[k], norm, dev)
+                for y0, x0 in plan:
                     # The window stays inside the padded square canvas, so the network's
                     # zero padding falls where it falls in a whole-image pass and the
                     # result is identical; the kept part has >= margin of context.
@@ -145,14 +180,15 @@ def denoise_iter(
                     sy1, sx1 = min(h, ay + L), min(w, ax + L)
                     if sy1 > ay and sx1 > ax:
                         buf[: sy1 - ay, : sx1 - ax] = norm(samples[k, ay:sy1, ax:sx1])
-                    res = _run_tile(model, buf, noise, kinds, dev)
-                    oy1, ox1 = min(h, y0 + th), min(w, x0 + tw)
-                    for kind in kinds:
-                        results[kind][k, y0:oy1, x0:ox1] = res[kind][y0 - ay : oy1 - ay, x0 - ax : ox1 - ax]
+                    y = torch.from_numpy(np.ascontiguousarray(np.moveaxis(buf, -1, 0))[None]).to(dev)
+                    with torch.no_grad():
+                        res = _outputs(model, y, model(y), noise, kinds)
+                    oy1, ox1 = min(h, y0 + inner), min(w, x0 + inner)
+                    store(k, (slice(y0, oy1), slice(x0, ox1)), {kd: r[y0 - ay : oy1 - ay, x0 - ax : ox1 - ax] for kd, r in res.items()})
                     done += 1
                     el = time.perf_counter() - t0
                     yield DenoiseProgress(done, total, el, el / done * (total - done), inner)
-            break
+            return
         except torch.cuda.OutOfMemoryError:
             # Halve the tile and start again rather than fail.
             torch.cuda.empty_cache()
@@ -160,48 +196,136 @@ def denoise_iter(
             if new - 2 * margin < mult:
                 raise SSDNError("the GPU ran out of memory even with the smallest tile; use --device cpu") from None
             max_side, done = new, 0
-    final = {}
-    for kind, result in results.items():
-        result *= cfg.scale
-        if kind != "posterior-std":
-            result += cfg.offset
-        if kind == "residual":
-            np.subtract(samples, result, out=result, casting="unsafe")
-        if out is None:
-            final[kind] = from_samples(result, image.shape, axes)
-        else:
-            if not np.shares_memory(result, out):  # axes order made to_samples copy
-                out[...] = from_samples(result, image.shape, axes)
-            final[kind] = out
-    return final if many else final[kinds[0]]
 
 
-def _sample_noise_params(model: SSDNModel, sample: np.ndarray, dev: torch.device) -> dict:
-    """Noise parameters for one image; per-image models read a central crop of it."""
+def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: torch.device) -> list[int]:
+    """Kept block size per axis: the largest cube-like block whose branch windows fit."""
+    arch = model.config.arch
+    mults = arch.multiples
+    margins = branch_margins(arch)
+    d = arch.dec
+    # float32 values alive per voxel: one branch's full-resolution decoder (input copy,
+    # concatenation, padded copy, outputs) in its window; the head's accumulators in the block.
+    branch_bytes = 4 * (6 * d + 2 * arch.enc + 4 * arch.channels)
+    block_bytes = 4 * (9 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
+
+    def inner_for(side):
+        return [min(n, _round_up(side, m)) for n, m in zip(canvas, mults)]
+
+    def peak(inner):
+        win = max(math.prod(min(n, i + b + a) for n, i, (b, a) in zip(canvas, inner, mb)) for mb in margins)
+        return win * branch_bytes + math.prod(inner) * block_bytes
+
+    if tile is not None:
+        return inner_for(int(tile))
+    budget = _budget(dev, 1.0e9)
+    step = max(mults)
+    for side in range(_round_up(max(canvas), step), 0, -step):
+        inner = inner_for(side)
+        if peak(inner) <= budget:
+            return inner
+    return inner_for(step)
+
+
+def _tiles_3d(model, samples, norm, store, kinds, tile, dev):
+    """Blocks of a volume; each of the six branches reads its own window around the block.
+
+    A branch blind along one axis needs context on one side of that axis only, so its
+    window is much smaller than the block plus the full receptive field on every side;
+    the head's first layer is linear and is accumulated over the branches in the block.
+    """
+    net = model.net
+    arch = model.config.arch
+    n = samples.shape[0]
+    spatial = samples.shape[1:-1]
+    c = samples.shape[-1]
+    mults = arch.multiples
+    canvas = [_round_up(s, m) for s, m in zip(spatial, mults)]
+    margins = branch_margins(arch)
+    blind = isinstance(net, BlindSpotNet3D)
+    inner = _volume_plan(model, canvas, tile, dev)
+    t0 = time.perf_counter()
+    while True:
+        starts = [range(0, s, i) for s, i in zip(spatial, inner)]
+        blocks = [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
+        total = n * len(blocks)
+        done = 0
+        try:
+            for k in range(n):
+                noise = _sample_noise_params(model, samples[k], norm, dev)
+                for start in blocks:
+                    core = [(s0, min(cv, s0 + i)) for s0, cv, i in zip(start, canvas, inner)]
+                    y = _window(samples[k], core, [(0, 0)] * 3, canvas, norm, dev)
+                    with torch.no_grad():
+                        if blind:
+                            acc = None
+                            for b, (axis, after) in enumerate(BRANCHES_3D):
+                                x, crop = _window(samples[k], core, margins[b], canvas, norm, dev, crop=True)
+                                part = net.head_part(net.branch(x, axis, after)[(slice(None), slice(None)) + crop], b)
+                                acc = part if acc is None else acc.add_(part)
+                                del x, part
+                            raw = net.head_rest(acc)
+                            del acc
+                        else:
+                            x, crop = _window(samples[k], core, margins[0], canvas, norm, dev, crop=True)
+                            raw = net(x)[(slice(None), slice(None)) + crop]
+                        res = _outputs(model, y, raw, noise, kinds)
+                    keep = tuple(slice(0, min(s, b1) - b0) for s, (b0, b1) in zip(spatial, core))
+                    region = tuple(slice(b0, min(s, b1)) for s, (b0, b1) in zip(spatial, core))
+                    store(k, region, {kd: r[keep] for kd, r in res.items()})
+                    done += 1
+                    el = time.perf_counter() - t0
+                    yield DenoiseProgress(done, total, el, el / done * (total - done), max(inner))
+            return
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            smaller = [max(m, _round_up(i // 2, m)) for i, m in zip(inner, mults)]
+            if smaller == inner:
+                raise SSDNError("the GPU ran out of memory even with the smallest block; use --device cpu") from None
+            inner = smaller
+
+
+def _window(sample, core, margin, canvas, norm, dev, crop=False):
+    """Normalised window ``(1, C, D, H, W)`` around ``core`` with ``margin`` (before, after)
+    per axis, clipped to the padded canvas and zero beyond the data."""
+    lo = [max(0, b0 - mb) for (b0, _), (mb, _) in zip(core, margin)]
+    hi = [min(cv, b1 + ma) for (_, b1), (_, ma), cv in zip(core, margin, canvas)]
+    buf = np.zeros([h - l for l, h in zip(lo, hi)] + [sample.shape[-1]], np.float32)
+    data_hi = [min(h, s) for h, s in zip(hi, sample.shape[:-1])]
+    if all(d > l for d, l in zip(data_hi, lo)):
+        buf[tuple(slice(0, d - l) for l, d in zip(lo, data_hi))] = norm(sample[tuple(slice(l, d) for l, d in zip(lo, data_hi))])
+    x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(buf, -1, 0))[None]).to(dev)
+    if not crop:
+        return x
+    return x, tuple(slice(b0 - l, b1 - l) for (b0, b1), l in zip(core, lo))
+
+
+def _sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.device) -> dict:
+    """Noise parameters for one image or volume; per-image models read a central crop of it."""
     if model.estimator is None:
         with torch.no_grad():
             return model.noise_params(None)
-    h, w = sample.shape[:2]
-    s = min(256, (min(h, w) // 8) * 8)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    crop = torch.from_numpy(np.ascontiguousarray(np.moveaxis(sample[y0 : y0 + s, x0 : x0 + s], -1, 0))[None]).to(dev)
+    mults = model.estimator.arch.multiples
+    size = [max(m, (min(256 if len(mults) == 2 else 64, n) // m) * m) for n, m in zip(sample.shape[:-1], mults)]
+    region = tuple(slice(max(0, (n - s) // 2), max(0, (n - s) // 2) + s) for n, s in zip(sample.shape[:-1], size))
+    crop = np.zeros(size + [sample.shape[-1]], np.float32)
+    part = norm(sample[region])
+    crop[tuple(slice(0, e) for e in part.shape[:-1])] = part
+    x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(crop, -1, 0))[None]).to(dev)
     with torch.no_grad():
-        return model.noise_params(crop)
+        return model.noise_params(x)
 
 
-@torch.no_grad()
-def _run_tile(model: SSDNModel, buf: np.ndarray, noise: dict, kinds: tuple, dev: torch.device) -> dict:
-    """All requested outputs for one tile from a single network pass (normalised units)."""
+def _outputs(model: SSDNModel, y: torch.Tensor, out: torch.Tensor, noise: dict, kinds: tuple) -> dict:
+    """Requested outputs (normalised units, channels last) from the network output of a tile."""
     cfg = model.config
-    y = torch.from_numpy(np.ascontiguousarray(np.moveaxis(buf, -1, 0))[None]).to(dev)
-    out = model(y)
     if cfg.mode != "ssdn":
-        mu = out[0].float().permute(1, 2, 0).cpu().numpy()
+        mu = out[0].float().movedim(0, -1).cpu().numpy()
         return {k: mu for k in kinds}
     mu, sx = split_prior(out, cfg.channels)
     res = {}
     if any(k != "prior-mean" for k in kinds):
-        mean, var = posterior(cfg.noise, y.permute(0, 2, 3, 1), mu, sx, noise)
+        mean, var = posterior(cfg.noise, y.movedim(1, -1), mu, sx, noise)
         # A non-finite posterior (degenerate prior) falls back to the prior mean.
         mean = torch.where(torch.isfinite(mean), mean, mu)
         std = torch.where(torch.isfinite(var), torch.sqrt(var), torch.zeros_like(var))

@@ -39,6 +39,10 @@ class ModelConfig:
         Learned parameters vary per image (a non-blind estimator network reads each image).
     offset, scale : float
         Normalisation, data = offset + scale * network units.
+    ndim : int
+        2 (images, slices of stacks) or 3 (volumes).
+    flat : int
+        Volumes: number of first pooling levels that pool in-plane only (anisotropic voxels).
     """
 
     channels: int = 1
@@ -52,8 +56,12 @@ class ModelConfig:
     per_image: bool = False
     offset: float = 0.0
     scale: float = 1.0
+    ndim: int = 2
+    flat: int = 0
 
     def __post_init__(self):
+        if self.ndim not in (2, 3):
+            raise SSDNError(f"ndim={self.ndim!r} must be 2 (images) or 3 (volumes)")
         if self.mode not in MODES:
             raise SSDNError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
         if self.noise not in NOISE_MODELS:
@@ -69,6 +77,8 @@ class ModelConfig:
             dec=self.dec,
             depth=self.depth,
             blind=self.mode != "supervised",
+            ndim=self.ndim,
+            flat=self.flat,
         )
 
     def to_dict(self) -> dict:
@@ -131,7 +141,8 @@ class SSDNModel(nn.Module):
         self.estimator = None
         if config.per_image and self.learned:
             self.estimator = PlainNet(
-                ArchConfig(config.channels, len(self.learned), enc=16, dec=32, depth=3, blind=False), zero_last=True
+                ArchConfig(config.channels, len(self.learned), enc=16, dec=32, depth=3, blind=False, ndim=config.ndim, flat=min(config.flat, 2)),
+                zero_last=True,
             )
         base = params_to_norm(config.noise, config.noise_init, config.offset, config.scale)
         self.register_buffer(
@@ -143,7 +154,7 @@ class SSDNModel(nn.Module):
         return self.config.arch.multiple
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Network output ``(N, K, H, W)`` for normalised input ``(N, C, H, W)``."""
+        """Network output ``(N, K, *spatial)`` for normalised input ``(N, C, *spatial)``."""
         return self.net(y)
 
     def noise_params(self, y: torch.Tensor | None = None) -> dict:
@@ -151,14 +162,15 @@ class SSDNModel(nn.Module):
         out = {}
         per_image = None
         if self.estimator is not None and y is not None:
-            per_image = self.estimator(y.float()).float().mean(dim=(2, 3)).to(torch.float64)  # (N, L)
+            spatial = tuple(range(2, y.dim()))
+            per_image = self.estimator(y.float()).float().mean(dim=spatial).to(torch.float64)  # (N, L)
         for i, name in enumerate(self.param_names):
             base = self.base[i]
             if name in self.learned:
                 j = self.learned.index(name)
                 v = self.log_scale[j].to(torch.float64)
                 if per_image is not None:
-                    v = (v + per_image[:, j])[:, None, None]
+                    v = (v + per_image[:, j]).reshape((-1,) + (1,) * (y.dim() - 2))
                 out[name] = base * torch.exp(v)
             else:
                 out[name] = base
@@ -174,4 +186,5 @@ class SSDNModel(nn.Module):
     def describe(self) -> str:
         c = self.config
         kind = {"ssdn": "blind-spot, Bayesian", "mu-only": "blind-spot, mean only", "supervised": "non-blind, supervised"}
-        return f"{kind[c.mode]} U-Net enc {c.enc} / dec {c.dec}, depth {c.depth}, {c.channels} channel(s)"
+        dims = "2D" if c.ndim == 2 else ("3D, z pooled from level " + str(c.flat + 1) if c.flat else "3D")
+        return f"{kind[c.mode]} {dims} U-Net enc {c.enc} / dec {c.dec}, depth {c.depth}, {c.channels} channel(s)"

@@ -44,7 +44,8 @@ class TrainConfig:
         Wall-clock budget in seconds. With both budgets, whichever ends first; with
         neither, 2000 steps.
     patch, batch : int
-        Crop side (rounded down to a multiple of ``2**depth``) and crops per step.
+        Crop side (rounded down to a multiple of ``2**depth``; default 64 for images, 32
+        for volumes) and crops per step.
     width : str
         A preset of :data:`~napari_ssdn.core.model.WIDTHS`.
     lr : float
@@ -63,10 +64,16 @@ class TrainConfig:
     val_every : int
         Steps between validation losses.
     val_size : int
-        Side of the fixed validation crop.
+        Side of the fixed validation crop (default 128 for images, 48 for volumes).
     init : str or None
         Starting weights of the prior network: ``None`` or ``"none"`` (random), or the
         path of a model file of the same architecture (warm start).
+    ndim : int
+        2: train on 2D images (a Z axis is a stack of 2D samples). 3: train a volume
+        network on ZYX data (six half-space branches, 3D convolutions).
+    anisotropy : float
+        Volumes: z voxel size over in-plane voxel size. From 1.5 up, the first pooling
+        levels pool in-plane only (one level per factor 2).
     """
 
     noise: str = "gaussian"
@@ -74,7 +81,7 @@ class TrainConfig:
     per_image: bool = False
     iterations: int | None = None
     time_limit: float | None = None
-    patch: int = 64
+    patch: int | None = None
     batch: int = 4
     width: str = "light"
     lr: float = 1e-3
@@ -85,8 +92,10 @@ class TrainConfig:
     mode: str = "ssdn"
     mixed_precision: bool = True
     val_every: int = 50
-    val_size: int = 128
+    val_size: int | None = None
     init: str | None = None
+    ndim: int = 2
+    anisotropy: float = 1.0
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`SSDNError` naming the first bad field."""
@@ -112,6 +121,10 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
                 raise SSDNError(f"{name}={v!r} must be a positive whole number")
+        if self.ndim not in (2, 3):
+            raise SSDNError(f"ndim={self.ndim!r} must be 2 (images) or 3 (volumes)")
+        if not (isinstance(self.anisotropy, (int, float)) and math.isfinite(self.anisotropy) and self.anisotropy > 0):
+            raise SSDNError(f"anisotropy={self.anisotropy!r} must be a positive number (z voxel size / xy voxel size)")
         if self.time_limit is not None and not self.time_limit > 0:
             raise SSDNError(f"time_limit={self.time_limit!r} must be a positive number of seconds")
         if self.width not in WIDTHS:
@@ -119,6 +132,21 @@ class TrainConfig:
         if not self.lr > 0:
             raise SSDNError(f"lr={self.lr!r} must be positive, e.g. 1e-3")
         return self
+
+    @property
+    def patch_size(self) -> int:
+        return self.patch or (64 if self.ndim == 2 else 32)
+
+    @property
+    def val_side(self) -> int:
+        return self.val_size or (128 if self.ndim == 2 else 48)
+
+    @property
+    def flat_levels(self) -> int:
+        """In-plane-only pooling levels for the voxel anisotropy (0 for images)."""
+        if self.ndim != 3 or self.anisotropy < 1.5:
+            return 0
+        return int(round(math.log2(self.anisotropy)))
 
     @property
     def given(self) -> dict:
@@ -189,7 +217,7 @@ def _warm_start(model: SSDNModel, init) -> str | None:
     return str(path)
 
 
-def _prepare(arrays, axes) -> list[np.ndarray]:
+def _prepare(arrays, axes, ndim: int = 2) -> list[np.ndarray]:
     if isinstance(arrays, np.ndarray):
         arrays = [arrays]
     if not arrays:
@@ -203,8 +231,8 @@ def _prepare(arrays, axes) -> list[np.ndarray]:
         if ax is None:
             from .data import guess_axes
 
-            ax = guess_axes(a.shape)
-        out.append(to_samples(a, ax))
+            ax = guess_axes(a.shape, ndim=ndim)
+        out.append(to_samples(a, ax, ndim))
     chans = {s.shape[-1] for s in out}
     if len(chans) > 1:
         raise SSDNError(f"images have different channel counts {sorted(chans)}; train on images with the same channels")
@@ -241,7 +269,7 @@ class Trainer:
 
     def __init__(self, images, axes=None, config: TrainConfig | None = None, targets=None, resume=None, resume_info=None):
         self.config = config = (config or TrainConfig()).validate()
-        self.samples_raw = _prepare(images, axes)
+        self.samples_raw = _prepare(images, axes, config.ndim)
         self.device = resolve_device(config.device)
         self._stop = threading.Event()
         self.steps_before = 0
@@ -253,6 +281,11 @@ class Trainer:
                     f"the model to resume has {resume.config.channels} channel(s) but the data has "
                     f"{self.samples_raw[0].shape[-1]}; resume with data of the same kind or train a new model"
                 )
+            if resume.config.ndim != config.ndim:
+                raise SSDNError(
+                    f"the model to resume is a {resume.config.ndim}D network but ndim={config.ndim}; "
+                    f"resume with {'--3d' if resume.config.ndim == 3 else 'no --3d'}"
+                )
             self.model = resume
             norm = Normalization(resume.config.offset, resume.config.scale)
         else:
@@ -263,18 +296,28 @@ class Trainer:
         if config.mode == "supervised":
             if targets is None:
                 raise SSDNError("mode='supervised' needs clean targets matching the images")
-            self.targets = [norm(t) for t in _prepare(targets, axes)]
+            self.targets = [norm(t) for t in _prepare(targets, axes, config.ndim)]
         if resume is None:
             self.model = self._new_model()
         self.model.to(self.device)
-        mult = self.model.multiple
-        smallest = min(min(s.shape[1], s.shape[2]) for s in self.samples)
-        self.patch = (min(config.patch, smallest) // mult) * mult
-        if self.patch < mult:
-            raise SSDNError(
-                f"the smallest image is {smallest} pixels across but this network needs at least {mult}; "
-                "use a smaller width preset (e.g. --width tiny) or larger images"
-            )
+        mults = self.model.config.arch.multiples
+        patch = []
+        for a, mult in enumerate(mults):
+            smallest = min(s.shape[1 + a] for s in self.samples)
+            side = (min(config.patch_size, smallest) // mult) * mult
+            if side < mult:
+                what = "pixels" if len(mults) == 2 else "voxels along " + "ZYX"[a]
+                raise SSDNError(
+                    f"the smallest image is {smallest} {what} across but this network needs at least {mult}; "
+                    "use a smaller width preset (e.g. --width tiny) or larger images"
+                )
+            patch.append(side)
+        if len(patch) == 2:
+            patch = [min(patch)] * 2  # square crops: the four rotations need them
+        else:
+            patch[1] = patch[2] = min(patch[1:])  # in-plane rotations need square y, x
+        self.patch = patch[-1]
+        self.patch_shape = tuple(patch)
         groups = [{"params": list(self.model.net.parameters())}]
         extra = [self.model.log_scale] + (list(self.model.estimator.parameters()) if self.model.estimator is not None else [])
         groups.append({"params": extra})
@@ -288,7 +331,7 @@ class Trainer:
                 except (ValueError, KeyError):
                     pass  # a different optimizer layout: start Adam afresh, keep the weights
         self.rng = np.random.default_rng(config.seed)
-        self.sampler = CropSampler(self.samples, self.patch, self.rng, augment=True)
+        self.sampler = CropSampler(self.samples, self.patch_shape, self.rng, augment=True)
         self._val = self._validation_crop()
         self.step = 0
         self.history: list[TrainProgress] = []
@@ -303,7 +346,8 @@ class Trainer:
         learned = tuple(n for n in names if n not in given)
         init = dict(given)
         if learned and c.mode == "ssdn":
-            est = estimate_noise(self.samples, c.noise)
+            # Volumes are estimated slice by slice: the estimators work on 2D images.
+            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in self.samples], c.noise)
             est_data = params_to_data(c.noise, est, self.norm.offset, self.norm.scale)
             init.update({n: est_data[n] for n in learned})
         torch.manual_seed(c.seed)
@@ -319,6 +363,8 @@ class Trainer:
             per_image=c.per_image,
             offset=self.norm.offset,
             scale=self.norm.scale,
+            ndim=c.ndim,
+            flat=min(c.flat_levels, depth - 1),
         )
         model = SSDNModel(cfg)
         self.init_source = _warm_start(model, c.init)
@@ -326,15 +372,19 @@ class Trainer:
 
     def _validation_crop(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A fixed crop (fixed seed, independent of training randomness) of the largest image."""
-        mult = self.model.multiple
-        i = int(np.argmax([s.shape[1] * s.shape[2] for s in self.samples]))
+        mults = self.model.config.arch.multiples
+        i = int(np.argmax([s[0].size for s in self.samples]))
         s = self.samples[i]
-        size = max(mult, (min(self.config.val_size, s.shape[1], s.shape[2]) // mult) * mult)
+        spatial = s.shape[1:-1]
+        size = [max(m, (min(self.config.val_side, n) // m) * m) for n, m in zip(spatial, mults)]
+        if len(size) == 2:
+            size = [min(size)] * 2
+        else:
+            size[1] = size[2] = min(size[1:])
         rng = np.random.default_rng(12345)
         k = rng.integers(s.shape[0])
-        y0 = rng.integers(s.shape[1] - size + 1)
-        x0 = rng.integers(s.shape[2] - size + 1)
-        crop = lambda arr: torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr[k, y0 : y0 + size, x0 : x0 + size], -1, 0))[None])  # noqa: E731
+        window = (k,) + tuple(slice(st, st + z) for st, z in ((rng.integers(n - z + 1), z) for n, z in zip(spatial, size)))
+        crop = lambda arr: torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr[window], -1, 0))[None])  # noqa: E731
         target = crop(self.targets[i]) if self.targets is not None else None
         return crop(s), target
 
@@ -357,7 +407,7 @@ class Trainer:
             return (out.float() - ref).square().mean()
         c = cfg.channels
         mu, sx = split_prior(out, c)
-        yy = y.permute(0, 2, 3, 1)
+        yy = y.movedim(1, -1)
         params = model.noise_params(y)
         loss = nll_loss(cfg.noise, yy, mu, sx, params).mean()
         if model.learned and cfg.noise != "impulse":
@@ -379,7 +429,7 @@ class Trainer:
             loss = float(self._loss(y, None if target is None else target.to(self.device)))
             if self.model.config.mode == "ssdn":
                 mu, sx = split_prior(self.model(y), self.model.config.channels)
-                mean, _ = posterior(self.model.config.noise, y.permute(0, 2, 3, 1), mu, sx, self.model.noise_params(y))
+                mean, _ = posterior(self.model.config.noise, y.movedim(1, -1), mu, sx, self.model.noise_params(y))
                 if not bool(torch.isfinite(mean).all()):
                     loss = float("nan")
         finally:
@@ -487,7 +537,7 @@ class Trainer:
             "last_loss": None if last is None else last.loss,
             "last_val_loss": None if last is None else next((r.val_loss for r in reversed(self.history) if r.val_loss is not None), None),
             "device": device_name(self.device),
-            "patch": self.patch,
+            "patch": list(self.patch_shape),
             "batch": self.config.batch,
             "lr": self.config.lr,
             "seed": self.config.seed,
