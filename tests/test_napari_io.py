@@ -177,9 +177,11 @@ def test_writer_is_atomic(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("key,shape", [("noisy_cells", (256, 256)), ("noisy_cells_stack", (8, 128, 128))])
+@pytest.mark.parametrize(
+    "key,shape", [("noisy_cells", (256, 256)), ("noisy_cells_stack", (8, 128, 128)), ("noisy_volume", (48, 128, 128))]
+)
 def test_sample_data(key, shape):
-    """Both samples open through the manifest with their known noise level."""
+    """Every sample opens through the manifest with its known noise level."""
     pm = npe2.PluginManager.instance()
     contrib = next(s for s in pm.get_manifest(PLUGIN).contributions.sample_data if s.key == key)
     data, kwargs, kind = contrib.open()[0]

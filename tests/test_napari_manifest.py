@@ -41,7 +41,7 @@ def test_contributions(manifest):
     assert {"*.mrc", "*.mrcs", "*.map", "*.rec", "*.st", "*.ali", "*.tif"} <= patterns
     exts = {w.command: w.filename_extensions for w in c.writers}
     assert exts["napari-ssdn.write_mrc"][0] == ".mrc" and exts["napari-ssdn.write_tiff"][0] == ".tif"
-    assert {s.key for s in c.sample_data} == {"noisy_cells", "noisy_cells_stack"}
+    assert {s.key for s in c.sample_data} == {"noisy_cells", "noisy_cells_stack", "noisy_volume"}
 
 
 def test_manifest_modules_import_without_torch(manifest):

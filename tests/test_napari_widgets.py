@@ -266,3 +266,36 @@ def test_trained_model_offered_to_denoise(viewer, qtbot):
     _train(qtbot, t)
     assert d.model_combo.currentText() == "cells (trained)"
     assert d.run_button.isEnabled()
+
+
+def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):
+    """The Train widget's 3D choice trains a volume network (anisotropy from the layer's
+    scale); the Denoise widget then denoises the volume and refuses a 2D image."""
+    from napari_ssdn.samples import noisy_volume
+
+    noisy, _ = noisy_volume((16, 32, 32))
+    viewer.add_image(noisy, name="vol", scale=(2.0, 1.0, 1.0), axis_labels=("z", "y", "x"))
+    w = TrainWidget(viewer)
+    _tiny(w, "3")
+    assert w.axes_edit.text() == "ZYX"
+    w.dims_combo.setCurrentText("3D")
+    assert w.start_button.isEnabled(), w.status.text()
+    _train(qtbot, w)
+    model = w.last_result.model
+    assert model.config.ndim == 3 and model.config.flat == 1
+    assert viewer.layers["vol_ssdn_preview"].data.ndim == 2
+    d = DenoiseWidget(viewer)
+    d.layer_combo.setCurrentIndex(next(i for i in range(d.layer_combo.count()) if d.layer_combo.itemText(i) == "vol"))
+    assert d.layer_combo.layer().name == "vol"
+    assert d.run() is not None
+    _wait(qtbot, d)
+    assert viewer.layers["vol_ssdn"].data.shape == noisy.shape
+    viewer.add_image(noisy[0], name="slice")
+    d.layer_combo.setCurrentIndex(d.layer_combo.count() - 1)
+    assert d.layer_combo.layer().name == "slice"
+    assert not d.run_button.isEnabled() and "3D" in d.status.text()
+    # 3D on a plain 2D layer: Start stays disabled with a message naming the axes.
+    t = TrainWidget(viewer)
+    t.layer_combo.setCurrentIndex(t.layer_combo.count() - 1)
+    t.dims_combo.setCurrentText("3D")
+    assert not t.start_button.isEnabled() and "Z axis" in t.status.text()

@@ -165,6 +165,11 @@ class DenoiseWidget(QWidget):
                 errors["axes"] = str(exc)
         if entry is None:
             errors["model"] = "no model: train one with the Train widget or load a .ssdn file (Load…)"
+        elif layer is not None and "axes" not in errors and entry.ndim == 3 and "Z" not in axes:
+            errors["axes"] = (
+                f"model {entry.name!r} is a 3D (volume) model but axes {axes!r} have no Z; "
+                "set the axes of the volume (e.g. ZYX) or pick a 2D model"
+            )
         elif layer is not None and "axes" not in errors:
             have = channels_of(shape, axes)
             if have != entry.channels:

@@ -39,6 +39,11 @@ class SessionModel:
         """Number of image channels the model was trained on."""
         return int(self.model.config.channels)
 
+    @property
+    def ndim(self) -> int:
+        """2 for image models, 3 for volume models."""
+        return int(getattr(self.model.config, "ndim", 2))
+
 
 class ModelRegistry:
     """An ordered name -> :class:`SessionModel` map that announces changes.

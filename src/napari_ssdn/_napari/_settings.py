@@ -36,6 +36,8 @@ class TrainFields:
     lr: str = "1e-3"
     seed: str = "0"
     device: str = "auto"
+    dims: str = "2D"
+    anisotropy: float = 1.0
 
 
 def _positive_int(name: str, text: str, minimum: int = 1) -> tuple[int | None, str | None]:
@@ -62,7 +64,7 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
     """Check ``f``; return ``(request, {})`` or ``(None, {field: message})``.
 
     Field keys: ``layer``, ``axes``, ``param:<name>``, ``budget``, ``patch``, ``batch``,
-    ``width``, ``lr``, ``seed``, ``device``.
+    ``width``, ``lr``, ``seed``, ``device``, ``dims``.
     """
     errors: dict[str, str] = {}
     axes = f.axes.strip().upper()
@@ -73,6 +75,10 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
             axes = check_axes(axes, tuple(f.shape), name="axes")
         except SSDNError as exc:
             errors["axes"] = str(exc)
+    if f.dims not in ("2D", "3D"):
+        errors["dims"] = f"network {f.dims!r} is unknown; pick 2D or 3D"
+    elif f.dims == "3D" and "axes" not in errors and "layer" not in errors and "Z" not in axes:
+        errors["dims"] = f"a 3D network needs a Z axis but the axes are {axes!r}; set the axes (e.g. ZYX) or pick 2D"
     if f.noise not in NOISE_PARAMS:
         errors["noise"] = f"noise model {f.noise!r} is unknown; pick one of {', '.join(NOISE_PARAMS)}"
         params = {}
@@ -93,6 +99,9 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
             else:
                 params[name] = v
     config: dict = {"noise": f.noise, "noise_params": params}
+    if f.dims == "3D":
+        config["ndim"] = 3
+        config["anisotropy"] = float(f.anisotropy) if f.anisotropy and f.anisotropy > 0 else 1.0
     if f.budget_unit == "minutes":
         v, err = _positive_float("budget (minutes)", f.budget)
         if err:

@@ -48,6 +48,7 @@ HELP = {
     "layer": "The noisy image layer to train on (the model learns from this data alone).",
     "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (trained as separate 2D samples), e.g. YX, ZYX, TYX, YXC.",
     "noise": "Noise model of the camera/detector. Gaussian: additive; Poisson: photon counts; Poisson-Gaussian: both; impulse: salt-and-pepper.",
+    "dims": "2D trains on images (a Z axis becomes a stack of slices); 3D trains a volume network that also uses the slices above and below (needs a Z axis; slower per step).",
     "budget": "How long to train: a number of iterations or of minutes.",
     "patch": "Side of the square training crops in pixels (>= 8).",
     "batch": "Crops per training step.",
@@ -101,6 +102,10 @@ class TrainWidget(QWidget):
         self.noise_combo.setToolTip(HELP["noise"])
         form.addRow("Image", self.layer_combo)
         form.addRow("Axes", self.axes_edit)
+        self.dims_combo = QComboBox()
+        self.dims_combo.addItems(["2D", "3D"])
+        self.dims_combo.setToolTip(HELP["dims"])
+        form.addRow("Network", self.dims_combo)
         form.addRow("Noise model", self.noise_combo)
         # One row per noise parameter of any model; only the current model's are shown.
         self.param_rows: dict[str, tuple[QLabel, QWidget, QLineEdit, QCheckBox]] = {}
@@ -208,6 +213,7 @@ class TrainWidget(QWidget):
         for w in (self.budget_unit, self.width_combo):
             w.currentTextChanged.connect(self._validate)
         self.budget_unit.currentTextChanged.connect(self._on_unit_changed)
+        self.dims_combo.currentTextChanged.connect(self._on_dims_changed)
         self._on_noise_changed(self.noise_combo.currentText())
 
     def _toggle_advanced(self, on: bool) -> None:
@@ -226,6 +232,14 @@ class TrainWidget(QWidget):
         for name, (label, row, _, _) in self.param_rows.items():
             label.setVisible(name in shown)
             row.setVisible(name in shown)
+        self._validate()
+
+    def _on_dims_changed(self, dims: str) -> None:
+        # Volume crops are cubes: 32 voxels a side costs about what 64 pixels do in 2D.
+        if dims == "3D" and self.patch_edit.text().strip() == "64":
+            self.patch_edit.setText("32")
+        elif dims == "2D" and self.patch_edit.text().strip() == "32":
+            self.patch_edit.setText("64")
         self._validate()
 
     def _on_unit_changed(self, unit: str) -> None:
@@ -271,13 +285,15 @@ class TrainWidget(QWidget):
             lr=self.lr_edit.text(),
             seed=self.seed_edit.text(),
             device=self.device_combo.currentText(),
+            dims=self.dims_combo.currentText(),
+            anisotropy=_anisotropy(layer, self.axes_edit.text().strip().upper()),
         )
 
     def _field_widgets(self) -> dict[str, QWidget]:
         ws = {
             "layer": self.layer_combo, "axes": self.axes_edit, "noise": self.noise_combo, "budget": self.budget_edit,
             "patch": self.patch_edit, "batch": self.batch_edit, "width": self.width_combo, "lr": self.lr_edit,
-            "seed": self.seed_edit, "device": self.device_combo,
+            "seed": self.seed_edit, "device": self.device_combo, "dims": self.dims_combo,
         }
         ws.update({f"param:{n}": row[2] for n, row in self.param_rows.items()})
         return ws
@@ -347,7 +363,7 @@ class TrainWidget(QWidget):
                     "resume on data of the same kind or press Start to train a new model"
                 )
                 return None
-        crop, origin = preview_crop(data, request.axes)
+        crop, origin = preview_crop(data, request.axes, ndim=request.config.get("ndim", 2))
         self._preview_setup(layer, request.axes, origin, crop)
         self._stop = threading.Event()
         # Closing the widget (or the viewer) stops training at the next step.
@@ -489,13 +505,36 @@ class TrainWidget(QWidget):
                 show_error(f"napari-ssdn: {exc}")
 
 
-def preview_crop(data: np.ndarray, axes: str, side: int = PREVIEW_SIDE) -> tuple[np.ndarray, tuple[int, int]]:
-    """A centred ``(Y, X, C)`` crop of the middle 2D sample of ``data`` and its (y, x) corner."""
-    samples = to_samples(data, axes)
-    n, h, w, _ = samples.shape
+def preview_crop(data: np.ndarray, axes: str, side: int = PREVIEW_SIDE, ndim: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
+    """A centred ``(Y, X, C)`` crop of the middle 2D sample of ``data`` and its (y, x) corner.
+
+    For a volume network (``ndim=3``): a centred ``(Z, Y, X, C)`` block, whose middle
+    slice is the preview, and smaller in-plane so that a preview stays cheap.
+    """
+    samples = to_samples(data, axes, ndim)
+    if ndim == 3:
+        side = min(side, 64)
+    n, h, w = samples.shape[0], samples.shape[-3], samples.shape[-2]
     sy, sx = min(side, h), min(side, w)
     y0, x0 = (h - sy) // 2, (w - sx) // 2
+    if ndim == 3:
+        d = samples.shape[1]
+        sz = min(16, d)
+        z0 = (d - sz) // 2
+        return np.array(samples[n // 2, z0 : z0 + sz, y0 : y0 + sy, x0 : x0 + sx]), (y0, x0)
     return np.array(samples[n // 2, y0 : y0 + sy, x0 : x0 + sx]), (y0, x0)
+
+
+def _anisotropy(layer, axes: str) -> float:
+    """z spacing over x spacing of ``layer`` (1 when unknown)."""
+    if layer is None or "Z" not in axes or "X" not in axes:
+        return 1.0
+    dims = axes.replace("C", "") if layer.rgb else axes
+    try:
+        z, x = float(layer.scale[dims.index("Z")]), float(layer.scale[dims.index("X")])
+    except (IndexError, ValueError):
+        return 1.0
+    return z / x if z > 0 and x > 0 else 1.0
 
 
 def _channels(shape, axes: str) -> int:

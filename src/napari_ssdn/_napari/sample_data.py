@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..samples import DEMO_SIGMA, noisy_cells, noisy_cells_stack
+from ..samples import DEMO_SIGMA, noisy_cells, noisy_cells_stack, noisy_volume
 
 
 def sample_cells():
@@ -16,3 +16,10 @@ def sample_cells_stack():
     noisy, _ = noisy_cells_stack()
     meta = {"noise": "gaussian", "sigma": DEMO_SIGMA}
     return [(noisy, {"name": "noisy_cells_stack", "axis_labels": ("t", "y", "x"), "metadata": meta}, "image")]
+
+
+def sample_volume():
+    """A noisy synthetic tomogram-like volume (48 x 128 x 128) with Gaussian noise of known sigma."""
+    noisy, _ = noisy_volume()
+    meta = {"noise": "gaussian", "sigma": DEMO_SIGMA}
+    return [(noisy, {"name": "noisy_volume", "axis_labels": ("z", "y", "x"), "metadata": meta}, "image")]
