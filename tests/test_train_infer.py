@@ -119,11 +119,14 @@ def test_tiled_inference_equals_whole_image(clean_and_noisy):
     rng = np.random.default_rng(0)
     noisy = rng.random((224, 200)).astype(np.float32)
     model = train(noisy, "YX", TrainConfig(iterations=2, **FAST))
-    whole = denoise(model, noisy, "YX")
-    steps = list(denoise_iter(model, noisy, "YX", tile=32))
-    tiled = denoise(model, noisy, "YX", tile=32)
+    whole = denoise(model, noisy, "YX", mixed_precision=False)
+    steps = list(denoise_iter(model, noisy, "YX", tile=32, mixed_precision=False))
+    tiled = denoise(model, noisy, "YX", tile=32, mixed_precision=False)
     assert steps[-1].total == 7 * 7 and steps[-1].done == 7 * 7
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    # Mixed precision (bfloat16 network where the hardware has it) stays close.
+    fast = denoise(model, noisy, "YX", tile=32)
+    assert np.abs(fast - whole).mean() < 5e-3 * float(np.abs(whole).max())
     assert receptive_margin(model.config.arch) > 0
 
 

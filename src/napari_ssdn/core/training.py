@@ -341,6 +341,10 @@ class Trainer:
     def _new_model(self) -> SSDNModel:
         c = self.config
         enc, dec, depth = WIDTHS[c.width]
+        if c.ndim == 3:
+            # One level less for volumes: a 3D level sees 8x the voxels of a 2D one, and
+            # the receptive field (hence the tile overlap) halves.
+            depth -= 1
         given = c.given
         names = NOISE_PARAMS[c.noise]
         learned = tuple(n for n in names if n not in given)
