@@ -142,8 +142,9 @@ def denoise_iter(
             results[kind][(k,) + region] = v
 
     tiles = _tiles_3d if nd == 3 else _tiles_2d
-    with _network_precision(dev, mixed_precision):
-        yield from tiles(model, samples, norm, store, kinds, tile, dev)
+    precision = _network_precision(dev, mixed_precision)
+    with precision:
+        yield from tiles(model, samples, norm, store, kinds, tile, dev, half=not isinstance(precision, contextlib.nullcontext))
     final = {}
     for kind, result in results.items():
         if out is None:
@@ -164,7 +165,7 @@ def _network_precision(dev: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
-def _tiles_2d(model, samples, norm, store, kinds, tile, dev):
+def _tiles_2d(model, samples, norm, store, kinds, tile, dev, half=False):
     """Square windows inside a square padded canvas (the four rotations need squares)."""
     n, h, w, c = samples.shape
     mult = model.multiple
@@ -214,15 +215,18 @@ def _tiles_2d(model, samples, norm, store, kinds, tile, dev):
             max_side, done = new, 0
 
 
-def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: torch.device) -> list[int]:
-    """Kept block size per axis: the largest cube-like block whose branch windows fit."""
+def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: torch.device, half: bool = False) -> list[int]:
+    """Kept block size per axis: the largest cube-like block whose branch windows fit.
+
+    ``half``: the convolutions run in 16-bit floats, so their activations take half the memory.
+    """
     arch = model.config.arch
     mults = arch.multiples
     margins = branch_margins(arch)
     d = arch.dec
     # float32 values alive per voxel: one branch's full-resolution decoder (input copy,
     # concatenation, padded copy, outputs) in its window; the head's accumulators in the block.
-    branch_bytes = 4 * (6 * d + 2 * arch.enc + 4 * arch.channels)
+    branch_bytes = (2 if half else 4) * (6 * d + 2 * arch.enc + 4 * arch.channels)
     block_bytes = 4 * (9 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
 
     def inner_for(side):
@@ -234,7 +238,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
 
     if tile is not None:
         return inner_for(int(tile))
-    budget = _budget(dev, 1.2e9)
+    budget = _budget(dev, 1.0e9)
     step = max(mults)
     for side in range(_round_up(max(canvas), step), 0, -step):
         inner = inner_for(side)
@@ -243,7 +247,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     return inner_for(step)
 
 
-def _tiles_3d(model, samples, norm, store, kinds, tile, dev):
+def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False):
     """Blocks of a volume; each of the six branches reads its own window around the block.
 
     A branch blind along one axis needs context on one side of that axis only, so its
@@ -259,7 +263,7 @@ def _tiles_3d(model, samples, norm, store, kinds, tile, dev):
     canvas = [_round_up(s, m) for s, m in zip(spatial, mults)]
     margins = branch_margins(arch)
     blind = isinstance(net, BlindSpotNet3D)
-    inner = _volume_plan(model, canvas, tile, dev)
+    inner = _volume_plan(model, canvas, tile, dev, half)
     t0 = time.perf_counter()
     while True:
         starts = [range(0, s, i) for s, i in zip(spatial, inner)]
