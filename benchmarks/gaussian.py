@@ -48,7 +48,7 @@ def run_ssdn(noisy: list[np.ndarray], sigma: float | None, args) -> tuple[list, 
     priors, posts = [], []
     t0 = time.perf_counter()
     for y in noisy:
-        res = denoise(trainer.model, y, "YX", ("prior-mean", "posterior-mean"))
+        res = denoise(trainer.model, y, "YX", ("prior-mean", "posterior-mean"), mixed_precision=not args.fp32_inference)
         priors.append(res["prior-mean"])
         posts.append(res["posterior-mean"])
     info = {
@@ -78,9 +78,15 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--init", default=None, help="warm start: 'generic' or a model file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise-push", type=float, default=None, help="weight of the -w * std term (default: the engine's)")
+    p.add_argument("--fp32-inference", action="store_true", help="float32 network at inference (default: bf16 where fast)")
     p.add_argument("--name", default=None, help="results file name")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    if args.noise_push is not None:
+        from napari_ssdn.core import training
+
+        training.NOISE_PUSH = args.noise_push
     if not args.known and not args.learned:
         args.learned = True
     sigma = args.sigma / 255.0

@@ -224,3 +224,14 @@ def test_warm_start_copies_prior_weights_from_a_model_file(tmp_path, clean_and_n
         other = train(noisy, "YX", TrainConfig(iterations=1, init="none", **{**FAST, "width": "light"}))
         save_model(other, tmp_path / "light.ssdn")
         Trainer(noisy, "YX", TrainConfig(iterations=1, init=str(tmp_path / "light.ssdn"), **FAST))
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 20.0])
+def test_noise_estimate_on_integer_data(sigma):
+    """Integer data with noise of a grey level or two (int8 tomograms): the starting
+    estimate is not fooled by details that are mostly exactly zero."""
+    rng = np.random.default_rng(0)
+    img = np.round(40 + 10 * np.sin(np.arange(128) / 9)[None, :] + sigma * rng.standard_normal((128, 128))).astype(np.int16)
+    trainer = Trainer(img, "YX", TrainConfig(iterations=1, width="tiny"))
+    truth = np.sqrt(sigma**2 + 1 / 12)  # rounding adds its own variance
+    assert abs(trainer.model.config.noise_init["sigma"] - truth) / truth < 0.1

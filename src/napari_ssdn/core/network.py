@@ -7,6 +7,10 @@ every 3x3 convolution is shifted down by one row, every max-pool is preceded by 
 one-row shift, upsampling is nearest-neighbour and one final shift makes the half-plane
 strict. Rotated back and concatenated, the four half-planes cover every pixel but the
 centre; 1x1 layers then mix them.
+
+Volumes use six branches, one per half-space (before/after the voxel along z, y, x),
+with 3x3x3 convolutions and the same shifts along the branch's blind axis
+(:class:`BlindSpotNet3D`).
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ class _Conv3x3x3(_PaddedConv, nn.Conv3d):
     pass
 
 
-def _Conv3(cin: int, cout: int, blind: bool, ndim: int = 2) -> nn.Module:
+def _conv3(cin: int, cout: int, blind: bool, ndim: int = 2) -> nn.Module:
     conv = (_Conv3x3 if ndim == 2 else _Conv3x3x3)(cin, cout, 3, padding=0)
     conv._setup(blind, ndim)
     return conv
@@ -152,14 +156,14 @@ class UNet(nn.Module):
         self.blind = blind
         self.depth = depth
         self.ndim = ndim
-        self.enc_in = nn.ModuleList([_Conv3(cin, enc, blind, ndim), _Conv3(enc, enc, blind, ndim)])
+        self.enc_in = nn.ModuleList([_conv3(cin, enc, blind, ndim), _conv3(enc, enc, blind, ndim)])
         # One convolution per lower level, the last one being the bottleneck.
-        self.enc = nn.ModuleList([_Conv3(enc, enc, blind, ndim) for _ in range(depth)])
+        self.enc = nn.ModuleList([_conv3(enc, enc, blind, ndim) for _ in range(depth)])
         self.dec = nn.ModuleList()
         for level in range(depth, 0, -1):
             skip = cin if level == 1 else enc
             up = enc if level == depth else dec
-            self.dec.append(nn.ModuleList([_Conv3(up + skip, dec, blind, ndim), _Conv3(dec, dec, blind, ndim)]))
+            self.dec.append(nn.ModuleList([_conv3(up + skip, dec, blind, ndim), _conv3(dec, dec, blind, ndim)]))
         self.out_channels = dec
 
     def _pool(self, x: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:

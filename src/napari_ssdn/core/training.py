@@ -20,6 +20,9 @@ from .model import MODES, WIDTHS, ModelConfig, SSDNModel, params_to_data
 __all__ = ["TrainConfig", "TrainProgress", "Trainer", "train"]
 
 NOISE_LR_FACTOR = 10.0
+#: Weight of the paper's -0.1 * (noise std) term that keeps learned noise from being
+#: explained as prior variance (method.md, section 4).
+NOISE_PUSH = 0.1
 #: Fraction of the budget during which learned noise parameters keep their classical
 #: estimate: an untrained prior would explain its own errors as noise.
 NOISE_FREEZE = 0.5
@@ -419,7 +422,7 @@ class Trainer:
             # from explaining noise as prior variance (method.md, section 4).
             sn = noise_covariance(cfg.noise, params, mu.detach())
             std = torch.sqrt(torch.diagonal(sn, dim1=-2, dim2=-1).mean(-1)).mean()
-            loss = loss - 0.1 * std
+            loss = loss - NOISE_PUSH * std
         return loss
 
     @torch.no_grad()
