@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import time
 from dataclasses import dataclass
 
@@ -141,10 +142,13 @@ def denoise_iter(
                 v = samples[(k,) + region].astype(np.float32) - v
             results[kind][(k,) + region] = v
 
-    tiles = _tiles_3d if nd == 3 else _tiles_2d
     precision = _network_precision(dev, mixed_precision)
     with precision:
-        yield from tiles(model, samples, norm, store, kinds, tile, dev, half=not isinstance(precision, contextlib.nullcontext))
+        half = not isinstance(precision, contextlib.nullcontext)
+        if nd == 3:
+            yield from _tiles_3d(model, samples, norm, store, kinds, tile, dev, half, tuple(results.values()))
+        else:
+            yield from _tiles_2d(model, samples, norm, store, kinds, tile, dev, half)
     final = {}
     for kind, result in results.items():
         if out is None:
@@ -238,7 +242,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
 
     if tile is not None:
         return inner_for(int(tile))
-    budget = _budget(dev, 1.0e9)
+    budget = _budget(dev, 0.9e9)
     step = max(mults)
     for side in range(_round_up(max(canvas), step), 0, -step):
         inner = inner_for(side)
@@ -247,7 +251,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     return inner_for(step)
 
 
-def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False):
+def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False, results=()):
     """Blocks of a volume; each of the six branches reads its own window around the block.
 
     A branch blind along one axis needs context on one side of that axis only, so its
@@ -258,7 +262,6 @@ def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False):
     arch = model.config.arch
     n = samples.shape[0]
     spatial = samples.shape[1:-1]
-    c = samples.shape[-1]
     mults = arch.multiples
     canvas = [_round_up(s, m) for s, m in zip(spatial, mults)]
     margins = branch_margins(arch)
@@ -293,6 +296,7 @@ def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False):
                     keep = tuple(slice(0, min(s, b1) - b0) for s, (b0, b1) in zip(spatial, core))
                     region = tuple(slice(b0, min(s, b1)) for s, (b0, b1) in zip(spatial, core))
                     store(k, region, {kd: r[keep] for kd, r in res.items()})
+                    release_pages(samples, *results)
                     done += 1
                     el = time.perf_counter() - t0
                     yield DenoiseProgress(done, total, el, el / done * (total - done), max(inner))
@@ -303,6 +307,26 @@ def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False):
             if smaller == inner:
                 raise SSDNError("the GPU ran out of memory even with the smallest block; use --device cpu") from None
             inner = smaller
+
+
+def release_pages(*arrays) -> None:
+    """Drop the pages of memory-mapped arrays from this process's resident memory.
+
+    The data stay in the operating system's page cache (written pages of a shared file
+    mapping are not lost) and are mapped again on the next access; without this, every
+    page of a large input or output file read or written so far would count as resident.
+    Arrays that are not memory maps, and copy-on-write maps, are left alone.
+    """
+    for a in arrays:
+        base = a
+        while base is not None and not (isinstance(base, np.memmap) and getattr(base, "_mmap", None) is not None):
+            base = getattr(base, "base", None)
+        if base is None or getattr(base, "mode", "c") not in ("r", "r+", "w+", "readonly", "readwrite", "write"):
+            continue
+        try:
+            base._mmap.madvise(mmap.MADV_DONTNEED)
+        except (AttributeError, OSError, ValueError):
+            pass  # not available on this platform: only the resident figure grows
 
 
 def _window(sample, core, margin, canvas, norm, dev, crop=False):
