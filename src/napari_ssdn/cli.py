@@ -324,9 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=_positive(float), metavar="SECONDS", help="wall-clock budget")
     t.add_argument("--3d", dest="three_d", action="store_true",
                    help="train a volume (3D) network on the Z axis instead of 2D slices; needs ZYX data")
-    t.add_argument("--patch", type=_positive(int), help="crop side (default 64; 32 with --3d)")
-    t.add_argument("--batch", type=_positive(int), default=4, help="crops per step (default 4)")
-    t.add_argument("--width", default="light", choices=["tiny", "light", "paper"], help="network size (default light)")
+    t.add_argument("--patch", type=_positive(int), help="crop side (default 64; 24 with --3d)")
+    t.add_argument("--batch", type=_positive(int), help="crops per step (default 4; 1 with --3d)")
+    t.add_argument("--width", choices=["tiny", "light", "paper"], help="network size (default light; tiny with --3d)")
     t.add_argument("--lr", type=_positive(float), default=1e-3, help="peak learning rate (default 1e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")

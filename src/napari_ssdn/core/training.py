@@ -47,10 +47,11 @@ class TrainConfig:
         Wall-clock budget in seconds. With both budgets, whichever ends first; with
         neither, 2000 steps.
     patch, batch : int
-        Crop side (rounded down to a multiple of ``2**depth``; default 64 for images, 32
-        for volumes) and crops per step.
+        Crop side (rounded down to a multiple of ``2**depth``) and crops per step; default
+        64 and 4 for images, 24 and 1 for volumes.
     width : str
-        A preset of :data:`~napari_ssdn.core.model.WIDTHS`.
+        A preset of :data:`~napari_ssdn.core.model.WIDTHS`; default ``light`` for images,
+        ``tiny`` for volumes.
     lr : float
         Peak learning rate of Adam.
     warmup, rampdown : float
@@ -85,8 +86,8 @@ class TrainConfig:
     iterations: int | None = None
     time_limit: float | None = None
     patch: int | None = None
-    batch: int = 4
-    width: str = "light"
+    batch: int | None = None
+    width: str | None = None
     lr: float = 1e-3
     warmup: float = 0.1
     rampdown: float = 0.3
@@ -130,15 +131,25 @@ class TrainConfig:
             raise SSDNError(f"anisotropy={self.anisotropy!r} must be a positive number (z voxel size / xy voxel size)")
         if self.time_limit is not None and not self.time_limit > 0:
             raise SSDNError(f"time_limit={self.time_limit!r} must be a positive number of seconds")
-        if self.width not in WIDTHS:
+        if self.width is not None and self.width not in WIDTHS:
             raise SSDNError(f"width={self.width!r} is not a preset; use one of {', '.join(WIDTHS)}")
         if not self.lr > 0:
             raise SSDNError(f"lr={self.lr!r} must be positive, e.g. 1e-3")
         return self
 
+    # Defaults measured best per CPU minute (docs/benchmarks.md): volumes take many small
+    # steps of the tiny network; a 3D step of the 2D defaults costs 25x a 2D step.
     @property
     def patch_size(self) -> int:
-        return self.patch or (64 if self.ndim == 2 else 32)
+        return self.patch or (64 if self.ndim == 2 else 24)
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch or (4 if self.ndim == 2 else 1)
+
+    @property
+    def width_preset(self) -> str:
+        return self.width or ("light" if self.ndim == 2 else "tiny")
 
     @property
     def val_side(self) -> int:
@@ -343,7 +354,7 @@ class Trainer:
     # -- construction -------------------------------------------------------------------
     def _new_model(self) -> SSDNModel:
         c = self.config
-        enc, dec, depth = WIDTHS[c.width]
+        enc, dec, depth = WIDTHS[c.width_preset]
         if c.ndim == 3:
             # One level less for volumes: a 3D level sees 8x the voxels of a 2D one, and
             # the receptive field (hence the tile overlap) halves.
@@ -490,7 +501,7 @@ class Trainer:
                 g["lr"] = base * factor
             if f < NOISE_FREEZE and not self.resumed:
                 self.optimizer.param_groups[1]["lr"] = 0.0
-            crops = self.sampler.sample(c.batch, *([self.targets] if self.targets is not None else []))
+            crops = self.sampler.sample(c.batch_size, *([self.targets] if self.targets is not None else []))
             y = torch.from_numpy(crops[0]).to(self.device)
             target = torch.from_numpy(crops[1]).to(self.device) if len(crops) > 1 else None
             loss = self._loss(y, target)
@@ -545,7 +556,7 @@ class Trainer:
             "last_val_loss": None if last is None else next((r.val_loss for r in reversed(self.history) if r.val_loss is not None), None),
             "device": device_name(self.device),
             "patch": list(self.patch_shape),
-            "batch": self.config.batch,
+            "batch": self.config.batch_size,
             "lr": self.config.lr,
             "seed": self.config.seed,
             "init": self.init_source,
