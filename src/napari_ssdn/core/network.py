@@ -298,8 +298,9 @@ class BlindSpotNet3D(nn.Module):
     def head_part(self, features: torch.Tensor, k: int) -> torch.Tensor:
         """Contribution of branch ``k``'s features to the first head layer (no bias)."""
         d = self.arch.dec
-        # float32 sum over the six branches, whatever precision the convolutions ran in.
-        return F.conv3d(features, self.head[0].weight[:, k * d : (k + 1) * d]).float()
+        part = F.conv3d(features, self.head[0].weight[:, k * d : (k + 1) * d])
+        # Sum the six branches in at least float32, whatever precision the convolutions ran in.
+        return part if part.dtype in (torch.float32, torch.float64) else part.float()
 
     def head_rest(self, acc: torch.Tensor) -> torch.Tensor:
         """Head output from the summed contributions of :meth:`head_part`."""
