@@ -85,19 +85,20 @@ def bench_train(width, dev, patch, batch, mixed, steps=8):
 
 
 @torch.no_grad()
-def bench_infer(width, dev, side, reps=2):
+def bench_infer(width, dev, side, reps=2, mixed=False):
     enc, dec, depth = WIDTHS[width]
     model = SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1})).to(dev).eval()
     x = torch.randn(1, 1, side, side, device=dev)
     with FlopCounterMode(display=False) as fc:
         model(x)
     flops = fc.get_total_flops()
-    model(x)
-    sync(dev)
-    t = time.perf_counter()
-    for _ in range(reps):
+    with autocast(dev, mixed):
         model(x)
-    sync(dev)
+        sync(dev)
+        t = time.perf_counter()
+        for _ in range(reps):
+            model(x)
+        sync(dev)
     dt = (time.perf_counter() - t) / reps
     return {"mpx_per_s": side * side / dt / 1e6, "gflop_per_s": flops / dt / 1e9}
 
@@ -164,10 +165,11 @@ def main(argv=None):
             r["roofline_ratio"] = r["gflop_per_s"] / roof
             results["train"][f"{w}{'_mixed' if mp else '_fp32'}"] = r
             print(f"train {w:6s} {'mixed' if mp else 'fp32 '}: {r['steps_per_s']:.2f} steps/s, {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
-        r = bench_infer(w, dev, args.infer_side)
-        r["roofline_ratio"] = r["gflop_per_s"] / rates["fp32"]
-        results["infer"][w] = r
-        print(f"infer {w:6s} fp32 : {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
+        for mp in ([False, True] if mixed else [False]):
+            r = bench_infer(w, dev, args.infer_side, mixed=mp)
+            r["roofline_ratio"] = r["gflop_per_s"] / rates["bf16" if mp else "fp32"]
+            results["infer"][w + ("_mixed" if mp else "")] = r
+            print(f"infer {w:6s} {'mixed' if mp else 'fp32 '}: {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
         gc.collect()
     if args.memory:
         for kind in ("image", "stack"):
