@@ -141,12 +141,15 @@ def denoise_iter(
             if kind == "residual":
                 v = samples[(k,) + region].astype(np.float32) - v
             results[kind][(k,) + region] = v
+        # Memory-mapped input and output: what was read or written so far leaves the
+        # resident set, so memory does not grow with the file.
+        release_pages(samples, *results.values())
 
     precision = _network_precision(dev, mixed_precision)
     with precision:
         half = not isinstance(precision, contextlib.nullcontext)
         if nd == 3:
-            yield from _tiles_3d(model, samples, norm, store, kinds, tile, dev, half, tuple(results.values()))
+            yield from _tiles_3d(model, samples, norm, store, kinds, tile, dev, half)
         else:
             yield from _tiles_2d(model, samples, norm, store, kinds, tile, dev, half)
     final = {}
@@ -201,7 +204,7 @@ def _tiles_2d(model, samples, norm, store, kinds, tile, dev, half=False):
                     sy1, sx1 = min(h, ay + L), min(w, ax + L)
                     if sy1 > ay and sx1 > ax:
                         buf[: sy1 - ay, : sx1 - ax] = norm(samples[k, ay:sy1, ax:sx1])
-                    y = torch.from_numpy(np.ascontiguousarray(np.moveaxis(buf, -1, 0))[None]).to(dev)
+                    y = _tensor(buf, dev)
                     with torch.no_grad():
                         res = _outputs(model, y, model(y), noise, kinds)
                     oy1, ox1 = min(h, y0 + inner), min(w, x0 + inner)
@@ -251,7 +254,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     return inner_for(step)
 
 
-def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False, results=()):
+def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False):
     """Blocks of a volume; each of the six branches reads its own window around the block.
 
     A branch blind along one axis needs context on one side of that axis only, so its
@@ -278,25 +281,29 @@ def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False, results
                 noise = _sample_noise_params(model, samples[k], norm, dev)
                 for start in blocks:
                     core = [(s0, min(cv, s0 + i)) for s0, cv, i in zip(start, canvas, inner)]
-                    y = _window(samples[k], core, [(0, 0)] * 3, canvas, norm, dev)
+                    y = None  # the noisy block, cut from the first window read
                     with torch.no_grad():
                         if blind:
                             acc = None
                             for b, (axis, after) in enumerate(BRANCHES_3D):
-                                x, crop = _window(samples[k], core, margins[b], canvas, norm, dev, crop=True)
-                                part = net.head_part(net.branch(x, axis, after)[(slice(None), slice(None)) + crop], b)
+                                x, crop = _window(samples[k], core, margins[b], canvas, norm, dev)
+                                crop = (slice(None), slice(None)) + crop
+                                if y is None:
+                                    y = x[crop].clone()
+                                part = net.head_part(net.branch(x, axis, after)[crop], b)
                                 acc = part if acc is None else acc.add_(part)
                                 del x, part
                             raw = net.head_rest(acc)
                             del acc
                         else:
-                            x, crop = _window(samples[k], core, margins[0], canvas, norm, dev, crop=True)
-                            raw = net(x)[(slice(None), slice(None)) + crop]
+                            x, crop = _window(samples[k], core, margins[0], canvas, norm, dev)
+                            crop = (slice(None), slice(None)) + crop
+                            y = x[crop].clone()
+                            raw = net(x)[crop]
                         res = _outputs(model, y, raw, noise, kinds)
                     keep = tuple(slice(0, min(s, b1) - b0) for s, (b0, b1) in zip(spatial, core))
                     region = tuple(slice(b0, min(s, b1)) for s, (b0, b1) in zip(spatial, core))
                     store(k, region, {kd: r[keep] for kd, r in res.items()})
-                    release_pages(samples, *results)
                     done += 1
                     el = time.perf_counter() - t0
                     yield DenoiseProgress(done, total, el, el / done * (total - done), max(inner))
@@ -321,7 +328,7 @@ def release_pages(*arrays) -> None:
         base = a
         while base is not None and not (isinstance(base, np.memmap) and getattr(base, "_mmap", None) is not None):
             base = getattr(base, "base", None)
-        if base is None or getattr(base, "mode", "c") not in ("r", "r+", "w+", "readonly", "readwrite", "write"):
+        if base is None or getattr(base, "mode", "c") not in ("r", "r+", "w+"):
             continue
         try:
             base._mmap.madvise(mmap.MADV_DONTNEED)
@@ -329,18 +336,17 @@ def release_pages(*arrays) -> None:
             pass  # not available on this platform: only the resident figure grows
 
 
-def _window(sample, core, margin, canvas, norm, dev, crop=False):
+def _window(sample, core, margin, canvas, norm, dev):
     """Normalised window ``(1, C, D, H, W)`` around ``core`` with ``margin`` (before, after)
-    per axis, clipped to the padded canvas and zero beyond the data."""
+    per axis, clipped to the padded canvas and zero beyond the data, and the slices of
+    ``core`` inside it."""
     lo = [max(0, b0 - mb) for (b0, _), (mb, _) in zip(core, margin)]
     hi = [min(cv, b1 + ma) for (_, b1), (_, ma), cv in zip(core, margin, canvas)]
     buf = np.zeros([h - l for l, h in zip(lo, hi)] + [sample.shape[-1]], np.float32)
     data_hi = [min(h, s) for h, s in zip(hi, sample.shape[:-1])]
     if all(d > l for d, l in zip(data_hi, lo)):
         buf[tuple(slice(0, d - l) for l, d in zip(lo, data_hi))] = norm(sample[tuple(slice(l, d) for l, d in zip(lo, data_hi))])
-    x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(buf, -1, 0))[None]).to(dev)
-    if not crop:
-        return x
+    x = _tensor(buf, dev)
     return x, tuple(slice(b0 - l, b1 - l) for (b0, b1), l in zip(core, lo))
 
 
@@ -355,9 +361,13 @@ def _sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.
     crop = np.zeros(size + [sample.shape[-1]], np.float32)
     part = norm(sample[region])
     crop[tuple(slice(0, e) for e in part.shape[:-1])] = part
-    x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(crop, -1, 0))[None]).to(dev)
     with torch.no_grad():
-        return model.noise_params(x)
+        return model.noise_params(_tensor(crop, dev))
+
+
+def _tensor(a: np.ndarray, dev: torch.device) -> torch.Tensor:
+    """Channels-last array -> ``(1, C, *spatial)`` tensor on ``dev``."""
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 0))[None]).to(dev)
 
 
 def _outputs(model: SSDNModel, y: torch.Tensor, out: torch.Tensor, noise: dict, kinds: tuple) -> dict:

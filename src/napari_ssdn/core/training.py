@@ -231,6 +231,12 @@ def _warm_start(model: SSDNModel, init) -> str | None:
     return str(path)
 
 
+def _square_plane(sizes: list[int]) -> tuple[int, ...]:
+    """Crop sizes with y and x equal (the smaller): rotations in the image plane need it."""
+    side = min(sizes[-2:])
+    return tuple(sizes[:-2]) + (side, side)
+
+
 def _prepare(arrays, axes, ndim: int = 2) -> list[np.ndarray]:
     if isinstance(arrays, np.ndarray):
         arrays = [arrays]
@@ -326,12 +332,7 @@ class Trainer:
                     "use a smaller width preset (e.g. --width tiny) or larger images"
                 )
             patch.append(side)
-        if len(patch) == 2:
-            patch = [min(patch)] * 2  # square crops: the four rotations need them
-        else:
-            patch[1] = patch[2] = min(patch[1:])  # in-plane rotations need square y, x
-        self.patch = patch[-1]
-        self.patch_shape = tuple(patch)
+        self.patch_shape = _square_plane(patch)
         groups = [{"params": list(self.model.net.parameters())}]
         extra = [self.model.log_scale] + (list(self.model.estimator.parameters()) if self.model.estimator is not None else [])
         groups.append({"params": extra})
@@ -394,11 +395,7 @@ class Trainer:
         i = int(np.argmax([s[0].size for s in self.samples]))
         s = self.samples[i]
         spatial = s.shape[1:-1]
-        size = [max(m, (min(self.config.val_side, n) // m) * m) for n, m in zip(spatial, mults)]
-        if len(size) == 2:
-            size = [min(size)] * 2
-        else:
-            size[1] = size[2] = min(size[1:])
+        size = _square_plane([max(m, (min(self.config.val_side, n) // m) * m) for n, m in zip(spatial, mults)])
         rng = np.random.default_rng(12345)
         k = rng.integers(s.shape[0])
         window = (k,) + tuple(slice(st, st + z) for st, z in ((rng.integers(n - z + 1), z) for n, z in zip(spatial, size)))
