@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 
-def load_clean(folder: str, limit: int | None = None, size: int | None = None, gray: bool = True) -> list[tuple[str, np.ndarray]]:
-    """Clean images as float64 in [0, 1] (method.md, section 6); optional square size filter."""
+def load_clean(folder: str, limit: int | None = None, size: int | None = None, gray: bool = True, crop: int = 0) -> list[tuple[str, np.ndarray]]:
+    """Clean images as float64 in [0, 1] (method.md, section 6); optional square size filter;
+    ``crop`` pixels cut from the bottom and right (Kodak's black last row and column)."""
     from PIL import Image
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".bmp", ".jpg", ".tif"))
@@ -23,6 +24,8 @@ def load_clean(folder: str, limit: int | None = None, size: int | None = None, g
         with Image.open(p) as im:
             im = im.convert("L" if gray else "RGB")
             arr = np.asarray(im, dtype=np.float64) / 255.0
+        if crop:
+            arr = arr[:-crop, :-crop]
         if size is not None and arr.shape[:2] != (size, size):
             continue
         out.append((p.name, arr))
@@ -37,6 +40,35 @@ def add_gaussian(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     """Unclipped, unquantised Gaussian noise with a fixed seed."""
     rng = np.random.default_rng(seed)
     return (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
+
+
+def noise_levels(kind: str, levels: tuple[float, float], n: int, seed: int = 7) -> list[float]:
+    """One level per image: fixed when ``levels`` is one value, else drawn uniformly from
+    the range with a fixed seed (the poster's "sigma in [5, 50]" rows)."""
+    lo, hi = levels
+    if lo == hi:
+        return [float(lo)] * n
+    return [float(v) for v in np.random.default_rng(seed).uniform(lo, hi, n)]
+
+
+def add_noise(clean: np.ndarray, kind: str, level: float, seed: int) -> np.ndarray:
+    """Synthetic noise of the paper, never clipped or quantised (method.md, 4-5).
+
+    gaussian: ``level`` is sigma on the 0-255 scale; poisson: lambda, y = P(lambda x) / lambda;
+    impulse: alpha, each pixel (all channels together) replaced with probability alpha
+    by uniform values in [0, 1].
+    """
+    rng = np.random.default_rng(seed)
+    if kind == "gaussian":
+        return (clean + level / 255.0 * rng.standard_normal(clean.shape)).astype(np.float32)
+    if kind == "poisson":
+        return (rng.poisson(level * clean) / level).astype(np.float32)
+    if kind == "impulse":
+        hit = rng.random(clean.shape[:2]) < level
+        if clean.ndim == 3:
+            hit = hit[..., None]
+        return np.where(hit, rng.random(clean.shape), clean).astype(np.float32)
+    raise ValueError(kind)
 
 
 def psnr8(x: np.ndarray, clean: np.ndarray) -> float:

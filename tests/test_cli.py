@@ -60,6 +60,20 @@ def test_known_parameter_is_kept_in_data_units(tmp_path, noisy_tif):
     assert info["noise"]["learned"] == []
 
 
+
+def test_denoise_with_a_known_noise_level(tmp_path, noisy_tif, model):
+    """--sigma at denoise time replaces the learned level: a level near zero means the
+    noisy pixel is trusted, so the posterior mean returns the input."""
+    out = tmp_path / "den.tif"
+    r = ssdn("denoise", noisy_tif, "-m", model, "-o", out, "--sigma", "1e-4", "--quiet")
+    assert r.returncode == 0, r.stderr
+    noisy = read_image(noisy_tif).data
+    # (a pixel where the barely trained prior has zero variance keeps the prior mean)
+    assert np.mean(np.abs(read_image(out).data - noisy) < 0.05) > 0.99
+    default = tmp_path / "default.tif"
+    assert ssdn("denoise", noisy_tif, "-m", model, "-o", default, "--quiet").returncode == 0
+    assert np.mean(np.abs(read_image(default).data - noisy) < 0.05) < 0.5
+
 def test_several_inputs_go_to_a_folder_and_mrc_keeps_voxel_size(tmp_path, model):
     """Several inputs write OUTPUT/<name>; MRC in, MRC out with the same voxel size and stack flag."""
     rng = np.random.default_rng(1)
@@ -114,6 +128,7 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "0"), "sigma")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--noise", "poisson", "--lam", "-1"), "lam")
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", tmp_path / "nope.ssdn", "-o", tmp_path / "o.tif"), "nope.ssdn")
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--lam", "3"), "lam", "gaussian")
     corrupt = tmp_path / "corrupt.ssdn"
     corrupt.write_bytes(model.read_bytes()[:200])
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", corrupt, "-o", tmp_path / "o.tif"), "corrupt.ssdn")

@@ -176,6 +176,29 @@ def test_baselines_mu_only_and_supervised(clean_and_noisy):
     assert denoise(sup, noisy, "YX").shape == noisy.shape
 
 
+
+def test_known_noise_level_at_inference_follows_the_closed_form(clean_and_noisy):
+    """noise_params= replaces the learned sigma in the posterior: the result is the
+    closed form (y sx^2 + mu sn^2) / (sx^2 + sn^2) with the prior of the same pass."""
+    clean, noisy, sigma = clean_and_noisy
+    model = train(noisy, "YX", TrainConfig(iterations=30, **FAST))
+    learned = model.noise_params_data()["sigma"]
+    kw = dict(mixed_precision=False)
+    base = denoise(model, noisy, "YX", ("prior-mean", "posterior-std"), **kw)
+    mu = base["prior-mean"].astype(np.float64)
+    pv = base["posterior-std"].astype(np.float64) ** 2
+    sx2 = pv * learned**2 / (learned**2 - pv)  # from 1/pv = 1/sx2 + 1/sn2
+    for given in (0.5 * sigma, 2.0 * sigma):
+        got = denoise(model, noisy, "YX", noise_params={"sigma": given}, **kw)
+        want = (noisy * sx2 + mu * given**2) / (sx2 + given**2)
+        np.testing.assert_allclose(got, want, atol=2e-4)
+    far_from_learned = denoise(model, noisy, "YX", noise_params={"sigma": 3.0 * sigma}, **kw)
+    assert np.abs(far_from_learned - denoise(model, noisy, "YX", **kw)).max() > 1e-3
+    with pytest.raises(SSDNError, match="lam"):
+        denoise(model, noisy, "YX", noise_params={"lam": 3.0})
+    with pytest.raises(SSDNError, match="sigma"):
+        denoise(model, noisy, "YX", noise_params={"sigma": -1.0})
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -62,6 +62,11 @@ def _check_not_input(out: Path, inputs: list[Path], what: str) -> None:
 
 
 # --- train ----------------------------------------------------------------------------------
+def _noise_flags(args) -> dict:
+    """Noise parameters given on the command line, by model parameter name."""
+    return {name: getattr(args, flag) for flag, name in NOISE_FLAGS.items() if getattr(args, flag) is not None}
+
+
 def cmd_train(args) -> int:
     from .io import read_image
 
@@ -72,11 +77,7 @@ def cmd_train(args) -> int:
         raise SSDNError(f"model output -o {str(out)!r} looks like an image; name the model file e.g. model.ssdn")
     if out.is_dir():
         raise SSDNError(f"model output -o {str(out)!r} is a folder; give a file name such as {out}/model.ssdn")
-    given = {}
-    for flag, name in NOISE_FLAGS.items():
-        v = getattr(args, flag)
-        if v is not None:
-            given[name] = v
+    given = _noise_flags(args)
     imgs = [read_image(p) for p in inputs]
     axes = args.axes
     from .core import Trainer, TrainConfig, load_model
@@ -172,7 +173,14 @@ def cmd_denoise(args) -> int:
             raise SSDNError(f"output {str(t)!r} must end in .tif/.tiff or an MRC extension (.mrc, ...); outputs are float32")
     from .core import denoise_iter, load_model
 
+    from .core.constants import check_noise_params
+
     model, _ = load_model(args.model)
+    given = _noise_flags(args)
+    if given:
+        if model.config.mode != "ssdn":
+            raise SSDNError(f"{args.model} is a {model.config.mode} model without a noise model; leave out the noise flags")
+        check_noise_params(model.config.noise, given)
     for path, target in zip(inputs, targets):
         img = read_image(path, mmap=True)
         axes = args.axes or img.axes
@@ -186,7 +194,7 @@ def cmd_denoise(args) -> int:
         # The result goes straight into a memory-mapped output file, tile by tile: a volume
         # larger than memory is denoised without holding input or output in RAM.
         with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {args.output_kind}") as result:
-            gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result)
+            gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result, noise_params=given)
             bar = Progress(args.quiet, f"denoise {path.name}")
             for p in gen:
                 bar.update(p.done, p.total, p.eta, final=p.done == p.total)
@@ -305,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"napari-ssdn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def noise_flags(sp, note):
+        sp.add_argument("--sigma", type=_positive(float), help=f"Gaussian noise std in data units ({note})")
+        sp.add_argument("--lam", type=_positive(float), help=f"Poisson lambda: variance = mean / lambda, data units ({note})")
+        sp.add_argument("--alpha", type=_positive(float), help=f"impulse: fraction of corrupted pixels ({note})")
+        sp.add_argument("--gain", type=_positive(float), help=f"Poisson-Gaussian a: variance = a * mean + b ({note})")
+        sp.add_argument("--offset", type=_positive(float), help=f"Poisson-Gaussian b: noise variance at zero signal, data units squared ({note})")
+
     def common(sp):
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
         sp.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
@@ -313,11 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (one data set)")
     t.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write, e.g. model.ssdn")
     t.add_argument("--noise", default="gaussian", choices=["gaussian", "poisson", "poisson-gaussian", "impulse"])
-    t.add_argument("--sigma", type=_positive(float), help="Gaussian noise std in data units (learned if omitted)")
-    t.add_argument("--lam", type=_positive(float), help="Poisson lambda: variance = mean / lambda, data units (learned if omitted)")
-    t.add_argument("--alpha", type=_positive(float), help="impulse: fraction of corrupted pixels (learned if omitted)")
-    t.add_argument("--gain", type=_positive(float), help="Poisson-Gaussian a: variance = a * mean + b (learned if omitted)")
-    t.add_argument("--offset", type=_positive(float), help="Poisson-Gaussian b: noise variance at zero signal, data units squared")
+    noise_flags(t, "learned if omitted")
     t.add_argument("--per-image", action="store_true", help="learned noise level varies from image to image")
     t.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX (z slices as samples), TYX, YXC; guessed if omitted")
     t.add_argument("--iterations", type=_positive(int), help="training steps (default 2000 unless --time-limit)")
@@ -347,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--tile", type=_positive(int), help="tile side kept per pass (default: as large as memory allows)")
     d.add_argument("--axes", help="axes of the inputs; guessed if omitted")
+    noise_flags(d, "replaces the model's value for these inputs, e.g. a level known for this acquisition")
     common(d)
     d.set_defaults(func=cmd_denoise)
 

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from .bayes import posterior, split_prior
-from .constants import OUTPUTS
+from .constants import OUTPUTS, check_noise_params
 from .data import from_samples, guess_axes, to_samples
 from .device import bf16_cpu, resolve_device
 from .errors import SSDNError
-from .model import SSDNModel
+from .model import SSDNModel, params_to_norm
 from .network import BRANCHES_3D, BlindSpotNet3D, branch_margins, receptive_margin
 
 __all__ = ["OUTPUTS", "DenoiseProgress", "denoise", "denoise_iter", "default_tile"]
@@ -65,6 +65,7 @@ def denoise_iter(
     device: str = "auto",
     out: np.ndarray | None = None,
     mixed_precision: bool = True,
+    noise_params: dict | None = None,
 ):
     """Denoise ``image`` tile by tile, yielding :class:`DenoiseProgress`; returns the result.
 
@@ -94,6 +95,10 @@ def denoise_iter(
         Run the network in bfloat16 (float16 on GPUs without it) where the hardware is
         fast at it: CUDA, and CPUs with AVX512-BF16/AMX. The posterior stays float64.
         False gives float32 results that are bit-for-bit independent of the tiling.
+    noise_params : dict, optional
+        Noise parameters in data units that replace the model's for this image (e.g.
+        ``{"sigma": 12.0}`` when the level of this acquisition is known); parameters not
+        given keep the model's values.
 
     Returns
     -------
@@ -125,6 +130,7 @@ def denoise_iter(
             f"the image has {samples.shape[-1]} channel(s) (axes {axes!r}) but the model was trained on "
             f"{cfg.channels}; pick a model trained on this kind of data or fix the axes"
         )
+    given = _given_noise(model, noise_params)
     dev = resolve_device(device)
     model = model.to(dev).eval()
     results = {k: (np.empty(samples.shape, np.float32) if out is None else to_samples(out, axes, nd)) for k in kinds}
@@ -149,9 +155,9 @@ def denoise_iter(
     with precision:
         half = not isinstance(precision, contextlib.nullcontext)
         if nd == 3:
-            yield from _tiles_3d(model, samples, norm, store, kinds, tile, dev, half)
+            yield from _tiles_3d(model, samples, norm, store, kinds, tile, dev, half, given)
         else:
-            yield from _tiles_2d(model, samples, norm, store, kinds, tile, dev, half)
+            yield from _tiles_2d(model, samples, norm, store, kinds, tile, dev, half, given)
     final = {}
     for kind, result in results.items():
         if out is None:
@@ -172,7 +178,7 @@ def _network_precision(dev: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
-def _tiles_2d(model, samples, norm, store, kinds, tile, dev, half=False):
+def _tiles_2d(model, samples, norm, store, kinds, tile, dev, half=False, given=None):
     """Square windows inside a square padded canvas (the four rotations need squares)."""
     n, h, w, c = samples.shape
     mult = model.multiple
@@ -192,7 +198,7 @@ def _tiles_2d(model, samples, norm, store, kinds, tile, dev, half=False):
         total = n * len(plan)
         try:
             for k in range(n):
-                noise = _sample_noise_params(model, samples[k], norm, dev)
+                noise = _sample_noise_params(model, samples[k], norm, dev, given)
                 for y0, x0 in plan:
                     # The window stays inside the padded square canvas, so the network's
                     # zero padding falls where it falls in a whole-image pass and the
@@ -254,7 +260,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     return inner_for(step)
 
 
-def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False):
+def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False, given=None):
     """Blocks of a volume; each of the six branches reads its own window around the block.
 
     A branch blind along one axis needs context on one side of that axis only, so its
@@ -278,7 +284,7 @@ def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False):
         done = 0
         try:
             for k in range(n):
-                noise = _sample_noise_params(model, samples[k], norm, dev)
+                noise = _sample_noise_params(model, samples[k], norm, dev, given)
                 for start in blocks:
                     core = [(s0, min(cv, s0 + i)) for s0, cv, i in zip(start, canvas, inner)]
                     y = None  # the noisy block, cut from the first window read
@@ -350,11 +356,24 @@ def _window(sample, core, margin, canvas, norm, dev):
     return x, tuple(slice(b0 - l, b1 - l) for (b0, b1), l in zip(core, lo))
 
 
-def _sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.device) -> dict:
-    """Noise parameters for one image or volume; per-image models read a central crop of it."""
-    if model.estimator is None:
+def _given_noise(model: SSDNModel, noise_params: dict | None) -> dict:
+    """Validated ``noise_params`` (data units) converted to the network's units."""
+    cfg = model.config
+    if not noise_params:
+        return {}
+    if cfg.mode != "ssdn":
+        raise SSDNError(f"a {cfg.mode} model has no noise model; leave noise_params out")
+    clean = check_noise_params(cfg.noise, noise_params)
+    return params_to_norm(cfg.noise, clean, cfg.offset, cfg.scale)
+
+
+def _sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.device, given: dict | None = None) -> dict:
+    """Noise parameters for one image or volume; per-image models read a central crop of
+    it; ``given`` (normalised units) replaces what it names."""
+    given = given or {}
+    if model.estimator is None or all(n in given for n in model.learned):
         with torch.no_grad():
-            return model.noise_params(None)
+            return {**model.noise_params(None), **given}
     mults = model.estimator.arch.multiples
     size = [max(m, (min(256 if len(mults) == 2 else 64, n) // m) * m) for n, m in zip(sample.shape[:-1], mults)]
     region = tuple(slice(max(0, (n - s) // 2), max(0, (n - s) // 2) + s) for n, s in zip(sample.shape[:-1], size))
@@ -362,7 +381,7 @@ def _sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.
     part = norm(sample[region])
     crop[tuple(slice(0, e) for e in part.shape[:-1])] = part
     with torch.no_grad():
-        return model.noise_params(_tensor(crop, dev))
+        return {**model.noise_params(_tensor(crop, dev)), **given}
 
 
 def _tensor(a: np.ndarray, dev: torch.device) -> torch.Tensor:

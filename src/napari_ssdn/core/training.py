@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .bayes import NOISE_MODELS, NOISE_PARAMS, nll_loss, noise_covariance, posterior, split_prior
+from .constants import check_noise_params
 from .data import CropSampler, Normalization, to_samples
 from .device import bf16_cpu, device_name, resolve_device
 from .errors import SSDNError
@@ -107,20 +108,7 @@ class TrainConfig:
             raise SSDNError(f"noise={self.noise!r} is not a noise model; use one of {', '.join(NOISE_MODELS)}")
         if self.mode not in MODES:
             raise SSDNError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
-        allowed = NOISE_PARAMS[self.noise]
-        for k, v in self.noise_params.items():
-            if k not in allowed:
-                raise SSDNError(f"noise parameter {k!r} does not belong to noise={self.noise!r}; it takes {', '.join(allowed)}")
-            if v is None:
-                continue
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                v = float("nan")
-            if not (math.isfinite(v) and v > 0):
-                raise SSDNError(f"noise parameter {k}={v!r} must be a positive number; give a positive value or leave it out to learn it")
-            if k == "alpha" and v >= 1:
-                raise SSDNError(f"noise parameter alpha={v!r} must be below 1 (the fraction of corrupted pixels)")
+        check_noise_params(self.noise, self.noise_params)
         for name in ("iterations", "patch", "batch", "val_every", "val_size"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
