@@ -54,6 +54,7 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
         per_image=per_image,
         time_limit=args.budget,
         width=args.width,
+        lr=args.lr,
         patch=args.patch,
         batch=args.batch,
         seed=args.seed,
@@ -106,6 +107,7 @@ def main(argv=None):
     p.add_argument("--rows", default="known,learned,supervised,bm3d,n2v",
                    help="comma-separated subset of known,learned,supervised,bm3d,n2v (noisy is always there)")
     p.add_argument("--width", default=None)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the engine's)")
     p.add_argument("--patch", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)

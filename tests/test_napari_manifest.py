@@ -65,4 +65,8 @@ def test_widget_choices_cover_the_core():
 
     assert set(_options.PARAM_HELP) == {p for ps in NOISE_PARAMS.values() for p in ps}
     assert set(_options.OUTPUT_SUFFIX) == set(OUTPUTS)
-    assert _options.WIDTHS[0] == "tiny" and _options.WIDTHS[-1] == "paper"
+    from napari_ssdn.core import WIDTHS
+
+    # "auto" (the core's choice for the device) first, then every preset smallest first.
+    assert _options.WIDTHS[0] == "auto" and set(_options.WIDTHS[1:]) == set(WIDTHS)
+    assert _options.WIDTHS[1] == "tiny" and _options.WIDTHS[-1] == "paper"

@@ -103,6 +103,26 @@ def test_train_through_widget(viewer, qtbot):
     assert w.start_button.isEnabled() and w.resume_button.isEnabled() and not w.stop_button.isEnabled()
 
 
+
+def test_auto_width_and_learning_rate(viewer, qtbot):
+    """The widget's defaults leave width and learning rate to the core (tiny at 2e-3 on a
+    CPU); a bad learning rate disables Start with a message until it is fixed."""
+    noisy, _ = noisy_cells(64)
+    viewer.add_image(noisy, name="noisy")
+    w = TrainWidget(viewer)
+    assert w.width_combo.currentText() == "auto" and w.lr_edit.text() == "auto"
+    w.patch_edit.setText("16")
+    w.batch_edit.setText("2")
+    w.budget_edit.setText("3")
+    w.device_combo.setCurrentText("cpu")
+    w.lr_edit.setText("fast")
+    assert not w.start_button.isEnabled() and "learning rate" in w.status.text()
+    w.lr_edit.setText("auto")
+    assert w.start_button.isEnabled(), w.status.text()
+    _train(qtbot, w)
+    model = w.last_result.model
+    assert model.config.enc == 16
+
 def test_event_loop_runs_during_training(viewer, qtbot):
     """The viewer stays responsive: a 20 ms QTimer keeps firing while a time-budget run trains."""
     from qtpy.QtCore import QTimer

@@ -14,8 +14,9 @@ PARAM_HELP = {
     "alpha": "fraction of pixels replaced by random values (0 < alpha < 1)",
 }
 
-#: Network width presets, smallest first.
-WIDTHS = tuple(sorted(_WIDTHS, key=lambda name: _WIDTHS[name][0]))
+#: Network width presets, smallest first, after "auto" (the core's choice for the device:
+#: tiny on a CPU, light on a GPU).
+WIDTHS = ("auto",) + tuple(sorted(_WIDTHS, key=lambda name: _WIDTHS[name][0]))
 
 #: The layer each denoising output goes to.
 OUTPUT_SUFFIX = {

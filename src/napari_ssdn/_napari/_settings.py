@@ -32,8 +32,8 @@ class TrainFields:
     budget_unit: str = "iterations"
     patch: str = "64"
     batch: str = "4"
-    width: str = "light"
-    lr: str = "1e-3"
+    width: str = "auto"
+    lr: str = "auto"
     seed: str = "0"
     device: str = "auto"
     dims: str = "2D"
@@ -124,10 +124,13 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
     config["batch"] = v
     if f.width not in WIDTHS:
         errors["width"] = f"width {f.width!r} is not a preset; pick one of {', '.join(WIDTHS)}"
-    config["width"] = f.width
-    v, err = _positive_float("learning rate", f.lr)
-    if err is None and v > 0.1:
-        err = f"learning rate {v:g} is too large; use about 1e-3 (at most 0.1)"
+    config["width"] = None if f.width == "auto" else f.width
+    if str(f.lr).strip().lower() in ("", "auto"):
+        v, err = None, None  # the core's default for the width
+    else:
+        v, err = _positive_float("learning rate", f.lr)
+        if err is None and v > 0.1:
+            err = f"learning rate {v:g} is too large; use about 1e-3 (at most 0.1), or auto"
     errors.update({"lr": err} if err else {})
     config["lr"] = v
     v, err = _positive_int("seed", f.seed, minimum=0)

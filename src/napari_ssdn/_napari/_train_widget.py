@@ -48,12 +48,12 @@ HELP = {
     "layer": "The noisy image layer to train on (the model learns from this data alone).",
     "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (trained as separate 2D samples), e.g. YX, ZYX, TYX, YXC.",
     "noise": "Noise model of the camera/detector. Gaussian: additive; Poisson: photon counts; Poisson-Gaussian: both; impulse: salt-and-pepper.",
-    "dims": "2D trains on images (a Z axis becomes a stack of slices); 3D trains a volume network that also uses the slices above and below (needs a Z axis). Choosing 3D sets the tiny width, 24-voxel crops and batch 1, the best per CPU minute.",
+    "dims": "2D trains on images (a Z axis becomes a stack of slices); 3D trains a volume network that also uses the slices above and below (needs a Z axis). Choosing 3D sets 24-voxel crops and batch 1 (auto width is then tiny), the best per CPU minute.",
     "budget": "How long to train: a number of iterations or of minutes.",
     "patch": "Side of the square training crops in pixels (>= 8).",
     "batch": "Crops per training step.",
-    "width": "Network size: tiny (fast, for tests), light (good on a CPU in minutes), paper (Laine et al.; use a GPU).",
-    "lr": "Peak learning rate of Adam (1e-3 works for most data).",
+    "width": "Network size: auto (tiny on a CPU, light on a GPU: the best per minute measured), tiny, light, paper (Laine et al.; use a GPU).",
+    "lr": "Peak learning rate of Adam; auto: 2e-3 for the tiny 2D network, else 1e-3.",
     "seed": "Random seed of crops and initialisation (same seed, same result).",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
 }
@@ -151,9 +151,9 @@ class TrainWidget(QWidget):
         self.batch_edit = _line("4", HELP["batch"])
         self.width_combo = QComboBox()
         self.width_combo.addItems(list(WIDTHS))
-        self.width_combo.setCurrentText("light")
+        self.width_combo.setCurrentText("auto")
         self.width_combo.setToolTip(HELP["width"])
-        self.lr_edit = _line("1e-3", HELP["lr"])
+        self.lr_edit = _line("auto", HELP["lr"])
         self.seed_edit = _line("0", HELP["seed"])
         self.device_combo = QComboBox()
         self.device_combo.setEditable(True)
@@ -237,7 +237,7 @@ class TrainWidget(QWidget):
     def _on_dims_changed(self, dims: str) -> None:
         # Settings still at one choice's defaults follow to the other's (measured best per
         # CPU minute: volumes take many small steps of the tiny network).
-        defaults = {"2D": ("64", "4", "light"), "3D": ("24", "1", "tiny")}
+        defaults = {"2D": ("64", "4", "auto"), "3D": ("24", "1", "auto")}
         other = defaults["2D" if dims == "3D" else "3D"]
         current = (self.patch_edit.text().strip(), self.batch_edit.text().strip(), self.width_combo.currentText())
         if current == other:

@@ -1,0 +1,60 @@
+"""Where the posterior's gain goes, for a model trained by config_trial.py on a Set12 image.
+
+    python benchmarks/posterior_analysis.py 02.png /tmp/m.ssdn
+
+Prints the prior and posterior PSNR, the posterior with the true sigma, with an oracle
+prior variance ((x - mu)^2, the bound of the Gaussian-prior combination for this prior
+mean), with the prior variance rescaled, the calibration E[(y - mu)^2] against
+Sigma_x + sigma^2, and test-time averaging over the 8 flips and rotations.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import add_gaussian, load_clean, psnr8  # noqa: E402
+
+from napari_ssdn.core import denoise, load_model  # noqa: E402
+
+name, path = sys.argv[1], sys.argv[2]
+data = load_clean(str(Path(__file__).parents[1] / ".." / "shared" / "data" / "set12"), None, 256)
+idx = [n for n, _ in data].index(name)
+x = data[idx][1]
+y = add_gaussian(x, 25 / 255, 1000 + idx).astype(np.float64)
+model, _ = load_model(path)
+sn = model.noise_params_data()["sigma"]
+
+
+def outputs(img):
+    r = denoise(model, img.astype(np.float32), "YX", ("prior-mean", "posterior-mean", "posterior-std"), mixed_precision=False)
+    return [r[k].astype(np.float64) for k in ("prior-mean", "posterior-mean", "posterior-std")]
+
+
+mu, post, pstd = outputs(y)
+pv = pstd**2
+sx2 = pv * sn**2 / np.maximum(sn**2 - pv, 1e-12)  # 1/pv = 1/sx2 + 1/sn2
+
+
+def combine(s2x, s2n):
+    return (y * s2x + mu * s2n) / (s2x + s2n)
+
+
+print(f"learned sigma {sn * 255:.2f}; prior {psnr8(mu, x):.2f}, posterior {psnr8(post, x):.2f} dB")
+print(f"posterior with the true sigma: {psnr8(combine(sx2, (25 / 255) ** 2), x):.2f}")
+print(f"oracle prior variance (x - mu)^2: {psnr8(combine((x - mu) ** 2, (25 / 255) ** 2), x):.2f}")
+print(f"predicted prior std (rms) {np.sqrt(sx2.mean()) * 255:.2f}, actual prior error (rms) {np.sqrt(((x - mu) ** 2).mean()) * 255:.2f}")
+for s in (0.5, 1.5, 2.0, 3.0):
+    print(f"  prior variance x{s}: {psnr8(combine(s * sx2, sn**2), x):.2f}")
+print(f"E[(y - mu)^2] {((y - mu) ** 2).mean() * 255**2:.1f} vs mean Sigma_x + sigma^2 {(sx2.mean() + sn**2) * 255**2:.1f}")
+P, Q = [], []
+for k in range(4):
+    for flip in (False, True):
+        t = np.rot90(y, k)
+        t = t[:, ::-1] if flip else t
+        a, b, _ = outputs(np.ascontiguousarray(t))
+        back = lambda z: np.rot90(z[:, ::-1] if flip else z, -k)  # noqa: E731
+        P.append(back(a))
+        Q.append(back(b))
+print(f"8-fold test-time averaging: prior {psnr8(np.mean(P, 0), x):.2f}, posterior {psnr8(np.mean(Q, 0), x):.2f}")
