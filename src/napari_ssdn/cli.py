@@ -173,14 +173,11 @@ def cmd_denoise(args) -> int:
             raise SSDNError(f"output {str(t)!r} must end in .tif/.tiff or an MRC extension (.mrc, ...); outputs are float32")
     from .core import denoise_iter, load_model
 
-    from .core.constants import check_noise_params
+    from .core.infer import noise_override
 
     model, _ = load_model(args.model)
     given = _noise_flags(args)
-    if given:
-        if model.config.mode != "ssdn":
-            raise SSDNError(f"{args.model} is a {model.config.mode} model without a noise model; leave out the noise flags")
-        check_noise_params(model.config.noise, given)
+    noise_override(model, given)  # a bad flag fails before any output file is opened
     for path, target in zip(inputs, targets):
         img = read_image(path, mmap=True)
         axes = args.axes or img.axes

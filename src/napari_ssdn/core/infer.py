@@ -130,7 +130,7 @@ def denoise_iter(
             f"the image has {samples.shape[-1]} channel(s) (axes {axes!r}) but the model was trained on "
             f"{cfg.channels}; pick a model trained on this kind of data or fix the axes"
         )
-    given = _given_noise(model, noise_params)
+    given = noise_override(model, noise_params)
     dev = resolve_device(device)
     model = model.to(dev).eval()
     results = {k: (np.empty(samples.shape, np.float32) if out is None else to_samples(out, axes, nd)) for k in kinds}
@@ -356,13 +356,14 @@ def _window(sample, core, margin, canvas, norm, dev):
     return x, tuple(slice(b0 - l, b1 - l) for (b0, b1), l in zip(core, lo))
 
 
-def _given_noise(model: SSDNModel, noise_params: dict | None) -> dict:
-    """Validated ``noise_params`` (data units) converted to the network's units."""
+def noise_override(model: SSDNModel, noise_params: dict | None) -> dict:
+    """Noise parameters given for inference (data units), checked against ``model`` and
+    converted to its normalised units; raises :class:`SSDNError` naming a bad one."""
     cfg = model.config
     if not noise_params:
         return {}
     if cfg.mode != "ssdn":
-        raise SSDNError(f"a {cfg.mode} model has no noise model; leave noise_params out")
+        raise SSDNError(f"a {cfg.mode} model has no noise model; give it no noise parameters")
     clean = check_noise_params(cfg.noise, noise_params)
     return params_to_norm(cfg.noise, clean, cfg.offset, cfg.scale)
 
