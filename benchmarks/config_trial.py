@@ -21,6 +21,10 @@ name, budget, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 extra = eval(sys.argv[4]) if len(sys.argv) > 4 else {}  # a literal dict from the command line
 if "push" in extra:
     training.NOISE_PUSH = extra.pop("push")
+if "prior_std" in extra:
+    training.PRIOR_STD_START = extra.pop("prior_std")
+if "beta" in extra:
+    training.NLL_BETA = extra.pop("beta")
 if "freeze" in extra:
     training.NOISE_FREEZE = extra.pop("freeze")
 data = load_clean(str(Path(__file__).parents[1] / ".." / "shared" / "data" / "set12"), None, 256)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from napari_ssdn.core.bayes import nll_loss, posterior, split_prior
+from napari_ssdn.core.bayes import marginal_variance, nll_loss, posterior, split_prior
 
 rng = np.random.default_rng(0)
 
@@ -96,6 +96,7 @@ def test_loss_is_the_gaussian_negative_log_density(c, noise, params):
     y = torch.tensor(rng.normal(0.5, 0.2, size=(1, 3, 2, c)))
     mu, sx = split_prior(out, c)
     loss = nll_loss(noise, y, mu, sx, params)
+    var = marginal_variance(noise, mu, sx, params)  # the beta-NLL weight's base
     for i in range(3):
         for j in range(2):
             m = mu[0, i, j].numpy()
@@ -108,6 +109,7 @@ def test_loss_is_the_gaussian_negative_log_density(c, noise, params):
             cov = sx[0, i, j].numpy() + sn + 1e-9 * np.eye(c)
             ref = -2 * stats.multivariate_normal(m, cov).logpdf(y[0, i, j].numpy()) - c * np.log(2 * np.pi)
             assert loss[0, i, j].item() == pytest.approx(ref, rel=1e-9, abs=1e-9)
+            assert var[0, i, j].item() == pytest.approx(np.trace(cov) / c, rel=1e-6)
 
 
 @pytest.mark.parametrize("c", [1, 3])
@@ -128,6 +130,8 @@ def test_impulse_loss_uses_the_moment_matched_mixture(c):
     ref = -2 * stats.multivariate_normal(emp_mean, emp_cov + 1e-6 * np.eye(c)).logpdf(y) - c * np.log(2 * np.pi)
     loss = nll_loss("impulse", torch.tensor(y).reshape(1, 1, 1, c), mu, sx, {"alpha": alpha})
     assert loss.item() == pytest.approx(ref, abs=0.02 * c)
+    var = marginal_variance("impulse", mu, sx, {"alpha": alpha})
+    assert var.item() == pytest.approx(np.trace(emp_cov) / c, rel=0.01)
 
 
 def test_posterior_is_finite_for_singular_prior():

@@ -216,6 +216,24 @@ def test_defaults_follow_the_device():
     gpu = TrainConfig().width_for(torch.device("cuda"))
     assert gpu == "light"
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_prior_variance_starts_at_a_fraction_of_the_noise(channels):
+    """Before training, Sigma_x = (s * sigma)^2 I at every pixel (s = PRIOR_STD_START), so
+    no pixel starts at the zero-variance saddle of Sigma_x = U U^T; the posterior std is
+    then sigma * s / sqrt(1 + s^2) everywhere, borders included."""
+    from napari_ssdn.core import training
+
+    s = training.PRIOR_STD_START
+    assert 0 < s < 1
+    rng = np.random.default_rng(0)
+    img = rng.random((64, 64, channels)).astype(np.float32) * 200
+    sigma = 7.0
+    trainer = Trainer(img, "YXC", TrainConfig(device="cpu", iterations=1, noise_params={"sigma": sigma}))
+    std = denoise(trainer.model, img, "YXC", ("posterior-std",))["posterior-std"]
+    assert std.shape == img.shape
+    np.testing.assert_allclose(std, sigma * s / np.sqrt(1 + s * s), rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -18,6 +18,7 @@ __all__ = [
     "split_prior",
     "noise_covariance",
     "nll_loss",
+    "marginal_variance",
     "posterior",
     "EPS",
 ]
@@ -126,6 +127,15 @@ def nll_loss(model: str, y: torch.Tensor, mu: torch.Tensor, sx: torch.Tensor, pa
     s_y = s_y + EPS * _eye(c, y)
     inv, logdet = _inv_logdet(s_y)
     return _quad(y - mu_y, inv) + logdet
+
+
+def marginal_variance(model: str, mu: torch.Tensor, sx: torch.Tensor, params: dict) -> torch.Tensor:
+    """Mean per-channel variance of the noisy pixel, trace(Sigma_y) / C, shape ``(...)``."""
+    if model == "impulse":
+        _, s_y = impulse_marginal(mu, sx, params["alpha"])
+    else:
+        s_y = sx + noise_covariance(model, params, mu)
+    return torch.diagonal(s_y, dim1=-2, dim2=-1).mean(-1)
 
 
 def _gauss_pdf(d: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .bayes import NOISE_MODELS, NOISE_PARAMS, nll_loss, noise_covariance, posterior, split_prior
+from .bayes import NOISE_MODELS, NOISE_PARAMS, marginal_variance, nll_loss, noise_covariance, posterior, split_prior
 from .constants import check_noise_params
 from .data import CropSampler, Normalization, to_samples
 from .device import bf16_cpu, device_name, resolve_device
@@ -30,6 +30,16 @@ NOISE_PUSH = 0.0
 #: Fraction of the budget during which learned noise parameters keep their classical
 #: estimate: an untrained prior would explain its own errors as noise.
 NOISE_FREEZE = 0.5
+#: Starting prior std, as a fraction of the noise std, of every pixel (the head's diagonal
+#: covariance outputs start constant at this value). Sigma_x = a^2 has a saddle at a = 0:
+#: where a random start puts a near zero, its gradient vanishes, the prior variance stays
+#: near zero and a learned noise level drifts up to explain the prior's errors.
+PRIOR_STD_START = 0.25
+#: Each pixel's likelihood term is weighted by its own variance to this power, held
+#: constant in the gradient (beta-NLL, Seitzer et al. 2022). The NLL's gradient for the
+#: prior mean is r / Sigma_y: pixels with a large prior variance (edges, texture) learn
+#: slowest. The weight leaves the per-pixel optimum unchanged.
+NLL_BETA = 0.5
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,33 @@ def _lr_factor(f: float, warmup: float, rampdown: float) -> float:
     return 1.0
 
 
+def _mean_noise_std(model: SSDNModel, samples: list[np.ndarray]) -> float:
+    """Noise std (normalised units) at the data's mean level, from the model's starting parameters."""
+    with torch.no_grad():
+        p = {k: float(torch.as_tensor(v).mean()) for k, v in model.noise_params().items()}
+    mean = float(np.mean([np.nanmean(s) for s in samples]))
+    if "sigma" in p:
+        return p["sigma"]
+    if "lam" in p:
+        return math.sqrt(max(mean, 1e-3) / p["lam"])
+    if "a" in p:
+        return math.sqrt(max(p["a"] * max(mean, 0.0) + p["b"], 1e-12))
+    return 0.0  # impulse: no Gaussian noise level to compare with
+
+
+@torch.no_grad()
+def _start_prior_std(model: SSDNModel, std: float) -> None:
+    """Start the covariance factor U at ``std`` times the identity at every pixel."""
+    if not std > 0:
+        return
+    last = model.net.head[-1]
+    c = model.config.channels
+    rows, cols = np.tril_indices(c)
+    for k, (r, col) in enumerate(zip(rows, cols)):
+        last.weight[c + k].zero_()
+        last.bias[c + k] = std if r == col else 0.0
+
+
 def _warm_start(model: SSDNModel, init) -> str | None:
     """Copy prior-network weights from ``init`` into ``model``; returns where they came from."""
     if init is None or str(init).lower() == "none":
@@ -389,6 +426,8 @@ class Trainer:
             flat=min(c.flat_levels, depth - 1),
         )
         model = SSDNModel(cfg)
+        if c.mode == "ssdn" and PRIOR_STD_START > 0:
+            _start_prior_std(model, PRIOR_STD_START * _mean_noise_std(model, self.samples))
         self.init_source = _warm_start(model, c.init)
         return model
 
@@ -415,7 +454,7 @@ class Trainer:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return torch.autocast(dev.type, enabled=False)
 
-    def _loss(self, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    def _loss(self, y: torch.Tensor, target: torch.Tensor | None = None, weighted: bool = True) -> torch.Tensor:
         model = self.model
         cfg = model.config
         with self._autocast():
@@ -427,7 +466,10 @@ class Trainer:
         mu, sx = split_prior(out, c)
         yy = y.movedim(1, -1)
         params = model.noise_params(y)
-        loss = nll_loss(cfg.noise, yy, mu, sx, params).mean()
+        nll = nll_loss(cfg.noise, yy, mu, sx, params)
+        if weighted and NLL_BETA:
+            nll = nll * marginal_variance(cfg.noise, mu, sx, params).detach() ** NLL_BETA
+        loss = nll.mean()
         if model.learned and cfg.noise != "impulse":
             # The likelihood only constrains Sigma_x + Sigma_n; this push keeps the network
             # from explaining noise as prior variance (method.md, section 4).
@@ -444,7 +486,8 @@ class Trainer:
         was = self.model.training
         self.model.eval()
         try:
-            loss = float(self._loss(y, None if target is None else target.to(self.device)))
+            # The plain likelihood, so that values compare across steps and with the paper.
+            loss = float(self._loss(y, None if target is None else target.to(self.device), weighted=False))
             if self.model.config.mode == "ssdn":
                 mu, sx = split_prior(self.model(y), self.model.config.channels)
                 mean, _ = posterior(self.model.config.noise, y.movedim(1, -1), mu, sx, self.model.noise_params(y))
