@@ -34,7 +34,7 @@ NOISE_FREEZE = 0.5
 #: covariance outputs start constant at this value). Sigma_x = a^2 has a saddle at a = 0:
 #: where a random start puts a near zero, its gradient vanishes, the prior variance stays
 #: near zero and a learned noise level drifts up to explain the prior's errors.
-PRIOR_STD_START = 0.25
+PRIOR_STD_START = 0.15
 #: Each pixel's likelihood term is weighted by its own variance to this power, held
 #: constant in the gradient (beta-NLL, Seitzer et al. 2022). The NLL's gradient for the
 #: prior mean is r / Sigma_y: pixels with a large prior variance (edges, texture) learn
