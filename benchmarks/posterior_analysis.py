@@ -4,7 +4,7 @@
 
 Prints the prior and posterior PSNR, the posterior with the true sigma, with an oracle
 prior variance ((x - mu)^2, the bound of the Gaussian-prior combination for this prior
-mean), with the prior variance rescaled, the calibration E[(y - mu)^2] against
+mean), with the prior variance rescaled, the predicted prior std against the real error by decile, the calibration E[(y - mu)^2] against
 Sigma_x + sigma^2, and test-time averaging over the 8 flips and rotations.
 """
 
@@ -44,6 +44,12 @@ def combine(s2x, s2n):
 print(f"learned sigma {sn * 255:.2f}; prior {psnr8(mu, x):.2f}, posterior {psnr8(post, x):.2f} dB")
 print(f"posterior with the true sigma: {psnr8(combine(sx2, (25 / 255) ** 2), x):.2f}")
 print(f"oracle prior variance (x - mu)^2: {psnr8(combine((x - mu) ** 2, (25 / 255) ** 2), x):.2f}")
+sx, err = np.sqrt(sx2) * 255, np.abs(x - mu) * 255
+print(f"predicted prior std percentiles 5/25/50/75/95: {np.round(np.percentile(sx, [5, 25, 50, 75, 95]), 2)}; below 1 grey level: {(sx < 1).mean():.1%}")
+edges = np.quantile(sx, np.linspace(0, 1, 11))
+for lo, hi in zip(edges[:-1], edges[1:]):
+    sel = (sx >= lo) & (sx <= hi)
+    print(f"  predicted prior std decile {lo:5.2f}-{hi:5.2f}: rms predicted {np.sqrt((sx[sel] ** 2).mean()):5.2f}, rms real error {np.sqrt((err[sel] ** 2).mean()):5.2f}")
 print(f"predicted prior std (rms) {np.sqrt(sx2.mean()) * 255:.2f}, actual prior error (rms) {np.sqrt(((x - mu) ** 2).mean()) * 255:.2f}")
 for s in (0.5, 1.5, 2.0, 3.0):
     print(f"  prior variance x{s}: {psnr8(combine(s * sx2, sn**2), x):.2f}")
