@@ -156,3 +156,18 @@ def test_no_temporary_files_are_left_behind(tmp_path, noisy_tif, model):
     out = tmp_path / "sub" / "den.mrc"
     assert ssdn("denoise", noisy_tif, "-m", model, "-o", out, "--quiet").returncode == 0
     assert [p.name for p in out.parent.iterdir()] == ["den.mrc"]
+
+
+def test_demo_writes_its_images_and_the_posterior_beats_the_noisy_input(tmp_path):
+    """`ssdn demo` (README's first command) on a short budget: the four TIFFs and the model
+    are written, PSNR is printed for each, and the posterior mean is above the noisy input."""
+    out = tmp_path / "demo"
+    r = ssdn("demo", "-o", out, "--time-limit", "20", "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr
+    for name in ("noisy", "prior_mean", "posterior_mean", "clean"):
+        assert read_image(out / f"{name}.tif").data.ndim == 2
+    assert (out / "model.ssdn").stat().st_size > 0
+    scores = {line.split()[0]: float(line.split()[2]) for line in r.stdout.splitlines() if " PSNR " in line}
+    assert set(scores) == {"noisy", "prior_mean", "posterior_mean"}
+    assert scores["posterior_mean"] > scores["noisy"] + 1
+    assert "learned sigma" in r.stdout
