@@ -120,10 +120,7 @@ def nll_loss(model: str, y: torch.Tensor, mu: torch.Tensor, sx: torch.Tensor, pa
     """
     y = y.to(torch.float64)
     c = y.shape[-1]
-    if model == "impulse":
-        mu_y, s_y = impulse_marginal(mu, sx, params["alpha"])
-    else:
-        mu_y, s_y = mu, sx + noise_covariance(model, params, mu)
+    mu_y, s_y = _marginal(model, mu, sx, params)
     s_y = s_y + EPS * _eye(c, y)
     inv, logdet = _inv_logdet(s_y)
     return _quad(y - mu_y, inv) + logdet
@@ -131,11 +128,15 @@ def nll_loss(model: str, y: torch.Tensor, mu: torch.Tensor, sx: torch.Tensor, pa
 
 def marginal_variance(model: str, mu: torch.Tensor, sx: torch.Tensor, params: dict) -> torch.Tensor:
     """Mean per-channel variance of the noisy pixel, trace(Sigma_y) / C, shape ``(...)``."""
-    if model == "impulse":
-        _, s_y = impulse_marginal(mu, sx, params["alpha"])
-    else:
-        s_y = sx + noise_covariance(model, params, mu)
+    _, s_y = _marginal(model, mu, sx, params)
     return torch.diagonal(s_y, dim1=-2, dim2=-1).mean(-1)
+
+
+def _marginal(model: str, mu: torch.Tensor, sx: torch.Tensor, params: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance (mu_y, Sigma_y) of the noisy pixel under the prior."""
+    if model == "impulse":
+        return impulse_marginal(mu, sx, params["alpha"])
+    return mu, sx + noise_covariance(model, params, mu)
 
 
 def _gauss_pdf(d: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
