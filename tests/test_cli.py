@@ -74,6 +74,19 @@ def test_denoise_with_a_known_noise_level(tmp_path, noisy_tif, model):
     assert ssdn("denoise", noisy_tif, "-m", model, "-o", default, "--quiet").returncode == 0
     assert np.mean(np.abs(read_image(default).data - noisy) < 0.05) < 0.5
 
+def test_tta_flag(tmp_path, noisy_tif, model):
+    """A small image is averaged over the 8 flips and rotations by default; --no-tta gives
+    the single pass, which differs."""
+    outs = {}
+    for flag in ("--tta", "--no-tta", None):
+        outs[flag] = tmp_path / f"{flag}.tif"
+        r = ssdn("denoise", noisy_tif, "-m", model, "-o", outs[flag], "--quiet", *([flag] if flag else []))
+        assert r.returncode == 0, r.stderr
+    data = {k: read_image(v).data for k, v in outs.items()}
+    np.testing.assert_array_equal(data[None], data["--tta"])
+    assert np.abs(data["--tta"] - data["--no-tta"]).max() > 1e-4
+
+
 def test_several_inputs_go_to_a_folder_and_mrc_keeps_voxel_size(tmp_path, model):
     """Several inputs write OUTPUT/<name>; MRC in, MRC out with the same voxel size and stack flag."""
     rng = np.random.default_rng(1)

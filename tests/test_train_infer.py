@@ -119,15 +119,52 @@ def test_tiled_inference_equals_whole_image(clean_and_noisy):
     rng = np.random.default_rng(0)
     noisy = rng.random((224, 200)).astype(np.float32)
     model = train(noisy, "YX", TrainConfig(iterations=2, **FAST))
-    whole = denoise(model, noisy, "YX", mixed_precision=False)
-    steps = list(denoise_iter(model, noisy, "YX", tile=32, mixed_precision=False))
-    tiled = denoise(model, noisy, "YX", tile=32, mixed_precision=False)
+    whole = denoise(model, noisy, "YX", mixed_precision=False, tta=False)
+    steps = list(denoise_iter(model, noisy, "YX", tile=32, mixed_precision=False, tta=False))
+    tiled = denoise(model, noisy, "YX", tile=32, mixed_precision=False, tta=False)
     assert steps[-1].total == 7 * 7 and steps[-1].done == 7 * 7
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
     # Mixed precision (bfloat16 network where the hardware has it) stays close.
-    fast = denoise(model, noisy, "YX", tile=32)
+    fast = denoise(model, noisy, "YX", tile=32, tta=False)
     assert np.abs(fast - whole).mean() < 5e-3 * float(np.abs(whole).max())
     assert receptive_margin(model.config.arch) > 0
+    # Test-time averaging over the 8 views of each tile: tiles still give the whole image.
+    part = noisy[:128, :112]
+    whole8 = denoise(model, part, "YX", ("posterior-mean", "posterior-std"), tta=True, mixed_precision=False)
+    tiled8 = denoise(model, part, "YX", ("posterior-mean", "posterior-std"), tta=True, tile=64, mixed_precision=False)
+    for kind in whole8:
+        np.testing.assert_allclose(tiled8[kind], whole8[kind], atol=1e-5)
+
+
+def _views(a):
+    """The 8 symmetries of a square image and the map that undoes each."""
+    out = []
+    for flip in (False, True):
+        for k in range(4):
+            v = np.rot90(a[:, ::-1] if flip else a, k)
+            out.append((v, lambda r, k=k, flip=flip: (lambda u: u[:, ::-1] if flip else u)(np.rot90(r, -k))))
+    return out
+
+
+def test_test_time_averaging_is_the_mean_of_the_eight_views():
+    """tta=True equals denoising each flip/rotation of the image in one pass, mapping it
+    back and averaging; the result is then equivariant, which a single pass is not; small
+    2D images get it by default."""
+    rng = np.random.default_rng(2)
+    noisy = rng.normal(0.5, 0.1, (64, 64)).astype(np.float32)
+    model = train(noisy, "YX", TrainConfig(iterations=20, **FAST))
+    kw = dict(mixed_precision=False)
+    kinds = ("prior-mean", "posterior-mean", "posterior-std")
+    tta = denoise(model, noisy, "YX", kinds, tta=True, **kw)
+    views = [(back, denoise(model, np.ascontiguousarray(v), "YX", kinds, tta=False, **kw)) for v, back in _views(noisy)]
+    for kind in ("prior-mean", "posterior-mean"):
+        np.testing.assert_allclose(tta[kind], np.mean([back(r[kind]) for back, r in views], axis=0), atol=1e-5)
+    np.testing.assert_allclose(tta["posterior-std"], np.sqrt(np.mean([back(r["posterior-std"]) ** 2 for back, r in views], axis=0)), atol=1e-5)
+    rotated = np.ascontiguousarray(np.rot90(noisy))
+    np.testing.assert_allclose(denoise(model, rotated, "YX", tta=True, **kw), np.rot90(tta["posterior-mean"]), atol=1e-5)
+    single = denoise(model, noisy, "YX", tta=False, **kw)
+    assert np.abs(denoise(model, rotated, "YX", tta=False, **kw) - np.rot90(single)).max() > 1e-4
+    np.testing.assert_array_equal(denoise(model, noisy, "YX", **kw), tta["posterior-mean"])
 
 
 def test_axes_stack_and_channels():
@@ -183,7 +220,7 @@ def test_known_noise_level_at_inference_follows_the_closed_form(clean_and_noisy)
     clean, noisy, sigma = clean_and_noisy
     model = train(noisy, "YX", TrainConfig(iterations=30, **FAST))
     learned = model.noise_params_data()["sigma"]
-    kw = dict(mixed_precision=False)
+    kw = dict(mixed_precision=False, tta=False)  # one pass: the closed form holds per pass
     base = denoise(model, noisy, "YX", ("prior-mean", "posterior-std"), **kw)
     mu = base["prior-mean"].astype(np.float64)
     pv = base["posterior-std"].astype(np.float64) ** 2

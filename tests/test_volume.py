@@ -62,6 +62,8 @@ def test_tiled_volume_equals_whole_volume():
     tiled = denoise(model, noisy, "ZYX", output=kinds, tile=16, mixed_precision=False)
     for kind in whole:
         np.testing.assert_allclose(tiled[kind], whole[kind], atol=1e-4 * float(np.abs(whole[kind]).max()))
+    with pytest.raises(SSDNError, match="tta"):
+        denoise(model, noisy, "ZYX", tta=True)
     fast = denoise(model, noisy, "ZYX", tile=16)
     assert np.abs(fast - whole["posterior-mean"]).mean() < 2e-3
     # Time axis in front: each volume of a TZYX series on its own.

@@ -191,7 +191,7 @@ def cmd_denoise(args) -> int:
         # The result goes straight into a memory-mapped output file, tile by tile: a volume
         # larger than memory is denoised without holding input or output in RAM.
         with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {args.output_kind}") as result:
-            gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result, noise_params=given)
+            gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result, noise_params=given, tta=args.tta)
             bar = Progress(args.quiet, f"denoise {path.name}")
             for p in gen:
                 bar.update(p.done, p.total, p.eta, final=p.done == p.total)
@@ -355,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--tile", type=_positive(int), help="tile side kept per pass (default: as large as memory allows)")
     d.add_argument("--axes", help="axes of the inputs; guessed if omitted")
+    d.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the network over the 8 flips and rotations of each tile: 8x slower, about +0.15 dB "
+                   "(default: on for 2D images up to 1 megapixel on a CPU, 16 on a GPU)")
     noise_flags(d, "replaces the model's value for these inputs, e.g. a level known for this acquisition")
     common(d)
     d.set_defaults(func=cmd_denoise)

@@ -159,8 +159,8 @@ def _preview(trainer, crop: np.ndarray) -> np.ndarray:
     was = model.training
     try:
         if crop.ndim == 4:  # a volume block: show its middle slice
-            return denoise(model, crop, "ZYXC", device=str(trainer.device))[crop.shape[0] // 2]
-        return denoise(model, crop, "YXC", device=str(trainer.device))
+            return denoise(model, crop, "ZYXC", device=str(trainer.device), tta=False)[crop.shape[0] // 2]
+        return denoise(model, crop, "YXC", device=str(trainer.device), tta=False)
     finally:
         model.train(was)
 
