@@ -111,6 +111,7 @@ def test_auto_width_and_learning_rate(viewer, qtbot):
     viewer.add_image(noisy, name="noisy")
     w = TrainWidget(viewer)
     assert w.width_combo.currentText() == "auto" and w.lr_edit.text() == "auto"
+    w.subsample_edit.setText("2")  # carried to the model; the preview comes back whole
     w.patch_edit.setText("16")
     w.batch_edit.setText("2")
     w.budget_edit.setText("3")
@@ -122,6 +123,8 @@ def test_auto_width_and_learning_rate(viewer, qtbot):
     _train(qtbot, w)
     model = w.last_result.model
     assert model.config.enc == 16
+    assert model.config.subsample == 2
+    assert viewer.layers["noisy_ssdn_preview"].data.shape == (64, 64)
 
 def test_event_loop_runs_during_training(viewer, qtbot):
     """The viewer stays responsive: a 20 ms QTimer keeps firing while a time-budget run trains."""
@@ -209,6 +212,10 @@ def test_invalid_fields_disable_start(viewer, qtbot):
     learn.setChecked(False)
     assert not w.start_button.isEnabled() and "learn" in sigma_edit.toolTip()
     sigma_edit.setText("0.1")
+    assert w.start_button.isEnabled()
+    w.subsample_edit.setText("9")
+    assert not w.start_button.isEnabled() and "subsample" in w.subsample_edit.toolTip()
+    w.subsample_edit.setText("2")
     assert w.start_button.isEnabled()
     w.axes_edit.setText("ZYX")
     assert not w.start_button.isEnabled() and "dimensions" in w.axes_edit.toolTip()

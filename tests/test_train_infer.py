@@ -280,12 +280,49 @@ def test_prior_variance_starts_at_a_fraction_of_the_noise(channels):
         (dict(noise="speckle"), "speckle"),
         (dict(width="huge"), "huge"),
         (dict(iterations=0), "iterations"),
+        (dict(subsample=0), "subsample"),
+        (dict(subsample=5), "subsample"),
+        (dict(subsample=2, ndim=3), "subsample"),
     ],
 )
 def test_bad_config_is_named(kwargs, match):
     """Invalid settings raise SSDNError naming the field and value."""
     with pytest.raises(SSDNError, match=match):
         Trainer(np.zeros((32, 32), np.float32) + np.arange(32), "YX", TrainConfig(**{**FAST, **kwargs}))
+
+
+def test_subsampled_model_sees_only_its_own_phase(tmp_path):
+    """subsample=2: the network works on the four interleaved sub-images, so the prior at a
+    pixel ignores that pixel, its 8 neighbours and every pixel an odd step away, and still
+    depends on pixels two steps away; any image size comes back whole; the factor is
+    saved with the model and resuming with another one is refused."""
+    rng = np.random.default_rng(4)
+    img = rng.normal(0.5, 0.1, (61, 70)).astype(np.float32)
+    trainer = Trainer(img, "YX", TrainConfig(subsample=2, iterations=3, **FAST))
+    for _ in trainer.run():
+        pass
+    model = trainer.model
+    assert model.config.subsample == 2
+    kw = dict(output="prior-mean", mixed_precision=False, tta=False)
+    base = denoise(model, img, "YX", **kw)
+    assert base.shape == img.shape and np.isfinite(base).all()
+    for py, px in [(30, 35), (0, 0), (60, 69), (1, 68)]:
+        moved = img.copy()
+        moved[py, px] += 5.0
+        diff = np.abs(denoise(model, moved, "YX", **kw) - base)
+        dy, dx = np.mgrid[0:61, 0:70]
+        odd = ((dy - py) % 2 == 1) | ((dx - px) % 2 == 1)
+        assert diff[py, px] == 0 and diff[odd].max() == 0
+        near = (abs(dy - py) <= 4) & (abs(dx - px) <= 4) & ~odd & ((dy != py) | (dx != px))
+        assert diff[near].max() > 0
+    save_model(model, tmp_path / "m.ssdn")
+    loaded, info = load_model(tmp_path / "m.ssdn")
+    assert loaded.config.subsample == 2
+    np.testing.assert_array_equal(denoise(loaded, img, "YX", **kw), base)
+    with pytest.raises(SSDNError, match="subsample"):
+        Trainer(img, "YX", TrainConfig(subsample=1, iterations=1, **FAST), resume=loaded, resume_info=info)
+    resumed = Trainer(img, "YX", TrainConfig(iterations=1, **FAST), resume=loaded, resume_info=info)
+    assert resumed.model.config.subsample == 2
 
 
 def test_all_nan_input_is_refused():

@@ -90,6 +90,7 @@ def cmd_train(args) -> int:
     config = TrainConfig(
         ndim=3 if args.three_d else 2,
         anisotropy=anisotropy,
+        subsample=args.subsample,
         noise=args.noise,
         noise_params=given,
         per_image=args.per_image,
@@ -219,6 +220,7 @@ def cmd_info(args) -> int:
             "depth": cfg.depth,
             "ndim": cfg.ndim,
             "z_flat_levels": cfg.flat,
+            "subsample": cfg.subsample,
             "parameters": sum(p.numel() for p in model.net.parameters()),
         },
         "noise": {
@@ -235,7 +237,8 @@ def cmd_info(args) -> int:
         return 0
     a = info["architecture"]
     print(f"model       {args.model} (napari-ssdn {info['package_version']})")
-    print(f"network     {model.describe()}, {a['parameters']:,} parameters")
+    sub = f", on {cfg.subsample} x {cfg.subsample} interleaved sub-images" if cfg.subsample > 1 else ""
+    print(f"network     {model.describe()}, {a['parameters']:,} parameters{sub}")
     learned = ", ".join(cfg.learned) or "none"
     print(f"noise       {cfg.noise}: {_params_str(info['noise']['params'])} (learned: {learned}{', per image' if cfg.per_image else ''})")
     print(f"training    {tr.get('steps', 0)} steps, {_fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}")
@@ -332,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=_positive(float), metavar="SECONDS", help="wall-clock budget")
     t.add_argument("--3d", dest="three_d", action="store_true",
                    help="train a volume (3D) network on the Z axis instead of 2D slices; needs ZYX data")
+    t.add_argument("--subsample", type=_positive(int), metavar="F",
+                   help="train and denoise on the F x F interleaved sub-images: for noise correlated between neighbouring "
+                   "pixels, which a blind-spot network would learn to reproduce (try 2; default 1)")
     t.add_argument("--patch", type=_positive(int), help="crop side (default 64; 24 with --3d)")
     t.add_argument("--batch", type=_positive(int), help="crops per step (default 4; 1 with --3d)")
     t.add_argument("--width", choices=["tiny", "light", "paper"], help="network size (default: tiny on a CPU and with --3d, light on a GPU)")

@@ -38,6 +38,7 @@ class TrainFields:
     device: str = "auto"
     dims: str = "2D"
     anisotropy: float = 1.0
+    subsample: str = "1"
 
 
 def _positive_int(name: str, text: str, minimum: int = 1) -> tuple[int | None, str | None]:
@@ -64,7 +65,7 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
     """Check ``f``; return ``(request, {})`` or ``(None, {field: message})``.
 
     Field keys: ``layer``, ``axes``, ``param:<name>``, ``budget``, ``patch``, ``batch``,
-    ``width``, ``lr``, ``seed``, ``device``, ``dims``.
+    ``width``, ``lr``, ``seed``, ``device``, ``dims``, ``subsample``.
     """
     errors: dict[str, str] = {}
     axes = f.axes.strip().upper()
@@ -136,6 +137,14 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
     v, err = _positive_int("seed", f.seed, minimum=0)
     errors.update({"seed": err} if err else {})
     config["seed"] = v
+    v, err = _positive_int("subsample", f.subsample)
+    if err is None and v > 4:
+        err = f"subsample {v} is too large; use 1 (off), or 2 for noise correlated between neighbouring pixels"
+    elif err is None and v > 1 and f.dims == "3D":
+        err = f"subsample {v} is for 2D networks; use 1 with a 3D network"
+    errors.update({"subsample": err} if err else {})
+    # 1 stays unset, so that resuming keeps the factor the model was trained with.
+    config["subsample"] = v if v and v > 1 else None
     dev = f.device.strip().lower()
     if dev not in DEVICES and not (dev.startswith("cuda:") and dev[5:].isdigit()):
         errors["device"] = f"device {f.device!r} is unknown; use {', '.join(DEVICES)} or cuda:N"

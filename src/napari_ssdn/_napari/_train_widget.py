@@ -55,6 +55,9 @@ HELP = {
     "width": "Network size: auto (tiny on a CPU, light on a GPU: the best per minute measured), tiny, light, paper (Laine et al.; use a GPU).",
     "lr": "Peak learning rate of Adam; auto: 2e-3 for the tiny 2D network, else 1e-3.",
     "seed": "Random seed of crops and initialisation (same seed, same result).",
+    "subsample": "1: off. 2: train and denoise on the 4 interleaved half-size sub-images, for noise correlated "
+    "between neighbouring pixels (resampled or processed camera images), which the network would otherwise "
+    "learn to reproduce: the result then barely differs from the input.",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
 }
 
@@ -155,6 +158,7 @@ class TrainWidget(QWidget):
         self.width_combo.setToolTip(HELP["width"])
         self.lr_edit = _line("auto", HELP["lr"])
         self.seed_edit = _line("0", HELP["seed"])
+        self.subsample_edit = _line("1", HELP["subsample"])
         self.device_combo = QComboBox()
         self.device_combo.setEditable(True)
         self.device_combo.addItems(list(DEVICES))
@@ -162,7 +166,8 @@ class TrainWidget(QWidget):
         self.device_label = QLabel("Device: resolved when training starts")
         self.device_label.setWordWrap(True)
         for label, w in (("Patch", self.patch_edit), ("Batch", self.batch_edit), ("Width", self.width_combo),
-                         ("Learning rate", self.lr_edit), ("Seed", self.seed_edit), ("Device", self.device_combo)):
+                         ("Learning rate", self.lr_edit), ("Seed", self.seed_edit), ("Subsample", self.subsample_edit),
+                         ("Device", self.device_combo)):
             adv.addRow(label, w)
         adv.addRow(self.device_label)
         self.advanced.setVisible(False)
@@ -208,7 +213,7 @@ class TrainWidget(QWidget):
         self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
         self.noise_combo.currentTextChanged.connect(self._on_noise_changed)
         self.device_combo.currentTextChanged.connect(self._on_device_changed)
-        for w in (self.axes_edit, self.budget_edit, self.patch_edit, self.batch_edit, self.lr_edit, self.seed_edit):
+        for w in (self.axes_edit, self.budget_edit, self.patch_edit, self.batch_edit, self.lr_edit, self.seed_edit, self.subsample_edit):
             w.textChanged.connect(self._validate)
         for w in (self.budget_unit, self.width_combo):
             w.currentTextChanged.connect(self._validate)
@@ -292,13 +297,14 @@ class TrainWidget(QWidget):
             device=self.device_combo.currentText(),
             dims=self.dims_combo.currentText(),
             anisotropy=_anisotropy(layer, self.axes_edit.text().strip().upper()),
+            subsample=self.subsample_edit.text(),
         )
 
     def _field_widgets(self) -> dict[str, QWidget]:
         ws = {
             "layer": self.layer_combo, "axes": self.axes_edit, "noise": self.noise_combo, "budget": self.budget_edit,
             "patch": self.patch_edit, "batch": self.batch_edit, "width": self.width_combo, "lr": self.lr_edit,
-            "seed": self.seed_edit, "device": self.device_combo, "dims": self.dims_combo,
+            "seed": self.seed_edit, "device": self.device_combo, "dims": self.dims_combo, "subsample": self.subsample_edit,
         }
         ws.update({f"param:{n}": row[2] for n, row in self.param_rows.items()})
         return ws
@@ -316,7 +322,7 @@ class TrainWidget(QWidget):
                 base = HELP.get(key, "")
             mark_field(w, errors.get(key), base)
         if errors:
-            if any(k in errors for k in ("patch", "batch", "lr", "seed", "device")) and not self.advanced.isVisible():
+            if any(k in errors for k in ("patch", "batch", "lr", "seed", "device", "subsample")) and not self.advanced.isVisible():
                 self.advanced_button.setChecked(True)
             self.status.setText("⚠ " + next(iter(errors.values())))
             self.status.setStyleSheet("color: #e05050;")

@@ -6,7 +6,10 @@ import numpy as np
 
 from .errors import SSDNError
 
-__all__ = ["SAMPLE_AXES", "guess_axes", "check_axes", "to_samples", "from_samples", "Normalization", "CropSampler"]
+__all__ = [
+    "SAMPLE_AXES", "guess_axes", "check_axes", "to_samples", "from_samples", "Normalization", "CropSampler",
+    "split_phases", "merge_phases",
+]
 
 #: Axes trained as independent 2D samples (time, z, stack index, anything else).
 SAMPLE_AXES = "STZQ"
@@ -92,6 +95,41 @@ def from_samples(samples: np.ndarray, shape: tuple[int, ...], axes: str, ndim: i
     if "C" not in ax:
         arr = arr[..., 0]
     return np.transpose(arr, np.argsort(order))
+
+
+def split_phases(samples: np.ndarray, factor: int, crop: bool = False) -> np.ndarray:
+    """Pixel-shuffle subsampling: ``(S, H, W, C)`` -> ``(S * f^2, ceil(H/f), ceil(W/f), C)``,
+    sample ``s * f^2 + i * f + j`` holding the pixels ``[i::f, j::f]`` of sample ``s``.
+
+    Noise correlated between neighbouring pixels is much less correlated between pixels
+    ``f`` apart, which is what the blind spot needs. Sizes that are not multiples of ``f``
+    are padded with NaN (read as the data's offset, i.e. zero in network units, like the
+    network's own padding), or cropped with ``crop=True`` (training: no made-up pixels).
+    """
+    f = int(factor)
+    if f == 1:
+        return samples
+    n, h, w, c = samples.shape
+    if crop:
+        h, w = (h // f) * f, (w // f) * f
+        if h == 0 or w == 0:
+            raise SSDNError(f"an image of {samples.shape[1]} x {samples.shape[2]} pixels is too small for subsample={f}")
+        grid = np.asarray(samples[:, :h, :w], dtype=np.float32)
+    else:
+        grid = np.full((n, -(-h // f) * f, -(-w // f) * f, c), np.nan, np.float32)
+        grid[:, :h, :w] = samples
+    hs, ws = grid.shape[1] // f, grid.shape[2] // f
+    return np.ascontiguousarray(grid.reshape(n, hs, f, ws, f, c).transpose(0, 2, 4, 1, 3, 5).reshape(n * f * f, hs, ws, c))
+
+
+def merge_phases(phases: np.ndarray, factor: int, height: int, width: int) -> np.ndarray:
+    """Inverse of :func:`split_phases` (without ``crop``): back to ``(S, height, width, C)``."""
+    f = int(factor)
+    if f == 1:
+        return phases
+    m, hs, ws, c = phases.shape
+    full = phases.reshape(m // (f * f), f, f, hs, ws, c).transpose(0, 3, 1, 4, 2, 5).reshape(m // (f * f), hs * f, ws * f, c)
+    return full[:, :height, :width]
 
 
 class Normalization:

@@ -13,7 +13,7 @@ import torch
 
 from .bayes import posterior, split_prior
 from .constants import OUTPUTS, check_noise_params
-from .data import from_samples, guess_axes, to_samples
+from .data import from_samples, guess_axes, merge_phases, split_phases, to_samples
 from .device import bf16_cpu, resolve_device
 from .errors import SSDNError
 from .model import SSDNModel, params_to_norm
@@ -144,12 +144,16 @@ def denoise_iter(
         )
     given = noise_override(model, noise_params)
     dev = resolve_device(device)
+    # A subsampling model sees the interleaved sub-images; results are merged back at the end.
+    f = cfg.subsample
+    height, width = samples.shape[1:3]
+    samples = split_phases(samples, f)
     if tta and nd == 3:
         raise SSDNError("tta=True is for 2D models; a volume model averages its six branches already, use tta=None")
     if tta is None:
         tta = nd == 2 and samples[..., 0].size <= TTA_AUTO_PIXELS.get(dev.type, TTA_AUTO_PIXELS["cuda"])
     model = model.to(dev).eval()
-    results = {k: (np.empty(samples.shape, np.float32) if out is None else to_samples(out, axes, nd)) for k in kinds}
+    results = {k: (np.empty(samples.shape, np.float32) if out is None or f > 1 else to_samples(out, axes, nd)) for k in kinds}
 
     def norm(a):
         return ((np.nan_to_num(a.astype(np.float32), nan=cfg.offset) - cfg.offset) / cfg.scale).astype(np.float32)
@@ -176,6 +180,7 @@ def denoise_iter(
             yield from _tiles_2d(model, samples, norm, store, kinds, tile, dev, half, given, 8 if tta else 1)
     final = {}
     for kind, result in results.items():
+        result = merge_phases(result, f, height, width)
         if out is None:
             final[kind] = from_samples(result, image.shape, axes, nd)
         else:

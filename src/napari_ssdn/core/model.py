@@ -43,6 +43,9 @@ class ModelConfig:
         2 (images, slices of stacks) or 3 (volumes).
     flat : int
         Volumes: number of first pooling levels that pool in-plane only (anisotropic voxels).
+    subsample : int
+        Pixel-shuffle factor f: the network works on the f x f interleaved sub-images
+        (:func:`~napari_ssdn.core.data.split_phases`), for spatially correlated noise.
     """
 
     channels: int = 1
@@ -58,6 +61,7 @@ class ModelConfig:
     scale: float = 1.0
     ndim: int = 2
     flat: int = 0
+    subsample: int = 1
 
     def __post_init__(self):
         if self.ndim not in (2, 3):

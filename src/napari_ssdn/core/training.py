@@ -12,7 +12,7 @@ import torch
 
 from .bayes import NOISE_MODELS, NOISE_PARAMS, marginal_variance, nll_loss, noise_covariance, posterior, split_prior
 from .constants import check_noise_params
-from .data import CropSampler, Normalization, to_samples
+from .data import CropSampler, Normalization, split_phases, to_samples
 from .device import bf16_cpu, device_name, resolve_device
 from .errors import SSDNError
 from .estimate import estimate_noise
@@ -92,6 +92,12 @@ class TrainConfig:
     anisotropy : float
         Volumes: z voxel size over in-plane voxel size. From 1.5 up, the first pooling
         levels pool in-plane only (one level per factor 2).
+    subsample : int or None
+        Pixel-shuffle subsampling factor for noise that is correlated between neighbouring
+        pixels (e.g. resampled or demosaiced camera images), which a blind-spot network
+        would otherwise learn to reproduce: 2 trains and denoises on the four interleaved
+        half-size sub-images. Images only. Default 1 for a new model, the model's own
+        factor when resuming.
     """
 
     noise: str = "gaussian"
@@ -114,6 +120,7 @@ class TrainConfig:
     init: str | None = None
     ndim: int = 2
     anisotropy: float = 1.0
+    subsample: int | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`SSDNError` naming the first bad field."""
@@ -130,6 +137,10 @@ class TrainConfig:
             raise SSDNError(f"ndim={self.ndim!r} must be 2 (images) or 3 (volumes)")
         if not (isinstance(self.anisotropy, (int, float)) and math.isfinite(self.anisotropy) and self.anisotropy > 0):
             raise SSDNError(f"anisotropy={self.anisotropy!r} must be a positive number (z voxel size / xy voxel size)")
+        if self.subsample is not None and (not isinstance(self.subsample, (int, np.integer)) or not 1 <= self.subsample <= 4):
+            raise SSDNError(f"subsample={self.subsample!r} must be a whole number from 1 to 4 (2 for noise correlated between neighbours)")
+        if self.ndim == 3 and (self.subsample or 1) > 1:
+            raise SSDNError(f"subsample={self.subsample!r} is for images; volumes (ndim=3) take subsample=1")
         if self.time_limit is not None and not self.time_limit > 0:
             raise SSDNError(f"time_limit={self.time_limit!r} must be a positive number of seconds")
         if self.width is not None and self.width not in WIDTHS:
@@ -340,6 +351,11 @@ class Trainer:
                     f"the model to resume has {resume.config.channels} channel(s) but the data has "
                     f"{self.samples_raw[0].shape[-1]}; resume with data of the same kind or train a new model"
                 )
+            if config.subsample is not None and config.subsample != resume.config.subsample:
+                raise SSDNError(
+                    f"the model to resume was trained with subsample={resume.config.subsample} but subsample={config.subsample}; "
+                    "leave subsample unset to keep the model's"
+                )
             if resume.config.ndim != config.ndim:
                 raise SSDNError(
                     f"the model to resume is a {resume.config.ndim}D network but ndim={config.ndim}; "
@@ -349,13 +365,17 @@ class Trainer:
             norm = Normalization(resume.config.offset, resume.config.scale)
         else:
             norm = Normalization.fit(self.samples_raw, config.noise)
+        self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
+        # Sub-images before anything else, so the noise estimate, crops and validation all
+        # see the data the network will see.
+        self.samples_raw = [split_phases(s, self.subsample, crop=True) for s in self.samples_raw]
         self.norm = norm
         self.samples = [norm(np.nan_to_num(s, nan=norm.offset)) for s in self.samples_raw]
         self.targets = None
         if config.mode == "supervised":
             if targets is None:
                 raise SSDNError("mode='supervised' needs clean targets matching the images")
-            self.targets = [norm(t) for t in _prepare(targets, axes, config.ndim)]
+            self.targets = [norm(split_phases(t, self.subsample, crop=True)) for t in _prepare(targets, axes, config.ndim)]
         if resume is None:
             self.model = self._new_model()
         self.model.to(self.device)
@@ -424,6 +444,7 @@ class Trainer:
             scale=self.norm.scale,
             ndim=c.ndim,
             flat=min(c.flat_levels, depth - 1),
+            subsample=self.subsample,
         )
         model = SSDNModel(cfg)
         if c.mode == "ssdn" and PRIOR_STD_START > 0:
