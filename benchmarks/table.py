@@ -130,7 +130,18 @@ def main(argv=None):
     runs = {}
     score = lambda xs: [psnr8(x, c) for x, c in zip(xs, clean)]  # noqa: E731
 
+    level_tag = f"{lo:g}" if not variable else f"{lo:g}-{hi:g}"
+    name = args.name or f"table_{Path(args.data).name}_{args.noise}{level_tag}_{int(args.budget)}s"
+
+    def save():
+        return record(name, {
+            "images": names, "noise": args.noise, "levels": levels, "budget_seconds": args.budget,
+            "mean_psnr": {k: round(float(np.mean(v)), 3) for k, v in rows.items()},
+            "per_image_psnr": {k: [round(x, 3) for x in v] for k, v in rows.items()}, "runs": runs,
+        })
+
     def say(label):
+        save()  # after every row: a long run that is cut short keeps what it measured
         if not args.quiet:
             print(f"  {label:34s} {np.mean(rows[label]):6.2f} dB", file=sys.stderr)
 
@@ -192,14 +203,7 @@ def main(argv=None):
           f"{args.budget:g} s of training per method")
     for k, v in rows.items():
         print(f"  {k:40s} {np.mean(v):6.2f} dB")
-    level_tag = f"{lo:g}" if not variable else f"{lo:g}-{hi:g}"
-    name = args.name or f"table_{Path(args.data).name}_{args.noise}{level_tag}_{int(args.budget)}s"
-    path = record(name, {
-        "images": names, "noise": args.noise, "levels": levels, "budget_seconds": args.budget,
-        "mean_psnr": {k: round(float(np.mean(v)), 3) for k, v in rows.items()},
-        "per_image_psnr": {k: [round(x, 3) for x in v] for k, v in rows.items()}, "runs": runs,
-    })
-    print(f"recorded {path}")
+    print(f"recorded {save()}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ peak resident memory when denoising a large image and a large stack.
 
     python benchmarks/throughput.py                      # speed table for every preset
     python benchmarks/throughput.py --memory             # + peak RSS, 4096^2 image and 200x512x512 stack
+    python benchmarks/throughput.py --memory-only        # only the peak RSS part
     python benchmarks/throughput.py --device cuda        # the same on a GPU
 
 FLOPs are counted by torch's FlopCounterMode on the real network (convolutions and
@@ -149,6 +150,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--infer-side", type=int, default=512)
     p.add_argument("--memory", action="store_true")
+    p.add_argument("--memory-only", action="store_true", help="only the peak-memory part (it takes minutes on a CPU)")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
@@ -158,7 +160,7 @@ def main(argv=None):
         rates["bf16"] = matmul_rate(dev, torch.bfloat16)
     print(f"device {dev}, matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
     results = {"matmul_gflop_per_s": rates, "train": {}, "infer": {}}
-    for w in args.widths.split(","):
+    for w in [] if args.memory_only else args.widths.split(","):
         for mp in ([False, True] if mixed else [False]):
             r = bench_train(w, dev, args.patch, args.batch, mp)
             roof = rates["bf16" if mp else "fp32"]
@@ -171,7 +173,7 @@ def main(argv=None):
             results["infer"][w + ("_mixed" if mp else "")] = r
             print(f"infer {w:6s} {'mixed' if mp else 'fp32 '}: {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
         gc.collect()
-    if args.memory:
+    if args.memory or args.memory_only:
         for kind in ("image", "stack"):
             r = bench_memory(kind, "light")
             results[f"memory_{kind}"] = r
