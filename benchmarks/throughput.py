@@ -151,6 +151,7 @@ def main(argv=None):
     p.add_argument("--infer-side", type=int, default=512)
     p.add_argument("--memory", action="store_true")
     p.add_argument("--memory-only", action="store_true", help="only the peak-memory part (it takes minutes on a CPU)")
+    p.add_argument("--memory-width", default="tiny", help="preset for the memory part (tiny: the CPU default)")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
@@ -175,9 +176,9 @@ def main(argv=None):
         gc.collect()
     if args.memory or args.memory_only:
         for kind in ("image", "stack"):
-            r = bench_memory(kind, "light")
-            results[f"memory_{kind}"] = r
-            print(f"denoise {'4096x4096 image' if kind == 'image' else '200x512x512 stack'} (light): {r}", flush=True)
+            r = bench_memory(kind, args.memory_width)
+            results[f"memory_{kind}"] = {"width": args.memory_width, **r}
+            print(f"denoise {'4096x4096 image' if kind == 'image' else '200x512x512 stack'} ({args.memory_width}): {r}", flush=True)
     path = record(args.name or f"throughput_{dev.type}", {"patch": args.patch, "batch": args.batch, **results})
     print(f"recorded {path}")
 

@@ -136,6 +136,20 @@ def test_tiled_inference_equals_whole_image(clean_and_noisy):
         np.testing.assert_allclose(tiled8[kind], whole8[kind], atol=1e-5)
 
 
+def test_tiles_split_the_image_evenly():
+    """Each window costs its full side (kept part plus margins), so an image a little wider
+    than four tiles is cut in five equal tiles rather than four full ones and a thin strip."""
+    side = 264  # 4 x 64 + 8
+    noisy = np.random.default_rng(1).random((side, side)).astype(np.float32)
+    model = train(noisy, "YX", TrainConfig(iterations=1, **FAST))
+    steps = list(denoise_iter(model, noisy, "YX", tile=64, mixed_precision=False, tta=False))
+    kept = steps[-1].tile
+    assert steps[-1].total == 5 * 5
+    assert kept * 5 >= side and (kept - model.multiple) * 5 < side  # the smallest side that does it
+    tiled = denoise(model, noisy, "YX", tile=64, mixed_precision=False, tta=False)
+    np.testing.assert_allclose(tiled, denoise(model, noisy, "YX", mixed_precision=False, tta=False), atol=1e-5)
+
+
 def _views(a):
     """The 8 symmetries of a square image and the map that undoes each."""
     out = []
