@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["posterior-mean", "prior-mean", "posterior-std", "residual"],
         help="what to write (also spelled --output): posterior-mean (default), prior-mean, posterior-std, residual",
     )
-    d.add_argument("--tile", type=_positive(int), help="tile side kept per pass (default: as large as memory allows)")
+    d.add_argument("--tile", type=_positive(int), help="largest tile side kept per pass (default: as large as memory allows)")
     d.add_argument("--axes", help="axes of the inputs; guessed if omitted")
     d.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average the network over the 8 flips and rotations of each tile: 8x slower, about +0.15 dB "
