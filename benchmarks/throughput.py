@@ -4,6 +4,7 @@ peak resident memory when denoising a large image and a large stack.
     python benchmarks/throughput.py                      # speed table for every preset
     python benchmarks/throughput.py --memory             # + peak RSS, 4096^2 image and 200x512x512 stack
     python benchmarks/throughput.py --memory-only        # only the peak RSS part
+    python benchmarks/throughput.py --tiles default,256 --widths tiny   # only: one 2048^2 image per tile side
     python benchmarks/throughput.py --device cuda        # the same on a GPU
 
 FLOPs are counted by torch's FlopCounterMode on the real network (convolutions and
@@ -27,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).parent))
 from common import record  # noqa: E402
 
+from napari_ssdn.core import denoise  # noqa: E402
 from napari_ssdn.core.device import bf16_cpu, resolve_device  # noqa: E402
 from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
 
@@ -57,9 +59,14 @@ def autocast(dev, on):
     return torch.autocast(dev.type, enabled=False)
 
 
-def bench_train(width, dev, patch, batch, mixed, steps=8):
+def speed_model(width, dev):
+    """An untrained model of a preset: speed does not depend on the weights."""
     enc, dec, depth = WIDTHS[width]
-    model = SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1})).to(dev)
+    return SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1})).to(dev)
+
+
+def bench_train(width, dev, patch, batch, mixed, steps=8):
+    model = speed_model(width, dev)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     x = torch.randn(batch, 1, patch, patch, device=dev)
 
@@ -87,8 +94,7 @@ def bench_train(width, dev, patch, batch, mixed, steps=8):
 
 @torch.no_grad()
 def bench_infer(width, dev, side, reps=2, mixed=False):
-    enc, dec, depth = WIDTHS[width]
-    model = SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1})).to(dev).eval()
+    model = speed_model(width, dev).eval()
     x = torch.randn(1, 1, side, side, device=dev)
     with FlopCounterMode(display=False) as fc:
         model(x)
@@ -102,6 +108,19 @@ def bench_infer(width, dev, side, reps=2, mixed=False):
         sync(dev)
     dt = (time.perf_counter() - t) / reps
     return {"mpx_per_s": side * side / dt / 1e6, "gflop_per_s": flops / dt / 1e9}
+
+
+def bench_tiles(width, dev, side, tiles):
+    """Whole ``denoise`` time of one random side x side image per kept tile side, tta off."""
+    model = speed_model(width, dev)
+    image = np.random.default_rng(0).random((side, side), dtype=np.float32)
+    out = {}
+    for t in tiles:
+        start = time.perf_counter()
+        denoise(model, image, "YX", tile=None if t == "default" else int(t), tta=False, device=str(dev))
+        dt = time.perf_counter() - start
+        out[t] = {"seconds": round(dt, 1), "mpx_per_s": round(image.size / dt / 1e6, 4)}
+    return out
 
 
 MEMORY_SCRIPT = r"""
@@ -152,6 +171,9 @@ def main(argv=None):
     p.add_argument("--memory", action="store_true")
     p.add_argument("--memory-only", action="store_true", help="only the peak-memory part (it takes minutes on a CPU)")
     p.add_argument("--memory-width", default="tiny", help="preset for the memory part (tiny: the CPU default)")
+    p.add_argument("--tiles", default=None,
+                   help="only time denoise() of one large image per kept tile side, e.g. default,256 (default: the engine's choice)")
+    p.add_argument("--tiles-side", type=int, default=2048)
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
@@ -161,7 +183,12 @@ def main(argv=None):
         rates["bf16"] = matmul_rate(dev, torch.bfloat16)
     print(f"device {dev}, matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
     results = {"matmul_gflop_per_s": rates, "train": {}, "infer": {}}
-    for w in [] if args.memory_only else args.widths.split(","):
+    if args.tiles:
+        for w in args.widths.split(","):
+            r = bench_tiles(w, dev, args.tiles_side, args.tiles.split(","))
+            results[f"tiles_{w}_{args.tiles_side}"] = r
+            print(f"denoise {args.tiles_side}^2 ({w}) per tile: {r}", flush=True)
+    for w in [] if args.memory_only or args.tiles else args.widths.split(","):
         for mp in ([False, True] if mixed else [False]):
             r = bench_train(w, dev, args.patch, args.batch, mp)
             roof = rates["bf16" if mp else "fp32"]
