@@ -381,3 +381,24 @@ def test_noise_estimate_on_integer_data(sigma):
     trainer = Trainer(img, "YX", TrainConfig(iterations=1, width="tiny"))
     truth = np.sqrt(sigma**2 + 1 / 12)  # rounding adds its own variance
     assert abs(trainer.model.config.noise_init["sigma"] - truth) / truth < 0.1
+
+
+def test_per_image_noise_levels_follow_each_image():
+    """A per-image model trained on images of very different noise levels denoises each
+    one close to the posterior with its true level, and well above its noisy input (the
+    estimator once ran away to sigma = 0 and returned the noisy input)."""
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(11)
+    clean = [clean_cells(96, seed=s) for s in (3, 4)]
+    sigmas = [0.04, 0.2]
+    noisy = [(c + s * rng.standard_normal(c.shape)).astype(np.float32) for c, s in zip(clean, sigmas)]
+    model = train(noisy, "YX", TrainConfig(iterations=200, per_image=True, lr=2e-3, **FAST))
+    assert model.estimator is not None
+    for c, y, s in zip(clean, noisy, sigmas):
+        t = torch.from_numpy((y - model.config.offset) / model.config.scale)[None, None]
+        assert model.noise_params_data(t)["sigma"] == pytest.approx(s, rel=0.25)
+        learned = denoise(model, y, "YX")
+        known = denoise(model, y, "YX", noise_params={"sigma": s})
+        assert psnr(learned, c) > psnr(y, c) + 2
+        assert psnr(learned, c) > psnr(known, c) - 0.3

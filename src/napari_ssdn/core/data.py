@@ -209,15 +209,19 @@ class CropSampler:
         self.augment = augment
         size = np.array([np.prod(s.shape[:-1]) for s in samples], dtype=np.float64)
         self.weights = size / size.sum()
+        #: ``(array index, sample index)`` of each crop of the last :meth:`sample` call.
+        self.drawn: list[tuple[int, int]] = []
 
     def sample(self, batch: int, *extra: list[np.ndarray]) -> list[np.ndarray]:
         """Draw ``batch`` crops ``(B, C, *patch)``; the same crops of each list in ``extra`` too."""
         p = self.patch
         out = [np.empty((batch, self.samples[0].shape[-1]) + p, np.float32) for _ in range(1 + len(extra))]
+        self.drawn = []
         for b in range(batch):
             i = self.rng.choice(len(self.samples), p=self.weights)
             s = self.samples[i]
             k = self.rng.integers(s.shape[0])
+            self.drawn.append((int(i), int(k)))
             starts = [self.rng.integers(s.shape[1 + a] - p[a] + 1) for a in range(self.ndim)]
             window = (k,) + tuple(slice(st, st + pa) for st, pa in zip(starts, p))
             rot = self.rng.integers(4) if self.augment else 0

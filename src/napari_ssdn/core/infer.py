@@ -403,8 +403,9 @@ def noise_override(model: SSDNModel, noise_params: dict | None) -> dict:
 
 
 def _sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.device, given: dict | None = None) -> dict:
-    """Noise parameters for one image or volume; per-image models read a central crop of
-    it; ``given`` (normalised units) replaces what it names."""
+    """Noise parameters for one image or volume; per-image models start from its classical
+    estimate and their estimator reads a central crop of it; ``given`` (normalised units)
+    replaces what it names."""
     given = given or {}
     if model.estimator is None or all(n in given for n in model.learned):
         with torch.no_grad():
@@ -415,8 +416,9 @@ def _sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.
     crop = np.zeros(size + [sample.shape[-1]], np.float32)
     part = norm(sample[region])
     crop[tuple(slice(0, e) for e in part.shape[:-1])] = part
+    anchor = model.image_anchor(np.nan_to_num(norm(sample))[None])
     with torch.no_grad():
-        return {**model.noise_params(_tensor(crop, dev)), **given}
+        return {**model.noise_params(_tensor(crop, dev), anchor), **given}
 
 
 def _tensor(a: np.ndarray, dev: torch.device) -> torch.Tensor:

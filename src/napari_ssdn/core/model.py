@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from .bayes import n_outputs
 from .constants import MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS
 from .errors import SSDNError
+from .estimate import estimate_noise
 from .network import ArchConfig, PlainNet, build_network
 
 __all__ = ["WIDTHS", "MODES", "ModelConfig", "SSDNModel", "params_to_data", "params_to_norm"]
 
+#: Per-image models: the estimator network's log correction to each image's classical
+#: estimate is bounded to +-log(2) (tanh), so that it refines and cannot run away: an
+#: unbounded offset let the prior absorb the noise and sent sigma to 0 within 60 steps.
+PER_IMAGE_BOUND = math.log(2.0)
+#: Per-image models: each image's classical estimate is kept within this factor of the
+#: data set's, so that a flat or empty image cannot give an absurd start.
+ANCHOR_RANGE = math.log(50.0)
 
 
 @dataclass(frozen=True)
@@ -161,13 +171,37 @@ class SSDNModel(nn.Module):
         """Network output ``(N, K, *spatial)`` for normalised input ``(N, C, *spatial)``."""
         return self.net(y)
 
-    def noise_params(self, y: torch.Tensor | None = None) -> dict:
-        """Noise parameters in normalised units: floats or ``(N, 1, 1)`` tensors per image."""
+    def image_anchor(self, images: np.ndarray) -> torch.Tensor:
+        """Per-image models: each image's classical noise estimate as a log offset to the
+        data set's starting value, ``(N, L)`` float64 for the learned parameters.
+
+        Parameters
+        ----------
+        images : ndarray
+            Normalised ``(N, *spatial, C)`` images (or volumes, estimated slice by slice).
+        """
+        rows = []
+        for im in images:
+            flat = im.reshape((-1,) + im.shape[-3:])  # volumes: their slices as 2D samples
+            est = estimate_noise([np.nan_to_num(flat)], self.config.noise)
+            rows.append([math.log(max(est[n], 1e-12) / float(self.base[self.param_names.index(n)])) for n in self.learned])
+        return torch.tensor(rows, dtype=torch.float64).clamp(-ANCHOR_RANGE, ANCHOR_RANGE)
+
+    def noise_params(self, y: torch.Tensor | None = None, anchor: torch.Tensor | None = None) -> dict:
+        """Noise parameters in normalised units: floats or ``(N, 1, 1)`` tensors per image.
+
+        Per-image models given ``y`` and its images' ``anchor`` (:meth:`image_anchor`)
+        return each image's classical estimate times the global learned factor times the
+        estimator network's bounded correction.
+        """
         out = {}
         per_image = None
         if self.estimator is not None and y is not None:
             spatial = tuple(range(2, y.dim()))
-            per_image = self.estimator(y.float()).float().mean(dim=spatial).to(torch.float64)  # (N, L)
+            raw = self.estimator(y.float()).float().mean(dim=spatial).to(torch.float64)  # (N, L)
+            per_image = PER_IMAGE_BOUND * torch.tanh(raw / PER_IMAGE_BOUND)
+            if anchor is not None:
+                per_image = per_image + anchor.to(per_image.device)
         for i, name in enumerate(self.param_names):
             base = self.base[i]
             if name in self.learned:
@@ -182,8 +216,11 @@ class SSDNModel(nn.Module):
 
     def noise_params_data(self, y: torch.Tensor | None = None) -> dict:
         """Noise parameters in data units (global values, or the mean over images of ``y``)."""
+        anchor = None
+        if self.estimator is not None and y is not None:
+            anchor = self.image_anchor(y.detach().movedim(1, -1).cpu().numpy())
         with torch.no_grad():
-            p = self.noise_params(y)
+            p = self.noise_params(y, anchor)
         vals = {k: float(torch.as_tensor(v).mean()) for k, v in p.items()}
         return params_to_data(self.config.noise, vals, self.config.offset, self.config.scale)
 

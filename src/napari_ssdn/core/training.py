@@ -392,9 +392,13 @@ class Trainer:
                 )
             patch.append(side)
         self.patch_shape = _square_plane(patch)
-        groups = [{"params": list(self.model.net.parameters())}]
-        extra = [self.model.log_scale] + (list(self.model.estimator.parameters()) if self.model.estimator is not None else [])
-        groups.append({"params": extra})
+        # Groups: the prior network, the learned noise scalars (faster, see run), and the
+        # per-image estimator (the network's rate: it is a network, not a scalar).
+        est = self.model.estimator
+        groups = [{"params": list(self.model.net.parameters())}, {"params": [self.model.log_scale]},
+                  {"params": list(est.parameters()) if est is not None else []}]
+        # Per-image models start every image from its own classical estimate.
+        self.anchors = [self.model.image_anchor(s) for s in self.samples] if est is not None else None
         self.lr = config.lr_for(self.model.config.enc)
         self.optimizer = torch.optim.Adam(groups, lr=self.lr, betas=(0.9, 0.99))
         if resume_info:
@@ -464,6 +468,7 @@ class Trainer:
         window = (k,) + tuple(slice(st, st + z) for st, z in ((rng.integers(n - z + 1), z) for n, z in zip(spatial, size)))
         crop = lambda arr: torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr[window], -1, 0))[None])  # noqa: E731
         target = crop(self.targets[i]) if self.targets is not None else None
+        self._val_anchor = self._anchor([(i, int(k))])
         return crop(s), target
 
     # -- one step -----------------------------------------------------------------------
@@ -475,7 +480,14 @@ class Trainer:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return torch.autocast(dev.type, enabled=False)
 
-    def _loss(self, y: torch.Tensor, target: torch.Tensor | None = None, weighted: bool = True) -> torch.Tensor:
+    def _anchor(self, drawn: list[tuple[int, int]]) -> torch.Tensor | None:
+        """Per-image models: the classical-estimate offsets of the images the crops came from."""
+        if self.anchors is None:
+            return None
+        return torch.stack([self.anchors[i][k] for i, k in drawn])
+
+    def _loss(self, y: torch.Tensor, target: torch.Tensor | None = None, weighted: bool = True,
+              anchor: torch.Tensor | None = None) -> torch.Tensor:
         model = self.model
         cfg = model.config
         with self._autocast():
@@ -486,7 +498,7 @@ class Trainer:
         c = cfg.channels
         mu, sx = split_prior(out, c)
         yy = y.movedim(1, -1)
-        params = model.noise_params(y)
+        params = model.noise_params(y, anchor)
         nll = nll_loss(cfg.noise, yy, mu, sx, params)
         if weighted and NLL_BETA:
             nll = nll * marginal_variance(cfg.noise, mu, sx, params).detach() ** NLL_BETA
@@ -508,10 +520,11 @@ class Trainer:
         self.model.eval()
         try:
             # The plain likelihood, so that values compare across steps and with the paper.
-            loss = float(self._loss(y, None if target is None else target.to(self.device), weighted=False))
+            loss = float(self._loss(y, None if target is None else target.to(self.device), weighted=False, anchor=self._val_anchor))
             if self.model.config.mode == "ssdn":
                 mu, sx = split_prior(self.model(y), self.model.config.channels)
-                mean, _ = posterior(self.model.config.noise, y.movedim(1, -1), mu, sx, self.model.noise_params(y))
+                params = self.model.noise_params(y, self._val_anchor)
+                mean, _ = posterior(self.model.config.noise, y.movedim(1, -1), mu, sx, params)
                 if not bool(torch.isfinite(mean).all()):
                     loss = float("nan")
         finally:
@@ -550,7 +563,7 @@ class Trainer:
         # Learned noise parameters (log scale) move 10x faster than the weights, so that
         # minutes are enough to refine the classical estimate; they stay put while the
         # untrained prior would push them towards explaining everything as noise.
-        base_lrs = [self.lr, NOISE_LR_FACTOR * self.lr]
+        base_lrs = [self.lr, NOISE_LR_FACTOR * self.lr, self.lr]
         t0 = time.perf_counter()
         skipped = 0
         val_loss = None
@@ -564,11 +577,12 @@ class Trainer:
             for g, base in zip(self.optimizer.param_groups, base_lrs):
                 g["lr"] = base * factor
             if f < NOISE_FREEZE and not self.resumed:
-                self.optimizer.param_groups[1]["lr"] = 0.0
+                for g in self.optimizer.param_groups[1:]:
+                    g["lr"] = 0.0
             crops = self.sampler.sample(c.batch_size, *([self.targets] if self.targets is not None else []))
             y = torch.from_numpy(crops[0]).to(self.device)
             target = torch.from_numpy(crops[1]).to(self.device) if len(crops) > 1 else None
-            loss = self._loss(y, target)
+            loss = self._loss(y, target, anchor=self._anchor(self.sampler.drawn))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
