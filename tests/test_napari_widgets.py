@@ -106,12 +106,14 @@ def test_train_through_widget(viewer, qtbot):
 
 def test_auto_width_and_learning_rate(viewer, qtbot):
     """The widget's defaults leave width and learning rate to the core (tiny at 2e-3 on a
-    CPU); a bad learning rate disables Start with a message until it is fixed."""
+    CPU); a bad learning rate disables Start with a message until it is fixed; subsample and
+    per-image levels reach the model."""
     noisy, _ = noisy_cells(64)
     viewer.add_image(noisy, name="noisy")
     w = TrainWidget(viewer)
     assert w.width_combo.currentText() == "auto" and w.lr_edit.text() == "auto"
     w.subsample_edit.setText("2")  # carried to the model; the preview comes back whole
+    w.per_image_check.setChecked(True)
     w.patch_edit.setText("16")
     w.batch_edit.setText("2")
     w.budget_edit.setText("3")
@@ -124,6 +126,7 @@ def test_auto_width_and_learning_rate(viewer, qtbot):
     model = w.last_result.model
     assert model.config.enc == 16
     assert model.config.subsample == 2
+    assert model.config.per_image and model.estimator is not None
     assert viewer.layers["noisy_ssdn_preview"].data.shape == (64, 64)
 
 def test_event_loop_runs_during_training(viewer, qtbot):

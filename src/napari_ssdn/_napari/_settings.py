@@ -39,6 +39,7 @@ class TrainFields:
     dims: str = "2D"
     anisotropy: float = 1.0
     subsample: str = "1"
+    per_image: bool = False
 
 
 def _positive_int(name: str, text: str, minimum: int = 1) -> tuple[int | None, str | None]:
@@ -99,7 +100,7 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
                 errors[f"param:{name}"] = err + " (or tick 'learn')"
             else:
                 params[name] = v
-    config: dict = {"noise": f.noise, "noise_params": params}
+    config: dict = {"noise": f.noise, "noise_params": params, "per_image": bool(f.per_image)}
     if f.dims == "3D":
         config["ndim"] = 3
         config["anisotropy"] = float(f.anisotropy) if f.anisotropy and f.anisotropy > 0 else 1.0

@@ -59,6 +59,8 @@ HELP = {
     "between neighbouring pixels (resampled or processed camera images), which the network would otherwise "
     "learn to reproduce: the result then barely differs from the input.",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
+    "per_image": "Learn a separate level for each image or slice (exposures or gains that differ across a stack); "
+    "each starts from its own classical estimate and is estimated again from the image when denoising.",
 }
 
 
@@ -159,6 +161,8 @@ class TrainWidget(QWidget):
         self.lr_edit = _line("auto", HELP["lr"])
         self.seed_edit = _line("0", HELP["seed"])
         self.subsample_edit = _line("1", HELP["subsample"])
+        self.per_image_check = QCheckBox("learned levels vary per image")
+        self.per_image_check.setToolTip(HELP["per_image"])
         self.device_combo = QComboBox()
         self.device_combo.setEditable(True)
         self.device_combo.addItems(list(DEVICES))
@@ -169,6 +173,7 @@ class TrainWidget(QWidget):
                          ("Learning rate", self.lr_edit), ("Seed", self.seed_edit), ("Subsample", self.subsample_edit),
                          ("Device", self.device_combo)):
             adv.addRow(label, w)
+        adv.addRow("Noise level", self.per_image_check)
         adv.addRow(self.device_label)
         self.advanced.setVisible(False)
         root.addWidget(self.advanced)
@@ -298,6 +303,7 @@ class TrainWidget(QWidget):
             dims=self.dims_combo.currentText(),
             anisotropy=_anisotropy(layer, self.axes_edit.text().strip().upper()),
             subsample=self.subsample_edit.text(),
+            per_image=self.per_image_check.isChecked(),
         )
 
     def _field_widgets(self) -> dict[str, QWidget]:
