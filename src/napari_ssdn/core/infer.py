@@ -416,7 +416,7 @@ def _sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.
     crop = np.zeros(size + [sample.shape[-1]], np.float32)
     part = norm(sample[region])
     crop[tuple(slice(0, e) for e in part.shape[:-1])] = part
-    anchor = model.image_anchor(np.nan_to_num(norm(sample))[None])
+    anchor = model.image_anchor(norm(sample)[None])  # the whole image, not only the crop
     with torch.no_grad():
         return {**model.noise_params(_tensor(crop, dev), anchor), **given}
 

@@ -190,18 +190,19 @@ class SSDNModel(nn.Module):
     def noise_params(self, y: torch.Tensor | None = None, anchor: torch.Tensor | None = None) -> dict:
         """Noise parameters in normalised units: floats or ``(N, 1, 1)`` tensors per image.
 
-        Per-image models given ``y`` and its images' ``anchor`` (:meth:`image_anchor`)
-        return each image's classical estimate times the global learned factor times the
-        estimator network's bounded correction.
+        Per-image models given ``y`` return each image's classical estimate times the
+        global learned factor times the estimator network's bounded correction. The
+        estimate is ``anchor`` (:meth:`image_anchor` of the whole images when ``y`` holds
+        crops of them), or computed from ``y`` itself when not given.
         """
         out = {}
         per_image = None
         if self.estimator is not None and y is not None:
+            if anchor is None:
+                anchor = self.image_anchor(y.detach().movedim(1, -1).float().cpu().numpy())
             spatial = tuple(range(2, y.dim()))
             raw = self.estimator(y.float()).float().mean(dim=spatial).to(torch.float64)  # (N, L)
-            per_image = PER_IMAGE_BOUND * torch.tanh(raw / PER_IMAGE_BOUND)
-            if anchor is not None:
-                per_image = per_image + anchor.to(per_image.device)
+            per_image = PER_IMAGE_BOUND * torch.tanh(raw / PER_IMAGE_BOUND) + anchor.to(raw.device)
         for i, name in enumerate(self.param_names):
             base = self.base[i]
             if name in self.learned:
@@ -216,11 +217,8 @@ class SSDNModel(nn.Module):
 
     def noise_params_data(self, y: torch.Tensor | None = None) -> dict:
         """Noise parameters in data units (global values, or the mean over images of ``y``)."""
-        anchor = None
-        if self.estimator is not None and y is not None:
-            anchor = self.image_anchor(y.detach().movedim(1, -1).cpu().numpy())
         with torch.no_grad():
-            p = self.noise_params(y, anchor)
+            p = self.noise_params(y)
         vals = {k: float(torch.as_tensor(v).mean()) for k, v in p.items()}
         return params_to_data(self.config.noise, vals, self.config.offset, self.config.scale)
 

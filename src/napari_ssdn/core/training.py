@@ -456,8 +456,9 @@ class Trainer:
         self.init_source = _warm_start(model, c.init)
         return model
 
-    def _validation_crop(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A fixed crop (fixed seed, independent of training randomness) of the largest image."""
+    def _validation_crop(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """A fixed crop (fixed seed, independent of training randomness) of the largest
+        image, its target and its image's anchor (per-image models)."""
         mults = self.model.config.arch.multiples
         i = int(np.argmax([s[0].size for s in self.samples]))
         s = self.samples[i]
@@ -468,8 +469,7 @@ class Trainer:
         window = (k,) + tuple(slice(st, st + z) for st, z in ((rng.integers(n - z + 1), z) for n, z in zip(spatial, size)))
         crop = lambda arr: torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr[window], -1, 0))[None])  # noqa: E731
         target = crop(self.targets[i]) if self.targets is not None else None
-        self._val_anchor = self._anchor([(i, int(k))])
-        return crop(s), target
+        return crop(s), target, self._anchor([(i, int(k))])
 
     # -- one step -----------------------------------------------------------------------
     def _autocast(self):
@@ -514,16 +514,16 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> float:
         """Loss on the fixed validation crop; NaN when the prior or posterior is not finite."""
-        y, target = self._val
+        y, target, anchor = self._val
         y = y.to(self.device)
         was = self.model.training
         self.model.eval()
         try:
             # The plain likelihood, so that values compare across steps and with the paper.
-            loss = float(self._loss(y, None if target is None else target.to(self.device), weighted=False, anchor=self._val_anchor))
+            loss = float(self._loss(y, None if target is None else target.to(self.device), weighted=False, anchor=anchor))
             if self.model.config.mode == "ssdn":
                 mu, sx = split_prior(self.model(y), self.model.config.channels)
-                params = self.model.noise_params(y, self._val_anchor)
+                params = self.model.noise_params(y, anchor)
                 mean, _ = posterior(self.model.config.noise, y.movedim(1, -1), mu, sx, params)
                 if not bool(torch.isfinite(mean).all()):
                     loss = float("nan")
