@@ -90,6 +90,8 @@ def main(argv=None):
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--bm3d", action="store_true", help="also run BM3D (sigma known) once")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="none",
+                   help="our starting weights: none (from scratch, the default, as in the recorded curve), auto or generic")
     p.add_argument("--name", required=True)
     p.add_argument("--plot-only", action="store_true")
     args = p.parse_args(argv)

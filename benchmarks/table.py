@@ -59,6 +59,7 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
         batch=args.batch,
         seed=args.seed,
         mode=mode,
+        init=getattr(args, "init", "auto") if mode == "ssdn" else "none",
     )
     trainer = Trainer(noisy, [axes] * len(noisy), cfg, targets=targets)
     t0 = time.perf_counter()
@@ -111,6 +112,7 @@ def main(argv=None):
     p.add_argument("--patch", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="auto", help="starting weights of our rows: auto (the engine's default), generic, none (from scratch) or a model file")
     p.add_argument("--name", default=None, help="results file name")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)

@@ -117,7 +117,7 @@ def cmd_train(args) -> int:
     m = trainer.model
     from .core.device import device_name
 
-    start = trainer.init_source or "random weights"
+    start = {None: "random weights", "generic": "the shipped generic network"}.get(trainer.init_source, trainer.init_source)
     if trainer.resumed:
         start = f"{args.resume} (resumed)"
     log.info(
@@ -344,7 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive(float), help="peak learning rate (default 2e-3 for the tiny 2D network, else 1e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
-    t.add_argument("--init", metavar="MODEL", help="start from the weights of this model file (same width); default: random")
+    t.add_argument(
+        "--init",
+        metavar="MODEL",
+        default="auto",
+        help="starting weights: 'auto' (default: the shipped generic network for Gaussian noise on gray 2D images "
+        "at the tiny width, else random), 'generic', 'none' (random) or a model file of the same width",
+    )
     common(t)
     t.set_defaults(func=cmd_train)
 
