@@ -100,6 +100,8 @@ def test_save_load_and_resume(tmp_path, clean_and_noisy):
     for _ in resumed.run():
         pass
     assert resumed.train_state()["steps"] == 15
+    # The default start was the shipped network: the resumed run stays a fine-tune.
+    assert resumed.train_state()["init"] == "generic" and resumed.lr == trainer.lr == pytest.approx(3e-4)
     assert not torch.equal(next(resumed.model.parameters()), next(trainer.model.parameters()))
 
 

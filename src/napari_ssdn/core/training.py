@@ -409,6 +409,8 @@ class Trainer:
                     f"resume with {'--3d' if resume.config.ndim == 3 else 'no --3d'}"
                 )
             self.model = resume
+            # Keep the original start: it sets the default learning rate (a fine-tune stays one).
+            self.init_source = (resume_info or {}).get("training", {}).get("init")
             norm = Normalization(resume.config.offset, resume.config.scale)
         else:
             norm = Normalization.fit(self.samples_raw, config.noise)
