@@ -16,7 +16,6 @@ fine-tunes it to their data and noise model.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 import time
@@ -30,7 +29,7 @@ from common import load_clean  # noqa: E402
 
 from napari_ssdn.core.bayes import nll_loss, split_prior  # noqa: E402
 from napari_ssdn.core.data import CropSampler  # noqa: E402
-from napari_ssdn.core.device import bf16_cpu, resolve_device  # noqa: E402
+from napari_ssdn.core.device import network_precision, resolve_device  # noqa: E402
 from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
 from napari_ssdn.core.modelfile import read_model_file, save_model  # noqa: E402
 from napari_ssdn.core.training import _lr_factor  # noqa: E402
@@ -67,13 +66,7 @@ def main(argv=None):
         seconds_before = float(blob["meta"]["training"]["elapsed"])
     rng = np.random.default_rng(steps_before)
     sampler = CropSampler(clean, args.patch, rng)
-    # bfloat16 only where the hardware is fast at it: on an AVX2-only CPU it is ~500x slower than fp32.
-    if dev.type == "cuda":
-        cast = torch.autocast("cuda", dtype=torch.bfloat16)
-    elif dev.type == "cpu" and bf16_cpu():
-        cast = torch.autocast("cpu", dtype=torch.bfloat16)
-    else:
-        cast = contextlib.nullcontext()
+    cast = network_precision(dev)
     t0 = time.perf_counter()
     step = 0
     while True:

@@ -14,7 +14,7 @@ import torch
 from .bayes import posterior, split_prior
 from .constants import OUTPUTS, check_noise_params
 from .data import from_samples, guess_axes, merge_phases, split_phases, to_samples
-from .device import bf16_cpu, resolve_device
+from .device import network_precision, resolve_device
 from .errors import SSDNError
 from .model import SSDNModel, params_to_norm
 from .network import BRANCHES_3D, BlindSpotNet3D, branch_margins, receptive_margin
@@ -172,7 +172,7 @@ def denoise_iter(
         # resident set, so memory does not grow with the file.
         release_pages(samples, *results.values())
 
-    precision = _network_precision(dev, mixed_precision)
+    precision = network_precision(dev, mixed_precision)
     with precision:
         half = not isinstance(precision, contextlib.nullcontext)
         if nd == 3:
@@ -190,14 +190,6 @@ def denoise_iter(
             final[kind] = out
     return final if many else final[kinds[0]]
 
-
-def _network_precision(dev: torch.device, enabled: bool):
-    """Autocast for the network's convolutions (float64 tensors are never cast)."""
-    if enabled and dev.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    if enabled and dev.type == "cpu" and bf16_cpu():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _even_inner(h: int, w: int, largest: int, margin: int, mult: int) -> int:

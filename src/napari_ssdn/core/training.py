@@ -13,7 +13,7 @@ import torch
 from .bayes import NOISE_MODELS, NOISE_PARAMS, marginal_variance, nll_loss, noise_covariance, posterior, split_prior
 from .constants import check_noise_params
 from .data import CropSampler, Normalization, split_phases, to_samples
-from .device import bf16_cpu, device_name, resolve_device
+from .device import device_name, network_precision, resolve_device
 from .errors import SSDNError
 from .estimate import estimate_noise
 from .model import MODES, WIDTHS, ModelConfig, SSDNModel, params_to_data
@@ -305,8 +305,8 @@ def _warm_start(model: SSDNModel, init) -> str | None:
         return None
     from .modelfile import read_model_file
 
-    path = init
-    if str(init).lower() in ("generic", "auto"):
+    path, shipped = init, str(init).lower() in ("generic", "auto")
+    if shipped:
         path = generic_start(model.config)
         # 'auto' only where the start was measured to help: it learned Gaussian noise.
         if str(init).lower() == "auto" and (path is None or model.config.noise != "gaussian"):
@@ -325,7 +325,7 @@ def _warm_start(model: SSDNModel, init) -> str | None:
     if not all(k in weights for k in body):
         raise SSDNError(f"init={str(init)!r} holds no weights that fit a {model.describe()}; use init='none' or a model of the same width")
     model.load_state_dict(weights, strict=False)
-    return "generic" if str(init).lower() in ("generic", "auto") else str(path)
+    return "generic" if shipped else str(path)
 
 
 def _square_plane(sizes: list[int]) -> tuple[int, ...]:
@@ -521,14 +521,6 @@ class Trainer:
         return crop(s), target, self._anchor([(i, int(k))])
 
     # -- one step -----------------------------------------------------------------------
-    def _autocast(self):
-        dev = self.device
-        if self.config.mixed_precision and dev.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-        if self.config.mixed_precision and dev.type == "cpu" and bf16_cpu():
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return torch.autocast(dev.type, enabled=False)
-
     def _anchor(self, drawn: list[tuple[int, int]]) -> torch.Tensor | None:
         """Per-image models: the classical-estimate offsets of the images the crops came from."""
         if self.anchors is None:
@@ -539,7 +531,7 @@ class Trainer:
               anchor: torch.Tensor | None = None) -> torch.Tensor:
         model = self.model
         cfg = model.config
-        with self._autocast():
+        with network_precision(self.device, self.config.mixed_precision):
             out = model(y)
         if cfg.mode != "ssdn":
             ref = target if cfg.mode == "supervised" else y
