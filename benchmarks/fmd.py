@@ -74,10 +74,11 @@ def gat_bm3d(y: np.ndarray, a: float, b: float) -> np.ndarray:
     return (a * inv - b / a).astype(np.float32)
 
 
-def train(noisy, noise, budget, seed, subsample=None):
+def train(noisy, noise, budget, seed, subsample=None, init="auto"):
     from napari_ssdn.core import Trainer, TrainConfig
 
-    trainer = Trainer(noisy, ["YX"] * len(noisy), TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample))
+    cfg = TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample, init=init)
+    trainer = Trainer(noisy, ["YX"] * len(noisy), cfg)
     for _ in trainer.run():
         pass
     return trainer
@@ -90,6 +91,7 @@ def main(argv=None):
     p.add_argument("--sets", default="confocal_fish,widefield_bpae,bpae_r,confocal_bpae_3d")
     p.add_argument("--rows", default="pg,gaussian,bm3d,n2v")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="auto", help="starting weights of our rows: auto (the engine's default), generic, none or a model file")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     from napari_ssdn.core import denoise
@@ -106,7 +108,7 @@ def main(argv=None):
         variants = {"pg": ("poisson-gaussian", None), "gaussian": ("gaussian", None), "pg2": ("poisson-gaussian", 2)}
         for row in [r for r in variants if r in rows_wanted]:
             noise, sub = variants[row]
-            trainer = train(noisy, noise, args.budget, args.seed, sub)
+            trainer = train(noisy, noise, args.budget, args.seed, sub, args.init)
             t0 = time.perf_counter()
             out = [denoise(trainer.model, y, "YX", ("prior-mean", "posterior-mean")) for y in noisy]
             info[row] = {"steps": trainer.step, "learned": trainer.model.noise_params_data(),
@@ -130,7 +132,7 @@ def main(argv=None):
         results[name], runs[name] = res, info
         print(name, res, flush=True)
     if args.name:
-        print("recorded", record(args.name, {"budget_seconds": args.budget, "psnr": results, "runs": runs}))
+        print("recorded", record(args.name, {"budget_seconds": args.budget, "init": args.init, "psnr": results, "runs": runs}))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ peak resident memory when denoising a large image and a large stack.
     python benchmarks/throughput.py --memory             # + peak RSS, 4096^2 image and 200x512x512 stack
     python benchmarks/throughput.py --memory-only        # only the peak RSS part
     python benchmarks/throughput.py --tiles default,256 --widths tiny   # only: one 2048^2 image per tile side
+    python benchmarks/throughput.py --views --widths tiny   # only: denoise() of one 321 x 481 image, 8 views and 1
     python benchmarks/throughput.py --device cuda        # the same on a GPU
 
 FLOPs are counted by torch's FlopCounterMode on the real network (convolutions and
@@ -123,6 +124,24 @@ def bench_tiles(width, dev, side, tiles):
     return out
 
 
+def bench_views(width, dev, shape, reps=3):
+    """Whole ``denoise`` time (best of ``reps``) of one random image of ``shape``, prior and
+    posterior means, with the 8-view averaging on and off."""
+    model = speed_model(width, dev)
+    image = np.random.default_rng(0).random(shape, dtype=np.float32)
+    kinds = ("prior-mean", "posterior-mean")
+    denoise(model, image[:64, :64], "YX", kinds, tta=True, device=str(dev))
+    out = {}
+    for views, tta in ((8, True), (1, False)):
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            denoise(model, image, "YX", kinds, tta=tta, device=str(dev))
+            times.append(time.perf_counter() - start)
+        out[f"{views}_views"] = {"seconds": round(min(times), 2), "mpx_per_s": round(image.size / min(times) / 1e6, 4)}
+    return out
+
+
 MEMORY_SCRIPT = r"""
 import sys, time, resource, numpy as np, tempfile, os
 from pathlib import Path
@@ -174,6 +193,8 @@ def main(argv=None):
     p.add_argument("--tiles", default=None,
                    help="only time denoise() of one large image per kept tile side, e.g. default,256 (default: the engine's choice)")
     p.add_argument("--tiles-side", type=int, default=2048)
+    p.add_argument("--views", action="store_true", help="only: denoise() time with the 8-view averaging on and off")
+    p.add_argument("--views-shape", default="321x481", help="image shape for --views (BSD68's)")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
@@ -188,7 +209,13 @@ def main(argv=None):
             r = bench_tiles(w, dev, args.tiles_side, args.tiles.split(","))
             results[f"tiles_{w}_{args.tiles_side}"] = r
             print(f"denoise {args.tiles_side}^2 ({w}) per tile: {r}", flush=True)
-    for w in [] if args.memory_only or args.tiles else args.widths.split(","):
+    if args.views:
+        shape = tuple(int(v) for v in args.views_shape.split("x"))
+        for w in args.widths.split(","):
+            r = bench_views(w, dev, shape)
+            results[f"views_{w}_{args.views_shape}"] = r
+            print(f"denoise {args.views_shape} ({w}), best of 3: {r}", flush=True)
+    for w in [] if args.memory_only or args.tiles or args.views else args.widths.split(","):
         for mp in ([False, True] if mixed else [False]):
             r = bench_train(w, dev, args.patch, args.batch, mp)
             roof = rates["bf16" if mp else "fp32"]

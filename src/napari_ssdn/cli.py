@@ -348,8 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         metavar="MODEL",
         default="auto",
-        help="starting weights: 'auto' (default: the shipped generic network for Gaussian noise on gray 2D images "
-        "at the tiny width, else random), 'generic', 'none' (random) or a model file of the same width",
+        help="starting weights: 'auto' (default: the shipped generic network for Gaussian, Poisson or impulse "
+        "noise on gray 2D images at the tiny width, else random), 'generic', 'none' (random) or a model file of the same width",
     )
     common(t)
     t.set_defaults(func=cmd_train)

@@ -70,18 +70,24 @@ def _robust_var(d: np.ndarray) -> float:
 
 
 def _fit_variance_line(m: np.ndarray, d: np.ndarray, through_origin: bool) -> tuple[float, float]:
-    """Fit var = a * mean + b over quantile bins of the local mean (robust variance per bin)."""
-    edges = np.unique(np.quantile(m, np.linspace(0, 1, 21)))
+    """Fit var = a * mean + b over quantile bins of the local mean (robust variance per bin).
+
+    Bins hold at least 50 blocks where the data allow: a small image (64 x 64 keeps some
+    250 blocks) gets fewer, wider bins instead of none, and a single bin fits a line
+    through the origin.
+    """
+    bins = int(np.clip(m.size // 50, 1, 20))
+    edges = np.unique(np.quantile(m, np.linspace(0, 1, bins + 1)))
     xs, vs, ws = [], [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (m >= lo) & (m < hi)
-        if sel.sum() < 50:
+        sel = (m >= lo) & ((m < hi) if hi < edges[-1] else (m <= hi))
+        if sel.sum() < min(50, m.size // 2):
             continue
         xs.append(float(np.median(m[sel])))
         vs.append(_robust_var(d[sel]))
         ws.append(float(sel.sum()))
     x, v, w = np.array(xs), np.array(vs), np.array(ws)
-    if through_origin:
+    if through_origin or x.size < 2:
         x = np.clip(x, 0, None)
         return float((w * x * v).sum() / max((w * x * x).sum(), 1e-12)), 0.0
     a_mat = np.stack([x, np.ones_like(x)], 1) * np.sqrt(w)[:, None]

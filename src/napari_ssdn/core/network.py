@@ -221,10 +221,18 @@ class BlindSpotNet(nn.Module):
             rot = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)], dim=0)
             h = _shift_down(self.unet(rot))
             h = torch.cat([torch.rot90(h[k * n : (k + 1) * n], -k, dims=(2, 3)) for k in range(4)], dim=1)
-        else:
-            # Branch by branch: a quarter of the peak memory for inference.
-            h = torch.cat([self._branch(x, k) for k in range(4)], dim=1)
-        return _head(self.head, h)
+            return _head(self.head, h)
+        # Branch by branch: a quarter of the peak memory for inference.
+        return self.head_output(self.branch_features(x))
+
+    def branch_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four branches' features, each turned back to ``x``'s orientation: item k
+        comes from ``x`` rotated by k quarter turns (no gradient: inference only)."""
+        return [self._branch(x, k) for k in range(4)]
+
+    def head_output(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The 1x1 head on four branch features, in the order given."""
+        return _head(self.head, torch.cat(features, dim=1))
 
 
 def _head(head: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
