@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import record  # noqa: E402
 
 from napari_ssdn.core import denoise  # noqa: E402
-from napari_ssdn.core.device import bf16_cpu, resolve_device  # noqa: E402
+from napari_ssdn.core.device import bf16_cpu, network_precision, resolve_device  # noqa: E402
 from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
 
 
@@ -52,14 +52,6 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-def autocast(dev, on):
-    if on and dev.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if on and dev.type == "cpu":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return torch.autocast(dev.type, enabled=False)
-
-
 def speed_model(width, dev):
     """An untrained model of a preset: speed does not depend on the weights."""
     enc, dec, depth = WIDTHS[width]
@@ -72,7 +64,7 @@ def bench_train(width, dev, patch, batch, mixed, steps=8):
     x = torch.randn(batch, 1, patch, patch, device=dev)
 
     def step():
-        with autocast(dev, mixed):
+        with network_precision(dev, mixed):
             out = model(x)
         loss = out.float().square().mean()
         opt.zero_grad()
@@ -100,7 +92,7 @@ def bench_infer(width, dev, side, reps=2, mixed=False):
     with FlopCounterMode(display=False) as fc:
         model(x)
     flops = fc.get_total_flops()
-    with autocast(dev, mixed):
+    with network_precision(dev, mixed):
         model(x)
         sync(dev)
         t = time.perf_counter()

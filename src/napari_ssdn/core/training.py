@@ -306,14 +306,15 @@ def generic_start(config: ModelConfig):
 
 def _warm_start(model: SSDNModel, init) -> str | None:
     """Copy prior-network weights from ``init`` into ``model``; returns where they came from."""
-    if init is None or str(init).lower() == "none":
+    choice = str(init).lower()
+    if init is None or choice == "none":
         return None
     from .modelfile import read_model_file
 
-    path, shipped = init, str(init).lower() in ("generic", "auto")
+    path, shipped = init, choice in ("generic", "auto")
     if shipped:
         path = generic_start(model.config)
-        if str(init).lower() == "auto" and (path is None or model.config.noise not in AUTO_START_NOISE):
+        if choice == "auto" and (path is None or model.config.noise not in AUTO_START_NOISE):
             return None
         if path is None:
             raise SSDNError(
