@@ -2,12 +2,17 @@
 
     python benchmarks/pretrain_generic.py --data ../shared/data/kodak24 --budget 2400 \
         --width tiny --lr 2e-3 -o generic_tiny.ssdn
+    # the colour start: on Set14 in RGB, as Kodak is the colour benchmark's test set
+    python benchmarks/pretrain_generic.py --data ../shared/data/set14 --color --budget 2400 \
+        --width tiny --lr 2e-3 -o generic_rgb_tiny.ssdn
     # ship it without Adam's state (a third of the size):
     python -c "from napari_ssdn.core import load_model, save_model; m, i = load_model('generic_tiny.ssdn'); \
         save_model(m, 'src/napari_ssdn/core/weights/generic_gray_tiny.ssdn', train_state=i['training'])"
 
-Self-supervised like every ssdn model (the loss never sees a clean pixel), on Kodak images
-converted to gray, which are in no benchmark's test set here (BSD68, Set12, FMD, cryo-EM).
+Self-supervised like every ssdn model (the loss never sees a clean pixel), on images in no
+benchmark's test set for that channel count: Kodak in gray for the gray start (the gray
+benchmarks are BSD68, Set12, FMD, cryo-EM), Set14 in RGB for the colour start (the colour
+benchmark is Kodak).
 Fresh Gaussian noise with sigma drawn uniformly in [5, 50] / 255 for every crop, sigma
 known, so the network learns priors for a range of noise levels; users' own training then
 fine-tunes it to their data and noise model.
@@ -38,6 +43,7 @@ from napari_ssdn.core.training import _lr_factor  # noqa: E402
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
+    p.add_argument("--color", action="store_true", help="RGB network (default: images converted to gray)")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--budget", type=float, default=1500)
     p.add_argument("--width", default="light")
@@ -49,10 +55,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     dev = resolve_device(args.device)
     # Kodak: the last row or column of most images is black; drop a 2-pixel border.
-    clean = [c[2:-2, 2:-2, None].astype(np.float32)[None] for _, c in load_clean(args.data)]
+    clean = [
+        (c[2:-2, 2:-2] if args.color else c[2:-2, 2:-2, None]).astype(np.float32)[None]
+        for _, c in load_clean(args.data, gray=not args.color)
+    ]
+    channels = clean[0].shape[-1]
     enc, dec, depth = WIDTHS[args.width]
     torch.manual_seed(0)
-    model = SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise="gaussian", noise_init={"sigma": 25 / 255})).to(dev)
+    model = SSDNModel(ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, noise="gaussian", noise_init={"sigma": 25 / 255})).to(dev)
     opt = torch.optim.Adam(model.net.parameters(), lr=args.lr, betas=(0.9, 0.99))
     steps_before, seconds_before = 0, 0.0
     warmup = 0.05
@@ -80,7 +90,7 @@ def main(argv=None):
         y = x + sigma[:, None].float() * torch.randn_like(x)
         with cast:
             out = model(y)
-        mu, sx = split_prior(out, 1)
+        mu, sx = split_prior(out, channels)
         loss = nll_loss("gaussian", y.permute(0, 2, 3, 1), mu, sx, {"sigma": sigma}).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -97,7 +107,7 @@ def main(argv=None):
         train_state={
             "steps": steps_before + step,
             "elapsed": seconds_before + time.perf_counter() - t0,
-            "generic": f"self-supervised on {Path(args.data).name} gray, Gaussian sigma U[5,50]/255, {args.width}",
+            "generic": f"self-supervised on {Path(args.data).name} {'RGB' if args.color else 'gray'}, Gaussian sigma U[5,50]/255, {args.width}",
         },
     )
     print(f"saved {args.output}: {steps_before + step} steps")

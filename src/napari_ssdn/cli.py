@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         default="auto",
         help="starting weights: 'auto' (default: the shipped generic network for Gaussian, Poisson or impulse "
-        "noise on gray 2D images at the tiny width, else random), 'generic', 'none' (random) or a model file of the same width",
+        "noise on gray 2D images, Gaussian or Poisson on RGB, at the tiny width; else random), 'generic', 'none' (random) or a model file of the same width",
     )
     common(t)
     t.set_defaults(func=cmd_train)
