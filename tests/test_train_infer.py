@@ -272,12 +272,17 @@ def test_known_noise_level_at_inference_follows_the_closed_form(clean_and_noisy)
 
 def test_defaults_follow_the_device():
     """Without width and lr, a CPU gets the tiny network, fine-tuned from the shipped start
-    at 3e-4 or trained from scratch at 2e-3 (the best per CPU minute measured); a given
-    width keeps the paper-like 1e-3; volumes keep 1e-3."""
+    at 3e-4 (1e-3 from 1.5 megapixels of data up) or trained from scratch at 2e-3 (the best
+    per CPU minute measured); a given width keeps the paper-like 1e-3; volumes keep 1e-3."""
     img = np.random.default_rng(0).random((64, 64)).astype(np.float32)
     cpu = Trainer(img, "YX", TrainConfig(device="cpu", iterations=1))
     assert cpu.model.config.enc == 16 and cpu.lr == pytest.approx(3e-4)
     assert cpu.train_state()["lr"] == pytest.approx(3e-4)
+    # 24 slices of 256 x 256: 1.57 megapixels, too varied to memorise at the faster rate.
+    stack = np.random.default_rng(1).random((24, 256, 256)).astype(np.float32)
+    large = Trainer(stack, "SYX", TrainConfig(device="cpu", iterations=1))
+    assert large.train_state()["init"] == "generic" and large.lr == pytest.approx(1e-3)
+    assert Trainer(stack[:20], "SYX", TrainConfig(device="cpu", iterations=1)).lr == pytest.approx(3e-4)
     scratch = Trainer(img, "YX", TrainConfig(device="cpu", iterations=1, init="none"))
     assert scratch.lr == pytest.approx(2e-3)
     light = Trainer(img, "YX", TrainConfig(device="cpu", iterations=1, width="light"))

@@ -341,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patch", type=_positive(int), help="crop side (default 64; 24 with --3d)")
     t.add_argument("--batch", type=_positive(int), help="crops per step (default 4; 1 with --3d)")
     t.add_argument("--width", choices=["tiny", "light", "paper"], help="network size (default: tiny on a CPU and with --3d, light on a GPU)")
-    t.add_argument("--lr", type=_positive(float), help="peak learning rate (default 3e-4 from a warm start, 2e-3 for the tiny 2D network from scratch, else 1e-3)")
+    t.add_argument("--lr", type=_positive(float), help="peak learning rate (default from a warm start 3e-4, or 1e-3 on 1.5 megapixels of data or more; "
+        "2e-3 for the tiny 2D network from scratch, else 1e-3)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
     t.add_argument(
