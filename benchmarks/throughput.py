@@ -34,7 +34,10 @@ from napari_ssdn.core.device import bf16_cpu, network_precision, resolve_device 
 from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
 
 
-def matmul_rate(dev, dtype, n=2048, reps=10) -> float:
+def matmul_rate(dev, dtype, n=None, reps=None) -> float:
+    # A GPU needs a larger product (and more of them) to reach its rate.
+    n = n or (8192 if dev.type == "cuda" else 2048)
+    reps = reps or (20 if dev.type == "cuda" else 10)
     a = torch.randn(n, n, device=dev, dtype=dtype)
     b = torch.randn(n, n, device=dev, dtype=dtype)
     for _ in range(3):
@@ -58,7 +61,9 @@ def speed_model(width, dev):
     return SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1})).to(dev)
 
 
-def bench_train(width, dev, patch, batch, mixed, steps=8):
+def bench_train(width, dev, patch, batch, mixed, steps=None):
+    # A GPU step takes milliseconds: time more of them for a stable mean.
+    steps = steps or (50 if dev.type == "cuda" else 8)
     model = speed_model(width, dev)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     x = torch.randn(batch, 1, patch, patch, device=dev)
@@ -160,7 +165,9 @@ t = time.perf_counter()
 rc = main(["denoise", str(src), "-m", str(tmp / "m.ssdn"), "-o", str(tmp / ("out" + src.suffix)), "--quiet"])
 dt = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(rc, dt, peak / 1024, base / 1024)
+import torch
+gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else -1
+print(rc, dt, peak / 1024, base / 1024, gpu)
 """
 
 
@@ -168,8 +175,11 @@ def bench_memory(kind, width):
     r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, kind, width], capture_output=True, text=True)
     if r.returncode != 0:
         return {"error": r.stderr[-500:]}
-    rc, dt, peak, base = r.stdout.split()[-4:]
-    return {"seconds": round(float(dt), 1), "peak_rss_mb": round(float(peak)), "rss_before_denoise_mb": round(float(base))}
+    rc, dt, peak, base, gpu = r.stdout.split()[-5:]
+    out = {"seconds": round(float(dt), 1), "peak_rss_mb": round(float(peak)), "rss_before_denoise_mb": round(float(base))}
+    if float(gpu) >= 0:
+        out["peak_gpu_allocated_mb"] = round(float(gpu))
+    return out
 
 
 def main(argv=None):
@@ -178,6 +188,8 @@ def main(argv=None):
     p.add_argument("--widths", default="tiny,light,paper")
     p.add_argument("--patch", type=int, default=64)
     p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--train-shapes", default=None,
+                   help="only training, one row per crops x side per width, e.g. 4x64,8x128,16x128 (a GPU's batch sweep)")
     p.add_argument("--infer-side", type=int, default=512)
     p.add_argument("--memory", action="store_true")
     p.add_argument("--memory-only", action="store_true", help="only the peak-memory part (it takes minutes on a CPU)")
@@ -207,7 +219,16 @@ def main(argv=None):
             r = bench_views(w, dev, shape)
             results[f"views_{w}_{args.views_shape}"] = r
             print(f"denoise {args.views_shape} ({w}), best of 3: {r}", flush=True)
-    for w in [] if args.memory_only or args.tiles or args.views else args.widths.split(","):
+    if args.train_shapes:
+        for w in args.widths.split(","):
+            for shape in args.train_shapes.split(","):
+                batch, patch = (int(v) for v in shape.split("x"))
+                for mp in ([False, True] if mixed else [False]):
+                    r = bench_train(w, dev, patch, batch, mp)
+                    r["roofline_ratio"] = r["gflop_per_s"] / rates["bf16" if mp else "fp32"]
+                    results["train"][f"{w}_{shape}{'_mixed' if mp else '_fp32'}"] = r
+                    print(f"train {w:6s} {shape:7s} {'mixed' if mp else 'fp32 '}: {r['steps_per_s']:.2f} steps/s, {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
+    for w in [] if args.memory_only or args.tiles or args.views or args.train_shapes else args.widths.split(","):
         for mp in ([False, True] if mixed else [False]):
             r = bench_train(w, dev, args.patch, args.batch, mp)
             roof = rates["bf16" if mp else "fp32"]

@@ -154,3 +154,27 @@ def test_volume_margins_bound_the_field(flat):
     nz = torch.nonzero(g[0, 0])
     reach = (nz - torch.tensor(c)).abs().max(dim=0).values.tolist()
     assert all(0 < r <= mi for r, mi in zip(reach, m)), (reach, m)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_blind_spot_holds_on_cuda_in_mixed_precision(ndim):
+    """The GPU path (cuDNN kernels, bfloat16/float16 autocast) keeps the pixel hidden: a
+    huge change at p moves no output at p, in training (batched) and inference mode."""
+    from napari_ssdn.core.device import network_precision
+
+    shape = (SIZE, SIZE) if ndim == 2 else SHAPE3
+    p = (12, 7) if ndim == 2 else (3, 5, 6)
+    net = build_network(ArchConfig(channels=1, outputs=2, enc=16, dec=32, depth=2, ndim=ndim)).cuda()
+    dev = torch.device("cuda")
+    x = torch.randn((1, 1) + shape, device=dev)
+    x2 = x.clone()
+    x2[(0, 0) + p] += 100.0
+    for train_mode in (True, False):
+        net.train(train_mode)
+        with torch.no_grad(), network_precision(dev):
+            diff = (net(x2).float() - net(x).float()).abs()[0].sum(0)
+        assert diff[p].item() == 0.0, f"train={train_mode}: output at {p} moved with its own input"
+        near = tuple(v + 1 if i == ndim - 1 else v for i, v in enumerate(p))
+        assert diff[near].item() > 0, "the test is blind too: a neighbour's output did not move"

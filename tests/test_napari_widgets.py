@@ -205,11 +205,16 @@ def test_invalid_fields_disable_start(viewer, qtbot):
     viewer.add_image(np.zeros((32, 32), np.float32), name="img")
     w = TrainWidget(viewer)
     assert w.start_button.isEnabled()
+    assert (w.patch_edit.text(), w.batch_edit.text()) == ("auto", "auto")  # the device's defaults
     w.patch_edit.setText("abc")
     assert not w.start_button.isEnabled()
-    assert "patch" in w.patch_edit.toolTip() and "whole number" in w.status.text()
+    assert "patch" in w.patch_edit.toolTip() and "whole number" in w.status.text() and "auto" in w.status.text()
     assert w.advanced.isVisibleTo(w)  # the offending field is shown
     w.patch_edit.setText("16")
+    assert w.start_button.isEnabled()
+    w.batch_edit.setText("0")
+    assert not w.start_button.isEnabled() and "batch" in w.batch_edit.toolTip()
+    w.batch_edit.setText(" Auto ")
     assert w.start_button.isEnabled()
     sigma_edit, learn = w.param_rows["sigma"][2], w.param_rows["sigma"][3]
     learn.setChecked(False)

@@ -291,8 +291,19 @@ def test_defaults_follow_the_device():
     assert given.lr == pytest.approx(5e-4)
     vol = Trainer(np.random.default_rng(0).random((24, 24, 24)).astype(np.float32), "ZYX", TrainConfig(device="cpu", iterations=1, ndim=3))
     assert vol.model.config.enc == 16 and vol.lr == pytest.approx(1e-3)
-    gpu = TrainConfig().width_for(torch.device("cuda"))
-    assert gpu == "light"
+    # A GPU (measured on an H200): 8 crops of 128^2; the tiny width where the shipped start
+    # fits (gray Gaussian), light where none does (Poisson-Gaussian, from scratch).
+    cuda = torch.device("cuda")
+    gpu = TrainConfig()
+    assert (gpu.patch_for(cuda), gpu.batch_for(cuda), gpu.patch_for(torch.device("cpu")), gpu.batch_for(torch.device("cpu"))) == (128, 8, 64, 4)
+    assert TrainConfig(ndim=3).patch_for(cuda) == 24 and TrainConfig(ndim=3).batch_for(cuda) == 1
+    assert TrainConfig(patch=32, batch=2).patch_for(cuda) == 32 and TrainConfig(patch=32, batch=2).batch_for(cuda) == 2
+    assert gpu.width_for(cuda, start_fits=True) == "tiny" and gpu.width_for(cuda) == "light"
+    assert gpu.takes_generic_start(1, 1) and gpu.takes_generic_start(3, 1)
+    assert not TrainConfig(noise="poisson-gaussian").takes_generic_start(1, 1)
+    assert not TrainConfig(init="none").takes_generic_start(1, 1)
+    assert not TrainConfig(noise="impulse").takes_generic_start(3, 1) and TrainConfig(noise="impulse", init="generic").takes_generic_start(3, 1)
+    assert not gpu.takes_generic_start(2, 1) and not gpu.takes_generic_start(1, 2)
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_prior_variance_starts_at_a_fraction_of_the_noise(channels):
@@ -375,12 +386,17 @@ def test_all_nan_input_is_refused():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_and_inference_match_cpu(clean_and_noisy):
-    """On a GPU (mixed precision), training runs and inference agrees with the CPU."""
-    _, noisy, _ = clean_and_noisy
+    """On a GPU, mixed-precision training runs and inference agrees with the CPU: float32
+    by default (TF32 convolutions: to 1e-3), bfloat16 on request (far below the noise)."""
+    _, noisy, sigma = clean_and_noisy
     model = train(noisy, "YX", TrainConfig(**{**FAST, "device": "cuda", "iterations": 20}))
+    cpu = denoise(model, noisy, "YX", device="cpu", mixed_precision=False)
     gpu = denoise(model, noisy, "YX", device="cuda")
-    cpu = denoise(model, noisy, "YX", device="cpu")
-    np.testing.assert_allclose(gpu, cpu, atol=1e-3)
+    half = denoise(model, noisy, "YX", device="cuda", mixed_precision=True)
+    print("GPU float32 vs CPU: max", np.abs(gpu - cpu).max(), "mean", np.abs(gpu - cpu).mean())
+    print("GPU bfloat16 vs CPU: max", np.abs(half - cpu).max(), "mean", np.abs(half - cpu).mean())
+    assert np.abs(gpu - cpu).mean() < 1e-4 and np.abs(gpu - cpu).max() < 1e-3
+    assert np.abs(half - cpu).mean() < sigma / 20 and np.abs(half - gpu).mean() > np.abs(gpu - cpu).mean()
 
 
 def test_warm_start_copies_prior_weights_from_a_model_file(tmp_path, clean_and_noisy):

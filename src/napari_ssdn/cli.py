@@ -338,9 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--subsample", type=_positive(int), metavar="F",
                    help="train and denoise on the F x F interleaved sub-images: for noise correlated between neighbouring "
                    "pixels, which a blind-spot network would learn to reproduce (try 2; default 1)")
-    t.add_argument("--patch", type=_positive(int), help="crop side (default 64; 24 with --3d)")
-    t.add_argument("--batch", type=_positive(int), help="crops per step (default 4; 1 with --3d)")
-    t.add_argument("--width", choices=["tiny", "light", "paper"], help="network size (default: tiny on a CPU and with --3d, light on a GPU)")
+    t.add_argument("--patch", type=_positive(int), help="crop side (default 64 on a CPU, 128 on a GPU; 24 with --3d)")
+    t.add_argument("--batch", type=_positive(int), help="crops per step (default 4 on a CPU, 8 on a GPU; 1 with --3d)")
+    t.add_argument("--width", choices=["tiny", "light", "paper"], help="network size (default: tiny on a CPU and with --3d; on a GPU tiny where the shipped start fits, else light)")
     t.add_argument("--lr", type=_positive(float), help="peak learning rate (default from a warm start 3e-4, or 1e-3 on 1.5 megapixels of data or more; "
         "2e-3 for the tiny 2D network from scratch, else 1e-3)")
     t.add_argument("--seed", type=int, default=0)

@@ -30,8 +30,8 @@ class TrainFields:
     params: dict = field(default_factory=dict)
     budget: str = "300"
     budget_unit: str = "iterations"
-    patch: str = "64"
-    batch: str = "4"
+    patch: str = "auto"
+    batch: str = "auto"
     width: str = "auto"
     lr: str = "auto"
     seed: str = "0"
@@ -42,11 +42,15 @@ class TrainFields:
     per_image: bool = False
 
 
+def _is_auto(text: str) -> bool:
+    return str(text).strip().lower() in ("", "auto")
+
+
 def _positive_int(name: str, text: str, minimum: int = 1) -> tuple[int | None, str | None]:
     try:
         v = int(str(text).strip())
     except ValueError:
-        return None, f"{name} {text!r} is not a whole number; type e.g. {max(minimum, 4)}"
+        return None, f"{name} {text!r} is not a whole number; type e.g. {max(minimum, 4)}{' or auto' if name in ('patch', 'batch') else ''}"
     if v < minimum:
         return None, f"{name} {v} is too small; use {minimum} or more"
     return v, None
@@ -118,16 +122,17 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
             config["iterations"] = v
             # Validation losses spread along the curve even for short runs.
             config["val_every"] = max(5, min(50, v // 20))
-    v, err = _positive_int("patch", f.patch, minimum=8)
+    # auto: the core's default for the device and dimensions (GPU crops are larger).
+    v, err = (None, None) if _is_auto(f.patch) else _positive_int("patch", f.patch, minimum=8)
     errors.update({"patch": err} if err else {})
     config["patch"] = v
-    v, err = _positive_int("batch", f.batch)
+    v, err = (None, None) if _is_auto(f.batch) else _positive_int("batch", f.batch)
     errors.update({"batch": err} if err else {})
     config["batch"] = v
     if f.width not in WIDTHS:
         errors["width"] = f"width {f.width!r} is not a preset; pick one of {', '.join(WIDTHS)}"
     config["width"] = None if f.width == "auto" else f.width
-    if str(f.lr).strip().lower() in ("", "auto"):
+    if _is_auto(f.lr):
         v, err = None, None  # the core's default for the width
     else:
         v, err = _positive_float("learning rate", f.lr)

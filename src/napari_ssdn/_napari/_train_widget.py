@@ -48,11 +48,11 @@ HELP = {
     "layer": "The noisy image layer to train on (the model learns from this data alone).",
     "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (trained as separate 2D samples), e.g. YX, ZYX, TYX, YXC.",
     "noise": "Noise model of the camera/detector. Gaussian: additive; Poisson: photon counts; Poisson-Gaussian: both; impulse: salt-and-pepper.",
-    "dims": "2D trains on images (a Z axis becomes a stack of slices); 3D trains a volume network that also uses the slices above and below (needs a Z axis). Choosing 3D sets 24-voxel crops and batch 1 (auto width is then tiny), the best per CPU minute.",
+    "dims": "2D trains on images (a Z axis becomes a stack of slices); 3D trains a volume network that also uses the slices above and below (needs a Z axis). With patch, batch and width on auto, 3D takes 24-voxel crops, batch 1 and the tiny width, the best per CPU minute.",
     "budget": "How long to train: a number of iterations or of minutes.",
-    "patch": "Side of the square training crops in pixels (>= 8).",
-    "batch": "Crops per training step.",
-    "width": "Network size: auto (tiny on a CPU, light on a GPU: the best per minute measured), tiny, light, paper (Laine et al.; use a GPU).",
+    "patch": "Side of the square training crops in pixels (>= 8), or auto: 64 on a CPU, 128 on a GPU, 24 for 3D.",
+    "batch": "Crops per training step, or auto: 4 on a CPU, 8 on a GPU, 1 for 3D.",
+    "width": "Network size: auto (the best per minute measured: tiny on a CPU; on a GPU tiny where the shipped starting network fits, else light), tiny, light, paper (Laine et al.; use a GPU).",
     "lr": "Peak learning rate of Adam; auto: 2e-3 for the tiny 2D network, else 1e-3.",
     "seed": "Random seed of crops and initialisation (same seed, same result).",
     "subsample": "1: off. 2: train and denoise on the 4 interleaved half-size sub-images, for noise correlated "
@@ -152,8 +152,8 @@ class TrainWidget(QWidget):
         root.addWidget(self.advanced_button)
         self.advanced = QWidget()
         adv = QFormLayout(self.advanced)
-        self.patch_edit = _line("64", HELP["patch"])
-        self.batch_edit = _line("4", HELP["batch"])
+        self.patch_edit = _line("auto", HELP["patch"])
+        self.batch_edit = _line("auto", HELP["batch"])
         self.width_combo = QComboBox()
         self.width_combo.addItems(list(WIDTHS))
         self.width_combo.setCurrentText("auto")
@@ -220,10 +220,9 @@ class TrainWidget(QWidget):
         self.device_combo.currentTextChanged.connect(self._on_device_changed)
         for w in (self.axes_edit, self.budget_edit, self.patch_edit, self.batch_edit, self.lr_edit, self.seed_edit, self.subsample_edit):
             w.textChanged.connect(self._validate)
-        for w in (self.budget_unit, self.width_combo):
+        for w in (self.budget_unit, self.width_combo, self.dims_combo):
             w.currentTextChanged.connect(self._validate)
         self.budget_unit.currentTextChanged.connect(self._on_unit_changed)
-        self.dims_combo.currentTextChanged.connect(self._on_dims_changed)
         self._on_noise_changed(self.noise_combo.currentText())
 
     def _toggle_advanced(self, on: bool) -> None:
@@ -242,19 +241,6 @@ class TrainWidget(QWidget):
         for name, (label, row, _, _) in self.param_rows.items():
             label.setVisible(name in shown)
             row.setVisible(name in shown)
-        self._validate()
-
-    def _on_dims_changed(self, dims: str) -> None:
-        # Settings still at one choice's defaults follow to the other's (measured best per
-        # CPU minute: volumes take many small steps of the tiny network).
-        defaults = {"2D": ("64", "4", "auto"), "3D": ("24", "1", "auto")}
-        other = defaults["2D" if dims == "3D" else "3D"]
-        current = (self.patch_edit.text().strip(), self.batch_edit.text().strip(), self.width_combo.currentText())
-        if current == other:
-            patch, batch, width = defaults[dims]
-            self.patch_edit.setText(patch)
-            self.batch_edit.setText(batch)
-            self.width_combo.setCurrentText(width)
         self._validate()
 
     def _on_unit_changed(self, unit: str) -> None:

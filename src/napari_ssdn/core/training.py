@@ -62,10 +62,11 @@ class TrainConfig:
         neither, 2000 steps.
     patch, batch : int
         Crop side (rounded down to a multiple of ``2**depth``) and crops per step; default
-        64 and 4 for images, 24 and 1 for volumes.
+        64 and 4 for images on a CPU, 128 and 8 on a GPU, 24 and 1 for volumes.
     width : str or None
         A preset of :data:`~napari_ssdn.core.model.WIDTHS`; default ``tiny`` on a CPU and
-        for volumes, ``light`` for images on a GPU.
+        for volumes; on a GPU ``tiny`` where a shipped starting network fits (see ``init``),
+        else ``light``.
     lr : float or None
         Peak learning rate of Adam; default 2e-3 for the tiny 2D network, else 1e-3.
     warmup, rampdown : float
@@ -154,23 +155,47 @@ class TrainConfig:
             raise SSDNError(f"lr={self.lr!r} must be positive, e.g. 1e-3")
         return self
 
-    # Defaults measured best per CPU minute (docs/benchmarks.md): volumes take many small
-    # steps of the tiny network; a 3D step of the 2D defaults costs 25x a 2D step.
-    @property
-    def patch_size(self) -> int:
-        return self.patch or (64 if self.ndim == 2 else 24)
+    # Defaults measured best per minute (docs/benchmarks.md). CPU: volumes take many small
+    # steps of the tiny network (a 3D step of the 2D defaults costs 25x a 2D step). GPU:
+    # a step of 4 x 64^2 crops is launch-bound; 8 x 128^2 takes 8x the pixels per second
+    # and measured best of 4 x 64^2, 8 x 128^2 and 16 x 128^2 after a minute on an H200.
+    def patch_for(self, device: torch.device) -> int:
+        """Crop side: as given, else 128 for images on a GPU, 64 on a CPU, 24 for volumes."""
+        if self.patch:
+            return self.patch
+        if self.ndim == 3:
+            return 24
+        return 128 if device.type == "cuda" else 64
 
-    @property
-    def batch_size(self) -> int:
-        return self.batch or (4 if self.ndim == 2 else 1)
+    def batch_for(self, device: torch.device) -> int:
+        """Crops per step: as given, else 8 for images on a GPU, 4 on a CPU, 1 for volumes."""
+        if self.batch:
+            return self.batch
+        if self.ndim == 3:
+            return 1
+        return 8 if device.type == "cuda" else 4
 
-    def width_for(self, device: torch.device) -> str:
+    def takes_generic_start(self, channels: int, subsample: int = 1) -> bool:
+        """Whether ``init`` takes a shipped starting network for data of ``channels``
+        (at the tiny width, which a GPU's default width then follows): ``auto`` for the
+        noise models of :data:`AUTO_START_NOISE`, ``generic`` for any; 2D, ``ssdn`` mode
+        and ``subsample`` 1 only."""
+        choice = str(self.init).lower()
+        if choice not in ("auto", "generic") or self.mode != "ssdn" or self.ndim != 2 or subsample != 1:
+            return False
+        if (channels, *WIDTHS["tiny"], 2, subsample) not in GENERIC_STARTS:
+            return False
+        return choice == "generic" or self.noise in AUTO_START_NOISE.get(channels, ())
+
+    def width_for(self, device: torch.device, start_fits: bool = False) -> str:
         """The width preset: as given, else the best per minute of this device. On a CPU
         (2D and 3D) that is tiny: four times the steps of light in the same minutes, which
-        measured better after 5 minutes on an AVX2 CPU (docs/benchmarks.md)."""
+        measured better after 5 minutes on an AVX2 CPU. On a GPU, tiny where the shipped
+        starting network fits (``start_fits``: it is tiny; 1 and 2 minutes on an H200
+        measured it ahead of light from scratch), else light (docs/benchmarks.md)."""
         if self.width:
             return self.width
-        return "tiny" if self.ndim == 3 or device.type == "cpu" else "light"
+        return "tiny" if self.ndim == 3 or device.type == "cpu" or start_fits else "light"
 
     def lr_for(self, enc: int, warm: bool = False, pixels: int = 0) -> float:
         """Peak learning rate: as given, else from a warm start :data:`FINE_TUNE_LR`, or
@@ -447,7 +472,7 @@ class Trainer:
         patch = []
         for a, mult in enumerate(mults):
             smallest = min(s.shape[1 + a] for s in self.samples)
-            side = (min(config.patch_size, smallest) // mult) * mult
+            side = (min(config.patch_for(self.device), smallest) // mult) * mult
             if side < mult:
                 what = "pixels" if len(mults) == 2 else "voxels along " + "ZYX"[a]
                 raise SSDNError(
@@ -484,7 +509,8 @@ class Trainer:
     # -- construction -------------------------------------------------------------------
     def _new_model(self) -> SSDNModel:
         c = self.config
-        enc, dec, depth = WIDTHS[c.width_for(self.device)]
+        channels = self.samples[0].shape[-1]
+        enc, dec, depth = WIDTHS[c.width_for(self.device, c.takes_generic_start(channels, self.subsample))]
         if c.ndim == 3:
             # One level less for volumes: a 3D level sees 8x the voxels of a 2D one, and
             # the receptive field (hence the tile overlap) halves.
@@ -500,7 +526,7 @@ class Trainer:
             init.update({n: est_data[n] for n in learned})
         torch.manual_seed(c.seed)
         cfg = ModelConfig(
-            channels=self.samples[0].shape[-1],
+            channels=channels,
             enc=enc,
             dec=dec,
             depth=depth,
@@ -636,7 +662,7 @@ class Trainer:
             if f < NOISE_FREEZE and not self.resumed:
                 for g in self.optimizer.param_groups[1:]:
                     g["lr"] = 0.0
-            crops = self.sampler.sample(c.batch_size, *([self.targets] if self.targets is not None else []))
+            crops = self.sampler.sample(c.batch_for(self.device), *([self.targets] if self.targets is not None else []))
             y = torch.from_numpy(crops[0]).to(self.device)
             target = torch.from_numpy(crops[1]).to(self.device) if len(crops) > 1 else None
             loss = self._loss(y, target, anchor=self._anchor(self.sampler.drawn))
@@ -691,7 +717,7 @@ class Trainer:
             "last_val_loss": None if last is None else next((r.val_loss for r in reversed(self.history) if r.val_loss is not None), None),
             "device": device_name(self.device),
             "patch": list(self.patch_shape),
-            "batch": self.config.batch_size,
+            "batch": self.config.batch_for(self.device),
             "lr": self.lr,
             "seed": self.config.seed,
             "init": self.init_source,
