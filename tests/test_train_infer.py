@@ -509,3 +509,26 @@ def test_per_image_noise_levels_follow_each_image():
         known = denoise(model, y, "YX", noise_params={"sigma": s})
         assert psnr(learned, c) > psnr(y, c) + 2
         assert psnr(learned, c) > psnr(known, c) - 0.3
+
+
+def test_a_step_with_non_finite_gradients_is_skipped(clean_and_noisy):
+    """A NaN gradient anywhere skips that step (weights untouched, counted in ``skipped``);
+    the next finite steps train as usual."""
+    _, noisy, _ = clean_and_noisy
+    trainer = Trainer(noisy, "YX", TrainConfig(**{**FAST, "iterations": 3, "init": "none"}))
+    param = list(trainer.model.net.parameters())[-1]
+    calls = []
+
+    def poison_first(grad):
+        calls.append(1)
+        return torch.full_like(grad, float("nan")) if len(calls) == 1 else grad
+
+    param.register_hook(poison_first)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    run = trainer.run()
+    first = next(run)
+    assert first.skipped == 1
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    rest = list(run)
+    assert rest[-1].skipped == 1 and rest[-1].step == 3
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())

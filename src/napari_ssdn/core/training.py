@@ -669,7 +669,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-            finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+            # One host-device sync for the whole check, not one per tensor (on a GPU, a
+            # sync per tensor costs more than the small steps themselves).
+            norms = torch._foreach_norm(grads) if grads else []
+            finite = bool(torch.isfinite(torch.stack([loss.detach().float(), *[n.float() for n in norms]]).sum()))
             if finite:
                 self.optimizer.step()
             else:
