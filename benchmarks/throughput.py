@@ -5,6 +5,7 @@ peak resident memory when denoising a large image and a large stack.
     python benchmarks/throughput.py --memory             # + peak RSS, 4096^2 image and 200x512x512 stack
     python benchmarks/throughput.py --memory-only        # only the peak RSS part
     python benchmarks/throughput.py --tiles default,256 --widths tiny   # only: one 2048^2 image per tile side
+    python benchmarks/throughput.py --tiles default --widths tiny --compile   # the same, and compiled (twice)
     python benchmarks/throughput.py --views --widths tiny   # only: denoise() of one 321 x 481 image, 8 views and 1
     python benchmarks/throughput.py --device cuda        # the same on a GPU
 
@@ -108,16 +109,22 @@ def bench_infer(width, dev, side, reps=2, mixed=False):
     return {"mpx_per_s": side * side / dt / 1e6, "gflop_per_s": flops / dt / 1e9}
 
 
-def bench_tiles(width, dev, side, tiles):
-    """Whole ``denoise`` time of one random side x side image per kept tile side, tta off."""
+def bench_tiles(width, dev, side, tiles, compiled=False):
+    """Whole ``denoise`` time of one random side x side image per kept tile side, tta off.
+    ``compiled``: also with ``compile_network=True``, twice (the first call compiles)."""
     model = speed_model(width, dev)
     image = np.random.default_rng(0).random((side, side), dtype=np.float32)
     out = {}
     for t in tiles:
-        start = time.perf_counter()
-        denoise(model, image, "YX", tile=None if t == "default" else int(t), tta=False, device=str(dev))
-        dt = time.perf_counter() - start
-        out[t] = {"seconds": round(dt, 1), "mpx_per_s": round(image.size / dt / 1e6, 4)}
+        runs = [("seconds", False)] + ([("compiled_first_seconds", True), ("compiled_seconds", True)] if compiled else [])
+        out[t] = {}
+        for key, comp in runs:
+            start = time.perf_counter()
+            denoise(model, image, "YX", tile=None if t == "default" else int(t), tta=False, device=str(dev), compile_network=comp)
+            dt = time.perf_counter() - start
+            out[t][key] = round(dt, 1)
+            out[t][key.replace("seconds", "mpx_per_s")] = round(image.size / dt / 1e6, 4)
+            print(f"  tile {t}: {key} {dt:.1f}", flush=True)
     return out
 
 
@@ -144,7 +151,7 @@ import sys, time, resource, numpy as np, tempfile, os
 from pathlib import Path
 from napari_ssdn.core import train, TrainConfig
 from napari_ssdn.cli import main
-kind, width = sys.argv[1], sys.argv[2]
+kind, width, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
 tmp = Path(tempfile.mkdtemp())
 rng = np.random.default_rng(0)
 from napari_ssdn.io import write_image
@@ -162,7 +169,7 @@ else:
     src = tmp / "in.mrc"
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
-rc = main(["denoise", str(src), "-m", str(tmp / "m.ssdn"), "-o", str(tmp / ("out" + src.suffix)), "--quiet"])
+rc = main(["denoise", str(src), "-m", str(tmp / "m.ssdn"), "-o", str(tmp / ("out" + src.suffix)), "--quiet", *extra])
 dt = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 import torch
@@ -171,8 +178,8 @@ print(rc, dt, peak / 1024, base / 1024, gpu)
 """
 
 
-def bench_memory(kind, width):
-    r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, kind, width], capture_output=True, text=True)
+def bench_memory(kind, width, extra=()):
+    r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, kind, width, *extra], capture_output=True, text=True)
     if r.returncode != 0:
         return {"error": r.stderr[-500:]}
     rc, dt, peak, base, gpu = r.stdout.split()[-5:]
@@ -194,9 +201,12 @@ def main(argv=None):
     p.add_argument("--memory", action="store_true")
     p.add_argument("--memory-only", action="store_true", help="only the peak-memory part (it takes minutes on a CPU)")
     p.add_argument("--memory-width", default="tiny", help="preset for the memory part (tiny: the CPU default)")
+    p.add_argument("--memory-kinds", default="image,stack", help="memory part: image (4096^2) and/or stack (200 x 512^2)")
+    p.add_argument("--memory-compile", action="store_true", help="memory part: ssdn denoise --compile")
     p.add_argument("--tiles", default=None,
                    help="only time denoise() of one large image per kept tile side, e.g. default,256 (default: the engine's choice)")
     p.add_argument("--tiles-side", type=int, default=2048)
+    p.add_argument("--compile", action="store_true", help="with --tiles: also time denoise(compile_network=True), first and second call")
     p.add_argument("--views", action="store_true", help="only: denoise() time with the 8-view averaging on and off")
     p.add_argument("--views-shape", default="321x481", help="image shape for --views (BSD68's)")
     p.add_argument("--name", default=None)
@@ -210,7 +220,7 @@ def main(argv=None):
     results = {"matmul_gflop_per_s": rates, "train": {}, "infer": {}}
     if args.tiles:
         for w in args.widths.split(","):
-            r = bench_tiles(w, dev, args.tiles_side, args.tiles.split(","))
+            r = bench_tiles(w, dev, args.tiles_side, args.tiles.split(","), args.compile)
             results[f"tiles_{w}_{args.tiles_side}"] = r
             print(f"denoise {args.tiles_side}^2 ({w}) per tile: {r}", flush=True)
     if args.views:
@@ -242,9 +252,9 @@ def main(argv=None):
             print(f"infer {w:6s} {'mixed' if mp else 'fp32 '}: {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
         gc.collect()
     if args.memory or args.memory_only:
-        for kind in ("image", "stack"):
-            r = bench_memory(kind, args.memory_width)
-            results[f"memory_{kind}"] = {"width": args.memory_width, **r}
+        for kind in args.memory_kinds.split(","):
+            r = bench_memory(kind, args.memory_width, ["--compile"] if args.memory_compile else [])
+            results[f"memory_{kind}"] = {"width": args.memory_width, "compile": args.memory_compile, **r}
             print(f"denoise {'4096x4096 image' if kind == 'image' else '200x512x512 stack'} ({args.memory_width}): {r}", flush=True)
     path = record(args.name or f"throughput_{dev.type}", {"patch": args.patch, "batch": args.batch, **results})
     print(f"recorded {path}")

@@ -184,3 +184,13 @@ def test_demo_writes_its_images_and_the_posterior_beats_the_noisy_input(tmp_path
     assert set(scores) == {"noisy", "prior_mean", "posterior_mean"}
     assert scores["posterior_mean"] > scores["noisy"] + 1
     assert "learned sigma" in r.stdout
+
+
+def test_compile_flag_gives_the_same_result(tmp_path, noisy_tif, model):
+    """ssdn denoise --compile (torch.compile) writes the plain network's result."""
+    plain, fast = tmp_path / "plain.tif", tmp_path / "fast.tif"
+    assert ssdn("denoise", noisy_tif, "-m", model, "-o", plain, "--quiet").returncode == 0
+    r = ssdn("denoise", noisy_tif, "-m", model, "-o", fast, "--quiet", "--compile")
+    assert r.returncode == 0, r.stderr
+    assert "torch.compile failed" not in r.stderr
+    np.testing.assert_allclose(read_image(fast).data, read_image(plain).data, rtol=1e-4, atol=1e-3)

@@ -532,3 +532,44 @@ def test_a_step_with_non_finite_gradients_is_skipped(clean_and_noisy):
     rest = list(run)
     assert rest[-1].skipped == 1 and rest[-1].step == 3
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_compiled_network_denoises_like_the_plain_network(clean_and_noisy, tmp_path):
+    """compile_network=True (torch.compile) gives the plain network's result, with and
+    without the 8-view averaging; the model file is unchanged by it."""
+    _, noisy, _ = clean_and_noisy
+    model = train(noisy, "YX", TrainConfig(**{**FAST, "iterations": 3}))
+    plain = denoise(model, noisy, "YX", ("posterior-mean", "prior-mean"), device="cpu")
+    fast = denoise(model, noisy, "YX", ("posterior-mean", "prior-mean"), device="cpu", compile_network=True)
+    assert model.net.unet.compiled  # no fallback to the plain network happened
+    for kind in plain:
+        np.testing.assert_allclose(fast[kind], plain[kind], atol=1e-4)
+    save_model(model, tmp_path / "m.ssdn")
+    loaded, _ = load_model(tmp_path / "m.ssdn")
+    assert set(loaded.state_dict()) == set(model.state_dict())
+    np.testing.assert_array_equal(denoise(loaded, noisy, "YX", device="cpu"), plain["posterior-mean"])
+
+
+def test_compile_failure_falls_back_to_the_plain_network(clean_and_noisy, monkeypatch):
+    """Where torch.compile cannot work (no C++ compiler), a warning, and the same result."""
+    _, noisy, _ = clean_and_noisy
+    model = train(noisy, "YX", TrainConfig(**{**FAST, "iterations": 2}))
+    plain = denoise(model, noisy, "YX", device="cpu", tta=False)
+
+    def no_compiler(fn, **kwargs):
+        def run(*args, **kw):
+            raise RuntimeError("no C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    with pytest.warns(UserWarning, match="torch.compile failed.*no C\\+\\+ compiler"):
+        out = denoise(model, noisy, "YX", device="cpu", tta=False, compile_network=True)
+    assert not model.net.unet.compiled
+    np.testing.assert_array_equal(out, plain)
+
+
+def test_compile_is_refused_for_volume_models():
+    vol = np.random.default_rng(0).random((16, 32, 32)).astype(np.float32)
+    model = train(vol, "ZYX", TrainConfig(ndim=3, width="tiny", patch=16, batch=1, iterations=1, device="cpu"))
+    with pytest.raises(SSDNError, match="compile_network=True is for 2D models"):
+        denoise(model, vol, "ZYX", device="cpu", compile_network=True)

@@ -72,6 +72,7 @@ def denoise_iter(
     mixed_precision: bool | None = None,
     noise_params: dict | None = None,
     tta: bool | None = None,
+    compile_network: bool = False,
 ):
     """Denoise ``image`` tile by tile, yielding :class:`DenoiseProgress`; returns the result.
 
@@ -114,6 +115,12 @@ def denoise_iter(
         8x the network time for about +0.15 dB (measured, docs/benchmarks.md). Default
         (None): on for 2D models when the image has at most ``TTA_AUTO_PIXELS[device]``
         pixels in all (a few seconds to a minute of work), off otherwise and for volumes.
+    compile_network : bool
+        Run the network through ``torch.compile`` (PyTorch's compiler; on a CPU it needs a
+        C++ compiler, else it falls back to the plain network with a warning). The first
+        tile waits for the compilation, later ones run faster: for large images, stacks
+        and folders (docs/benchmarks.md). The model keeps the compiled network for later
+        calls. 2D models only.
 
     Returns
     -------
@@ -155,7 +162,11 @@ def denoise_iter(
         raise SSDNError("tta=True is for 2D models; a volume model averages its six branches already, use tta=None")
     if tta is None:
         tta = nd == 2 and samples[..., 0].size <= TTA_AUTO_PIXELS.get(dev.type, TTA_AUTO_PIXELS["cuda"])
+    if compile_network and nd == 3:
+        raise SSDNError("compile_network=True is for 2D models (images and stacks); denoise volumes without it")
     model = model.to(dev).eval()
+    if compile_network:
+        model.net.unet.compile_for_inference()
     results = {k: (np.empty(samples.shape, np.float32) if out is None or f > 1 else to_samples(out, axes, nd)) for k in kinds}
 
     def norm(a):

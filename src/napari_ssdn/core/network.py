@@ -16,6 +16,7 @@ with 3x3x3 convolutions and the same shifts along the branch's blind axis
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,9 +173,34 @@ class UNet(nn.Module):
             x = _shift_down(x)
         return (F.max_pool2d if self.ndim == 2 else F.max_pool3d)(x, factor)
 
+    def compile_for_inference(self) -> None:
+        """Run later inference passes (no gradient) through ``torch.compile``.
+
+        The compiled function is kept outside the module's parameters and submodules, so
+        model files and training are unchanged; training keeps the eager passes (compiled
+        training steps measured slower on a CPU). Where compilation fails (no C++
+        compiler, an unsupported platform) the passes fall back to eager with a warning.
+        """
+        if "_compiled" not in self.__dict__:
+            self.__dict__["_compiled"] = torch.compile(self._forward)
+
+    @property
+    def compiled(self) -> bool:
+        return "_compiled" in self.__dict__
+
     def forward(self, x: torch.Tensor, pools: list[tuple[int, ...]] | None = None) -> torch.Tensor:
         """Features ``(N, dec, *spatial)``; ``pools`` gives the pooling factor per axis and
         level (default: 2 along every axis)."""
+        fast = self.__dict__.get("_compiled")
+        if fast is not None and not torch.is_grad_enabled():
+            try:
+                return fast(x, pools)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: eager gives the same result
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); running without it", stacklevel=2)
+                del self.__dict__["_compiled"]
+        return self._forward(x, pools)
+
+    def _forward(self, x: torch.Tensor, pools: list[tuple[int, ...]] | None = None) -> torch.Tensor:
         pools = pools or [(2,) * self.ndim] * self.depth
         skips = [x]
         h = x
