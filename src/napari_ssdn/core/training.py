@@ -669,8 +669,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-            # One host-device sync for the whole check, not one per tensor (on a GPU, a
-            # sync per tensor costs more than the small steps themselves).
+            # One host-device sync for the whole check, not one per tensor: on a GPU each
+            # sync waits for all queued work, and a small step is only milliseconds.
             norms = torch._foreach_norm(grads) if grads else []
             finite = bool(torch.isfinite(torch.stack([loss.detach().float(), *[n.float() for n in norms]]).sum()))
             if finite:
