@@ -118,8 +118,8 @@ def denoise_iter(
     compile_network : bool
         Run the network through ``torch.compile`` (PyTorch's compiler; on a CPU it needs a
         C++ compiler, else it falls back to the plain network with a warning). The first
-        tile waits for the compilation, later ones run faster: for large images, stacks
-        and folders (docs/benchmarks.md). The model keeps the compiled network for later
+        tile waits for the compilation, later ones run faster: about 1.35x on large
+        images on a CPU, 5 % on a stack of 512 x 512 slices (docs/benchmarks.md). The model keeps the compiled network for later
         calls. 2D models only.
 
     Returns
