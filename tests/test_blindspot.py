@@ -70,6 +70,29 @@ def test_blind_spot_holds_in_eval_mode_path():
     assert diff[12, 8].item() > 0 and diff[11, 7].item() > 0
 
 
+def test_turned_head_outputs_are_the_turned_views_and_keep_the_blind_spot():
+    """Inference's head for all four turns at once: each turn equals the training path on
+    the turned input (turned back), and no output pixel moves when its own input does."""
+    torch.manual_seed(0)
+    net = BlindSpotNet(ArchConfig(channels=2, outputs=5, enc=6, dec=8, depth=2)).double().eval()
+    x = torch.randn(1, 2, SIZE, SIZE, dtype=torch.float64)
+    with torch.no_grad():
+        turned = net.turned_head_outputs(net.branch_features(x))
+    for k, out in enumerate(turned):
+        with torch.enable_grad():
+            ref = torch.rot90(net(torch.rot90(x, k, (2, 3))), -k, (2, 3))
+        torch.testing.assert_close(out, ref.detach(), rtol=0, atol=1e-12)
+    for i, j in POSITIONS:
+        x2 = x.clone()
+        x2[0, :, i, j] += 100.0
+        with torch.no_grad():
+            moved = net.turned_head_outputs(net.branch_features(x2))
+        for k, (a, b) in enumerate(zip(turned, moved)):
+            diff = (b - a).abs()[0].sum(0)
+            assert diff[i, j].item() == 0.0, f"turn {k}: output at {(i, j)} sees its own input pixel"
+            assert int((diff != 0).sum()) > 1, f"turn {k}: perturbing {(i, j)} changed nothing"
+
+
 def test_receptive_margin_bounds_the_field():
     """No input pixel farther than the margin influences an output pixel."""
     arch = ArchConfig(channels=1, outputs=2, enc=4, dec=4, depth=2)

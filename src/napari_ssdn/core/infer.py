@@ -477,8 +477,7 @@ def _view_outputs(model: SSDNModel, y: torch.Tensor, views: int):
         feats = net.branch_features(y.flip(-1) if mirrored else y)
         if mirrored:
             feats = [f.flip(-1) for f in feats]
-        for k in range(4):
-            yield net.head_output(feats[k:] + feats[:k])
+        yield from net.turned_head_outputs(feats)
 
 
 def _outputs(model: SSDNModel, y: torch.Tensor, out: torch.Tensor, noise: dict, kinds: tuple) -> dict:

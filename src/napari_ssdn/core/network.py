@@ -258,7 +258,46 @@ class BlindSpotNet(nn.Module):
 
     def head_output(self, features: list[torch.Tensor]) -> torch.Tensor:
         """The 1x1 head on four branch features, in the order given."""
-        return _head(self.head, torch.cat(features, dim=1))
+        return self.turned_head_outputs(features, (0,))[0]
+
+    def turned_head_outputs(self, features: list[torch.Tensor], turns=(0, 1, 2, 3)) -> list[torch.Tensor]:
+        """Head outputs for cyclic turns of the four branch features (no gradient).
+
+        Item i equals ``head_output(features[k:] + features[:k])`` with ``k = turns[i]``:
+        the output of the input turned by k quarter turns, already turned back. A turn
+        only permutes the first layer's input blocks, so the turns' permuted weights are
+        stacked into one matrix multiplication, and the head runs over pixel chunks small
+        enough to stay in cache. On a CPU this is 4-5x faster than 1x1 convolutions on
+        concatenated full-resolution maps, and no concatenated map is ever allocated.
+        """
+        d = self.arch.dec
+        first, second, last = self.head
+        w1 = first.weight.flatten(1)
+        # Turn k feeds block j of the first layer with features[(k + j) % 4]: in terms of the
+        # unturned stack, its input block b meets the weight block (b - k) % 4.
+        w1s = torch.cat([torch.cat([w1[:, ((b - k) % 4) * d : ((b - k) % 4 + 1) * d] for b in range(4)], 1) for k in turns])
+        b1s = first.bias.repeat(len(turns))[:, None]
+        t = len(turns)
+        w2 = second.weight.flatten(1).expand(t, -1, -1)
+        b2 = second.bias[None, :, None]
+        w3 = last.weight.flatten(1).expand(t, -1, -1)
+        b3 = last.bias[None, :, None]
+        n, _, h, w = features[0].shape
+        # A GPU wants few large launches; a CPU wants chunks that stay in its caches.
+        chunk = 4096 if features[0].device.type == "cpu" else h * w
+        stacked = torch.cat(features, dim=1).flatten(2)  # (N, 4d, HW)
+        out = None
+        for i in range(n):
+            for s in range(0, h * w, chunk):
+                z = torch.addmm(b1s, w1s, stacked[i, :, s : s + chunk])
+                F.leaky_relu_(z, LEAK)
+                z = torch.baddbmm(b2, w2, z.view(t, 4 * d, -1))
+                F.leaky_relu_(z, LEAK)
+                z = torch.baddbmm(b3, w3, z)
+                if out is None:
+                    out = z.new_empty(t, n, z.shape[1], h * w)
+                out[:, i, :, s : s + chunk] = z
+        return [o.view(n, -1, h, w) for o in out]
 
 
 def _head(head: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
