@@ -283,9 +283,14 @@ class BlindSpotNet(nn.Module):
         w3 = last.weight.flatten(1).expand(t, -1, -1)
         b3 = last.bias[None, :, None]
         n, _, h, w = features[0].shape
+        dev = features[0].device.type
         # A GPU wants few large launches; a CPU wants chunks that stay in its caches.
-        chunk = 4096 if features[0].device.type == "cpu" else h * w
+        chunk = 4096 if dev == "cpu" else h * w
         stacked = torch.cat(features, dim=1).flatten(2)  # (N, 4d, HW)
+        if torch.is_autocast_enabled(dev):
+            # Cast once here, not once per chunk inside autocast.
+            low = torch.get_autocast_dtype(dev)
+            w1s, b1s, w2, b2, w3, b3, stacked = (t.to(low) for t in (w1s, b1s, w2, b2, w3, b3, stacked))
         out = None
         for i in range(n):
             for s in range(0, h * w, chunk):
