@@ -82,13 +82,21 @@ def machine() -> dict:
     import torch
 
     cpu = platform.processor() or "unknown"
+    flags: set[str] = set()
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == (platform.processor() or "unknown"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
+    # The lent machines share a model name but not an instruction set, and bfloat16
+    # speed (hence the defaults' precision on a CPU) depends on it.
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    if isa:
+        cpu = f"{cpu} ({', '.join(isa)})"
     info = {
         "cpu": cpu,
         "cores": os.cpu_count(),
