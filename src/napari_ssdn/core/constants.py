@@ -14,7 +14,8 @@ NOISE_PARAMS = {
     "impulse": ("alpha",),
 }
 #: Width presets: name -> (encoder, decoder, depth). "paper" is Laine et al.'s network;
-#: "light" trains usefully in minutes on a CPU; "tiny" is for tests.
+#: "tiny" is the default on a CPU and where a shipped start fits (most quality per minute
+#: there, docs/benchmarks.md); "light" is the GPU default otherwise.
 WIDTHS = {"paper": (48, 96, 5), "light": (32, 64, 4), "tiny": (16, 32, 3)}
 #: ssdn: blind-spot + Bayesian posterior; mu-only: blind-spot trained with L2 to the noisy
 #: input (the "no Bayes" / Noise2Void-like baseline); supervised: plain U-Net, L2 to clean.
