@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import mmap
+import os
 import time
 from dataclasses import dataclass
 
@@ -55,6 +56,23 @@ def _budget(device: torch.device, cpu_bytes: float) -> float:
         free, _ = torch.cuda.mem_get_info(device)
         return free / 4
     return cpu_bytes
+
+
+def _volume_budget(device: torch.device) -> float:
+    """Bytes a volume block's activations may take: a quarter of free GPU memory; on a CPU
+    a fifth of the machine's memory, between 0.9 and 8 GB.
+
+    Volumes need large blocks: each of the six branches reads the block plus the receptive
+    margin (80 voxels for tiny) along every axis, so a 40^3 block computes 27 times its
+    voxels and a 120^3 block 4.6 times (docs/benchmarks.md).
+    """
+    if device.type == "cuda":
+        return _budget(device, 0.0)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): the old fixed budget
+        return 0.9e9
+    return min(max(total / 5, 0.9e9), 8e9)
 
 
 def _round_up(x: int, m: int) -> int:
@@ -277,9 +295,11 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     margins = branch_margins(arch)
     d = arch.dec
     # float32 values alive per voxel: one branch's full-resolution decoder (input copy,
-    # concatenation, padded copy, outputs) in its window; the head's accumulators in the block.
+    # concatenation, padded copy, outputs) in its window; in the block, the head's float32
+    # accumulator (its later layers run over small chunks), the outputs and the float64
+    # posterior.
     branch_bytes = (2 if half else 4) * (6 * d + 2 * arch.enc + 4 * arch.channels)
-    block_bytes = 4 * (9 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
+    block_bytes = 4 * (3 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
 
     def inner_for(side):
         return [min(n, _round_up(side, m)) for n, m in zip(canvas, mults)]
@@ -290,7 +310,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
 
     if tile is not None:
         return inner_for(int(tile))
-    budget = _budget(dev, 0.9e9)
+    budget = _volume_budget(dev)
     step = max(mults)
     for side in range(_round_up(max(canvas), step), 0, -step):
         inner = inner_for(side)
@@ -335,9 +355,8 @@ def _tiles_3d(model, samples, norm, store, kinds, tile, dev, half=False, given=N
                                 crop = (slice(None), slice(None)) + crop
                                 if y is None:
                                     y = x[crop].clone()
-                                part = net.head_part(net.branch(x, axis, after)[crop], b)
-                                acc = part if acc is None else acc.add_(part)
-                                del x, part
+                                acc = net.head_part(net.branch(x, axis, after)[crop], b, acc)
+                                del x
                             raw = net.head_rest(acc)
                             del acc
                         else:

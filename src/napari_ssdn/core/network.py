@@ -136,6 +136,21 @@ def _act(t: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(t, LEAK)
 
 
+def _chunk(device: torch.device, pixels: int) -> int:
+    """Pixels per chunk of a 1x1 head run as matrix products: a GPU wants few large
+    launches, a CPU chunks that stay in its caches (4-5x faster than 1x1 convolutions)."""
+    return 4096 if device.type == "cpu" else pixels
+
+
+def _low(device: torch.device, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``tensors`` in the autocast precision where autocast is on: cast once, not once per
+    chunk inside autocast."""
+    if not torch.is_autocast_enabled(device.type):
+        return tensors
+    low = torch.get_autocast_dtype(device.type)
+    return tuple(t.to(low) for t in tensors)
+
+
 class UNet(nn.Module):
     """The U-Net backbone of the paper, optionally with half-space receptive field.
 
@@ -283,14 +298,10 @@ class BlindSpotNet(nn.Module):
         w3 = last.weight.flatten(1).expand(t, -1, -1)
         b3 = last.bias[None, :, None]
         n, _, h, w = features[0].shape
-        dev = features[0].device.type
-        # A GPU wants few large launches; a CPU wants chunks that stay in its caches.
-        chunk = 4096 if dev == "cpu" else h * w
+        dev = features[0].device
+        chunk = _chunk(dev, h * w)
         stacked = torch.cat(features, dim=1).flatten(2)  # (N, 4d, HW)
-        if torch.is_autocast_enabled(dev):
-            # Cast once here, not once per chunk inside autocast.
-            low = torch.get_autocast_dtype(dev)
-            w1s, b1s, w2, b2, w3, b3, stacked = (t.to(low) for t in (w1s, b1s, w2, b2, w3, b3, stacked))
+        w1s, b1s, w2, b2, w3, b3, stacked = _low(dev, w1s, b1s, w2, b2, w3, b3, stacked)
         out = None
         for i in range(n):
             for s in range(0, h * w, chunk):
@@ -367,23 +378,47 @@ class BlindSpotNet3D(nn.Module):
             return _head(self.head, torch.cat(feats, dim=1))
         acc = None
         for k, (axis, after) in enumerate(BRANCHES_3D):
-            part = self.head_part(self.branch(x, axis, after), k)
-            acc = part if acc is None else acc.add_(part)
+            acc = self.head_part(self.branch(x, axis, after), k, acc)
         return self.head_rest(acc)
 
     # Inference helpers: the first head layer is linear in the concatenated features, so it
     # is accumulated branch by branch and only one branch's features are alive at a time.
-    def head_part(self, features: torch.Tensor, k: int) -> torch.Tensor:
-        """Contribution of branch ``k``'s features to the first head layer (no bias)."""
+    # The head runs as matrix products over voxel chunks (see BlindSpotNet.turned_head_outputs).
+    def head_part(self, features: torch.Tensor, k: int, acc: torch.Tensor | None = None) -> torch.Tensor:
+        """Add branch ``k``'s contribution to the first head layer (no bias) to ``acc``
+        (created, zero, where None) and return it. The sum is kept in at least float32,
+        whatever precision the products run in (no gradient)."""
         d = self.arch.dec
-        part = F.conv3d(features, self.head[0].weight[:, k * d : (k + 1) * d])
-        # Sum the six branches in at least float32, whatever precision the convolutions ran in.
-        return part if part.dtype in (torch.float32, torch.float64) else part.float()
+        n, _, *spatial = features.shape
+        if acc is None:
+            dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
+            acc = torch.zeros(n, self.head[0].out_channels, *spatial, dtype=dtype, device=features.device)
+        w, f = _low(features.device, self.head[0].weight.flatten(1)[:, k * d : (k + 1) * d], features.reshape(n, d, -1))
+        out = acc.view(n, acc.shape[1], -1)
+        step = _chunk(features.device, f.shape[-1])
+        for i in range(n):
+            for s in range(0, f.shape[-1], step):
+                out[i, :, s : s + step] += w @ f[i, :, s : s + step]
+        return acc
 
     def head_rest(self, acc: torch.Tensor) -> torch.Tensor:
         """Head output from the summed contributions of :meth:`head_part`."""
-        h = _act(acc + self.head[0].bias.view(1, -1, 1, 1, 1))
-        return _head(self.head[1:], h)
+        first, second, last = self.head
+        n, c, *spatial = acc.shape
+        flat = acc.view(n, c, -1)
+        b1 = first.bias[:, None].to(acc.dtype)
+        w2, b2, w3, b3 = _low(acc.device, second.weight.flatten(1), second.bias[:, None], last.weight.flatten(1), last.bias[:, None])
+        step = _chunk(acc.device, flat.shape[-1])
+        out = None
+        for i in range(n):
+            for s in range(0, flat.shape[-1], step):
+                (z,) = _low(acc.device, _act(flat[i, :, s : s + step] + b1))
+                z = F.leaky_relu_(torch.addmm(b2, w2, z), LEAK)
+                z = torch.addmm(b3, w3, z)
+                if out is None:
+                    out = z.new_empty(n, z.shape[0], flat.shape[-1])
+                out[i, :, s : s + step] = z
+        return out.view(n, -1, *spatial)
 
 
 #: (tensor dimension, after) of the six half-space branches, in head order.
