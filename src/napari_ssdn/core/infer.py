@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import mmap
-import os
 import time
 from dataclasses import dataclass
 
@@ -59,20 +58,15 @@ def _budget(device: torch.device, cpu_bytes: float) -> float:
 
 
 def _volume_budget(device: torch.device) -> float:
-    """Bytes a volume block's activations may take: a quarter of free GPU memory; on a CPU
-    a fifth of the machine's memory, between 0.9 and 8 GB.
+    """Bytes a volume block's activations may take: a quarter of free GPU memory, 1.2 GB
+    on a CPU (a 200 x 512 x 512 volume then peaks under 2 GB resident).
 
-    Volumes need large blocks: each of the six branches reads the block plus the receptive
-    margin (80 voxels for tiny) along every axis, so a 40^3 block computes 27 times its
-    voxels and a 120^3 block 4.6 times (docs/benchmarks.md).
+    Larger blocks are faster: each of the six branches reads the block plus the receptive
+    margin (80 voxels for tiny) along every axis, so a 48^3 block computes 19 times its
+    voxels and a 128^3 block 4.6 times. ``tile`` sets the block size where memory allows
+    (docs/benchmarks.md).
     """
-    if device.type == "cuda":
-        return _budget(device, 0.0)
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): the old fixed budget
-        return 0.9e9
-    return min(max(total / 5, 0.9e9), 8e9)
+    return _budget(device, 1.2e9)
 
 
 def _round_up(x: int, m: int) -> int:
