@@ -57,18 +57,6 @@ def _budget(device: torch.device, cpu_bytes: float) -> float:
     return cpu_bytes
 
 
-def _volume_budget(device: torch.device) -> float:
-    """Bytes a volume block's activations may take: a quarter of free GPU memory, 1.2 GB
-    on a CPU (a 200 x 512 x 512 volume then peaks under 2 GB resident).
-
-    Larger blocks are faster: each of the six branches reads the block plus the receptive
-    margin (80 voxels for tiny) along every axis, so a 48^3 block computes 19 times its
-    voxels and a 128^3 block 4.6 times. ``tile`` sets the block size where memory allows
-    (docs/benchmarks.md).
-    """
-    return _budget(device, 1.2e9)
-
-
 def _round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 
@@ -289,11 +277,12 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     margins = branch_margins(arch)
     d = arch.dec
     # float32 values alive per voxel: one branch's full-resolution decoder (input copy,
-    # concatenation, padded copy, outputs) in its window; in the block, the head's float32
-    # accumulator (its later layers run over small chunks), the outputs and the float64
-    # posterior.
+    # concatenation, padded copy, outputs) in its window; the head's accumulators in the
+    # block. Since the head runs over voxel chunks the block term overstates its need, but
+    # larger blocks measured a higher peak than the estimate (2,274 MiB for a 200 x 512^2
+    # volume with 84^3 blocks against 1,364 MiB with these 64^3 ones; issue 5 asks < 2 GB).
     branch_bytes = (2 if half else 4) * (6 * d + 2 * arch.enc + 4 * arch.channels)
-    block_bytes = 4 * (3 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
+    block_bytes = 4 * (9 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
 
     def inner_for(side):
         return [min(n, _round_up(side, m)) for n, m in zip(canvas, mults)]
@@ -304,7 +293,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
 
     if tile is not None:
         return inner_for(int(tile))
-    budget = _volume_budget(dev)
+    budget = _budget(dev, 0.9e9)
     step = max(mults)
     for side in range(_round_up(max(canvas), step), 0, -step):
         inner = inner_for(side)
