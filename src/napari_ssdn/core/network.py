@@ -137,9 +137,11 @@ def _act(t: torch.Tensor) -> torch.Tensor:
 
 
 def _chunk(device: torch.device, pixels: int) -> int:
-    """Pixels per chunk of a 1x1 head run as matrix products: a GPU wants few large
-    launches, a CPU chunks that stay in its caches (4-5x faster than 1x1 convolutions)."""
-    return 4096 if device.type == "cpu" else pixels
+    """Pixels per chunk of a 1x1 head run as matrix products: on a CPU chunks that stay in
+    its caches (4-5x faster than 1x1 convolutions); a GPU wants few large launches, but
+    chunks of 2^18 pixels keep the four turns' hidden maps to about 1 GB (light) where a
+    whole 4096^2 tile would need 68 GB."""
+    return min(pixels, 4096 if device.type == "cpu" else 1 << 18)
 
 
 def _low(device: torch.device, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
