@@ -195,7 +195,7 @@ def cmd_denoise(args) -> int:
         # larger than memory is denoised without holding input or output in RAM.
         with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {args.output_kind}") as result:
             gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result, noise_params=given, tta=args.tta,
-                              compile_network=args.compile)
+                              compile_network=args.compile, mixed_precision=False if args.float32 else None)
             bar = Progress(args.quiet, f"denoise {path.name}")
             for p in gen:
                 bar.update(p.done, p.total, p.eta, final=p.done == p.total)
@@ -377,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--compile", action="store_true",
                    help="compile the network first (torch.compile): a wait before the first tile, then faster "
                    "tiles; for several large images with a 2D model (about 1.35x on a CPU)")
+    d.add_argument("--float32", action="store_true",
+                   help="run the network in float32 (default: bfloat16 on CPUs fast at it: about 1.8x faster, "
+                   "0.02 dB lower PSNR in our measurement)")
     noise_flags(d, "replaces the model's value for these inputs, e.g. a level known for this acquisition")
     common(d)
     d.set_defaults(func=cmd_denoise)
