@@ -289,10 +289,10 @@ class BlindSpotNet(nn.Module):
         """
         d = self.arch.dec
         first, second, last = self.head
-        w1 = first.weight.flatten(1)
         # Turn k feeds block j of the first layer with features[(k + j) % 4]: in terms of the
-        # unturned stack, its input block b meets the weight block (b - k) % 4.
-        w1s = torch.cat([torch.cat([w1[:, ((b - k) % 4) * d : ((b - k) % 4 + 1) * d] for b in range(4)], 1) for k in turns])
+        # unturned stack, its input block b meets the weight block (b - k) % 4, a roll by k.
+        blocks = first.weight.flatten(1).view(-1, 4, d)
+        w1s = torch.cat([blocks.roll(k, 1).flatten(1) for k in turns])
         b1s = first.bias.repeat(len(turns))[:, None]
         t = len(turns)
         w2 = second.weight.flatten(1).expand(t, -1, -1)
