@@ -185,7 +185,7 @@ class TrainConfig:
             return False
         if (channels, *WIDTHS["tiny"], 2, subsample) not in GENERIC_STARTS:
             return False
-        return choice == "generic" or self.noise in AUTO_START_NOISE.get(channels, ())
+        return choice == "generic" or _auto_starts(channels, self.noise)
 
     def width_for(self, device: torch.device, start_fits: bool = False) -> str:
         """The width preset: as given, else the best per minute of this device. On a CPU
@@ -318,6 +318,11 @@ FINE_TUNE_LR_LARGE = 1e-3
 FINE_TUNE_LARGE_DATA = 1_500_000
 
 
+def _auto_starts(channels: int, noise: str) -> bool:
+    """Whether ``init="auto"`` takes the shipped start for this noise on ``channels``."""
+    return noise in AUTO_START_NOISE.get(channels, ())
+
+
 def generic_start(config: ModelConfig):
     """The shipped generic starting network that fits ``config``'s architecture, or None.
 
@@ -349,7 +354,7 @@ def _warm_start(model: SSDNModel, init) -> str | None:
     path, shipped = init, choice in ("generic", "auto")
     if shipped:
         path = generic_start(model.config)
-        if choice == "auto" and (path is None or model.config.noise not in AUTO_START_NOISE.get(model.config.channels, ())):
+        if choice == "auto" and (path is None or not _auto_starts(model.config.channels, model.config.noise)):
             return None
         if path is None:
             raise SSDNError(
