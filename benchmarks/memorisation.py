@@ -1,0 +1,79 @@
+"""Does long training on little data memorise the noise? Train on noisy images for each
+budget, then measure on the same images (what a user denoises):
+
+- the correlation between the prior mean's error and each pixel's own noise (0 for a
+  network that has not fit the training noise: it never sees the pixel it predicts);
+- the predicted prior variance against the prior mean's true squared error;
+- the posterior mean with the predicted prior variance scaled by 0.5-3 (does a
+  miscalibrated variance explain the loss?).
+
+    python benchmarks/memorisation.py --budgets 120 480 --images 0 --init none \\
+        --name memorisation_bsd68_test001_scratch
+
+Gaussian sigma 25 (seed 1000 + index), one view (no test-time averaging), float32 network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import add_noise, load_clean, psnr8, record  # noqa: E402
+
+
+def measure(model, clean, noisy) -> dict:
+    from napari_ssdn.core import denoise
+
+    sig = model.noise_params_data()["sigma"]
+    rows: dict[str, list[float]] = {}
+    for c, y in zip(clean, noisy):
+        o = denoise(model, y, "YX", ("prior-mean", "posterior-mean", "posterior-std"), tta=False, mixed_precision=False)
+        mu, post, ps = (o[k].astype(np.float64) for k in ("prior-mean", "posterior-mean", "posterior-std"))
+        # Gaussian posterior: ps^2 = s2 sigma^2 / (s2 + sigma^2), so the prior variance is:
+        s2 = ps**2 * sig**2 / np.maximum(sig**2 - ps**2, 1e-12)
+        err = mu - c
+        row = {
+            "prior": psnr8(mu, c),
+            "posterior": psnr8(post, c),
+            "corr_err_noise": float(np.corrcoef(err.ravel(), (y - c).ravel())[0, 1]),
+            "s2_over_err2": float(s2.mean() / (err**2).mean()),
+        }
+        for k in (0.5, 0.75, 1.5, 2.0, 3.0):
+            row[f"posterior_var_x{k:g}"] = psnr8((k * s2 * y + sig**2 * mu) / (k * s2 + sig**2), c)
+        for key, v in row.items():
+            rows.setdefault(key, []).append(v)
+    return {"sigma_learned": round(sig * 255, 2), **{k: round(float(np.mean(v)), 4) for k, v in rows.items()}}
+
+
+def main(argv=None):
+    from napari_ssdn.core import Trainer, TrainConfig
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="../shared/data/bsd68_gray")
+    ap.add_argument("--images", type=int, nargs="+", default=[0], help="indices of the images to train on")
+    ap.add_argument("--budgets", type=float, nargs="+", default=[120, 480], help="training seconds")
+    ap.add_argument("--init", default="none", help="none, auto or generic")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--name", required=True)
+    args = ap.parse_args(argv)
+
+    data = load_clean(args.data, max(args.images) + 1)
+    clean = [data[i][1] for i in args.images]
+    noisy = [add_noise(c, "gaussian", 25, 1000 + i) for i, c in zip(args.images, clean)]
+    results = {}
+    for budget in args.budgets:
+        trainer = Trainer(noisy, ["YX"] * len(noisy), TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr))
+        for _ in trainer.run():
+            pass
+        results[f"{budget:g}"] = {"steps": trainer.step, "epochs": round(trainer.step * float(np.prod(trainer.patch_shape)) * trainer.config.batch_for(trainer.device) / sum(y.size for y in noisy), 1), **measure(trainer.model, clean, noisy)}
+        print(f"{budget:g} s: {results[f'{budget:g}']}", flush=True)
+    path = record(args.name, {"images": [data[i][0] for i in args.images], "results": results})
+    print(f"recorded {path}")
+
+
+if __name__ == "__main__":
+    main()
