@@ -69,8 +69,11 @@ def main(argv=None):
         trainer = Trainer(noisy, ["YX"] * len(noisy), TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr))
         for _ in trainer.run():
             pass
-        results[f"{budget:g}"] = {"steps": trainer.step, "epochs": round(trainer.step * float(np.prod(trainer.patch_shape)) * trainer.config.batch_for(trainer.device) / sum(y.size for y in noisy), 1), **measure(trainer.model, clean, noisy)}
-        print(f"{budget:g} s: {results[f'{budget:g}']}", flush=True)
+        # Passes over the data: crop pixels seen over the images' pixels.
+        seen = trainer.step * trainer.config.batch_for(trainer.device) * float(np.prod(trainer.patch_shape))
+        key = f"{budget:g}"
+        results[key] = {"steps": trainer.step, "epochs": round(seen / sum(y.size for y in noisy), 1), **measure(trainer.model, clean, noisy)}
+        print(f"{key} s: {results[key]}", flush=True)
     path = record(args.name, {"images": [data[i][0] for i in args.images], "results": results})
     print(f"recorded {path}")
 
