@@ -2,7 +2,8 @@
 budget, then measure on the same images (what a user denoises):
 
 - the correlation between the prior mean's error and each pixel's own noise (0 for a
-  network that has not fit the training noise: it never sees the pixel it predicts);
+  network that has not fit the training noise: it never sees the pixel it predicts), over
+  the pixels held out of the loss and over the others;
 - the predicted prior variance against the prior mean's true squared error;
 - the posterior mean with the predicted prior variance scaled by 0.5-3 (does a
   miscalibrated variance explain the loss?).
@@ -11,6 +12,8 @@ budget, then measure on the same images (what a user denoises):
         --name memorisation_bsd68_test001_scratch
 
 Gaussian sigma 25 (seed 1000 + index), one view (no test-time averaging), float32 network.
+The engine's defaults hold 1/16 of the pixels out of the loss and keep the weights of the
+lowest held-out loss; ``--no-keep-best`` keeps the last step's weights instead.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import add_noise, load_clean, psnr8, record  # noqa: E402
 
 
-def measure(model, clean, noisy) -> dict:
+def measure(model, clean, noisy, holdout) -> dict:
     from napari_ssdn.core import denoise
 
     sig = model.noise_params_data()["sigma"]
@@ -35,13 +38,17 @@ def measure(model, clean, noisy) -> dict:
         mu, post, ps = (o[k].astype(np.float64) for k in ("prior-mean", "posterior-mean", "posterior-std"))
         # Gaussian posterior: ps^2 = s2 sigma^2 / (s2 + sigma^2), so the prior variance is:
         s2 = ps**2 * sig**2 / np.maximum(sig**2 - ps**2, 1e-12)
-        err = mu - c
+        err, noise = mu - c, y - c
+        held = holdout.window((0, 0), c.shape) if holdout is not None else np.zeros(c.shape, bool)
         row = {
             "prior": psnr8(mu, c),
             "posterior": psnr8(post, c),
-            "corr_err_noise": float(np.corrcoef(err.ravel(), (y - c).ravel())[0, 1]),
+            "corr_err_noise": float(np.corrcoef(err.ravel(), noise.ravel())[0, 1]),
+            "corr_err_noise_trained": float(np.corrcoef(err[~held], noise[~held])[0, 1]),
             "s2_over_err2": float(s2.mean() / (err**2).mean()),
         }
+        if held.any():
+            row["corr_err_noise_held_out"] = float(np.corrcoef(err[held], noise[held])[0, 1])
         for k in (0.5, 0.75, 1.5, 2.0, 3.0):
             row[f"posterior_var_x{k:g}"] = psnr8((k * s2 * y + sig**2 * mu) / (k * s2 + sig**2), c)
         for key, v in row.items():
@@ -58,6 +65,7 @@ def main(argv=None):
     ap.add_argument("--budgets", type=float, nargs="+", default=[120, 480], help="training seconds")
     ap.add_argument("--init", default="none", help="none, auto or generic")
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last step's weights")
     ap.add_argument("--name", required=True)
     args = ap.parse_args(argv)
 
@@ -66,13 +74,15 @@ def main(argv=None):
     noisy = [add_noise(c, "gaussian", 25, 1000 + i) for i, c in zip(args.images, clean)]
     results = {}
     for budget in args.budgets:
-        trainer = Trainer(noisy, ["YX"] * len(noisy), TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr))
+        config = TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr, keep_best=args.keep_best)
+        trainer = Trainer(noisy, ["YX"] * len(noisy), config)
         for _ in trainer.run():
             pass
         # Passes over the data: crop pixels seen over the images' pixels.
         seen = trainer.step * trainer.config.batch_for(trainer.device) * float(np.prod(trainer.patch_shape))
         key = f"{budget:g}"
-        results[key] = {"steps": trainer.step, "epochs": round(seen / sum(y.size for y in noisy), 1), **measure(trainer.model, clean, noisy)}
+        results[key] = {"steps": trainer.step, "kept_step": trainer.kept_step, "epochs": round(seen / sum(y.size for y in noisy), 1),
+                        **measure(trainer.model, clean, noisy, trainer.holdout)}
         print(f"{key} s: {results[key]}", flush=True)
     path = record(args.name, {"images": [data[i][0] for i in args.images], "results": results})
     print(f"recorded {path}")

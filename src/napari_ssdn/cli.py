@@ -145,8 +145,12 @@ def cmd_train(args) -> int:
         raise
     trainer.save(out)
     if not args.quiet:
-        val = "" if rec is None or rec.val_loss is None else f", validation loss {rec.val_loss:.4f}"
-        print(f"saved {out}: {trainer.step} steps in {_fmt_time(trainer.elapsed)}{val}; noise {_params_str(m.noise_params_data())}", file=sys.stderr)
+        state = trainer.train_state()
+        val = "" if state["val_loss"] is None else f", validation loss {state['val_loss']:.4f}"
+        kept = ""
+        if trainer.kept_step != trainer.step:
+            kept = f"; kept the weights of step {state['kept_step']}, whose held-out validation loss was the lowest"
+        print(f"saved {out}: {trainer.step} steps in {_fmt_time(trainer.elapsed)}{val}{kept}; noise {_params_str(m.noise_params_data())}", file=sys.stderr)
     return 0
 
 
@@ -245,8 +249,11 @@ def cmd_info(args) -> int:
     learned = ", ".join(cfg.learned) or "none"
     print(f"noise       {cfg.noise}: {_params_str(info['noise']['params'])} (learned: {learned}{', per image' if cfg.per_image else ''})")
     print(f"training    {tr.get('steps', 0)} steps, {_fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}")
-    if tr.get("last_val_loss") is not None:
-        print(f"validation  loss {tr['last_val_loss']:.4f}")
+    val = tr.get("val_loss", tr.get("last_val_loss"))
+    if val is not None:
+        kept = tr.get("kept_step")
+        where = f" (weights of step {kept}, the lowest)" if kept is not None and kept != tr.get("steps") else ""
+        print(f"validation  loss {val:.4f}{where}")
     return 0
 
 

@@ -422,7 +422,9 @@ class TrainWidget(QWidget):
         self.current = self.registry.add(SessionModel(name, result.model, result.info, "trained"))
         steps = result.info.get("training", {}).get("steps", result.steps)
         how = "stopped" if result.stopped else "finished"
-        self.model_label.setText(f"Model {name!r}: {how} after {steps} steps; available in the Denoise widget.")
+        kept = result.info.get("training", {}).get("kept_step", steps)
+        best = f", keeping step {kept}'s weights (lowest held-out loss)" if kept != steps else ""
+        self.model_label.setText(f"Model {name!r}: {how} after {steps} steps{best}; available in the Denoise widget.")
         self.noise_label.setText("Noise: " + _fmt_noise(result.info.get("noise_params", {})))
         self.status.setText(f"Training {how}. Save the model, resume, or denoise with it.")
 

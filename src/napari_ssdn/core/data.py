@@ -8,7 +8,7 @@ from .errors import SSDNError
 
 __all__ = [
     "SAMPLE_AXES", "guess_axes", "check_axes", "to_samples", "from_samples", "Normalization", "CropSampler",
-    "split_phases", "merge_phases",
+    "split_phases", "merge_phases", "HoldoutPattern",
 ]
 
 #: Axes trained as independent 2D samples (time, z, stack index, anything else).
@@ -185,6 +185,46 @@ def _subsample(s: np.ndarray, n: int = 1_000_000) -> np.ndarray:
     return flat[::step].astype(np.float64)
 
 
+class HoldoutPattern:
+    """A fixed random set of pixel positions kept out of the training loss.
+
+    The pixels stay in the network's input, so training sees the same images; only their
+    own loss terms are dropped. A blind-spot network never sees the pixel it predicts, so
+    its prediction at a held-out pixel owes nothing to that pixel's noise, even after the
+    weights have started to fit the noise of the pixels they are trained on: the loss over
+    held-out pixels is an honest validation loss on the training data itself.
+
+    The pattern is a random tile repeated over every sample; its periods are odd, so no
+    crop (whose sides are multiples of powers of two) lines up with it. All channels of a
+    pixel are held out together.
+
+    Parameters
+    ----------
+    ndim : int
+        2 (images) or 3 (volumes).
+    fraction : float
+        Share of the pixels held out, in (0, 0.5].
+    seed : int
+        Seed of the tile; fixed, so that a resumed run holds out the same pixels.
+    """
+
+    PERIODS = (13, 61, 67)
+
+    def __init__(self, ndim: int, fraction: float, seed: int = 20190611):
+        if not 0 < fraction <= 0.5:
+            raise SSDNError(f"holdout={fraction!r} must be a fraction of the pixels in (0, 0.5], e.g. 0.0625")
+        shape = self.PERIODS[-ndim:]
+        size = int(np.prod(shape))
+        tile = np.zeros(size, bool)
+        tile[np.random.default_rng(seed).permutation(size)[: max(1, round(fraction * size))]] = True
+        self.tile = tile.reshape(shape)
+
+    def window(self, starts, size) -> np.ndarray:
+        """Boolean mask (True: held out) of the window at ``starts`` with ``size`` (spatial axes)."""
+        index = np.ix_(*[(int(st) + np.arange(n)) % p for st, n, p in zip(starts, size, self.tile.shape)])
+        return self.tile[index]
+
+
 class CropSampler:
     """Random crops with flips and 90-degree rotations, drawn in proportion to image size.
 
@@ -199,23 +239,38 @@ class CropSampler:
         Images: a random one of the 8 dihedral transforms per crop. Volumes: a random
         in-plane rotation and random flips along z, y and x (z is never swapped with y or
         x, whose voxel size may differ).
+    holdout : HoldoutPattern or None
+        Pixels whose loss is dropped; :attr:`kept` then holds, per crop, 1 where the loss
+        counts and 0 where it does not, transformed like the crop.
     """
 
-    def __init__(self, samples: list[np.ndarray], patch, rng: np.random.Generator, augment: bool = True):
+    def __init__(self, samples: list[np.ndarray], patch, rng: np.random.Generator, augment: bool = True,
+                 holdout: HoldoutPattern | None = None):
         self.samples = samples
         self.ndim = samples[0].ndim - 2
         self.patch = tuple(patch) if np.ndim(patch) else (int(patch),) * self.ndim
         self.rng = rng
         self.augment = augment
+        self.holdout = holdout
         size = np.array([np.prod(s.shape[:-1]) for s in samples], dtype=np.float64)
         self.weights = size / size.sum()
         #: ``(array index, sample index)`` of each crop of the last :meth:`sample` call.
         self.drawn: list[tuple[int, int]] = []
+        #: Loss weights ``(B, *patch)`` of the last :meth:`sample` call (None without ``holdout``).
+        self.kept: np.ndarray | None = None
+
+    def _transform(self, crop: np.ndarray, rot: int, flips: list[bool]) -> np.ndarray:
+        crop = np.rot90(crop, rot, axes=(-2, -1))
+        for a, f in enumerate(flips):
+            if f:
+                crop = np.flip(crop, axis=a + 1 + (self.ndim == 2))  # 2D: flip x; 3D: z and y
+        return crop
 
     def sample(self, batch: int, *extra: list[np.ndarray]) -> list[np.ndarray]:
         """Draw ``batch`` crops ``(B, C, *patch)``; the same crops of each list in ``extra`` too."""
         p = self.patch
         out = [np.empty((batch, self.samples[0].shape[-1]) + p, np.float32) for _ in range(1 + len(extra))]
+        self.kept = np.empty((batch,) + p, np.float32) if self.holdout is not None else None
         self.drawn = []
         for b in range(batch):
             i = self.rng.choice(len(self.samples), p=self.weights)
@@ -227,10 +282,7 @@ class CropSampler:
             rot = self.rng.integers(4) if self.augment else 0
             flips = [bool(f) for f in self.rng.integers(2, size=self.ndim - 1)] if self.augment else [False] * (self.ndim - 1)
             for dst, src in zip(out, (self.samples,) + extra):
-                crop = np.moveaxis(src[i][window], -1, 0)
-                crop = np.rot90(crop, rot, axes=(-2, -1))
-                for a, f in enumerate(flips):
-                    if f:
-                        crop = np.flip(crop, axis=a + 1 + (self.ndim == 2))  # 2D: flip x; 3D: z and y
-                dst[b] = crop
+                dst[b] = self._transform(np.moveaxis(src[i][window], -1, 0), rot, flips)
+            if self.kept is not None:
+                self.kept[b] = self._transform(~self.holdout.window(starts, p)[None], rot, flips)[0]
         return out
