@@ -11,6 +11,13 @@ budget, then measure on the same images (what a user denoises):
     python benchmarks/memorisation.py --budgets 120 480 --images 0 --init none \\
         --name memorisation_bsd68_test001_scratch
 
+``--track STEPS`` instead trains once for STEPS steps, keeping the last weights, and at each
+of 24 validations records the held-out validation loss beside the prior and posterior PSNR
+and both correlations (bfloat16 network where the CPU has it, as in training):
+
+    python benchmarks/memorisation.py --track 4800 --images 0 --init none \
+        --name memorisation_bsd68_test001_track
+
 Gaussian sigma 25 (seed 1000 + index), one view (no test-time averaging), float32 network.
 The engine's defaults hold 1/16 of the pixels out of the loss and keep the weights of the
 lowest held-out loss; ``--no-keep-best`` keeps the last step's weights instead.
@@ -56,6 +63,31 @@ def measure(model, clean, noisy, holdout) -> dict:
     return {"sigma_learned": round(sig * 255, 2), **{k: round(float(np.mean(v)), 4) for k, v in rows.items()}}
 
 
+def track(noisy, clean, steps: int, init: str, lr) -> list[dict]:
+    """Train ``steps`` steps on one image; score the model at every validation."""
+    from napari_ssdn.core import Trainer, TrainConfig, denoise
+
+    config = TrainConfig(noise="gaussian", iterations=steps, init=init, lr=lr, val_every=max(steps // 24, 10), keep_best=False)
+    trainer = Trainer(noisy, "YX", config)
+    held = trainer.holdout.window((0, 0), clean.shape)
+    rows = []
+    for rec in trainer.run():
+        if rec.val_loss is None:
+            continue
+        out = denoise(trainer.model, noisy, "YX", ("prior-mean", "posterior-mean"), tta=False)
+        trainer.model.train()
+        mu, post = out["prior-mean"].astype(np.float64), out["posterior-mean"].astype(np.float64)
+        err, noise = mu - clean, noisy - clean
+        rows.append({
+            "step": rec.step, "val_loss": round(rec.val_loss, 5), "sigma": round(rec.noise_params["sigma"] * 255, 2),
+            "prior": round(psnr8(mu, clean), 3), "posterior": round(psnr8(post, clean), 3),
+            "corr_err_noise_held_out": round(float(np.corrcoef(err[held], noise[held])[0, 1]), 4),
+            "corr_err_noise_trained": round(float(np.corrcoef(err[~held], noise[~held])[0, 1]), 4),
+        })
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv=None):
     from napari_ssdn.core import Trainer, TrainConfig
 
@@ -65,6 +97,7 @@ def main(argv=None):
     ap.add_argument("--budgets", type=float, nargs="+", default=[120, 480], help="training seconds")
     ap.add_argument("--init", default="none", help="none, auto or generic")
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--track", type=int, help="steps of one run scored at every validation (instead of --budgets)")
     ap.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last step's weights")
     ap.add_argument("--name", required=True)
     args = ap.parse_args(argv)
@@ -72,6 +105,11 @@ def main(argv=None):
     data = load_clean(args.data, max(args.images) + 1)
     clean = [data[i][1] for i in args.images]
     noisy = [add_noise(c, "gaussian", 25, 1000 + i) for i, c in zip(args.images, clean)]
+    if args.track:
+        rows = track(noisy[0], clean[0], args.track, args.init, args.lr)
+        path = record(args.name, {"images": [data[args.images[0]][0]], "track": rows})
+        print(f"recorded {path}")
+        return
     results = {}
     for budget in args.budgets:
         config = TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr, keep_best=args.keep_best)

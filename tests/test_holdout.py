@@ -69,7 +69,8 @@ def _cells_noisy() -> np.ndarray:
 
 def _wrecking_run(keep_best=True):
     """A run whose learning rate ruins the network after its first steps."""
-    trainer = Trainer(_cells_noisy(), "YX", TrainConfig(iterations=40, val_every=5, lr=0.3, warmup=0.0, keep_best=keep_best, **FAST))
+    config = TrainConfig(iterations=40, val_every=5, lr=0.3, warmup=0.0, keep_best=keep_best, calibrate=False, **FAST)
+    trainer = Trainer(_cells_noisy(), "YX", config)
     records = list(trainer.run())
     return trainer, records
 
@@ -77,18 +78,21 @@ def _wrecking_run(keep_best=True):
 def test_keep_best_restores_the_lowest_validation_loss():
     """With keep_best the model ends with the weights of the lowest validation loss seen,
     and says which step they are from; without it, the last step's."""
-    trainer, records = _wrecking_run()
-    vals = {r.step: r.val_loss for r in records if r.val_loss is not None}
+    plain, plain_records = _wrecking_run(keep_best=False)
+    assert plain_records[-1].kept_step == plain_records[-1].step == 40
+    last_val = plain_records[-1].val_loss
+    assert plain.validate() == pytest.approx(last_val, rel=1e-6, nan_ok=True)
+
+    trainer, records = _wrecking_run()  # the same run (same seed), keeping the best
+    vals = {r.step: r.val_loss for r in records if r.val_loss is not None and not r.done}
+    vals[40] = last_val
     best = min(vals, key=lambda s: vals[s] if np.isfinite(vals[s]) else np.inf)
-    assert best < records[-1].step, "the test needs a run that gets worse"
+    assert best < 40, "the test needs a run that gets worse"
     assert records[-1].done and records[-1].kept_step == best == trainer.kept_step
     assert trainer.validate() == pytest.approx(vals[best], rel=1e-6)
+    assert records[-1].val_loss == pytest.approx(vals[best], rel=1e-6)  # the final model's
     assert trainer.train_state()["kept_step"] == best
     assert trainer.train_state()["val_loss"] == pytest.approx(vals[best])
-
-    plain, plain_records = _wrecking_run(keep_best=False)
-    assert plain_records[-1].kept_step == plain_records[-1].step
-    assert plain.validate() == pytest.approx(plain_records[-1].val_loss, rel=1e-6, nan_ok=True)
 
 
 def test_cli_reports_the_kept_step(tmp_path):
@@ -103,3 +107,38 @@ def test_cli_reports_the_kept_step(tmp_path):
     assert meta["kept_step"] < 40, "the test needs a run that gets worse"
     assert f"kept the weights of step {meta['kept_step']}" in r.stderr
     assert f"weights of step {meta['kept_step']}, the lowest" in ssdn("info", out).stdout
+
+
+def test_calibration_finds_a_known_miscalibration():
+    """calibrate() fits the prior-variance scale on held-out pixels: after the prior
+    variance is doubled by hand it finds k = 1/2, and the held-out loss falls back."""
+    from napari_ssdn.samples import clean_cells
+
+    noisy = (clean_cells(128, seed=2) + 0.1 * np.random.default_rng(3).standard_normal((128, 128))).astype(np.float32)
+    config = TrainConfig(iterations=30, calibrate=False, mixed_precision=False, **FAST)
+    trainer = Trainer(noisy, "YX", config)
+    for _ in trainer.run():
+        pass
+    assert trainer.train_state()["calibration"] == {}
+    sigma, raw = trainer.model.noise_params_data()["sigma"], trainer.validate()
+    first = trainer.calibrate()
+    assert 0.25 <= first["prior_variance_scale"] <= 4 and first["prior_variance_scale"] != pytest.approx(1, abs=0.01)
+    calibrated = trainer.validate()
+    assert calibrated < raw
+    with torch.no_grad():
+        last = trainer.model.net.head[-1]
+        last.weight[1:] *= 2**0.5
+        last.bias[1:] *= 2**0.5
+    assert trainer.validate() > calibrated
+    assert trainer.calibrate()["prior_variance_scale"] == pytest.approx(0.5, rel=1e-4)
+    assert trainer.validate() == pytest.approx(calibrated, rel=1e-6)
+    assert trainer.model.noise_params_data()["sigma"] == sigma  # the noise level is left alone
+
+
+def test_runs_end_calibrated_by_default():
+    """A default run records its calibration in the model file's training state."""
+    trainer = Trainer(_cells_noisy(), "YX", TrainConfig(iterations=30, **FAST))
+    records = list(trainer.run())
+    assert set(trainer.train_state()["calibration"]) == {"prior_variance_scale"}
+    assert records[-1].val_loss == pytest.approx(trainer.validate())
+    assert trainer.train_state()["val_loss"] == pytest.approx(trainer.validate())

@@ -26,7 +26,7 @@ class LossPlot(QWidget):
         self.val: list[tuple[int, float]] = []
         self.setMinimumHeight(120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.setToolTip("Training loss (blue, smoothed) and validation loss on a fixed crop (orange). Lower is better.")
+        self.setToolTip("Training loss (blue, smoothed) and validation loss on pixels held out of training (orange). Lower is better.")
 
     def clear(self) -> None:
         """Forget all points."""

@@ -120,8 +120,6 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
             errors["budget"] = err
         else:
             config["iterations"] = v
-            # Validation losses spread along the curve even for short runs.
-            config["val_every"] = max(5, min(50, v // 20))
     # auto: the core's default for the device and dimensions (GPU crops are larger).
     v, err = (None, None) if _is_auto(f.patch) else _positive_int("patch", f.patch, minimum=8)
     errors.update({"patch": err} if err else {})
