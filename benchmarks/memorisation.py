@@ -119,7 +119,7 @@ def main(argv=None):
         # Passes over the data: crop pixels seen over the images' pixels.
         seen = trainer.step * trainer.config.batch_for(trainer.device) * float(np.prod(trainer.patch_shape))
         key = f"{budget:g}"
-        results[key] = {"steps": trainer.step, "kept_step": trainer.kept_step, "epochs": round(seen / sum(y.size for y in noisy), 1),
+        results[key] = {"steps": trainer.step, "kept_step": trainer.kept_step, "calibration": trainer.calibration, "epochs": round(seen / sum(y.size for y in noisy), 1),
                         **measure(trainer.model, clean, noisy, trainer.holdout)}
         print(f"{key} s: {results[key]}", flush=True)
     path = record(args.name, {"images": [data[i][0] for i in args.images], "results": results})

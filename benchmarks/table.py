@@ -66,7 +66,8 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
     for rec in trainer.run():
         if not args.quiet and (rec.step % 250 == 0 or rec.done):
             print(f"    {mode} step {rec.step}/{rec.total} loss {rec.loss:.4f} {rec.noise_params}", file=sys.stderr)
-    return trainer.model, {"steps": trainer.step, "train_seconds": round(time.perf_counter() - t0, 1)}
+    return trainer.model, {"steps": trainer.step, "kept_step": trainer.kept_step, "calibration": trainer.calibration,
+                           "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def infer(model, noisy, axes, kinds, params=None):

@@ -106,7 +106,9 @@ def test_cli_reports_the_kept_step(tmp_path):
     assert meta["steps"] == 40 and meta["holdout"] == pytest.approx(1 / 16)
     assert meta["kept_step"] < 40, "the test needs a run that gets worse"
     assert f"kept the weights of step {meta['kept_step']}" in r.stderr
-    assert f"weights of step {meta['kept_step']}, the lowest" in ssdn("info", out).stdout
+    info = ssdn("info", out).stdout
+    assert f"weights of step {meta['kept_step']}, the lowest" in info
+    assert f"prior variance x {meta['calibration']['prior_variance_scale']:.3g}" in info
 
 
 def test_calibration_finds_a_known_miscalibration():

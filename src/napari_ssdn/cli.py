@@ -254,6 +254,9 @@ def cmd_info(args) -> int:
         kept = tr.get("kept_step")
         where = f" (weights of step {kept}, the lowest)" if kept is not None and kept != tr.get("steps") else ""
         print(f"validation  loss {val:.4f}{where}")
+    scale = (tr.get("calibration") or {}).get("prior_variance_scale")
+    if scale is not None:
+        print(f"calibration prior variance x {scale:.3g}, fitted on the held-out pixels")
     return 0
 
 
