@@ -99,6 +99,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--track", type=int, help="steps of one run scored at every validation (instead of --budgets)")
     ap.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last step's weights")
+    ap.add_argument("--calibrate", action="store_true", help="fit the prior-variance scale and noise parameters on held-out pixels at the end")
     ap.add_argument("--name", required=True)
     args = ap.parse_args(argv)
 
@@ -112,7 +113,7 @@ def main(argv=None):
         return
     results = {}
     for budget in args.budgets:
-        config = TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr, keep_best=args.keep_best)
+        config = TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr, keep_best=args.keep_best, calibrate=args.calibrate)
         trainer = Trainer(noisy, ["YX"] * len(noisy), config)
         for _ in trainer.run():
             pass

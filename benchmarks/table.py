@@ -60,6 +60,9 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
         seed=args.seed,
         mode=mode,
         init=getattr(args, "init", "auto") if mode == "ssdn" else "none",
+        keep_best=getattr(args, "keep_best", True),
+        calibrate=getattr(args, "calibrate", False),
+        **({"holdout": args.holdout} if getattr(args, "holdout", None) is not None else {}),
     )
     trainer = Trainer(noisy, [axes] * len(noisy), cfg, targets=targets)
     t0 = time.perf_counter()
@@ -114,6 +117,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="auto", help="starting weights of our rows: auto (the engine's default), generic, none (from scratch) or a model file")
+    p.add_argument("--holdout", type=float, default=None, help="share of pixels held out of the loss (default: the engine's; 0: off)")
+    p.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last step's weights")
+    p.add_argument("--calibrate", action="store_true", help="fit the prior-variance scale and noise parameters on held-out pixels at the end")
     p.add_argument("--name", default=None, help="results file name")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)

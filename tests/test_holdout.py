@@ -106,23 +106,25 @@ def test_cli_reports_the_kept_step(tmp_path):
     assert meta["steps"] == 40 and meta["holdout"] == pytest.approx(1 / 16)
     assert meta["kept_step"] < 40, "the test needs a run that gets worse"
     assert f"kept the weights of step {meta['kept_step']}" in r.stderr
-    info = ssdn("info", out).stdout
-    assert f"weights of step {meta['kept_step']}, the lowest" in info
-    assert f"prior variance x {meta['calibration']['prior_variance_scale']:.3g}" in info
+    assert f"weights of step {meta['kept_step']}, the lowest" in ssdn("info", out).stdout
+
+
+def _cells_trainer(side: int, **config) -> Trainer:
+    from napari_ssdn.samples import clean_cells
+
+    noisy = (clean_cells(side, seed=2) + 0.1 * np.random.default_rng(3).standard_normal((side, side))).astype(np.float32)
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=30, mixed_precision=False, **FAST, **config))
+    for _ in trainer.run():
+        pass
+    return trainer
 
 
 def test_calibration_finds_a_known_miscalibration():
     """calibrate() fits the prior-variance scale on held-out pixels: after the prior
     variance is doubled by hand it finds k = 1/2, and the held-out loss falls back."""
-    from napari_ssdn.samples import clean_cells
-
-    noisy = (clean_cells(128, seed=2) + 0.1 * np.random.default_rng(3).standard_normal((128, 128))).astype(np.float32)
-    config = TrainConfig(iterations=30, calibrate=False, mixed_precision=False, **FAST)
-    trainer = Trainer(noisy, "YX", config)
-    for _ in trainer.run():
-        pass
-    assert trainer.train_state()["calibration"] == {}
-    sigma, raw = trainer.model.noise_params_data()["sigma"], trainer.validate()
+    trainer = _cells_trainer(256, noise_params={"sigma": 0.1})  # 4,096 held-out pixels
+    assert trainer.train_state()["calibration"] == {}  # off by default
+    raw = trainer.validate()
     first = trainer.calibrate()
     assert 0.25 <= first["prior_variance_scale"] <= 4 and first["prior_variance_scale"] != pytest.approx(1, abs=0.01)
     calibrated = trainer.validate()
@@ -134,13 +136,25 @@ def test_calibration_finds_a_known_miscalibration():
     assert trainer.validate() > calibrated
     assert trainer.calibrate()["prior_variance_scale"] == pytest.approx(0.5, rel=1e-4)
     assert trainer.validate() == pytest.approx(calibrated, rel=1e-6)
-    assert trainer.model.noise_params_data()["sigma"] == sigma  # the noise level is left alone
+    assert trainer.model.noise_params_data()["sigma"] == pytest.approx(0.1)  # a known level stays
 
 
-def test_runs_end_calibrated_by_default():
-    """A default run records its calibration in the model file's training state."""
-    trainer = Trainer(_cells_noisy(), "YX", TrainConfig(iterations=30, **FAST))
-    records = list(trainer.run())
-    assert set(trainer.train_state()["calibration"]) == {"prior_variance_scale"}
-    assert records[-1].val_loss == pytest.approx(trainer.validate())
+def test_calibration_leaves_an_unpinned_split_alone():
+    """With sigma learned, a prior variance that hardly varies yet (30 steps) and 1,000
+    held-out pixels, they pin only the sum of prior and noise variance: calibrate()
+    changes nothing."""
+    trainer = _cells_trainer(128)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert trainer.calibrate() == {}
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_runs_can_end_calibrated():
+    """With calibrate=True the fit runs at the end and is recorded in the training state."""
+    trainer = _cells_trainer(256, noise_params={"sigma": 0.1}, calibrate=True)
+    cal = trainer.train_state()["calibration"]
+    assert set(cal) == {"prior_variance_scale", "noise_params"}
+    assert trainer.history[-1].val_loss == pytest.approx(trainer.validate())
     assert trainer.train_state()["val_loss"] == pytest.approx(trainer.validate())
+    again = trainer.calibrate()  # already fitted: nothing left to gain
+    assert again == {} or again["prior_variance_scale"] == pytest.approx(1, abs=1e-3)

@@ -44,9 +44,13 @@ NLL_BETA = 0.5
 #: forward passes of the tiny network on a 2-core CPU; the held-out share of them (1/16:
 #: 16,384 pixels) scores every validation, the same pixels each time.
 VAL_PIXELS = 2**18
-#: Bound of the end-of-run calibration (:meth:`Trainer.calibrate`): the prior covariance
-#: scale stays within [1/4, 4].
+#: Bounds of the end-of-run calibration (:meth:`Trainer.calibrate`): the prior covariance
+#: scale within [1/4, 4], each learned noise parameter within a factor e^0.5 of its value;
+#: a fit is kept only where every fitted log value has a standard error below
+#: CALIBRATE_MAX_SE (one 481 x 321 image: 0.014 for log sigma, 0.08 for log k).
 CALIBRATE_LOG_SCALE = math.log(4.0)
+CALIBRATE_LOG_PARAM = 0.5
+CALIBRATE_MAX_SE = 0.1
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,9 @@ class TrainConfig:
         lowest validation loss. Long training on little data fits the noise of the training
         pixels (docs/benchmarks.md); the held-out pixels show when that starts.
     calibrate : bool
-        At the end of a run, fit a scale of the prior covariance to the held-out pixels
-        (:meth:`Trainer.calibrate`). Gaussian-family noise models with hold-out only.
+        At the end of a run, fit a scale of the prior covariance and the learned noise
+        parameters to the held-out pixels (:meth:`Trainer.calibrate`). Gaussian-family
+        noise models with hold-out only.
     init : str or None
         Starting weights of the prior network: ``"auto"`` (default: the shipped generic
         network where one fits and helps, i.e. Gaussian, Poisson or impulse noise on gray
@@ -145,7 +150,7 @@ class TrainConfig:
     val_size: int | None = None
     holdout: float = 1 / 16
     keep_best: bool = True
-    calibrate: bool = True
+    calibrate: bool = False
     init: str | None = "auto"
     ndim: int = 2
     anisotropy: float = 1.0
@@ -707,22 +712,24 @@ class Trainer:
         return total / max(count, 1.0)
 
     def calibrate(self) -> dict:
-        """Fit a scale k of the prior covariance to the held-out pixels of the validation
-        windows, the network's outputs and the noise parameters fixed, and put it in the
-        model (as sqrt(k) on the covariance factor's last layer).
+        """Fit a scale k of the prior covariance and the learned noise parameters to the
+        held-out pixels of the validation windows, the network's outputs fixed, and put
+        them in the model (k as sqrt(k) on the covariance factor's last layer).
 
-        On the pixels a network is trained on, a network that has begun to fit their noise
-        predicts too small an error; held-out pixels are free of that. One 481 x 321 image,
-        8 minutes: the prior variance was 66 % of the true error variance
-        (docs/benchmarks.md). The noise parameters are not refitted: where the prior
-        variance hardly varies between pixels, only the sum of prior and noise variance is
-        pinned, and the split would wander.
+        On the pixels it is trained on, a network that has begun to fit their noise
+        predicts too small an error, and a learned noise level held at its classical
+        estimate for the first half of the run pulls the split between prior and noise
+        variance the other way; held-out pixels are free of both. Only where the prior
+        variance varies enough between pixels does their likelihood pin that split: the
+        fit is kept only when the standard error of every fitted log value is below
+        :data:`CALIBRATE_MAX_SE` and none sits at its bound.
 
         Returns
         -------
         dict
-            ``prior_variance_scale`` (k), or empty when the fit does not apply (no
-            hold-out, not ``ssdn`` mode, impulse noise) or does not lower the held-out loss.
+            ``prior_variance_scale`` (k) and ``noise_params`` (data units) after the fit;
+            empty when it does not apply (no hold-out, not ``ssdn`` mode, impulse noise),
+            is not pinned, or does not lower the held-out loss.
         """
         model = self.model
         cfg = model.config
@@ -751,32 +758,43 @@ class Trainer:
         model.train(was)
         y, mu, sx = torch.cat(ys), torch.cat(mus), torch.cat(sxs)
         params = {name: torch.cat(v) for name, v in params.items()}
-        free = torch.zeros(1, dtype=torch.float64, device=self.device, requires_grad=True)
+        bounds = torch.tensor([CALIBRATE_LOG_SCALE] + [CALIBRATE_LOG_PARAM] * len(model.learned), dtype=torch.float64, device=self.device)
 
-        def held_out_loss() -> tuple[torch.Tensor, torch.Tensor]:
-            log_k = torch.tanh(free[0]) * CALIBRATE_LOG_SCALE  # within the bounds, whatever the optimiser tries
-            return nll_loss(cfg.noise, y, mu, sx * torch.exp(log_k), params).mean(), log_k
+        def held_out_loss(logs: torch.Tensor) -> torch.Tensor:
+            p = dict(params)
+            for j, name in enumerate(model.learned):
+                p[name] = params[name] * torch.exp(logs[1 + j])
+            return nll_loss(cfg.noise, y, mu, sx * torch.exp(logs[0]), p).mean()
 
-        with torch.no_grad():
-            before = float(held_out_loss()[0])
+        free = torch.zeros(len(bounds), dtype=torch.float64, device=self.device, requires_grad=True)
         opt = torch.optim.LBFGS([free], max_iter=100, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe")
 
         def closure():
             opt.zero_grad()
-            loss = held_out_loss()[0]
+            loss = held_out_loss(torch.tanh(free) * bounds)  # within the bounds, whatever the optimiser tries
             loss.backward()
             return loss
 
-        opt.step(closure)
         with torch.no_grad():
-            after, log_k = held_out_loss()
-            if not float(after) < before:
+            before = float(held_out_loss(torch.zeros_like(bounds)))
+        opt.step(closure)
+        logs = (torch.tanh(free) * bounds).detach()
+        # Standard errors from the likelihood's curvature over the held-out pixels.
+        info = torch.autograd.functional.hessian(held_out_loss, logs) * y.shape[0] / 2
+        try:
+            se = torch.sqrt(torch.diagonal(torch.linalg.inv(info)))
+        except RuntimeError:  # singular: nothing pinned
+            return {}
+        pinned = bool(torch.isfinite(se).all() and (se < CALIBRATE_MAX_SE).all() and (logs.abs() < 0.95 * bounds).all())
+        with torch.no_grad():
+            if not (pinned and float(held_out_loss(logs)) < before):
                 return {}
             last = model.net.head[-1]
-            root = float(torch.exp(log_k / 2))
+            root = float(torch.exp(logs[0] / 2))
             last.weight[cfg.channels :] *= root
             last.bias[cfg.channels :] *= root
-        return {"prior_variance_scale": float(torch.exp(log_k))}
+            model.log_scale += logs[1:].to(model.log_scale.dtype)
+        return {"prior_variance_scale": float(torch.exp(logs[0])), "noise_params": model.noise_params_data()}
 
     def _val_chunk(self) -> int:
         """Validation windows per forward pass: the training batch's pixel count or more,
