@@ -113,7 +113,7 @@ def _cells_trainer(side: int, **config) -> Trainer:
     from napari_ssdn.samples import clean_cells
 
     noisy = (clean_cells(side, seed=2) + 0.1 * np.random.default_rng(3).standard_normal((side, side))).astype(np.float32)
-    trainer = Trainer(noisy, "YX", TrainConfig(iterations=30, mixed_precision=False, **FAST, **config))
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=30, keep_best=False, mixed_precision=False, **FAST, **config))
     for _ in trainer.run():
         pass
     return trainer

@@ -93,7 +93,8 @@ class TrainConfig:
         CPUs with AVX512-BF16); likelihoods and posteriors stay float64.
     val_every : int or None
         Steps between validation losses; default: as many that validating costs about 5 %
-        of the training time (see :meth:`val_interval`).
+        of the training time, and at least ten validations in ``iterations``
+        (see :meth:`val_interval`).
     val_size : int or None
         Side of the fixed validation windows (default 256 for images, 64 for volumes).
     holdout : float
@@ -245,13 +246,15 @@ class TrainConfig:
 
     def val_interval(self, val_pixels: int, step_pixels: int) -> int:
         """Steps between validations: as given, else so that validating costs about 5 %
-        of the time. A validation is one forward pass over ``val_pixels``; per pixel it
-        measured half as long as a training step over ``step_pixels`` (tiny network,
-        2-core CPU: 0.73 s for 2^18 pixels against 0.097 s for a step of 4 x 64^2), so
-        every ``10 * val_pixels / step_pixels`` steps."""
+        of the time. A validation is one forward pass over ``val_pixels``, which took half
+        the time per pixel of a training step over ``step_pixels`` (tiny network, 2-core
+        CPU: 0.73 s for 2^18 pixels against 0.097 s for a step of 4 x 64^2), so every
+        ``10 * val_pixels / step_pixels`` steps; and at least ten times in a budget of
+        ``iterations`` (a short run's loss curve and best weights need them)."""
         if self.val_every:
             return int(self.val_every)
-        return max(10, math.ceil(10 * val_pixels / max(step_pixels, 1)))
+        every = max(10, math.ceil(10 * val_pixels / max(step_pixels, 1)))
+        return min(every, max(1, self.iterations // 10)) if self.iterations else every
 
     @property
     def flat_levels(self) -> int:
