@@ -690,20 +690,13 @@ class Trainer:
         """Loss on the fixed validation windows, over their held-out pixels (all pixels
         without hold-out), unweighted so that values compare across steps and with the
         paper; NaN when the prior or posterior is not finite."""
-        y_all, target_all, anchor_all, held_all = self._val
-        n = y_all.shape[0]
-        per = self._val_chunk()
         was = self.model.training
         self.model.eval()
         total, count = 0.0, 0.0
         try:
-            for lo in range(0, n, per):
-                part = slice(lo, lo + per)
-                y = y_all[part].to(self.device)
-                target = None if target_all is None else target_all[part].to(self.device)
-                anchor = None if anchor_all is None else anchor_all[part]
+            for y, target, anchor, held in self._val_batches():
                 losses, _, prior = self._pixel_losses(y, target, weighted=False, anchor=anchor)
-                weights = None if held_all is None else held_all[part].to(self.device, losses.dtype)
+                weights = None if held is None else held.to(losses.dtype)
                 total += float(losses.sum() if weights is None else (losses * weights).sum())
                 count += losses.numel() if weights is None else float(weights.sum())
                 if prior is not None:
@@ -738,17 +731,11 @@ class Trainer:
         cfg = model.config
         if self.holdout is None or cfg.mode != "ssdn" or cfg.noise == "impulse":
             return {}
-        y_all, _, anchor_all, held_all = self._val
-        per = self._val_chunk()
         ys, mus, sxs, params = [], [], [], {}
         was = model.training
         model.eval()
         with torch.no_grad():
-            for lo in range(0, y_all.shape[0], per):
-                part = slice(lo, lo + per)
-                y = y_all[part].to(self.device)
-                anchor = None if anchor_all is None else anchor_all[part]
-                held = held_all[part].to(self.device)
+            for y, _, anchor, held in self._val_batches():
                 with network_precision(self.device, self.config.mixed_precision):
                     out = model(y)
                 mu, sx = split_prior(out, cfg.channels)
@@ -799,10 +786,16 @@ class Trainer:
             model.log_scale += logs[1:].to(model.log_scale.dtype)
         return {"prior_variance_scale": float(torch.exp(logs[0])), "noise_params": model.noise_params_data()}
 
-    def _val_chunk(self) -> int:
-        """Validation windows per forward pass: the training batch's pixel count or more,
-        so that memory stays that of training."""
-        return max(1, (self.config.batch_for(self.device) * math.prod(self.patch_shape)) // math.prod(self._val[0].shape[2:]))
+    def _val_batches(self):
+        """The validation windows on the device, as ``(y, target, anchor, held)`` batches of
+        about the training batch's pixel count, so that memory stays that of training."""
+        y_all, target_all, anchor_all, held_all = self._val
+        per = max(1, (self.config.batch_for(self.device) * math.prod(self.patch_shape)) // math.prod(y_all.shape[2:]))
+        on = lambda t: None if t is None else t.to(self.device)  # noqa: E731
+        for lo in range(0, y_all.shape[0], per):
+            part = slice(lo, lo + per)
+            yield (on(y_all[part]), on(None if target_all is None else target_all[part]),
+                   None if anchor_all is None else anchor_all[part], on(None if held_all is None else held_all[part]))
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to finish after the current step (thread-safe)."""
