@@ -10,7 +10,9 @@ Examples (run from the repository root)::
     python benchmarks/table.py --data ../shared/data/kodak24 --color --noise impulse --level 0.5 --budget 300
 
 Rows: noisy input; prior mean ("no Bayes", parameter learned); posterior mean with the
-parameter known and learned; the same network architecture trained supervised on the
+parameter known and learned; on request (``--rows ...,mu-only``) the paper's own "no Bayes"
+baseline, the blind-spot network with a mean-only head trained with L2 against the noisy
+input from the same start as ours (method.md, 4); the same network architecture trained supervised on the
 clean images (the upper bound); BM3D / CBM3D (Gaussian with sigma known; Poisson through
 the Anscombe transform and its closed-form unbiased inverse); Noise2Void through CAREamics
 (when importable, see benchmarks/n2v.py). Every trained method gets the same wall-clock
@@ -45,6 +47,25 @@ def _to_param(kind: str, level: float) -> float:
     return level / 255.0 if kind == "gaussian" else level
 
 
+def _init_for(mode: str, args, channels: int) -> str:
+    """Starting weights by row: ours as asked; the mu-only baseline from the same start (the
+    shipped network's mean rows where ours takes it), so the two differ only in the loss;
+    the supervised network from scratch (it has no blind spot to share weights with)."""
+    from importlib.resources import files
+
+    from napari_ssdn.core.training import GENERIC_STARTS, WIDTHS, TrainConfig
+
+    init = getattr(args, "init", "auto")
+    if mode == "ssdn":
+        return init
+    if mode != "mu-only" or str(init).lower() not in ("auto", "generic"):
+        return init if mode == "mu-only" else "none"
+    ours = TrainConfig(noise=args.noise, init=init, width=args.width)
+    if not ours.takes_generic_start(channels) or args.width not in (None, "tiny"):
+        return "none"
+    return str(files("napari_ssdn.core") / "weights" / GENERIC_STARTS[(channels, *WIDTHS["tiny"], 2, 1)])
+
+
 def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, targets=None):
     from napari_ssdn.core import Trainer, TrainConfig
 
@@ -59,7 +80,7 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
         batch=args.batch,
         seed=args.seed,
         mode=mode,
-        init=getattr(args, "init", "auto") if mode == "ssdn" else "none",
+        init=_init_for(mode, args, noisy[0].shape[-1] if axes.endswith("C") else 1),
         keep_best=getattr(args, "keep_best", True),
         calibrate=getattr(args, "calibrate", False),
         **({"holdout": args.holdout} if getattr(args, "holdout", None) is not None else {}),
@@ -70,7 +91,7 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
         if not args.quiet and (rec.step % 250 == 0 or rec.done):
             print(f"    {mode} step {rec.step}/{rec.total} loss {rec.loss:.4f} {rec.noise_params}", file=sys.stderr)
     return trainer.model, {"steps": trainer.step, "kept_step": trainer.kept_step, "calibration": trainer.calibration,
-                           "train_seconds": round(time.perf_counter() - t0, 1)}
+                           "init": trainer.init_source, "lr": trainer.lr, "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def infer(model, noisy, axes, kinds, params=None):
@@ -110,7 +131,7 @@ def main(argv=None):
     p.add_argument("--limit", type=int, help="first N images only")
     p.add_argument("--budget", type=float, default=300, help="training seconds for each trained method")
     p.add_argument("--rows", default="known,learned,supervised,bm3d,n2v",
-                   help="comma-separated subset of known,learned,supervised,bm3d,n2v (noisy is always there)")
+                   help="comma-separated subset of known,learned,mu-only,supervised,bm3d,n2v (noisy is always there)")
     p.add_argument("--width", default=None)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the engine's)")
     p.add_argument("--patch", type=int, default=None)
@@ -179,6 +200,12 @@ def main(argv=None):
             say("prior mean (no Bayes)")
         rows["posterior mean, parameter known"] = score(out["posterior-mean"])
         say("posterior mean, parameter known")
+    if "mu-only" in rows_wanted:
+        model, info = train_ours(noisy, axes, args, mode="mu-only")
+        out, info["infer_seconds"] = infer(model, noisy, axes, ("prior-mean",))
+        runs["mu-only"] = info
+        rows["mu-only network (no Bayes, L2 to the noisy input)"] = score(out["prior-mean"])
+        say("mu-only network (no Bayes, L2 to the noisy input)")
     if "supervised" in rows_wanted:
         model, info = train_ours(noisy, axes, args, mode="supervised", targets=clean)
         out, info["infer_seconds"] = infer(model, noisy, axes, ("prior-mean",))

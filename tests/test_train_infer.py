@@ -246,6 +246,20 @@ def test_baselines_mu_only_and_supervised(clean_and_noisy):
     assert denoise(sup, noisy, "YX").shape == noisy.shape
 
 
+def test_mu_only_starts_from_a_blind_spot_models_prior_mean(clean_and_noisy, tmp_path):
+    """A mu-only baseline started from a blind-spot model file predicts that model's prior
+    mean before its first step: a fair "no Bayes" row starts from the same weights."""
+    clean, noisy, _ = clean_and_noisy
+    path = save_model(train(noisy, "YX", TrainConfig(iterations=20, **FAST)), tmp_path / "bayes.ssdn")
+    bayes, _ = load_model(path)
+    kw = dict(mixed_precision=False, tta=False)
+    mu_only = Trainer(noisy, "YX", TrainConfig(mode="mu-only", iterations=5, init=str(path), **FAST)).model
+    want = denoise(bayes, noisy, "YX", "prior-mean", **kw)
+    np.testing.assert_allclose(denoise(mu_only, noisy, "YX", "prior-mean", **kw), want, atol=1e-6)
+    fresh = Trainer(noisy, "YX", TrainConfig(mode="mu-only", iterations=5, init="none", **FAST)).model
+    assert np.abs(denoise(fresh, noisy, "YX", "prior-mean", **kw) - want).max() > 1e-2
+
+
 
 def test_known_noise_level_at_inference_follows_the_closed_form(clean_and_noisy):
     """noise_params= replaces the learned sigma in the posterior: the result is the

@@ -410,14 +410,23 @@ def _warm_start(model: SSDNModel, init) -> str | None:
             )
     state = read_model_file(path)["state"]
     own = model.state_dict()
-    # Every tensor of the prior network must fit; the head's last layer may differ only
-    # for the mu-only baseline, whose head predicts fewer values.
-    weights = {k: v for k, v in state.items() if k.startswith("net.") and k in own and own[k].shape == v.shape}
+    # Every tensor of the prior network must fit. The head's last layer may differ only for
+    # the mu-only baseline, whose head predicts the mean alone: it keeps the mean's rows
+    # (the first C) of a blind-spot model's last layer, so both start from the same prior mean.
+    weights = {k: _mean_rows(v, own[k].shape) for k, v in state.items() if k.startswith("net.") and k in own}
+    weights = {k: v for k, v in weights.items() if own[k].shape == v.shape}
     body = [k for k in own if k.startswith("net.") and not k.startswith("net.head.")]
     if not all(k in weights for k in body):
         raise SSDNError(f"init={str(init)!r} holds no weights that fit a {model.describe()}; use init='none' or a model of the same width")
     model.load_state_dict(weights, strict=False)
     return "generic" if shipped else str(path)
+
+
+def _mean_rows(tensor: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The first rows of ``tensor`` where ``shape`` has fewer rows and is otherwise equal."""
+    if tensor.shape != shape and tensor.dim() == len(shape) and tensor.shape[1:] == shape[1:] and tensor.shape[0] > shape[0]:
+        return tensor[: shape[0]]
+    return tensor
 
 
 def _masked_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
