@@ -241,6 +241,7 @@ def test_baselines_mu_only_and_supervised(clean_and_noisy):
     clean, noisy, _ = clean_and_noisy
     mu_only = train(noisy, "YX", TrainConfig(mode="mu-only", iterations=5, **FAST))
     assert mu_only.config.arch.outputs == 1 and mu_only.config.arch.blind
+    assert mu_only.noise_params_data() == {}  # no noise model to report
     sup = train(noisy, "YX", TrainConfig(mode="supervised", iterations=5, **FAST), targets=clean)
     assert not sup.config.arch.blind
     assert denoise(sup, noisy, "YX").shape == noisy.shape

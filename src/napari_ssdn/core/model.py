@@ -216,7 +216,10 @@ class SSDNModel(nn.Module):
         return out
 
     def noise_params_data(self, y: torch.Tensor | None = None) -> dict:
-        """Noise parameters in data units (global values, or the mean over images of ``y``)."""
+        """Noise parameters in data units (global values, or the mean over images of ``y``);
+        empty for the baselines, which have no noise model (``mu-only``, ``supervised``)."""
+        if self.config.mode != "ssdn":
+            return {}
         with torch.no_grad():
             p = self.noise_params(y)
         vals = {k: float(torch.as_tensor(v).mean()) for k, v in p.items()}
