@@ -413,7 +413,9 @@ def _warm_start(model: SSDNModel, init) -> str | None:
     # Every tensor of the prior network must fit. The head's last layer may differ only for
     # the mu-only baseline, whose head predicts the mean alone: it keeps the mean's rows
     # (the first C) of a blind-spot model's last layer, so both start from the same prior mean.
-    weights = {k: _mean_rows(v, own[k].shape) for k, v in state.items() if k.startswith("net.") and k in own}
+    last = f"net.head.{len(model.net.head) - 1}." if model.config.mode == "mu-only" else None
+    weights = {k: _mean_rows(v, own[k].shape) if last and k.startswith(last) else v
+               for k, v in state.items() if k.startswith("net.") and k in own}
     weights = {k: v for k, v in weights.items() if own[k].shape == v.shape}
     body = [k for k in own if k.startswith("net.") and not k.startswith("net.head.")]
     if not all(k in weights for k in body):
