@@ -30,12 +30,16 @@ RESULTS = Path(__file__).parent / "results"
 METHODS = ("ours", "supervised", "n2v")
 
 
-def measure(method: str, seconds: float, noisy, clean, seed: int) -> dict:
+def measure(method: str, seconds: float, noisy, clean, seed: int, init: str = "none") -> dict:
     """Train ``method`` for ``seconds``, denoise every image; mean PSNRs and steps."""
     from table import infer, train_ours
 
     score = lambda xs: round(float(np.mean([psnr8(x, c) for x, c in zip(xs, clean)])), 3)  # noqa: E731
-    opts = argparse.Namespace(noise="gaussian", budget=seconds, width=None, lr=None, patch=None, batch=None, seed=seed, quiet=True)
+    # ``init`` must reach train_ours: without it the engine's default start (the shipped
+    # network) was taken, whatever --init said (the 20- and 40-minute points until the
+    # fifteenth session).
+    opts = argparse.Namespace(noise="gaussian", budget=seconds, width=None, lr=None, patch=None, batch=None, seed=seed,
+                              init=init, quiet=True)
     if method == "ours":
         model, info = train_ours(noisy, "YX", opts)
         out, info["infer_seconds"] = infer(model, noisy, "YX", ("prior-mean", "posterior-mean"))
@@ -109,7 +113,7 @@ def main(argv=None):
             payload["bm3d"] = round(float(np.mean([psnr8(bm3d.bm3d(y, sigma_psd=25 / 255), c) for y, c in zip(noisy, clean)])), 3)
         for minutes in args.minutes:
             for method in args.methods.split(","):
-                res = measure(method, minutes * 60, noisy, clean, args.seed)
+                res = measure(method, minutes * 60, noisy, clean, args.seed, args.init)
                 payload["results"].setdefault(method, {})[f"{minutes:g}"] = res
                 print(method, f"{minutes:g} min", res, flush=True)
                 # Keep what was measured so far: a long run stopped by hand loses nothing.
