@@ -47,25 +47,6 @@ def _to_param(kind: str, level: float) -> float:
     return level / 255.0 if kind == "gaussian" else level
 
 
-def _init_for(mode: str, args, channels: int) -> str:
-    """Starting weights by row: ours as asked; the mu-only baseline from the same start (the
-    shipped network's mean rows where ours takes it), so the two differ only in the loss;
-    the supervised network from scratch (it has no blind spot to share weights with)."""
-    from importlib.resources import files
-
-    from napari_ssdn.core.training import GENERIC_STARTS, WIDTHS, TrainConfig
-
-    init = getattr(args, "init", "auto")
-    if mode == "ssdn":
-        return init
-    if mode != "mu-only" or str(init).lower() not in ("auto", "generic"):
-        return init if mode == "mu-only" else "none"
-    ours = TrainConfig(noise=args.noise, init=init, width=args.width)
-    if not ours.takes_generic_start(channels) or args.width not in (None, "tiny"):
-        return "none"
-    return str(files("napari_ssdn.core") / "weights" / GENERIC_STARTS[(channels, *WIDTHS["tiny"], 2, 1)])
-
-
 def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, targets=None):
     from napari_ssdn.core import Trainer, TrainConfig
 
@@ -80,7 +61,9 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
         batch=args.batch,
         seed=args.seed,
         mode=mode,
-        init=_init_for(mode, args, noisy[0].shape[-1] if axes.endswith("C") else 1),
+        # mu-only takes our start (the engine gives it the shipped network's mean rows);
+        # the supervised network has no blind spot to share weights with.
+        init="none" if mode == "supervised" else getattr(args, "init", "auto"),
         keep_best=getattr(args, "keep_best", True),
         calibrate=getattr(args, "calibrate", False),
         **({"holdout": args.holdout} if getattr(args, "holdout", None) is not None else {}),

@@ -7,6 +7,7 @@ import torch
 from conftest import psnr
 from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, denoise_iter, load_model, save_model, train
 from napari_ssdn.core.network import receptive_margin
+from napari_ssdn.core.training import generic_start
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
 
@@ -259,6 +260,14 @@ def test_mu_only_starts_from_a_blind_spot_models_prior_mean(clean_and_noisy, tmp
     np.testing.assert_allclose(denoise(mu_only, noisy, "YX", "prior-mean", **kw), want, atol=1e-6)
     fresh = Trainer(noisy, "YX", TrainConfig(mode="mu-only", iterations=5, init="none", **FAST)).model
     assert np.abs(denoise(fresh, noisy, "YX", "prior-mean", **kw) - want).max() > 1e-2
+    # The default start (init="auto") is the shipped network: every prior-network weight,
+    # the last layer cut to the mean's rows.
+    shipped, _ = load_model(generic_start(bayes.config))
+    auto = Trainer(noisy, "YX", TrainConfig(mode="mu-only", iterations=5, **FAST)).model
+    theirs = shipped.state_dict()
+    for name, w in auto.state_dict().items():
+        if name.startswith("net."):
+            assert torch.equal(w, theirs[name][: w.shape[0]]), name
 
 
 

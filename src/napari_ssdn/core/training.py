@@ -209,10 +209,10 @@ class TrainConfig:
     def takes_generic_start(self, channels: int, subsample: int = 1) -> bool:
         """Whether ``init`` takes a shipped starting network for data of ``channels``
         (at the tiny width, which a GPU's default width then follows): ``auto`` for the
-        noise models of :data:`AUTO_START_NOISE`, ``generic`` for any; 2D, ``ssdn`` mode
+        noise models of :data:`AUTO_START_NOISE`, ``generic`` for any; 2D, ``ssdn`` or ``mu-only`` mode
         and ``subsample`` 1 only."""
         choice = str(self.init).lower()
-        if choice not in ("auto", "generic") or self.mode != "ssdn" or self.ndim != 2 or subsample != 1:
+        if choice not in ("auto", "generic") or self.mode not in BLIND_MODES or self.ndim != 2 or subsample != 1:
             return False
         if (channels, *WIDTHS["tiny"], 2, subsample) not in GENERIC_STARTS:
             return False
@@ -348,6 +348,9 @@ def _start_prior_std(model: SSDNModel, std: float) -> None:
 #: benchmarks/pretrain_generic.py, self-supervised: gray on Kodak in gray, RGB on Set14),
 #: by architecture: (channels, enc, dec, depth, ndim, subsample).
 GENERIC_STARTS = {(1, 16, 32, 3, 2, 1): "generic_gray_tiny.ssdn", (3, 16, 32, 3, 2, 1): "generic_rgb_tiny.ssdn"}
+#: Modes that start from the shipped (blind-spot) networks: the mu-only baseline keeps their
+#: mean rows, so that it differs from ours only in its loss.
+BLIND_MODES = ("ssdn", "mu-only")
 #: Noise models that ``init="auto"`` starts from the shipped network, by image channels:
 #: where it was measured to help (docs/benchmarks.md). Poisson-Gaussian is left out: on the
 #: FMD microscopy images the warm prior predicted more of their correlated noise, the
@@ -380,13 +383,13 @@ def generic_start(config: ModelConfig):
     Returns
     -------
     importlib.resources.abc.Traversable or None
-        The model file, for blind-spot (``ssdn``) models of a shipped architecture only.
+        The model file, for blind-spot models (``ssdn``, ``mu-only``) of a shipped architecture only.
     """
     from importlib.resources import files
 
     key = (config.channels, config.enc, config.dec, config.depth, config.ndim, config.subsample)
     name = GENERIC_STARTS.get(key)
-    if config.mode != "ssdn" or name is None:
+    if config.mode not in BLIND_MODES or name is None:
         return None
     return files("napari_ssdn.core") / "weights" / name
 
@@ -406,7 +409,7 @@ def _warm_start(model: SSDNModel, init) -> str | None:
         if path is None:
             raise SSDNError(
                 f"init='generic': no generic starting network fits a {model.describe()} "
-                f"(shipped: gray or RGB 2D images, tiny width, ssdn mode); use init='none' or a model file"
+                f"(shipped: gray or RGB 2D images, tiny width, ssdn or mu-only mode); use init='none' or a model file"
             )
     state = read_model_file(path)["state"]
     own = model.state_dict()
@@ -414,7 +417,7 @@ def _warm_start(model: SSDNModel, init) -> str | None:
     # the mu-only baseline, whose head predicts the mean alone: it keeps the mean's rows
     # (the first C) of a blind-spot model's last layer, so both start from the same prior mean.
     last = f"net.head.{len(model.net.head) - 1}." if model.config.mode == "mu-only" else None
-    weights = {k: _mean_rows(v, own[k].shape) if last and k.startswith(last) else v
+    weights = {k: v[: own[k].shape[0]] if last and k.startswith(last) else v
                for k, v in state.items() if k.startswith("net.") and k in own}
     weights = {k: v for k, v in weights.items() if own[k].shape == v.shape}
     body = [k for k in own if k.startswith("net.") and not k.startswith("net.head.")]
@@ -422,13 +425,6 @@ def _warm_start(model: SSDNModel, init) -> str | None:
         raise SSDNError(f"init={str(init)!r} holds no weights that fit a {model.describe()}; use init='none' or a model of the same width")
     model.load_state_dict(weights, strict=False)
     return "generic" if shipped else str(path)
-
-
-def _mean_rows(tensor: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """The first rows of ``tensor`` where ``shape`` has fewer rows and is otherwise equal."""
-    if tensor.shape != shape and tensor.dim() == len(shape) and tensor.shape[1:] == shape[1:] and tensor.shape[0] > shape[0]:
-        return tensor[: shape[0]]
-    return tensor
 
 
 def _masked_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
