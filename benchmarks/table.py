@@ -125,6 +125,8 @@ def main(argv=None):
     p.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last step's weights")
     p.add_argument("--calibrate", action="store_true", help="fit the prior-variance scale and noise parameters on held-out pixels at the end")
     p.add_argument("--name", default=None, help="results file name")
+    p.add_argument("--save-model", metavar="FOLDER", default=None,
+                   help="also save each trained model to FOLDER/<row>.ssdn, for later analysis")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if len(args.level) not in (1, 2):
@@ -158,9 +160,17 @@ def main(argv=None):
         if not args.quiet:
             print(f"  {label:34s} {np.mean(rows[label]):6.2f} dB", file=sys.stderr)
 
+    def keep(model, row):
+        if args.save_model:
+            from napari_ssdn.core import save_model
+
+            Path(args.save_model).mkdir(parents=True, exist_ok=True)
+            save_model(model, Path(args.save_model) / f"{row}.ssdn")
+
     learned_model = None
     if "learned" in rows_wanted:
         learned_model, info = train_ours(noisy, axes, args, per_image=variable)
+        keep(learned_model, "learned")
         out, info["infer_seconds"] = infer(learned_model, noisy, axes, ("prior-mean", "posterior-mean"))
         info["learned"] = learned_model.noise_params_data()
         runs["learned"] = info
@@ -176,6 +186,7 @@ def main(argv=None):
             model, info = learned_model, {"model": "the parameter-learned model"}
         else:
             model, info = train_ours(noisy, axes, args, known=None if variable else truth[0][PARAM[args.noise]], per_image=variable)
+            keep(model, "known")
         out, info["infer_seconds"] = infer(model, noisy, axes, ("prior-mean", "posterior-mean"), truth if variable else None)
         runs["known"] = info
         if "prior mean (no Bayes)" not in rows:
@@ -185,12 +196,14 @@ def main(argv=None):
         say("posterior mean, parameter known")
     if "mu-only" in rows_wanted:
         model, info = train_ours(noisy, axes, args, mode="mu-only")
+        keep(model, "mu-only")
         out, info["infer_seconds"] = infer(model, noisy, axes, ("prior-mean",))
         runs["mu-only"] = info
         rows["mu-only network (no Bayes, L2 to the noisy input)"] = score(out["prior-mean"])
         say("mu-only network (no Bayes, L2 to the noisy input)")
     if "supervised" in rows_wanted:
         model, info = train_ours(noisy, axes, args, mode="supervised", targets=clean)
+        keep(model, "supervised")
         out, info["infer_seconds"] = infer(model, noisy, axes, ("prior-mean",))
         runs["supervised"] = info
         rows["supervised (clean targets)"] = score(out["prior-mean"])
