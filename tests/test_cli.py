@@ -137,6 +137,11 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     nan = tmp_path / "nan.tif"
     tifffile.imwrite(nan, np.full((40, 40), np.nan, np.float32))
     _assert_clean_failure(ssdn("train", nan, "-o", tmp_path / "m.ssdn", *FAST), "finite")
+    _assert_clean_failure(ssdn("denoise", nan, "-m", model, "-o", tmp_path / "o.tif"), "finite")
+    thin = tmp_path / "thin.tif"
+    tifffile.imwrite(thin, np.random.default_rng(0).random((64, 1), np.float32))
+    _assert_clean_failure(ssdn("train", thin, "-o", tmp_path / "m.ssdn", *FAST), "1 pixels along X", "larger images")
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", tmp_path, "-o", tmp_path / "o.tif"), "is a folder")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "-3"), "sigma")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "0"), "sigma")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--noise", "poisson", "--lam", "-1"), "lam")

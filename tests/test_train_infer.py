@@ -370,6 +370,29 @@ def test_bad_config_is_named(kwargs, match):
         Trainer(np.zeros((32, 32), np.float32) + np.arange(32), "YX", TrainConfig(**{**FAST, **kwargs}))
 
 
+@pytest.mark.parametrize(
+    "shape, axes, kwargs, match",
+    [
+        ((256, 1), "YX", {}, "1 pixels along X but this network needs at least 8; give larger images$"),
+        ((1, 256), "YX", {}, "1 pixels along Y"),
+        ((1, 1), "YX", {}, "along Y"),
+        ((64, 64), "YX", dict(patch=3), "patch=3 is smaller than the 8 pixels"),
+        ((64, 64), "YX", dict(width="light", init="none"), "along Y.*or use the tiny width preset"),
+        ((64, 10), "YX", dict(subsample=2), "10 pixels \\(5 per sub-image of subsample=2\\).*smaller subsample than 2"),
+        ((3, 64, 64), "ZYX", dict(ndim=3), "3 slices but a 3D network needs at least 4; train a 2D network"),
+    ],
+)
+def test_data_smaller_than_the_network_is_named(shape, axes, kwargs, match):
+    """Images (or a patch) smaller than the network's smallest input are refused before the
+    noise estimate, with the size, what the network needs and what to change."""
+    rng = np.random.default_rng(0)
+    img = rng.random(shape, np.float32)
+    if kwargs.get("width") == "light":
+        img = rng.random((6, 64), np.float32)
+    with pytest.raises(SSDNError, match=match):
+        Trainer(img, axes, TrainConfig(**{**FAST, **kwargs}))
+
+
 def test_subsampled_model_sees_only_its_own_phase(tmp_path):
     """subsample=2: the network works on the four interleaved sub-images, so the prior at a
     pixel ignores that pixel, its 8 neighbours and every pixel an odd step away, and still
@@ -407,6 +430,25 @@ def test_subsampled_model_sees_only_its_own_phase(tmp_path):
 def test_all_nan_input_is_refused():
     with pytest.raises(SSDNError, match="no finite values"):
         Trainer(np.full((32, 32), np.nan, np.float32), "YX", TrainConfig(**FAST))
+    model = Trainer(np.random.default_rng(0).random((32, 32), np.float32), "YX", TrainConfig(iterations=1, **FAST)).model
+    with pytest.raises(SSDNError, match="no finite values"):
+        denoise(model, np.full((32, 32), np.nan, np.float32), "YX")
+
+
+@pytest.mark.parametrize("subsample", [1, 2])
+def test_missing_pixels_stay_missing(clean_and_noisy, subsample):
+    """NaN pixels of the input come out NaN in every output, and every other pixel is
+    finite: inference makes up no value where nothing was measured."""
+    _, noisy, sigma = clean_and_noisy
+    model = Trainer(noisy, "YX", TrainConfig(iterations=1, subsample=subsample, noise_params={"sigma": sigma}, **FAST)).model
+    holed = noisy.copy()
+    holed[10:20, 5:9] = np.nan
+    holed[40, 50] = np.inf
+    missing = ~np.isfinite(holed)
+    kinds = ("posterior-mean", "prior-mean", "posterior-std", "residual")
+    out = denoise(model, holed, "YX", kinds)
+    for kind in kinds:
+        assert np.array_equal(np.isnan(out[kind]), missing), kind
 
 
 @pytest.mark.gpu

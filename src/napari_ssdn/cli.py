@@ -191,18 +191,20 @@ def cmd_denoise(args) -> int:
         if target.suffix.lower() in MRC_SUFFIXES and ("C" in axes or img.data.ndim > 3):
             raise SSDNError(f"{str(path)!r} has axes {axes!r} that MRC cannot hold; write a .tif output instead")
         if model.config.ndim == 3 and "Z" not in axes.upper():
-            raise SSDNError(
-                f"{args.model} is a 3D (volume) model but {str(path)!r} has axes {axes!r}; "
-                "give a volume (e.g. --axes ZYX) or use a 2D model"
-            )
+            # Only data with a third axis can be read as a volume by naming its axes.
+            remedy = "if its first axis is Z, say so with --axes (e.g. ZYX), or use a 2D model" if img.data.ndim >= 3 else "use a 2D model"
+            raise SSDNError(f"{args.model} is a 3D (volume) model but {str(path)!r} has axes {axes!r}; {remedy}")
         # The result goes straight into a memory-mapped output file, tile by tile: a volume
         # larger than memory is denoised without holding input or output in RAM.
         with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {args.output_kind}") as result:
             gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result, noise_params=given, tta=args.tta,
                               compile_network=args.compile, mixed_precision=False if args.float32 else None)
             bar = Progress(args.quiet, f"denoise {path.name}")
-            for p in gen:
-                bar.update(p.done, p.total, p.eta, final=p.done == p.total)
+            try:
+                for p in gen:
+                    bar.update(p.done, p.total, p.eta, final=p.done == p.total)
+            except SSDNError as exc:  # name the file: several inputs may be denoised in one call
+                raise SSDNError(f"{str(path)!r}: {exc}") from None
         if not args.quiet:
             print(f"wrote {target}", file=sys.stderr)
     return 0
@@ -340,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on noisy images")
     t.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (one data set)")
     t.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write, e.g. model.ssdn")
-    t.add_argument("--noise", default="gaussian", choices=["gaussian", "poisson", "poisson-gaussian", "impulse"])
+    t.add_argument("--noise", default="gaussian", choices=["gaussian", "poisson", "poisson-gaussian", "impulse"],
+                   help="noise model: gaussian (default), poisson (photon counts), poisson-gaussian (camera: counts plus read "
+                   "noise), impulse (a fraction of pixels replaced by random values)")
     noise_flags(t, "learned if omitted")
     t.add_argument("--per-image", action="store_true", help="learned noise level varies from image to image")
     t.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX (z slices as samples), TYX, YXC; guessed if omitted")
@@ -356,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--width", choices=["tiny", "light", "paper"], help="network size (default: tiny on a CPU and with --3d; on a GPU tiny where the shipped start fits, else light)")
     t.add_argument("--lr", type=_positive(float), help="peak learning rate (default from a warm start 3e-4, or 1e-3 on 1.5 megapixels of data or more; "
         "2e-3 for the tiny 2D network from scratch, else 1e-3)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="random seed of the weights and crops (default 0)")
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
     t.add_argument(
         "--init",
@@ -369,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("denoise", help="denoise images with a trained model")
-    d.add_argument("inputs", nargs="+", metavar="INPUT")
-    d.add_argument("-m", "--model", required=True)
+    d.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files")
+    d.add_argument("-m", "--model", required=True, help="model file written by 'ssdn train' (.ssdn)")
     d.add_argument("-o", dest="output", required=True, metavar="OUTPUT", help="output file (one input) or folder (several)")
     d.add_argument(
         "--output-kind",
@@ -395,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_denoise)
 
     i = sub.add_parser("info", help="describe a model file")
-    i.add_argument("model")
+    i.add_argument("model", help="model file (.ssdn)")
     i.add_argument("--json", action="store_true", help="one JSON object")
     i.set_defaults(func=cmd_info)
 

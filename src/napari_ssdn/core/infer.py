@@ -170,16 +170,24 @@ def denoise_iter(
     results = {k: (np.empty(samples.shape, np.float32) if out is None or f > 1 else to_samples(out, axes, nd)) for k in kinds}
 
     def norm(a):
-        return ((np.nan_to_num(a.astype(np.float32), nan=cfg.offset) - cfg.offset) / cfg.scale).astype(np.float32)
+        return ((np.nan_to_num(a.astype(np.float32), nan=cfg.offset, posinf=cfg.offset, neginf=cfg.offset) - cfg.offset) / cfg.scale).astype(np.float32)
+
+    # Sample by sample, stopping at the first with a finite value: one slice read for real data.
+    if not any(np.isfinite(sample).any() for sample in samples):
+        raise SSDNError("the image holds no finite values (all NaN or infinite): nothing to denoise; check the file")
 
     def store(k, region, res):
-        """Write one tile's outputs, in data units, into the results."""
+        """Write one tile's outputs, in data units, into the results; pixels missing from
+        the input (NaN or infinite) stay NaN, so no value is made up where none was measured."""
+        y = samples[(k,) + region]
+        missing = ~np.isfinite(y)
         for kind in kinds:
             v = res[kind] * np.float32(cfg.scale)
             if kind != "posterior-std":
                 v += np.float32(cfg.offset)
             if kind == "residual":
-                v = samples[(k,) + region].astype(np.float32) - v
+                v = y.astype(np.float32) - v
+            v[missing] = np.nan
             results[kind][(k,) + region] = v
         # Memory-mapped input and output: what was read or written so far leaves the
         # resident set, so memory does not grow with the file.

@@ -183,7 +183,7 @@ class SSDNModel(nn.Module):
         rows = []
         for im in images:
             flat = im.reshape((-1,) + im.shape[-3:])  # volumes: their slices as 2D samples
-            est = estimate_noise([np.nan_to_num(flat)], self.config.noise)
+            est = estimate_noise([np.nan_to_num(flat, posinf=0.0, neginf=0.0)], self.config.noise)
             rows.append([math.log(max(est[n], 1e-12) / float(self.base[self.param_names.index(n)])) for n in self.learned])
         return torch.tensor(rows, dtype=torch.float64).clamp(-ANCHOR_RANGE, ANCHOR_RANGE)
 

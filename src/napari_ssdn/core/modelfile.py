@@ -77,6 +77,8 @@ def save_model(
 def read_model_file(path: str | os.PathLike) -> dict:
     """Load the raw contents (``meta`` dict, ``state``, optional ``optimizer``) safely."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"model file {str(path)!r} is a folder; give the .ssdn file inside it")
     if not path.is_file():
         raise ModelFileError(f"model file {str(path)!r} does not exist; train one with 'ssdn train ... -o {path.name}'")
     try:

@@ -433,6 +433,28 @@ def _masked_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Te
     return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
+def _check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: int, patch: int, tiny: bool) -> None:
+    """Refuse data or a patch smaller than the network's smallest input, naming what to change.
+
+    ``samples`` are ``(S, *spatial, C)`` before the split into ``subsample``^2 sub-images,
+    which divides the two image axes."""
+    if patch < max(mults):
+        raise SSDNError(f"patch={patch} is smaller than the {max(mults)} pixels this network needs; use a patch of {max(mults)} or more")
+    for a, mult in enumerate(mults):
+        split = subsample if a >= len(mults) - 2 else 1
+        smallest = min(s.shape[1 + a] for s in samples) // split
+        if smallest >= mult:
+            continue
+        across = f"{smallest * split} pixels" + (f" ({smallest} per sub-image of subsample={subsample})" if split > 1 else "")
+        if len(mults) == 3 and a == 0:
+            raise SSDNError(f"the smallest volume has {smallest} slices but a 3D network needs at least {mult}; "
+                            "train a 2D network on the slices instead (ndim=2, no --3d)")
+        remedy = "give larger images" + ("" if tiny else ", or use the tiny width preset")
+        if split > 1:
+            remedy += f", or a smaller subsample than {subsample}"
+        raise SSDNError(f"the smallest image is {across} along {'ZYX'[a - len(mults)]} but this network needs at least {mult}; {remedy}")
+
+
 def _square_plane(sizes: list[int]) -> tuple[int, ...]:
     """Crop sizes with y and x equal (the smaller): rotations in the image plane need it."""
     side = min(sizes[-2:])
@@ -513,18 +535,23 @@ class Trainer:
                     f"the model to resume is a {resume.config.ndim}D network but ndim={config.ndim}; "
                     f"resume with {'--3d' if resume.config.ndim == 3 else 'no --3d'}"
                 )
+        self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
+        arch = (resume.config if resume is not None else self._model_config(self.samples_raw[0].shape[-1])).arch
+        # Before the noise estimate and the normalisation, which fail obscurely on a
+        # sliver of an image.
+        _check_sizes(self.samples_raw, arch.multiples, self.subsample, config.patch_for(self.device), arch.enc == WIDTHS["tiny"][0])
+        if resume is not None:
             self.model = resume
             # Keep the original start: it sets the default learning rate (a fine-tune stays one).
             self.init_source = (resume_info or {}).get("training", {}).get("init")
             norm = Normalization(resume.config.offset, resume.config.scale)
         else:
             norm = Normalization.fit(self.samples_raw, config.noise)
-        self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
         # Sub-images before anything else, so the noise estimate, crops and validation all
         # see the data the network will see.
         self.samples_raw = [split_phases(s, self.subsample, crop=True) for s in self.samples_raw]
         self.norm = norm
-        self.samples = [norm(np.nan_to_num(s, nan=norm.offset)) for s in self.samples_raw]
+        self.samples = [norm(np.nan_to_num(s, nan=norm.offset, posinf=norm.offset, neginf=norm.offset)) for s in self.samples_raw]
         self.targets = None
         if config.mode == "supervised":
             if targets is None:
@@ -537,14 +564,7 @@ class Trainer:
         patch = []
         for a, mult in enumerate(mults):
             smallest = min(s.shape[1 + a] for s in self.samples)
-            side = (min(config.patch_for(self.device), smallest) // mult) * mult
-            if side < mult:
-                what = "pixels" if len(mults) == 2 else "voxels along " + "ZYX"[a]
-                raise SSDNError(
-                    f"the smallest image is {smallest} {what} across but this network needs at least {mult}; "
-                    "use a smaller width preset (e.g. --width tiny) or larger images"
-                )
-            patch.append(side)
+            patch.append((min(config.patch_for(self.device), smallest) // mult) * mult)  # >= mult: sizes checked
         self.patch_shape = _square_plane(patch)
         # Groups: the prior network, the learned noise scalars (faster, see run), and the
         # per-image estimator (the network's rate: it is a network, not a scalar).
@@ -583,14 +603,21 @@ class Trainer:
         self.resumed = resume is not None
 
     # -- construction -------------------------------------------------------------------
-    def _new_model(self) -> SSDNModel:
+    def _model_config(self, channels: int) -> ModelConfig:
+        """The new model's architecture and noise model, before the data's normalisation
+        and noise estimate are known."""
         c = self.config
-        channels = self.samples[0].shape[-1]
         enc, dec, depth = WIDTHS[c.width_for(self.device, c.takes_generic_start(channels, self.subsample))]
         if c.ndim == 3:
             # One level less for volumes: a 3D level sees 8x the voxels of a 2D one, and
             # the receptive field (hence the tile overlap) halves.
             depth -= 1
+        return ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, mode=c.mode, noise=c.noise,
+                           per_image=c.per_image, ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample)
+
+    def _new_model(self) -> SSDNModel:
+        c = self.config
+        base = self._model_config(self.samples[0].shape[-1])
         given = c.given
         names = NOISE_PARAMS[c.noise]
         learned = tuple(n for n in names if n not in given)
@@ -601,23 +628,7 @@ class Trainer:
             est_data = params_to_data(c.noise, est, self.norm.offset, self.norm.scale)
             init.update({n: est_data[n] for n in learned})
         torch.manual_seed(c.seed)
-        cfg = ModelConfig(
-            channels=channels,
-            enc=enc,
-            dec=dec,
-            depth=depth,
-            mode=c.mode,
-            noise=c.noise,
-            noise_init=init,
-            learned=learned,
-            per_image=c.per_image,
-            offset=self.norm.offset,
-            scale=self.norm.scale,
-            ndim=c.ndim,
-            flat=min(c.flat_levels, depth - 1),
-            subsample=self.subsample,
-        )
-        model = SSDNModel(cfg)
+        model = SSDNModel(replace(base, noise_init=init, learned=learned, offset=self.norm.offset, scale=self.norm.scale))
         if c.mode == "ssdn" and PRIOR_STD_START > 0:
             _start_prior_std(model, PRIOR_STD_START * _mean_noise_std(model, self.samples))
         self.init_source = _warm_start(model, c.init)
