@@ -241,7 +241,7 @@ def test_worker_error_becomes_message_and_widget_recovers(viewer, qtbot, monkeyp
     assert w.start() is not None
     _wait(qtbot, w)
     new = [n for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR]
-    # "... needs at least 8; use a smaller width preset (e.g. --width tiny) or larger images"
+    # "the smallest image is 6 pixels along Y but this network needs at least 8; give larger images"
     assert len(new) == 1 and "larger images" in new[0].message
     assert "failed" in w.status.text()
     assert w.worker is None and w.start_button.isEnabled()
@@ -301,6 +301,12 @@ def test_trained_model_offered_to_denoise(viewer, qtbot):
     _train(qtbot, t)
     assert d.model_combo.currentText() == "cells (trained)"
     assert d.run_button.isEnabled()
+    # A model trained next, on another layer, becomes the Denoise widget's choice.
+    viewer.add_image(noisy[::-1].copy(), name="more cells")
+    t.layer_combo.setCurrentIndex(next(i for i in range(t.layer_combo.count()) if t.layer_combo.itemText(i) == "more cells"))
+    _train(qtbot, t)
+    assert d.model_combo.count() == 2
+    assert d.model_combo.currentText() == "more cells (trained)"
 
 
 def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):
@@ -334,3 +340,29 @@ def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):
     t.layer_combo.setCurrentIndex(t.layer_combo.count() - 1)
     t.dims_combo.setCurrentText("3D")
     assert not t.start_button.isEnabled() and "Z axis" in t.status.text()
+
+
+def test_loss_plot_gives_each_curve_its_own_scale(qtbot):
+    """The weighted training loss and the unweighted validation loss differ in value by far
+    more than either varies: each is drawn on its own scale, so both curves fill the plot
+    height instead of one flat line (and the first validation point does not set the range)."""
+    import numpy as np
+
+    from napari_ssdn._napari._loss_plot import TRAIN_COLOR, VAL_COLOR, LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(400, 200)
+    for step in range(200):
+        val = (22.0 if step == 0 else -3.8 - 0.2 * step / 200) if step % 20 == 0 else None
+        plot.add(step, -0.30 - 0.05 * step / 200, val)
+    img = plot.grab().toImage()
+    rgb = np.array([[img.pixelColor(x, y).getRgb()[:3] for x in range(img.width())] for y in range(img.height())])
+
+    def rows_with(color):
+        near = (np.abs(rgb - np.array(color.getRgb()[:3])) < 40).all(-1)
+        return np.flatnonzero(near[:, 60:-60].any(1))  # inside the frame, away from the labels
+
+    for color in (TRAIN_COLOR, VAL_COLOR):
+        rows = rows_with(color)
+        assert rows.size and rows.max() - rows.min() > 0.4 * (img.height() - 28), color.name()

@@ -111,6 +111,7 @@ class DenoiseWidget(QWidget):
         self.model_combo.currentTextChanged.connect(self._validate)
         self.output_combo.currentTextChanged.connect(self._validate)
         self.device_combo.currentTextChanged.connect(self._validate)
+        self._names_offered: list[str] = []
         self.registry.changed.connect(self._refresh_models)
         self._refresh_models()
         self._on_layer_changed()
@@ -131,11 +132,13 @@ class DenoiseWidget(QWidget):
             self.registry.changed.disconnect(self._refresh_models)
             return
         names = self.registry.names()
+        added = [n for n in names if n not in self._names_offered]
+        self._names_offered = names
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         self.model_combo.addItems(names)
-        # Newest model first choice unless the user picked one that still exists.
-        self.model_combo.setCurrentText(current if current in names else (names[-1] if names else ""))
+        # A model just trained or loaded is the one to try next; otherwise keep the user's pick.
+        self.model_combo.setCurrentText(added[-1] if added else (current if current in names else (names[-1] if names else "")))
         self.model_combo.blockSignals(False)
         self._validate()
 

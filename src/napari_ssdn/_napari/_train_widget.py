@@ -53,7 +53,8 @@ HELP = {
     "patch": "Side of the square training crops in pixels (>= 8), or auto: 64 on a CPU, 128 on a GPU, 24 for 3D.",
     "batch": "Crops per training step, or auto: 4 on a CPU, 8 on a GPU, 1 for 3D.",
     "width": "Network size: auto (the best per minute measured: tiny on a CPU; on a GPU tiny where the shipped starting network fits, else light), tiny, light, paper (Laine et al.; use a GPU).",
-    "lr": "Peak learning rate of Adam; auto: 2e-3 for the tiny 2D network, else 1e-3.",
+    "lr": "Peak learning rate of Adam. auto: from the shipped start 3e-4 (1e-3 on 1.5 megapixels of data or more); "
+          "from scratch 2e-3 for the tiny 2D network, else 1e-3.",
     "seed": "Random seed of crops and initialisation (same seed, same result).",
     "subsample": "1: off. 2: train and denoise on the 4 interleaved half-size sub-images, for noise correlated "
     "between neighbouring pixels (resampled or processed camera images), which the network would otherwise "
