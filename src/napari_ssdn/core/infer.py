@@ -172,8 +172,9 @@ def denoise_iter(
     def norm(a):
         return ((np.nan_to_num(a.astype(np.float32), nan=cfg.offset, posinf=cfg.offset, neginf=cfg.offset) - cfg.offset) / cfg.scale).astype(np.float32)
 
-    # Sample by sample, stopping at the first with a finite value: one slice read for real data.
-    if not any(np.isfinite(sample).any() for sample in samples):
+    # Row by row (slice by slice for volumes), stopping at the first finite value: real data
+    # cost one row, and a volume larger than memory is never held whole.
+    if not any(np.isfinite(part).any() for sample in samples for part in sample):
         raise SSDNError("the image holds no finite values (all NaN or infinite): nothing to denoise; check the file")
 
     def store(k, region, res):
