@@ -140,7 +140,7 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     _assert_clean_failure(ssdn("denoise", nan, "-m", model, "-o", tmp_path / "o.tif"), "finite")
     thin = tmp_path / "thin.tif"
     tifffile.imwrite(thin, np.random.default_rng(0).random((64, 1), np.float32))
-    _assert_clean_failure(ssdn("train", thin, "-o", tmp_path / "m.ssdn", *FAST), "1 pixels along X", "larger images")
+    _assert_clean_failure(ssdn("train", thin, "-o", tmp_path / "m.ssdn", *FAST), "1 pixel along X", "larger images")
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", tmp_path, "-o", tmp_path / "o.tif"), "is a folder")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "-3"), "sigma")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "0"), "sigma")

@@ -373,8 +373,8 @@ def test_bad_config_is_named(kwargs, match):
 @pytest.mark.parametrize(
     "shape, axes, kwargs, match",
     [
-        ((256, 1), "YX", {}, "1 pixels along X but this network needs at least 8; give larger images$"),
-        ((1, 256), "YX", {}, "1 pixels along Y"),
+        ((256, 1), "YX", {}, "1 pixel along X but this network needs at least 8; give larger images$"),
+        ((1, 256), "YX", {}, "1 pixel along Y"),
         ((1, 1), "YX", {}, "along Y"),
         ((64, 64), "YX", dict(patch=3), "patch=3 is smaller than the 8 pixels"),
         ((64, 64), "YX", dict(width="light", init="none"), "along Y.*or use the tiny width preset"),

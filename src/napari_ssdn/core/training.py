@@ -445,7 +445,7 @@ def _check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: i
         smallest = min(s.shape[1 + a] for s in samples) // split
         if smallest >= mult:
             continue
-        across = f"{smallest * split} pixels" + (f" ({smallest} per sub-image of subsample={subsample})" if split > 1 else "")
+        across = f"{smallest * split} pixel{'s' if smallest * split != 1 else ''}" + (f" ({smallest} per sub-image of subsample={subsample})" if split > 1 else "")
         if len(mults) == 3 and a == 0:
             raise SSDNError(f"the smallest volume has {smallest} slices but a 3D network needs at least {mult}; "
                             "train a 2D network on the slices instead (ndim=2, no --3d)")
