@@ -325,6 +325,7 @@ def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):
     model = w.last_result.model
     assert model.config.ndim == 3 and model.config.flat == 1
     assert viewer.layers["vol_ssdn_preview"].data.ndim == 2
+    assert tuple(viewer.layers["vol_ssdn_preview"].axis_labels) == ("y", "x")
     d = DenoiseWidget(viewer)
     d.layer_combo.setCurrentIndex(next(i for i in range(d.layer_combo.count()) if d.layer_combo.itemText(i) == "vol"))
     assert d.layer_combo.layer().name == "vol"

@@ -446,8 +446,9 @@ class TrainWidget(QWidget):
         scale = (float(layer.scale[iy]), float(layer.scale[ix]))
         translate = (float(layer.translate[iy]) + origin[0] * scale[0], float(layer.translate[ix]) + origin[1] * scale[1])
         units = (str(layer.units[iy]), str(layer.units[ix]))
+        labels = (str(layer.axis_labels[iy]), str(layer.axis_labels[ix]))
         self._preview_name = f"{layer.name}_ssdn_preview"
-        self._preview_geom = {"scale": scale, "translate": translate, "units": units}
+        self._preview_geom = {"scale": scale, "translate": translate, "units": units, "axis_labels": labels}
         self._preview_rgb = crop is not None and crop.shape[-1] in (3, 4) and bool(layer.rgb)
         # The input's contrast, so that the preview compares with the noisy image beside it.
         self._preview_contrast = None if layer.rgb else tuple(float(v) for v in layer.contrast_limits)
@@ -456,7 +457,8 @@ class TrainWidget(QWidget):
         img = preview[..., 0] if preview.shape[-1] == 1 else preview
         if img.ndim == 3 and not self._preview_rgb:
             img = np.moveaxis(img, -1, 0)  # channels first, shown as a small stack
-            geom = {k: (((1.0,) if k == "scale" else (0.0,) if k == "translate" else ("pixel",)) + tuple(v)) for k, v in self._preview_geom.items()}
+            channel_axis = {"scale": (1.0,), "translate": (0.0,), "units": ("pixel",), "axis_labels": ("c",)}
+            geom = {k: channel_axis[k] + tuple(v) for k, v in self._preview_geom.items()}
         else:
             geom = dict(self._preview_geom)
         if self._preview_rgb:
