@@ -277,6 +277,21 @@ def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
     assert (viewer.layers["tomo_ssdn_std"].data >= 0).all()
 
 
+def test_denoise_keeps_missing_pixels_missing(viewer, qtbot, tiny_model):
+    """A layer with a NaN hole (masked, not measured) denoises to a layer with the same hole
+    and finite, displayable values around it."""
+    session_models().add(SessionModel("tiny", tiny_model))
+    noisy, _ = noisy_cells(48)
+    noisy[5:15, 20:30] = np.nan
+    viewer.add_image(noisy, name="masked")
+    w = DenoiseWidget(viewer)
+    assert w.run() is not None
+    _wait(qtbot, w)
+    out = viewer.layers["masked_ssdn"]
+    assert np.array_equal(np.isnan(out.data), np.isnan(noisy))
+    assert np.isfinite(out.contrast_limits).all() and out.contrast_limits[1] > out.contrast_limits[0]
+
+
 def test_denoise_refuses_channel_mismatch(viewer, qtbot, tiny_model):
     """A 3-channel layer with a 1-channel model is refused with a message naming both counts."""
     session_models().add(SessionModel("gray", tiny_model))
