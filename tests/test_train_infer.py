@@ -42,6 +42,27 @@ def test_learned_sigma_lands_near_the_truth(clean_and_noisy):
     assert "sigma" in trainer.model.learned
 
 
+def test_missing_pixels_stay_out_of_the_noise_level():
+    """A masked area (NaN) is not a flat, noise-free one: with 60 % of the pixels missing,
+    the classical start, the held-out scoring and the learned sigma still follow the
+    measured pixels (before, the masked area read as noise-free pulled sigma towards 0)."""
+    from napari_ssdn.samples import clean_cells
+
+    clean = np.concatenate([clean_cells(96, seed=3), clean_cells(96, seed=4), clean_cells(96, seed=5)], axis=1)
+    sigma = 0.1
+    noisy = (clean + sigma * np.random.default_rng(7).standard_normal(clean.shape)).astype(np.float32)
+    noisy[:, 96 + 20 :] = np.nan
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=150, **FAST))
+    assert trainer.model.config.noise_init["sigma"] == pytest.approx(sigma, rel=0.10)
+    for rec in trainer.run():
+        pass
+    assert np.isfinite(rec.val_loss)
+    assert trainer.model.noise_params_data()["sigma"] == pytest.approx(sigma, rel=0.10)
+    out = denoise(trainer.model, noisy, "YX")
+    seen = np.isfinite(noisy)
+    assert np.isnan(out[~seen]).all() and psnr(out[seen], clean[seen]) > psnr(noisy[seen], clean[seen]) + 4
+
+
 def test_learned_poisson_gaussian_parameters_are_near_the_truth():
     """Camera model var = a*mean + b: the classical start plus training recovers a and b."""
     from conftest import smooth_image

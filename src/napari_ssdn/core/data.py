@@ -242,16 +242,20 @@ class CropSampler:
     holdout : HoldoutPattern or None
         Pixels whose loss is dropped; :attr:`kept` then holds, per crop, 1 where the loss
         counts and 0 where it does not, transformed like the crop.
+    measured : list of ndarray or None
+        Per array, ``(S, *spatial)`` booleans, False where a pixel is missing: its loss is
+        dropped too (:attr:`kept` is then always set).
     """
 
     def __init__(self, samples: list[np.ndarray], patch, rng: np.random.Generator, augment: bool = True,
-                 holdout: HoldoutPattern | None = None):
+                 holdout: HoldoutPattern | None = None, measured: list[np.ndarray] | None = None):
         self.samples = samples
         self.ndim = samples[0].ndim - 2
         self.patch = tuple(patch) if np.ndim(patch) else (int(patch),) * self.ndim
         self.rng = rng
         self.augment = augment
         self.holdout = holdout
+        self.measured = measured
         size = np.array([np.prod(s.shape[:-1]) for s in samples], dtype=np.float64)
         self.weights = size / size.sum()
         #: ``(array index, sample index)`` of each crop of the last :meth:`sample` call.
@@ -270,7 +274,7 @@ class CropSampler:
         """Draw ``batch`` crops ``(B, C, *patch)``; the same crops of each list in ``extra`` too."""
         p = self.patch
         out = [np.empty((batch, self.samples[0].shape[-1]) + p, np.float32) for _ in range(1 + len(extra))]
-        self.kept = np.empty((batch,) + p, np.float32) if self.holdout is not None else None
+        self.kept = np.ones((batch,) + p, np.float32) if self.holdout is not None or self.measured is not None else None
         self.drawn = []
         for b in range(batch):
             i = self.rng.choice(len(self.samples), p=self.weights)
@@ -283,6 +287,8 @@ class CropSampler:
             flips = [bool(f) for f in self.rng.integers(2, size=self.ndim - 1)] if self.augment else [False] * (self.ndim - 1)
             for dst, src in zip(out, (self.samples,) + extra):
                 dst[b] = self._transform(np.moveaxis(src[i][window], -1, 0), rot, flips)
-            if self.kept is not None:
+            if self.holdout is not None:
                 self.kept[b] = self._transform(~self.holdout.window(starts, p)[None], rot, flips)[0]
+            if self.measured is not None:
+                self.kept[b] *= self._transform(self.measured[i][window][None], rot, flips)[0]
         return out

@@ -552,6 +552,11 @@ class Trainer:
         self.samples_raw = [split_phases(s, self.subsample, crop=True) for s in self.samples_raw]
         self.norm = norm
         self.samples = [norm(np.nan_to_num(s, nan=norm.offset, posinf=norm.offset, neginf=norm.offset)) for s in self.samples_raw]
+        # Missing pixels (NaN or infinite in any channel) enter the network as zeros but stay
+        # out of the loss, the validation and the noise estimate: a masked area is not a flat,
+        # noise-free one. None when every pixel was measured.
+        measured = [np.isfinite(s).all(-1) for s in self.samples_raw]
+        self.measured = None if all(m.all() for m in measured) else measured
         self.targets = None
         if config.mode == "supervised":
             if targets is None:
@@ -586,7 +591,7 @@ class Trainer:
                     pass  # a different optimizer layout: start Adam afresh, keep the weights
         self.rng = np.random.default_rng(config.seed)
         self.holdout = HoldoutPattern(config.ndim, config.holdout) if config.holdout > 0 else None
-        self.sampler = CropSampler(self.samples, self.patch_shape, self.rng, augment=True, holdout=self.holdout)
+        self.sampler = CropSampler(self.samples, self.patch_shape, self.rng, augment=True, holdout=self.holdout, measured=self.measured)
         self._val = self._validation_windows()
         self.val_every = config.val_interval(self._val[0].shape[0] * math.prod(self._val[0].shape[2:]),
                                              config.batch_for(self.device) * math.prod(self.patch_shape))
@@ -615,6 +620,12 @@ class Trainer:
         return ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, mode=c.mode, noise=c.noise,
                            per_image=c.per_image, ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample)
 
+    def _samples_with_gaps(self) -> list[np.ndarray]:
+        """The normalised samples with missing pixels as NaN, for the statistics that skip them."""
+        if self.measured is None:
+            return self.samples
+        return [np.where(m[..., None], s, np.float32(np.nan)) for s, m in zip(self.samples, self.measured)]
+
     def _new_model(self) -> SSDNModel:
         c = self.config
         base = self._model_config(self.samples[0].shape[-1])
@@ -624,13 +635,13 @@ class Trainer:
         init = dict(given)
         if learned and c.mode == "ssdn":
             # Volumes are estimated slice by slice: the estimators work on 2D images.
-            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in self.samples], c.noise)
+            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in self._samples_with_gaps()], c.noise)
             est_data = params_to_data(c.noise, est, self.norm.offset, self.norm.scale)
             init.update({n: est_data[n] for n in learned})
         torch.manual_seed(c.seed)
         model = SSDNModel(replace(base, noise_init=init, learned=learned, offset=self.norm.offset, scale=self.norm.scale))
         if c.mode == "ssdn" and PRIOR_STD_START > 0:
-            _start_prior_std(model, PRIOR_STD_START * _mean_noise_std(model, self.samples))
+            _start_prior_std(model, PRIOR_STD_START * _mean_noise_std(model, self._samples_with_gaps()))
         self.init_source = _warm_start(model, c.init)
         return model
 
@@ -661,8 +672,11 @@ class Trainer:
         anchor = self._anchor([windows[w][:2] for w in picked])
         held = None
         if self.holdout is not None:
-            held = torch.from_numpy(np.stack([self.holdout.window(windows[w][2], size) for w in picked]))
-        return y, target, anchor, held
+            held = np.stack([self.holdout.window(windows[w][2], size) for w in picked])
+        if self.measured is not None:
+            seen = np.stack([self.measured[i][(k,) + tuple(slice(c, c + z) for c, z in zip(corner, size))] for i, k, corner in (windows[w] for w in picked)])
+            held = seen if held is None else held & seen
+        return y, target, anchor, None if held is None else torch.from_numpy(held)
 
     # -- one step -----------------------------------------------------------------------
     def _anchor(self, drawn: list[tuple[int, int]]) -> torch.Tensor | None:
