@@ -63,6 +63,17 @@ def test_missing_pixels_stay_out_of_the_noise_level():
     assert np.isnan(out[~seen]).all() and psnr(out[seen], clean[seen]) > psnr(noisy[seen], clean[seen]) + 4
 
 
+@pytest.mark.parametrize("noise, given", [("gaussian", {"sigma": 0.1}), ("impulse", {"alpha": 0.2})])
+def test_too_few_measured_pixels_for_a_noise_estimate_is_named(noise, given):
+    """Every other row missing leaves no 2 x 2 block (nor 3 x 3 neighbourhood) to estimate
+    the noise from: the error says so and what to give; with the parameter given, training starts."""
+    img = np.random.default_rng(0).random((64, 64), np.float32)
+    img[::2] = np.nan
+    with pytest.raises(SSDNError, match="too few measured pixels"):
+        Trainer(img, "YX", TrainConfig(noise=noise, **FAST))
+    Trainer(img, "YX", TrainConfig(noise=noise, noise_params=given, iterations=1, **FAST))
+
+
 def test_learned_poisson_gaussian_parameters_are_near_the_truth():
     """Camera model var = a*mean + b: the classical start plus training recovers a and b."""
     from conftest import smooth_image

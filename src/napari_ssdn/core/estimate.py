@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import SSDNError
+
 __all__ = ["estimate_noise"]
 
 _MAD = 0.6745
@@ -39,7 +41,7 @@ def _haar(samples: list[np.ndarray], limit: int = 2_000_000) -> tuple[np.ndarray
             details.append(det.reshape(-1))
             means.append(m.reshape(-1))
             activity.append(act.reshape(-1))
-            total += details[-1].size
+            total += int(np.isfinite(det).sum())  # missing pixels (NaN) do not count towards the limit
             if total >= limit:
                 break
         if total >= limit:
@@ -47,6 +49,9 @@ def _haar(samples: list[np.ndarray], limit: int = 2_000_000) -> tuple[np.ndarray
     m, d, act = np.concatenate(means), np.concatenate(details), np.concatenate(activity)
     ok = np.isfinite(m) & np.isfinite(d) & np.isfinite(act)
     m, d, act = m[ok], d[ok], act[ok]
+    if m.size == 0:
+        raise SSDNError("too few measured pixels (2 x 2 blocks without NaN) to estimate the noise; give its parameters "
+                        "(e.g. --sigma) or more data")
     keep = np.zeros(m.size, bool)
     edges = np.quantile(m, np.linspace(0, 1, 6))
     bins = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, 4)
@@ -103,13 +108,17 @@ def _impulse_fraction(samples: list[np.ndarray], limit: int = 1_000_000) -> floa
             p = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")
             h, w = img.shape[:2]
             stack = np.stack([p[i : i + h, j : j + w] for i in range(3) for j in range(3)])
-            diffs.append(np.abs(img - np.median(stack, axis=0)).max(-1).reshape(-1))
+            r = np.abs(img - np.median(stack, axis=0)).max(-1).reshape(-1)
+            diffs.append(r[np.isfinite(r)])  # next to a missing pixel there is no local median
             total += diffs[-1].size
             if total >= limit:
                 break
         if total >= limit:
             break
     r = np.concatenate(diffs)
+    if r.size == 0:
+        raise SSDNError("too few measured pixels (3 x 3 neighbourhoods without NaN) to estimate the impulse fraction; "
+                        "give it (--alpha) or more data")
     # An impulse is uniform on [0, 1], so it lands more than 0.1 from the local median
     # about 80 % of the time; clean pixels rarely do.
     return float(np.clip((r > 0.1).mean() / 0.8, 0.02, 0.98))
