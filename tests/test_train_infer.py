@@ -63,6 +63,22 @@ def test_missing_pixels_stay_out_of_the_noise_level():
     assert np.isnan(out[~seen]).all() and psnr(out[seen], clean[seen]) > psnr(noisy[seen], clean[seen]) + 4
 
 
+def test_per_image_noise_estimates_skip_missing_pixels():
+    """Per-image levels start from each image's own estimate over its measured pixels: an
+    image with the data set's noise level but 60 % masked starts where the unmasked one
+    does, and an image with too few measured pixels starts from the data set's value."""
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(7)
+    images = [(clean_cells(96, seed=s) + 0.1 * rng.standard_normal((96, 96))).astype(np.float32) for s in (3, 4, 5)]
+    images[1][:, 38:] = np.nan
+    images[2][::2] = np.nan  # no 2 x 2 block measured
+    trainer = Trainer(images, "YX", TrainConfig(per_image=True, iterations=1, **FAST))
+    full, masked, sparse = (float(a[0, 0]) for a in trainer.anchors)
+    assert abs(masked - full) < np.log(1.15)
+    assert sparse == 0.0
+
+
 @pytest.mark.parametrize("noise, given", [("gaussian", {"sigma": 0.1}), ("impulse", {"alpha": 0.2})])
 def test_too_few_measured_pixels_for_a_noise_estimate_is_named(noise, given):
     """Every other row missing leaves no 2 x 2 block (nor 3 x 3 neighbourhood) to estimate

@@ -178,12 +178,18 @@ class SSDNModel(nn.Module):
         Parameters
         ----------
         images : ndarray
-            Normalised ``(N, *spatial, C)`` images (or volumes, estimated slice by slice).
+            Normalised ``(N, *spatial, C)`` images (or volumes, estimated slice by slice);
+            NaN pixels are missing and skipped. An image with too few measured pixels for
+            an estimate starts from the data set's value (offset 0).
         """
         rows = []
         for im in images:
             flat = im.reshape((-1,) + im.shape[-3:])  # volumes: their slices as 2D samples
-            est = estimate_noise([np.nan_to_num(flat, posinf=0.0, neginf=0.0)], self.config.noise)
+            try:
+                est = estimate_noise([np.where(np.isfinite(flat), flat, np.nan)], self.config.noise)
+            except SSDNError:
+                rows.append([0.0] * len(self.learned))
+                continue
             rows.append([math.log(max(est[n], 1e-12) / float(self.base[self.param_names.index(n)])) for n in self.learned])
         return torch.tensor(rows, dtype=torch.float64).clamp(-ANCHOR_RANGE, ANCHOR_RANGE)
 

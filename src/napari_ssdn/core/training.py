@@ -577,7 +577,7 @@ class Trainer:
         groups = [{"params": list(self.model.net.parameters())}, {"params": [self.model.log_scale]},
                   {"params": list(est.parameters()) if est is not None else []}]
         # Per-image models start every image from its own classical estimate.
-        self.anchors = [self.model.image_anchor(s) for s in self.samples] if est is not None else None
+        self.anchors = [self.model.image_anchor(s) for s in self._samples_with_gaps()] if est is not None else None
         pixels = sum(s.size // s.shape[-1] for s in self.samples)
         self.lr = config.lr_for(self.model.config.enc, warm=self.init_source is not None, pixels=pixels)
         self.optimizer = torch.optim.Adam(groups, lr=self.lr, betas=(0.9, 0.99))
