@@ -112,8 +112,9 @@ def main(argv=None):
         out = denoise(model, y, "YX", ("prior-mean", "posterior-std"), tta=False)
         pv = out["posterior-std"].astype(np.float64) ** 2
         s2 = pv * n2 / np.maximum(n2 - pv, 1e-12)  # 1 / pv = 1 / s2 + 1 / sigma^2
-        xs.append(c.astype(np.float64).ravel()), ys.append(y.astype(np.float64).ravel())
-        mus.append(out["prior-mean"].astype(np.float64).ravel()), s2s.append(s2.ravel()), sizes.append(c.shape)
+        for acc, a in ((xs, c), (ys, y), (mus, out["prior-mean"]), (s2s, s2)):
+            acc.append(a.astype(np.float64).ravel())
+        sizes.append(c.shape)
     x, y, mu, s2 = map(np.concatenate, (xs, ys, mus, s2s))
     r, e = y - mu, x - mu
     z = e / np.sqrt(np.maximum(s2, 1e-12))

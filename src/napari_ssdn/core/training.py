@@ -557,13 +557,16 @@ class Trainer:
         # noise-free one. None when every pixel was measured.
         measured = [np.isfinite(s).all(-1) for s in self.samples_raw]
         self.measured = None if all(m.all() for m in measured) else measured
+        # Built once for the noise statistics of construction (the start and per-image anchors), then dropped.
+        gaps = self.samples if self.measured is None else [
+            np.where(m[..., None], s, np.float32(np.nan)) for s, m in zip(self.samples, self.measured)]
         self.targets = None
         if config.mode == "supervised":
             if targets is None:
                 raise SSDNError("mode='supervised' needs clean targets matching the images")
             self.targets = [norm(split_phases(t, self.subsample, crop=True)) for t in _prepare(targets, axes, config.ndim)]
         if resume is None:
-            self.model = self._new_model()
+            self.model = self._new_model(gaps)
         self.model.to(self.device)
         mults = self.model.config.arch.multiples
         patch = []
@@ -577,7 +580,8 @@ class Trainer:
         groups = [{"params": list(self.model.net.parameters())}, {"params": [self.model.log_scale]},
                   {"params": list(est.parameters()) if est is not None else []}]
         # Per-image models start every image from its own classical estimate.
-        self.anchors = [self.model.image_anchor(s) for s in self._samples_with_gaps()] if est is not None else None
+        self.anchors = [self.model.image_anchor(s) for s in gaps] if est is not None else None
+        del gaps
         pixels = sum(s.size // s.shape[-1] for s in self.samples)
         self.lr = config.lr_for(self.model.config.enc, warm=self.init_source is not None, pixels=pixels)
         self.optimizer = torch.optim.Adam(groups, lr=self.lr, betas=(0.9, 0.99))
@@ -620,13 +624,9 @@ class Trainer:
         return ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, mode=c.mode, noise=c.noise,
                            per_image=c.per_image, ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample)
 
-    def _samples_with_gaps(self) -> list[np.ndarray]:
-        """The normalised samples with missing pixels as NaN, for the statistics that skip them."""
-        if self.measured is None:
-            return self.samples
-        return [np.where(m[..., None], s, np.float32(np.nan)) for s, m in zip(self.samples, self.measured)]
-
-    def _new_model(self) -> SSDNModel:
+    def _new_model(self, gaps: list[np.ndarray]) -> SSDNModel:
+        """A new model for the data; ``gaps`` are the normalised samples with missing pixels
+        as NaN, which the noise statistics skip."""
         c = self.config
         base = self._model_config(self.samples[0].shape[-1])
         given = c.given
@@ -635,13 +635,13 @@ class Trainer:
         init = dict(given)
         if learned and c.mode == "ssdn":
             # Volumes are estimated slice by slice: the estimators work on 2D images.
-            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in self._samples_with_gaps()], c.noise)
+            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in gaps], c.noise)
             est_data = params_to_data(c.noise, est, self.norm.offset, self.norm.scale)
             init.update({n: est_data[n] for n in learned})
         torch.manual_seed(c.seed)
         model = SSDNModel(replace(base, noise_init=init, learned=learned, offset=self.norm.offset, scale=self.norm.scale))
         if c.mode == "ssdn" and PRIOR_STD_START > 0:
-            _start_prior_std(model, PRIOR_STD_START * _mean_noise_std(model, self._samples_with_gaps()))
+            _start_prior_std(model, PRIOR_STD_START * _mean_noise_std(model, gaps))
         self.init_source = _warm_start(model, c.init)
         return model
 
