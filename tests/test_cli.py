@@ -1,6 +1,7 @@
 """The ssdn command line end to end on tiny data, and its answers to bad input."""
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -114,6 +115,27 @@ def test_resume_continues_counting_steps(tmp_path, noisy_tif, model):
     r = ssdn("train", noisy_tif, "-o", out, "--resume", model, *FAST)
     assert r.returncode == 0, r.stderr
     assert json.loads(ssdn("info", out, "--json").stdout)["training"]["steps"] == 8
+
+
+def test_ctrl_c_saves_the_model_trained_so_far(tmp_path, noisy_tif):
+    """An interrupted `ssdn train` exits 130 and leaves a loadable model of the steps it took."""
+    out = tmp_path / "stopped.ssdn"
+    args = ["train", noisy_tif, "-o", out, "--width", "tiny", "--patch", "32", "--iterations", "100000", "--device", "cpu"]
+    proc = subprocess.Popen([sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        while not (seen and seen[-1].startswith("train [")):  # the first progress line: training has begun
+            line = proc.stderr.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, err
+    finally:
+        proc.kill()
+    assert "interrupted at step" in err and "of about 100000 planned" in err and "--resume" in err, err
+    steps = json.loads(ssdn("info", out, "--json").stdout)["training"]["steps"]
+    assert 1 <= steps < 100000
 
 
 def _assert_clean_failure(r, *words):

@@ -165,12 +165,15 @@ def test_stop_keeps_model_and_resume_continues(viewer, qtbot, tmp_path):
         w.stop_button.click()
     assert time.perf_counter() - t0 < 5
     assert w.last_result.stopped and 3 <= w.last_result.steps < 100000
+    # Stopped at a sliver of the plan: the status says the model is undertrained.
+    assert "undertrained" in w.status.text() and f"step {w.last_result.steps} of about" in w.status.text()
     first = w.last_result.steps
     assert session_models().get("img (trained)").model is w.last_result.model
 
     w.budget_edit.setText("5")
     _train(qtbot, w, resume=True)
     assert w.last_result.info["training"]["steps"] == first + 5
+    assert "undertrained" not in w.status.text() and "finished" in w.status.text()
     assert w.loss_plot.train[-1][0] == first + 5  # the curve continues from the earlier steps
 
     path = w.save_model(tmp_path / "m.ssdn")

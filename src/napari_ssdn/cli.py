@@ -136,7 +136,9 @@ def cmd_train(args) -> int:
             bar.update(rec.step, rec.total, rec.eta, extra, final=rec.done)
     except KeyboardInterrupt:
         trainer.save(out)
-        print(f"ssdn: interrupted at step {trainer.step}; the model trained so far is saved in {out}", file=sys.stderr)
+        planned = f" of about {rec.total} planned" if rec is not None else ""
+        print(f"ssdn: interrupted at step {trainer.step}{planned}; the model trained so far is saved in {out} "
+              f"(continue it with --resume {out} and a new -o)", file=sys.stderr)
         return 130
     except Exception as exc:
         if trainer.step > 0:
