@@ -250,6 +250,20 @@ def test_worker_error_becomes_message_and_widget_recovers(viewer, qtbot, monkeyp
     assert w.worker is None and w.start_button.isEnabled()
 
 
+def test_worker_error_names_widget_fields_not_cli_options(viewer, qtbot):
+    """A core remedy that names a command-line option is shown with the widget's field instead."""
+    viewer.add_image(np.random.default_rng(0).random((3, 32, 32)).astype(np.float32), name="thin")
+    w = TrainWidget(viewer)
+    _tiny(w, "5")
+    w.axes_edit.setText("ZYX")
+    w.dims_combo.setCurrentText("3D")
+    assert w.start() is not None, w.status.text()
+    _wait(qtbot, w)
+    # the core says "... a 3D network needs at least 4; train a 2D network on the slices instead (ndim=2, no --3d)"
+    assert "3 slices" in w.status.text() and "(Network 2D)" in w.status.text(), w.status.text()
+    assert "--" not in w.status.text()
+
+
 def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
     """Denoising writes <name>_ssdn with the input's scale, translate, units and labels; a rerun updates it."""
     session_models().add(SessionModel("tiny", tiny_model))

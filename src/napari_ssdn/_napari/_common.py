@@ -3,6 +3,8 @@ layer snapshots and output layers that keep the input's geometry."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QWidget
 
@@ -109,6 +111,24 @@ def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
     return viewer.add_image(data, name=name, **kwargs)
 
 
+# The core's remedies name command-line options; in the widgets each is a field.
+_WIDGET_TERMS = (
+    (re.compile(r"ndim=2, no --3d|no --3d"), "Network 2D"),
+    (re.compile(r"--3d\b"), "Network 3D"),
+    (re.compile(r"--device ([\w:]+)"), r"Device '\1'"),
+    (re.compile(r"--axes (\w+)"), r"Axes '\1'"),
+    (re.compile(r"--noise ([\w-]+)"), r"Noise model '\1'"),
+    (re.compile(r"--(sigma|lam|alpha|gain|offset)\b"), r"the \1 field"),
+)
+
+
+def in_widget_terms(message: str) -> str:
+    """A core message with its command-line remedies named as the widgets' fields."""
+    for pattern, field in _WIDGET_TERMS:
+        message = pattern.sub(field, message)
+    return message
+
+
 def show_failure(status_label, what: str, exc: Exception) -> None:
     """Report a worker failure: a napari notification and the widget's status line in red.
 
@@ -116,8 +136,9 @@ def show_failure(status_label, what: str, exc: Exception) -> None:
     """
     from napari.utils.notifications import show_error
 
-    show_error(f"napari-ssdn: {what} failed: {exc}")
-    status_label.setText(f"\u26a0 {what.capitalize()} failed: {exc}")
+    message = in_widget_terms(str(exc))
+    show_error(f"napari-ssdn: {what} failed: {message}")
+    status_label.setText(f"\u26a0 {what.capitalize()} failed: {message}")
     status_label.setStyleSheet("color: #e05050;")
 
 
