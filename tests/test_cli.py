@@ -177,7 +177,33 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
 
     Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(rgb)
     _assert_clean_failure(ssdn("denoise", rgb, "-m", model, "-o", tmp_path / "o.tif"), "channel")
+    # a wrong --axes is caught before the output file is opened
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--axes", "ZYX"),
+                          "noisy.tif", "--axes='ZYX' has 3 letters", "2 dimensions")
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", noisy_tif.parent / "noisy.tif" / "o.mrc"),
+                          "is a file, not a folder")
+    # a mistyped option points to the subcommand's help, where the options are
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--tiles", "64"),
+                          "unrecognized arguments: --tiles 64", "ssdn denoise --help")
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_output_folder_with_a_trailing_slash_and_info_into_a_closed_pipe(tmp_path, noisy_tif, model):
+    """`-o out/` names a folder to create even for one input; `ssdn info` into a pipe that
+    was closed (like `| head`) ends quietly."""
+    r = ssdn("denoise", noisy_tif, "-m", model, "-o", str(tmp_path / "new") + "/", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "new" / "noisy.tif").is_file()
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run([sys.executable, "-m", "napari_ssdn.cli", "info", str(model), "--json"], stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
 
 
 def test_output_that_is_an_input_is_refused_and_input_untouched(tmp_path, noisy_tif, model):

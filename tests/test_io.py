@@ -9,17 +9,21 @@ from napari_ssdn.core.errors import SSDNError
 from napari_ssdn.io import read_image, write_image
 
 
-@pytest.mark.parametrize("axes,shape", [("YX", (20, 30)), ("ZYX", (4, 20, 30)), ("SYX", (3, 20, 30)), ("YXC", (20, 30, 3))])
+@pytest.mark.parametrize("axes,shape", [("YX", (20, 30)), ("ZYX", (4, 20, 30)), ("SYX", (3, 20, 30)), ("YXC", (20, 30, 3)),
+                                        ("ZCYX", (4, 2, 20, 30)), ("TZYX", (2, 4, 20, 30))])
 def test_tiff_round_trip_keeps_axes_and_voxel_size(tmp_path, axes, shape):
     data = np.random.default_rng(0).random(shape).astype(np.float32)
     voxel = {a: v for a, v in {"Z": 0.8, "Y": 0.2, "X": 0.2}.items() if a in axes}
     path = write_image(tmp_path / "x.tif", data, axes, voxel, "micrometer")
     img = read_image(path)
     np.testing.assert_array_equal(img.data, data)
-    assert img.axes.replace("T", "S") == axes
+    assert img.axes in (axes, axes.replace("S", "T"))  # a stack of images reads back as ImageJ frames
     assert img.unit == "micrometer"
     for a, v in voxel.items():
         assert img.voxel[a] == pytest.approx(v, rel=1e-6)
+    # Fiji reads ImageJ hyperstacks (axes in its TZCYX order); channels-last data is not one.
+    with tifffile.TiffFile(path) as tf:
+        assert tf.is_imagej == (axes != "YXC")
 
 
 def test_imagej_tiff_from_another_program(tmp_path):
@@ -71,6 +75,38 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(SSDNError):
         write_image(tmp_path / "x.mrc", np.zeros((2, 4, 4, 3)), "SYXC")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ome_tiff_axes_with_their_own_units(tmp_path):
+    """OME gives each axis a unit: a Z step of 300 nm beside X in µm reads as 0.3 µm."""
+    tifffile.imwrite(tmp_path / "z.ome.tif", np.zeros((3, 16, 16), np.uint16), ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.108, "PhysicalSizeY": 0.108, "PhysicalSizeZ": 300,
+                               "PhysicalSizeZUnit": "nm"})
+    img = read_image(tmp_path / "z.ome.tif")
+    assert img.unit == "micrometer"
+    assert img.voxel == pytest.approx({"Z": 0.3, "Y": 0.108, "X": 0.108})
+
+
+def test_mrc_start_and_unset_voxel_size_are_carried_over(tmp_path):
+    """A voxel size of 0 (unset) stays unset in the output, and nxstart/nystart/nzstart are kept."""
+    with mrcfile.new(tmp_path / "sub.mrc") as m:
+        m.set_data(np.zeros((4, 8, 8), np.float32))
+        m.header.nxstart, m.header.nystart, m.header.nzstart = -48, -40, -4
+    img = read_image(tmp_path / "sub.mrc")
+    assert img.voxel == {} and img.unit is None and img.scale() == (1.0, 1.0, 1.0)
+    out = write_image(tmp_path / "out.mrc", img.data, img.axes, img.voxel, img.unit, img.origin, start=img.start)
+    with mrcfile.open(out) as m:
+        assert tuple(float(v) for v in m.voxel_size.tolist()) == (0.0, 0.0, 0.0)
+        assert (int(m.header.nxstart), int(m.header.nystart), int(m.header.nzstart)) == (-48, -40, -4)
+
+
+def test_output_that_cannot_be_written_is_a_clear_error(tmp_path):
+    """A path under a file, or in a folder that cannot be created, fails with SSDNError naming it."""
+    (tmp_path / "a.tif").write_bytes(b"x")
+    with pytest.raises(SSDNError, match="a.tif' is a file, not a folder"):
+        write_image(tmp_path / "a.tif" / "out.mrc", np.zeros((4, 4), np.float32), "YX")
+    with pytest.raises(SSDNError, match="cannot write .*choose an output in a folder you can write to"):
+        write_image("/proc/no_such_dir/out.tif", np.zeros((4, 4), np.float32), "YX")
 
 
 def test_old_imod_tomogram_header_is_a_volume(tmp_path):

@@ -143,16 +143,18 @@ def test_mrc_writer_converts_units_to_angstrom(tmp_path):
 
 
 def test_mrc_roundtrip_stack_and_origin(tmp_path):
-    """MRC -> layer -> MRC keeps stack-ness, voxel size and origin."""
+    """MRC -> layer -> MRC keeps stack-ness, voxel size, origin and start index."""
     src = _mrc(tmp_path / "in.mrcs", np.ones((2, 6, 6), np.float32), voxel=(7.0, 7.0, 7.0))
     with mrcfile.open(src, mode="r+") as m:
         m.header.origin = (10.0, 20.0, 30.0)
+        m.header.nxstart, m.header.nystart = -3, -2
     data, kw = _read(src)
     out = _write(tmp_path / "out.mrc", data, **kw)
     with mrcfile.open(out) as m:
         assert int(m.header.ispg) == 0  # still an image stack
         assert float(m.voxel_size.x) == pytest.approx(7.0)
         assert tuple(float(v) for v in (m.header.origin.x, m.header.origin.y, m.header.origin.z)) == (10.0, 20.0, 30.0)
+        assert (int(m.header.nxstart), int(m.header.nystart)) == (-3, -2)
 
 
 def test_mrc_writer_refuses_rgb(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -162,7 +163,8 @@ def cmd_denoise(args) -> int:
 
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
-    if len(inputs) == 1 and not out.is_dir():
+    as_folder = out.is_dir() or args.output.endswith(("/", os.sep))  # "out/" names a folder to create
+    if len(inputs) == 1 and not as_folder:
         targets = [out]
     else:
         if out.exists() and not out.is_dir():
@@ -180,6 +182,7 @@ def cmd_denoise(args) -> int:
             raise SSDNError(f"output {str(t)!r} must end in .tif/.tiff or an MRC extension (.mrc, ...); outputs are float32")
     from .core import denoise_iter, load_model
 
+    from .core.data import check_axes
     from .core.infer import noise_override
 
     model, _ = load_model(args.model)
@@ -189,7 +192,10 @@ def cmd_denoise(args) -> int:
         raise SSDNError(f"--compile is for 2D models but {args.model} is a 3D (volume) model; denoise without --compile")
     for path, target in zip(inputs, targets):
         img = read_image(path, mmap=True)
-        axes = args.axes or img.axes
+        try:  # before any output is opened: a wrong --axes must not reach the file writer
+            axes = check_axes(args.axes or img.axes, img.data.shape, "--axes" if args.axes else "the file's axes")
+        except SSDNError as exc:
+            raise SSDNError(f"{str(path)!r}: {exc}") from None
         if target.suffix.lower() in MRC_SUFFIXES and ("C" in axes or img.data.ndim > 3):
             raise SSDNError(f"{str(path)!r} has axes {axes!r} that MRC cannot hold; write a .tif output instead")
         if model.config.ndim == 3 and "Z" not in axes.upper():
@@ -198,7 +204,8 @@ def cmd_denoise(args) -> int:
             raise SSDNError(f"{args.model} is a 3D (volume) model but {str(path)!r} has axes {axes!r}; {remedy}")
         # The result goes straight into a memory-mapped output file, tile by tile: a volume
         # larger than memory is denoised without holding input or output in RAM.
-        with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {args.output_kind}") as result:
+        with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin,
+                         label=f"napari-ssdn {args.output_kind}", start=img.start) as result:
             gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result, noise_params=given, tta=args.tta,
                               compile_network=args.compile, mixed_precision=False if args.float32 else None)
             bar = Progress(args.quiet, f"denoise {path.name}")
@@ -378,12 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files")
     d.add_argument("-m", "--model", required=True, help="model file written by 'ssdn train' (.ssdn)")
     d.add_argument("-o", dest="output", required=True, metavar="OUTPUT", help="output file (one input) or folder (several)")
+    # "-o" is the path and "--output" the kind: distinct option strings, so argparse keeps them apart.
     d.add_argument(
+        "--output",
         "--output-kind",
         dest="output_kind",
         default="posterior-mean",
         choices=["posterior-mean", "prior-mean", "posterior-std", "residual"],
-        help="what to write (also spelled --output): posterior-mean (default), prior-mean, posterior-std, residual",
+        help="what to write: posterior-mean (default), prior-mean, posterior-std, residual",
     )
     d.add_argument("--tile", type=_positive(int), help="largest tile side kept per pass (default: as large as memory allows)")
     d.add_argument("--axes", help="axes of the inputs; guessed if omitted")
@@ -418,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ssdn`` command."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(_split_output_flag(argv))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # point to the subcommand's help, where the options are listed
+        parser.exit(2, f"ssdn: error: unrecognized arguments: {' '.join(unknown)} (see 'ssdn {args.command} --help')\n")
     args.noise_given = any(a == "--noise" or a.startswith("--noise=") for a in argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
@@ -432,22 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("ssdn: error: out of memory; use a smaller --tile or --batch", file=sys.stderr)
         return 2
-
-
-def _split_output_flag(argv: list[str]) -> list[str]:
-    """``denoise`` has both ``-o OUTPUT`` (path) and ``--output KIND``; argparse cannot tell
-    them apart by name, so the long form is renamed before parsing."""
-    if not argv or argv[0] != "denoise":
-        return argv
-    out = []
-    for a in argv:
-        if a == "--output":
-            out.append("--output-kind")
-        elif a.startswith("--output="):
-            out.append("--output-kind=" + a.split("=", 1)[1])
-        else:
-            out.append(a)
-    return out
+    except BrokenPipeError:  # e.g. `ssdn info --json | head`: the reader has what it wanted
+        # Point stdout at devnull so that the flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ _UNIT_IN_ANGSTROM = {
     "micrometer": 1e4,
     "mm": 1e7,
     "millimeter": 1e7,
+    "pm": 0.01,
+    "picometer": 0.01,
+    "cm": 1e8,
+    "m": 1e10,
 }
 
 
@@ -68,6 +72,8 @@ class ImageData:
         ``angstrom`` for MRC, the file's unit for TIFF, None when unknown.
     origin : tuple or None
         MRC origin (x, y, z) in angstrom, carried over to MRC outputs.
+    start : tuple or None
+        MRC index of the first voxel (nxstart, nystart, nzstart), carried over to MRC outputs.
     """
 
     data: np.ndarray
@@ -75,6 +81,7 @@ class ImageData:
     voxel: dict = field(default_factory=dict)
     unit: str | None = None
     origin: tuple | None = None
+    start: tuple | None = None
 
     def scale(self) -> tuple[float, ...]:
         """napari ``scale``: voxel size per axis, 1 for non-spatial axes."""
@@ -145,6 +152,7 @@ def _read_mrc(path: Path, mmap: bool) -> ImageData:
         vs = mrc.voxel_size
         voxel = {"X": float(vs.x), "Y": float(vs.y), "Z": float(vs.z)}
         origin = (float(mrc.header.origin.x), float(mrc.header.origin.y), float(mrc.header.origin.z))
+        start = (int(mrc.header.nxstart), int(mrc.header.nystart), int(mrc.header.nzstart))
         # Stack or volume: .mrcs/.st/.ali are stacks by convention; otherwise MRC2014 marks a
         # stack with space group 0 and mz = 1, while old IMOD tomograms have space group 0
         # with mz = nz and are volumes.
@@ -160,9 +168,10 @@ def _read_mrc(path: Path, mmap: bool) -> ImageData:
         axes = "SYX" if stack else "ZYX"
     else:
         axes = "TZYX"[-data.ndim :]
-    # A voxel size of 0 means unset; fall back to 1 so scales stay valid.
-    voxel = {a: (v if v > 0 else 1.0) for a, v in voxel.items() if a in axes}
-    return ImageData(data, axes, voxel, "angstrom", origin)
+    # A voxel size of 0 means unset: left out (scales fall back to 1), so that an output
+    # does not claim a pixel size the input never had.
+    voxel = {a: v for a, v in voxel.items() if a in axes and v > 0}
+    return ImageData(data, axes, voxel, "angstrom" if voxel else None, origin, start)
 
 
 def _read_tiff(path: Path) -> ImageData:
@@ -216,12 +225,13 @@ def _ome_voxel(xml: str) -> tuple[dict, str | None]:
     root = ET.fromstring(xml)
     for el in root.iter():
         if el.tag.endswith("Pixels"):
+            # Each axis has its own unit (default µm); all are given in X's unit.
+            unit = el.get("PhysicalSizeXUnit", "µm")
             voxel = {}
             for ax in "XYZ":
                 v = el.get(f"PhysicalSize{ax}")
                 if v is not None:
-                    voxel[ax] = float(v)
-            unit = el.get("PhysicalSizeXUnit", "µm")
+                    voxel[ax] = to_angstrom(float(v), el.get(f"PhysicalSize{ax}Unit", "µm")) / to_angstrom(1.0, unit)
             return voxel, {"µm": "micrometer", "nm": "nanometer", "Å": "angstrom"}.get(unit, unit)
     return {}, None
 
@@ -274,8 +284,16 @@ class atomic_path:
         self.path = Path(path)
 
     def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise SSDNError(f"cannot write {str(self.path)!r}: {str(blocking)!r} is a file, not a folder; choose another output path")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        except OSError as exc:  # a parent that is a file, a read-only or missing mount, no permission
+            raise SSDNError(
+                f"cannot write {str(self.path)!r} ({exc.strerror or exc}); choose an output in a folder you can write to"
+            ) from None
         os.close(fd)
         self.tmp = Path(tmp)
         return self.tmp
@@ -297,6 +315,7 @@ def write_image(
     unit: str | None = None,
     origin: tuple | None = None,
     label: str = "napari-ssdn",
+    start: tuple | None = None,
 ) -> Path:
     """Write float32 ``data`` as TIFF or MRC (by extension), atomically, keeping the voxel size.
 
@@ -315,6 +334,8 @@ def write_image(
         MRC origin (x, y, z) in angstrom.
     label : str
         Provenance written into the MRC labels / TIFF description.
+    start : tuple, optional
+        MRC index of the first voxel (nxstart, nystart, nzstart).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -322,7 +343,7 @@ def write_image(
     voxel = {k: float(v) for k, v in (voxel or {}).items() if k in axes}
     if suffix in MRC_SUFFIXES:
         with atomic_path(path) as tmp:
-            _write_mrc(tmp, data, axes, voxel, unit, origin, label)
+            _write_mrc(tmp, data, axes, voxel, unit, origin, label, start)
     elif suffix in TIFF_SUFFIXES:
         with atomic_path(path) as tmp:
             _write_tiff(tmp, data, axes, voxel, unit, label)
@@ -333,7 +354,20 @@ def write_image(
     return path
 
 
-def _write_mrc(path, data, axes, voxel, unit, origin, label):
+def _set_mrc_geometry(mrc, voxel, unit, origin, start) -> None:
+    """Voxel size (only where known: 0 means unset in MRC), origin and start index."""
+    if voxel:
+        vx = to_angstrom(voxel.get("X", 1.0), unit)
+        vy = to_angstrom(voxel.get("Y", vx), unit)
+        vz = to_angstrom(voxel.get("Z", 1.0), unit) if "Z" in voxel else 1.0
+        mrc.voxel_size = (vx, vy, vz)
+    if origin is not None:
+        mrc.header.origin = tuple(origin)
+    if start is not None:
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in start)
+
+
+def _write_mrc(path, data, axes, voxel, unit, origin, label, start=None):
     import mrcfile
 
     if "C" in axes or data.ndim > 3:
@@ -345,13 +379,7 @@ def _write_mrc(path, data, axes, voxel, unit, origin, label):
                 mrc.set_volume()
             else:
                 mrc.set_image_stack()
-        if voxel:
-            vx = to_angstrom(voxel.get("X", 1.0), unit)
-            vy = to_angstrom(voxel.get("Y", vx), unit)
-            vz = to_angstrom(voxel.get("Z", 1.0), unit) if "Z" in voxel else 1.0
-            mrc.voxel_size = (vx, vy, vz)
-        if origin is not None:
-            mrc.header.origin = tuple(origin)
+        _set_mrc_geometry(mrc, voxel, unit, origin, start)
         mrc.update_header_stats()
         mrc.add_label(label[:80])
 
@@ -360,11 +388,9 @@ def _tiff_options(axes, voxel, unit, label) -> dict:
     """Keyword arguments of tifffile.imwrite/memmap: ImageJ hyperstack when possible."""
     # A stack of 2D images is written as ImageJ frames (T) so it does not read back as a volume.
     ij_axes = axes.replace("S", "T") if "T" not in axes else axes
-    imagej = "C" not in axes and len(axes) <= 4 and all(a in "TZYX" for a in ij_axes) and len(set(ij_axes)) == len(ij_axes)
-    # ImageJ wants its axes in TZCYX order; only write ImageJ files when no reordering is needed.
-    if imagej:
-        order = [a for a in "TZYX" if a in ij_axes]
-        imagej = order == list(ij_axes)
+    # ImageJ wants its axes in TZCYX order; only write ImageJ files when no reordering is
+    # needed (channels last, as in RGB-like YXC, are not ImageJ's).
+    imagej = len(set(ij_axes)) == len(ij_axes) and [a for a in "TZCYX" if a in ij_axes] == list(ij_axes)
     kwargs = {}
     if "X" in voxel and "Y" in voxel:
         kwargs["resolution"] = (1.0 / voxel["X"], 1.0 / voxel["Y"])
@@ -396,7 +422,7 @@ class open_output:
 
     Parameters
     ----------
-    path, axes, voxel, unit, origin, label
+    path, axes, voxel, unit, origin, label, start
         As in :func:`write_image`.
     shape : tuple of int
         Shape of the output.
@@ -407,12 +433,12 @@ class open_output:
     ...     denoise(model, vol, "ZYX", out=out)
     """
 
-    def __init__(self, path, shape, axes, voxel=None, unit=None, origin=None, label="napari-ssdn"):
+    def __init__(self, path, shape, axes, voxel=None, unit=None, origin=None, label="napari-ssdn", start=None):
         self.path = Path(path)
         self.shape = tuple(int(n) for n in shape)
         self.axes = axes
         self.voxel = {k: float(v) for k, v in (voxel or {}).items() if k in axes}
-        self.unit, self.origin, self.label = unit, origin, label
+        self.unit, self.origin, self.label, self.start = unit, origin, label, start
         self.suffix = self.path.suffix.lower()
         if self.suffix in MRC_SUFFIXES:
             if "C" in axes or len(self.shape) > 3:
@@ -456,13 +482,7 @@ class open_output:
                 mrc.set_volume()
             else:
                 mrc.set_image_stack()
-        if self.voxel:
-            vx = to_angstrom(self.voxel.get("X", 1.0), self.unit)
-            vy = to_angstrom(self.voxel.get("Y", vx), self.unit)
-            vz = to_angstrom(self.voxel.get("Z", 1.0), self.unit) if "Z" in self.voxel else 1.0
-            mrc.voxel_size = (vx, vy, vz)
-        if self.origin is not None:
-            mrc.header.origin = tuple(self.origin)
+        _set_mrc_geometry(mrc, self.voxel, self.unit, self.origin, self.start)
         # Statistics slab by slab: update_header_stats would hold full-size temporaries.
         lo, hi, total, squares = np.inf, -np.inf, 0.0, 0.0
         for plane in data.reshape((-1,) + data.shape[-2:]):

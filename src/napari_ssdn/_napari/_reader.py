@@ -90,6 +90,7 @@ def _read_one(path) -> tuple:
             "axes": axes,
             "unit": img.unit,
             "origin": img.origin,
+            "start": img.start,
             "voxel": dict(img.voxel),
             "source": str(path),
         }

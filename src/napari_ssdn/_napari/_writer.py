@@ -65,7 +65,8 @@ def _write(path: str, data, attributes: dict, mrc: bool) -> list[str]:
     # The file axes use S for stacks; T (time) is a stack of 2D images too.
     file_axes = axes.replace("T", "S") if mrc else axes
     origin = meta.get("origin") if mrc else None
-    out = write_image(path, data, file_axes, voxel=voxel, unit=unit, origin=origin, label=_label(attributes))
+    start = meta.get("start") if mrc else None
+    out = write_image(path, data, file_axes, voxel=voxel, unit=unit, origin=origin, label=_label(attributes), start=start)
     log.info("napari-ssdn wrote %s: axes %s, voxel %s %s", out, file_axes, voxel, unit)
     return [str(out)]
 
