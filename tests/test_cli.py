@@ -177,9 +177,17 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
 
     Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(rgb)
     _assert_clean_failure(ssdn("denoise", rgb, "-m", model, "-o", tmp_path / "o.tif"), "channel")
+    # the core's Python argument names are written as the command's options
+    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--3d"),
+                          "--3d needs a Z axis", "noisy.tif", "axes YX (from the file)", "no --3d")
+    vol = tmp_path / "vol.mrc"
+    with mrcfile.new(vol) as m:
+        m.set_data(np.zeros((6, 32, 32), np.float32))
+    _assert_clean_failure(ssdn("train", vol, "-o", tmp_path / "m.ssdn", "--3d", "--subsample", "2"),
+                          "--subsample 2 is for images; volumes (--3d) take --subsample 1")
     # a wrong --axes is caught before the output file is opened
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--axes", "ZYX"),
-                          "noisy.tif", "--axes='ZYX' has 3 letters", "2 dimensions")
+                          "noisy.tif", "--axes ZYX has 3 letters", "2 dimensions")
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", noisy_tif.parent / "noisy.tif" / "o.mrc"),
                           "is a file, not a folder")
     # a mistyped option points to the subcommand's help, where the options are

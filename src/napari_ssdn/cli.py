@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,14 @@ def cmd_train(args) -> int:
     given = _noise_flags(args)
     imgs = [read_image(p) for p in inputs]
     axes = args.axes
+    if args.three_d:  # say which file lacks Z and where its axes came from
+        for path, im in zip(inputs, imgs):
+            ax = (axes or im.axes).upper()
+            if "Z" not in ax:
+                source = f"--axes {ax}" if axes else f"axes {ax} (from the file)"
+                remedy = (f"if its first axis is Z, pass --axes Z{ax[1:]}" if im.data.ndim >= 3 and len(ax) == im.data.ndim
+                          else "train a 2D network (no --3d)")
+                raise SSDNError(f"--3d needs a Z axis but {str(path)!r} (shape {im.data.shape}) has {source}; {remedy}")
     from .core import Trainer, TrainConfig, load_model
 
     anisotropy = 1.0
@@ -193,7 +202,7 @@ def cmd_denoise(args) -> int:
     for path, target in zip(inputs, targets):
         img = read_image(path, mmap=True)
         try:  # before any output is opened: a wrong --axes must not reach the file writer
-            axes = check_axes(args.axes or img.axes, img.data.shape, "--axes" if args.axes else "the file's axes")
+            axes = check_axes(args.axes or img.axes, img.data.shape, "axes" if args.axes else "the file's axes")
         except SSDNError as exc:
             raise SSDNError(f"{str(path)!r}: {exc}") from None
         if target.suffix.lower() in MRC_SUFFIXES and ("C" in axes or img.data.ndim > 3):
@@ -435,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SSDNError as exc:
-        print(f"ssdn: error: {exc}", file=sys.stderr)
+        print(f"ssdn: error: {in_cli_terms(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ssdn: interrupted", file=sys.stderr)
@@ -447,6 +456,24 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at devnull so that the flush at exit does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+# The core names settings as Python arguments (subsample=2, init='none', ndim=3); on the
+# command line the same settings are options.
+_CLI_TERMS = (
+    (re.compile(r"\bndim=3\b"), "--3d"),
+    (re.compile(r"\bndim=2(, no --3d)?"), "no --3d"),
+    (re.compile(r"(?<![-\w])(subsample|init|patch|batch|width|lr|axes|time_limit|iterations|seed|device|holdout|tile|noise)="
+                r"(?:'([^']*)'|([^\s,;)]+))"),
+     lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2) if m.group(2) is not None else m.group(3)}"),
+)
+
+
+def in_cli_terms(message: str) -> str:
+    """A core message with its Python argument names written as command-line options."""
+    for pattern, option in _CLI_TERMS:
+        message = pattern.sub(option, message)
+    return message
 
 
 if __name__ == "__main__":
