@@ -73,10 +73,21 @@ def test_mrc_stack_keeps_non_spatial_first_axis(tmp_path):
 
 
 def test_mrc_2d_and_unset_voxel(tmp_path):
-    """A 2D MRC reads as YX; a voxel size of 0 (unset) gives scale 1."""
+    """A 2D MRC reads as YX; a voxel size of 0 (unset) gives scale 1 in pixels, and the
+    layer written back to MRC keeps it unset rather than claiming 1 angstrom."""
     got, kw = _read(_mrc(tmp_path / "img.mrc", np.ones((7, 9), np.float32), voxel=(0.0, 0.0, 0.0)))
     assert got.shape == (7, 9)
     assert tuple(kw["scale"]) == (1.0, 1.0)
+    assert {str(u) for u in kw["units"]} == {"pixel"}
+    out = _write(tmp_path / "back.mrc", got, **kw)
+    with mrcfile.open(out) as m:
+        assert float(m.voxel_size.x) == 0.0
+
+
+def test_ome_tiff_layer_is_named_without_ome(tmp_path):
+    tifffile.imwrite(tmp_path / "cells.ome.tif", np.zeros((8, 8), np.uint16), ome=True)
+    _, kw = _read(tmp_path / "cells.ome.tif")
+    assert kw["name"] == "cells"
 
 
 def test_get_reader_sniffs_without_loading(tmp_path):

@@ -77,6 +77,12 @@ def read_layers(path) -> list[tuple]:
     return [_read_one(p) for p in paths]
 
 
+def _layer_name(path) -> str:
+    """The file name without its extension; ``cells.ome.tif`` gives ``cells``."""
+    stem = Path(path).stem
+    return stem[:-4] if stem.lower().endswith(".ome") else stem
+
+
 def _read_one(path) -> tuple:
     img = read_image(path)
     data, axes = img.data, img.axes
@@ -96,7 +102,7 @@ def _read_one(path) -> tuple:
         }
     }
     kwargs = {
-        "name": Path(path).stem,
+        "name": _layer_name(path),
         "scale": scale,
         "units": units,
         "axis_labels": axis_labels_for(dims),

@@ -234,5 +234,5 @@ class SSDNModel(nn.Module):
     def describe(self) -> str:
         c = self.config
         kind = {"ssdn": "blind-spot, Bayesian", "mu-only": "blind-spot, mean only", "supervised": "non-blind, supervised"}
-        dims = "2D" if c.ndim == 2 else ("3D, z pooled from level " + str(c.flat + 1) if c.flat else "3D")
+        dims = "2D" if c.ndim == 2 else (f"3D, the first {c.flat} level(s) pooling y and x only" if c.flat else "3D")
         return f"{kind[c.mode]} {dims} U-Net enc {c.enc} / dec {c.dec}, depth {c.depth}, {c.channels} channel(s)"
