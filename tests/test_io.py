@@ -100,6 +100,19 @@ def test_mrc_start_and_unset_voxel_size_are_carried_over(tmp_path):
         assert (int(m.header.nxstart), int(m.header.nystart), int(m.header.nzstart)) == (-48, -40, -4)
 
 
+@pytest.mark.parametrize("mmap", [False, True])
+def test_mrc_with_permuted_axes_reads_as_zyx(tmp_path, mmap):
+    """mapc/mapr/maps = 3/2/1 (columns are Z, sections X): the data comes back in Z, Y, X order."""
+    zyx = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    with mrcfile.new(tmp_path / "perm.mrc") as m:
+        m.set_data(np.ascontiguousarray(zyx.transpose(2, 1, 0)))  # stored as sections X, rows Y, columns Z
+        m.set_volume()
+        m.header.mapc, m.header.mapr, m.header.maps = 3, 2, 1
+    img = read_image(tmp_path / "perm.mrc", mmap=mmap)
+    assert img.axes == "ZYX"
+    np.testing.assert_array_equal(np.asarray(img.data), zyx)
+
+
 def test_output_that_cannot_be_written_is_a_clear_error(tmp_path):
     """A path under a file, or in a folder that cannot be created, fails with SSDNError naming it."""
     (tmp_path / "a.tif").write_bytes(b"x")

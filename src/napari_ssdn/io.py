@@ -147,6 +147,7 @@ def _read_mrc(path: Path, mmap: bool) -> ImageData:
         if mrc.data is None:
             raise SSDNError(f"{str(path)!r} is not a valid MRC file (no data could be read); check that it is complete")
         data = mrc.data if mmap else np.array(mrc.data)
+        data = _zyx_order(data, (int(mrc.header.mapc), int(mrc.header.mapr), int(mrc.header.maps)))
         if data.dtype == np.float16:
             data = data.astype(np.float32)
         vs = mrc.voxel_size
@@ -172,6 +173,15 @@ def _read_mrc(path: Path, mmap: bool) -> ImageData:
     # does not claim a pixel size the input never had.
     voxel = {a: v for a, v in voxel.items() if a in axes and v > 0}
     return ImageData(data, axes, voxel, "angstrom" if voxel else None, origin, start)
+
+
+def _zyx_order(data: np.ndarray, maps: tuple[int, int, int]) -> np.ndarray:
+    """MRC data in (Z, Y, X) order. The file stores sections, rows and columns, and
+    mapc/mapr/maps say which of X (1), Y (2), Z (3) each is; nearly every file has 1, 2, 3."""
+    if data.ndim != 3 or maps == (1, 2, 3) or sorted(maps) != [1, 2, 3]:
+        return data
+    axis_of = {maps[2]: 0, maps[1]: 1, maps[0]: 2}  # data axis 0 holds sections, 1 rows, 2 columns
+    return data.transpose(axis_of[3], axis_of[2], axis_of[1])
 
 
 def _read_tiff(path: Path) -> ImageData:
