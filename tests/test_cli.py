@@ -196,6 +196,18 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     assert not (tmp_path / "o.tif").exists()
 
 
+def test_denoise_warns_about_data_far_from_the_training_range(tmp_path, noisy_tif, model):
+    """Data 1000x brighter than the training data is denoised but flagged on stderr; the
+    training data is not."""
+    img = read_image(noisy_tif)
+    bright = write_image(tmp_path / "bright.tif", img.data * 1000, "YX")
+    r = ssdn("denoise", bright, "-m", model, "-o", tmp_path / "b_den.tif", "--quiet")
+    assert r.returncode == 0 and (tmp_path / "b_den.tif").is_file(), r.stderr
+    assert "ssdn: warning: " in r.stderr and "bright.tif" in r.stderr and "far from" in r.stderr
+    r = ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "n_den.tif", "--quiet")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
 def test_output_folder_with_a_trailing_slash_and_info_into_a_closed_pipe(tmp_path, noisy_tif, model):
     """`-o out/` names a folder to create even for one input; `ssdn info` into a pipe that
     was closed (like `| head`) ends quietly."""

@@ -309,6 +309,25 @@ def test_denoise_keeps_missing_pixels_missing(viewer, qtbot, tiny_model):
     assert np.isfinite(out.contrast_limits).all() and out.contrast_limits[1] > out.contrast_limits[0]
 
 
+def test_denoise_flags_data_far_from_the_training_range(viewer, qtbot, tiny_model):
+    """A layer 1000x brighter than the model's training data is denoised, with a warning
+    that stays in the status line beside the result."""
+    session_models().add(SessionModel("tiny", tiny_model))
+    noisy, _ = noisy_cells(48)
+    viewer.add_image(noisy * 1000, name="bright")
+    w = DenoiseWidget(viewer)
+    assert w.run() is not None
+    _wait(qtbot, w)
+    assert "bright_ssdn" in viewer.layers
+    assert w.status.text().startswith("Done") and "far from" in w.status.text(), w.status.text()
+    viewer.layers.remove("bright")
+    viewer.add_image(noisy, name="plain")
+    w.layer_combo.setCurrentIndex(w.layer_combo.count() - 1)
+    assert w.run() is not None
+    _wait(qtbot, w)
+    assert w.status.text().startswith("Done") and "far from" not in w.status.text(), w.status.text()
+
+
 def test_denoise_refuses_channel_mismatch(viewer, qtbot, tiny_model):
     """A 3-channel layer with a 1-channel model is refused with a message naming both counts."""
     session_models().add(SessionModel("gray", tiny_model))

@@ -29,6 +29,28 @@ def test_short_training_denoises_and_posterior_beats_prior(clean_and_noisy):
     assert results["auto"] > results["none"] + 0.3
 
 
+def test_data_far_from_the_training_range_is_flagged(clean_and_noisy):
+    """Denoising data 1000x brighter than the training data warns (it would come back nearly
+    unchanged); the training data itself and a 3x dimmer copy do not."""
+    import warnings
+
+    from napari_ssdn.core import SSDNWarning, scale_mismatch
+
+    _, noisy, sigma = clean_and_noisy
+    model = train(noisy, "YX", TrainConfig(iterations=2, noise_params={"sigma": sigma}, **FAST))
+    assert scale_mismatch(model, noisy, "YX") is None
+    assert scale_mismatch(model, noisy / 3, "YX") is None
+    bright = noisy * 1000
+    message = scale_mismatch(model, bright, "YX")
+    assert message and "far from those the model was trained on" in message and "train a model on this data" in message
+    with pytest.warns(SSDNWarning, match="far from"):
+        out = denoise(model, bright, "YX", tta=False)
+    assert np.abs(out - bright).mean() < 0.05 * sigma * 1000  # what the warning is about: almost the input
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        denoise(model, noisy, "YX", tta=False)  # no warning on the training data
+
+
 def test_learned_sigma_lands_near_the_truth(clean_and_noisy):
     """The learned Gaussian sigma (data units) ends within 10 % of the true value."""
     clean, noisy, sigma = clean_and_noisy

@@ -189,7 +189,7 @@ def cmd_denoise(args) -> int:
 
         if write_check not in MRC_SUFFIXES + TIFF_SUFFIXES:
             raise SSDNError(f"output {str(t)!r} must end in .tif/.tiff or an MRC extension (.mrc, ...); outputs are float32")
-    from .core import denoise_iter, load_model
+    from .core import denoise_iter, load_model, scale_mismatch
 
     from .core.data import check_axes
     from .core.infer import noise_override
@@ -211,6 +211,9 @@ def cmd_denoise(args) -> int:
             # Only data with a third axis can be read as a volume by naming its axes.
             remedy = "if its first axis is Z, say so with --axes (e.g. ZYX), or use a 2D model" if img.data.ndim >= 3 else "use a 2D model"
             raise SSDNError(f"{args.model} is a 3D (volume) model but {str(path)!r} has axes {axes!r}; {remedy}")
+        mismatch = scale_mismatch(model, img.data, axes)
+        if mismatch:
+            print(f"ssdn: warning: {str(path)!r}: {mismatch}", file=sys.stderr)
         # The result goes straight into a memory-mapped output file, tile by tile: a volume
         # larger than memory is denoised without holding input or output in RAM.
         with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin,

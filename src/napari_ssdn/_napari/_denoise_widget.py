@@ -72,6 +72,7 @@ class DenoiseWidget(QWidget):
         self._errors: dict[str, str] = {}
         self._target = None
         self._done = ""
+        self._warning = ""  # the latest run's warning about the data, shown with its result
         root = QVBoxLayout(self)
         form = QFormLayout()
         self.layer_combo = ImageLayerCombo(self.viewer)
@@ -230,12 +231,19 @@ class DenoiseWidget(QWidget):
         self.worker = worker
         self._pbar = progress(total=0, desc="napari-ssdn denoising")
         self.run_button.setEnabled(False)
+        self._warning = ""
         self.status.setText(f"Denoising {layer.name!r} with {entry.name!r}…")
         log.info("napari-ssdn: denoising %r (axes %s) with %r, output %s", layer.name, axes, entry.name, output)
         worker.start()
         return worker
 
     def _on_progress(self, rec) -> None:
+        if isinstance(rec, str):  # the data's values are far from the model's training data
+            from napari.utils.notifications import show_warning
+
+            self._warning = rec
+            show_warning(f"napari-ssdn: {rec}")
+            return
         self.status.setText(f"Denoising: tile {rec.done} / {rec.total}, about {rec.eta:.0f} s left")
         advance_progress(self._pbar, rec.done, rec.total)
 
@@ -248,6 +256,8 @@ class DenoiseWidget(QWidget):
         geom = {**geom, "metadata": meta}
         set_or_add_image(self.viewer, name, result, rgb=rgb, **geom)
         self._done = f"Done: wrote layer {name!r}. Run again to update it."
+        if self._warning:
+            self._done += f" \u26a0 Check it: {self._warning}"
 
     def _on_error(self, exc: Exception) -> None:
         show_failure(self.status, "denoising", exc)

@@ -166,10 +166,19 @@ def _preview(trainer, crop: np.ndarray) -> np.ndarray:
 
 
 def denoise_job(model, data: np.ndarray, axes: str, output: str, device: str = "auto"):
-    """Denoise ``data``, yielding ``DenoiseProgress`` per tile; return the float32 result."""
-    from ..core import denoise_iter
+    """Denoise ``data``, yielding ``DenoiseProgress`` per tile; return the float32 result.
 
-    return (yield from _guard(denoise_iter(model, data, axes, output, device=device), "denoising"))
+    First yields a warning (a str) when the data's values are far from the model's
+    training data (``scale_mismatch``)."""
+    from ..core import denoise_iter, scale_mismatch
+
+    def run():
+        mismatch = scale_mismatch(model, data, axes)
+        if mismatch:
+            yield mismatch
+        return (yield from denoise_iter(model, data, axes, output, device=device))
+
+    return (yield from _guard(run(), "denoising"))
 
 
 def device_label_job(device: str) -> tuple[bool, str]:

@@ -15,6 +15,8 @@ _EXPORTS = {
     "NOISE_PARAMS": "constants",
     "SSDNError": "errors",
     "ModelFileError": "errors",
+    "SSDNWarning": "errors",
+    "scale_mismatch": "infer",
     "OUTPUTS": "constants",
     "DenoiseProgress": "infer",
     "denoise": "infer",

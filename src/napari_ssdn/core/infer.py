@@ -6,6 +6,7 @@ import contextlib
 import math
 import mmap
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,11 +16,11 @@ from .bayes import posterior, split_prior
 from .constants import OUTPUTS, check_noise_params
 from .data import from_samples, guess_axes, merge_phases, split_phases, to_samples
 from .device import network_precision, resolve_device
-from .errors import SSDNError
+from .errors import SSDNError, SSDNWarning
 from .model import SSDNModel, params_to_norm
 from .network import BRANCHES_3D, BlindSpotNet, BlindSpotNet3D, branch_margins, receptive_margin
 
-__all__ = ["OUTPUTS", "DenoiseProgress", "denoise", "denoise_iter", "default_tile"]
+__all__ = ["OUTPUTS", "DenoiseProgress", "denoise", "denoise_iter", "default_tile", "scale_mismatch"]
 
 
 
@@ -516,8 +517,62 @@ def _outputs(model: SSDNModel, y: torch.Tensor, out: torch.Tensor, noise: dict, 
     return res
 
 
+# How far an image's value range may be from the training data's (in the model's units,
+# where the training data spans about 1) before a warning: a model applies to data of the
+# same kind and scale, and on data 1000x brighter it returns the input nearly unchanged.
+SCALE_TOLERANCE = (1 / 50, 20)
+
+
+def scale_mismatch(model: SSDNModel, image: np.ndarray, axes: str | None = None) -> str | None:
+    """Say whether ``image``'s values lie far from the range the model was trained on.
+
+    Reads a few rows or slices spread over the image (a memory-mapped volume is not read
+    whole) and compares their 0.1-99.9th percentiles with the model's normalisation.
+
+    Parameters
+    ----------
+    model : SSDNModel
+    image : ndarray
+    axes : str, optional
+        As in :func:`denoise_iter`.
+
+    Returns
+    -------
+    str or None
+        A warning naming both ranges and the remedy, or None when the ranges are alike.
+    """
+    cfg = model.config
+    image = image if isinstance(image, np.ndarray) else np.asarray(image)
+    axes = axes or guess_axes(image.shape, rgb=cfg.channels in (3, 4) and image.shape[-1] == cfg.channels, ndim=cfg.ndim)
+    samples = to_samples(image, axes, cfg.ndim)
+    planes = [(k, i) for k in range(samples.shape[0]) for i in range(samples.shape[1])]
+    limit = 16 if cfg.ndim == 3 else 256  # slices of a volume, rows of images
+    picks = [planes[j] for j in np.unique(np.linspace(0, len(planes) - 1, min(len(planes), limit)).round().astype(int))]
+    values = []
+    for k, i in picks:
+        part = np.asarray(samples[k, i]).reshape(-1)
+        values.append(part[:: max(1, part.size // 4096)].astype(np.float64))
+    v = np.concatenate(values)
+    v = v[np.isfinite(v)]
+    if v.size < 16:
+        return None
+    lo, hi = (float(x) for x in np.percentile(v, [0.1, 99.9]))
+    span = (hi - lo) / cfg.scale
+    centre = ((lo + hi) / 2 - cfg.offset) / cfg.scale
+    if SCALE_TOLERANCE[0] <= span <= SCALE_TOLERANCE[1] and -5 <= centre <= 6:
+        return None
+    return (
+        f"the image's values (0.1-99.9th percentiles {lo:.4g} to {hi:.4g}) are far from those the model was trained on "
+        f"(about {cfg.offset:.4g} to {cfg.offset + cfg.scale:.4g}); a model fits data of the same kind and scale, and here "
+        "the result may be the input nearly unchanged: train a model on this data, or scale it like the training data"
+    )
+
+
 def denoise(model: SSDNModel, image: np.ndarray, axes: str | None = None, output: str = "posterior-mean", **kwargs) -> np.ndarray:
     """Denoise ``image`` and return a float32 array of the same shape (see :func:`denoise_iter`).
+
+    Warns (:class:`SSDNWarning`) when the image's values are far from the training data's
+    (see :func:`scale_mismatch`).
 
     Examples
     --------
@@ -530,4 +585,9 @@ def denoise(model: SSDNModel, image: np.ndarray, axes: str | None = None, output
         try:
             next(gen)
         except StopIteration as stop:
-            return stop.value
+            result = stop.value
+            break
+    message = scale_mismatch(model, image, axes)  # after denoise_iter has checked the arguments
+    if message:
+        warnings.warn(message, SSDNWarning, stacklevel=2)
+    return result
