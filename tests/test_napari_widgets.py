@@ -151,6 +151,19 @@ def test_event_loop_runs_during_training(viewer, qtbot):
     assert len(ticks) > 0.3 * elapsed / 0.02, (len(ticks), elapsed)
 
 
+def test_preview_of_a_stack_sits_on_its_own_slice(viewer, qtbot):
+    """A stack's preview is its middle image, shown on that slice only (not broadcast)."""
+    noisy, _ = noisy_cells_stack(n=3, size=48)
+    viewer.add_image(noisy, name="stack", scale=(3.0, 0.5, 0.5))
+    w = TrainWidget(viewer)
+    _tiny(w, "3")
+    w.axes_edit.setText("SYX")
+    _train(qtbot, w)
+    preview = viewer.layers["stack_ssdn_preview"]
+    assert preview.data.shape == (1, 48, 48)
+    assert tuple(preview.translate) == (3.0, 0.0, 0.0) and tuple(preview.scale) == (3.0, 0.5, 0.5)
+
+
 def test_stop_keeps_model_and_resume_continues(viewer, qtbot, tmp_path):
     """Stop ends a long run quickly and keeps the model; Resume continues it; Save/Load round-trips."""
     noisy, _ = noisy_cells(64)
@@ -375,8 +388,11 @@ def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):
     _train(qtbot, w)
     model = w.last_result.model
     assert model.config.ndim == 3 and model.config.flat == 1
-    assert viewer.layers["vol_ssdn_preview"].data.ndim == 2
-    assert tuple(viewer.layers["vol_ssdn_preview"].axis_labels) == ("y", "x")
+    # The preview is the block's middle slice (z = 8), shown on that slice only, not on every one.
+    preview = viewer.layers["vol_ssdn_preview"]
+    assert preview.data.shape == (1, 32, 32)
+    assert tuple(preview.axis_labels) == ("z", "y", "x") and tuple(preview.translate) == (16.0, 0.0, 0.0)
+    assert tuple(preview.scale) == (2.0, 1.0, 1.0)
     d = DenoiseWidget(viewer)
     d.layer_combo.setCurrentIndex(next(i for i in range(d.layer_combo.count()) if d.layer_combo.itemText(i) == "vol"))
     assert d.layer_combo.layer().name == "vol"

@@ -370,8 +370,8 @@ class TrainWidget(QWidget):
                     "resume on data of the same kind or press Start to train a new model"
                 )
                 return None
-        crop, origin = preview_crop(data, request.axes, ndim=request.config.get("ndim", 2))
-        self._preview_setup(layer, request.axes, origin, crop)
+        crop, origin, plane = preview_crop(data, request.axes, ndim=request.config.get("ndim", 2))
+        self._preview_setup(layer, request.axes, origin, crop, plane)
         self._stop = threading.Event()
         # Closing the widget (or the viewer) stops training at the next step.
         self.destroyed.connect(self._stop.set)
@@ -455,15 +455,23 @@ class TrainWidget(QWidget):
         self._update_buttons()
 
     # -- preview ------------------------------------------------------------------------
-    def _preview_setup(self, layer, axes: str, origin: tuple[int, int], crop) -> None:
+    def _preview_setup(self, layer, axes: str, origin: tuple[int, int], crop, plane: dict | None = None) -> None:
+        """Geometry of the preview layer: on top of the crop it shows, and, for a stack or
+        volume without a channel axis, only on the slice it comes from (``plane``: index
+        per leading axis), not broadcast over every slice."""
         dims = axes.replace("C", "") if layer.rgb else axes
         iy, ix = dims.index("Y"), dims.index("X")
-        scale = (float(layer.scale[iy]), float(layer.scale[ix]))
-        translate = (float(layer.translate[iy]) + origin[0] * scale[0], float(layer.translate[ix]) + origin[1] * scale[1])
-        units = (str(layer.units[iy]), str(layer.units[ix]))
-        labels = (str(layer.axis_labels[iy]), str(layer.axis_labels[ix]))
+        leading = [i for i, a in enumerate(dims) if a not in "YX"] if plane and "C" not in dims else []
+        at = {iy: origin[0], ix: origin[1], **{i: plane[dims[i]] for i in leading}}
+        keep = leading + [iy, ix]
         self._preview_name = f"{layer.name}_ssdn_preview"
-        self._preview_geom = {"scale": scale, "translate": translate, "units": units, "axis_labels": labels}
+        self._preview_geom = {
+            "scale": tuple(float(layer.scale[i]) for i in keep),
+            "translate": tuple(float(layer.translate[i]) + at[i] * float(layer.scale[i]) for i in keep),
+            "units": tuple(str(layer.units[i]) for i in keep),
+            "axis_labels": tuple(str(layer.axis_labels[i]) for i in keep),
+        }
+        self._preview_lead = len(leading)
         self._preview_rgb = crop is not None and crop.shape[-1] in (3, 4) and bool(layer.rgb)
         # The input's contrast, so that the preview compares with the noisy image beside it.
         self._preview_contrast = None if layer.rgb else tuple(float(v) for v in layer.contrast_limits)
@@ -476,6 +484,7 @@ class TrainWidget(QWidget):
             geom = {k: channel_axis[k] + tuple(v) for k, v in self._preview_geom.items()}
         else:
             geom = dict(self._preview_geom)
+            img = img.reshape((1,) * self._preview_lead + img.shape)  # one slice of the stack or volume
         if self._preview_rgb:
             img = np.clip(img, 0, None)
         elif img.ndim == 2 and self._preview_contrast is not None:
@@ -528,12 +537,16 @@ class TrainWidget(QWidget):
                 show_error(f"napari-ssdn: {exc}")
 
 
-def preview_crop(data: np.ndarray, axes: str, side: int = PREVIEW_SIDE, ndim: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
-    """A centred ``(Y, X, C)`` crop of the middle 2D sample of ``data`` and its (y, x) corner.
+def preview_crop(data: np.ndarray, axes: str, side: int = PREVIEW_SIDE, ndim: int = 2) -> tuple[np.ndarray, tuple[int, int], dict]:
+    """A centred ``(Y, X, C)`` crop of the middle 2D sample of ``data``, its (y, x) corner
+    and the index of the shown plane along each other axis (e.g. ``{"Z": 7}``).
 
     For a volume network (``ndim=3``): a centred ``(Z, Y, X, C)`` block, whose middle
     slice is the preview, and smaller in-plane so that a preview stays cheap.
     """
+    ax = axes.upper()
+    spatial = "ZYX" if ndim == 3 else "YX"
+    sample_axes = [a for a in ax if a not in spatial + "C"]  # in to_samples' order
     samples = to_samples(data, axes, ndim)
     if ndim == 3:
         side = min(side, 64)
@@ -544,8 +557,12 @@ def preview_crop(data: np.ndarray, axes: str, side: int = PREVIEW_SIDE, ndim: in
         d = samples.shape[1]
         sz = min(16, d)
         z0 = (d - sz) // 2
-        return np.array(samples[n // 2, z0 : z0 + sz, y0 : y0 + sy, x0 : x0 + sx]), (y0, x0)
-    return np.array(samples[n // 2, y0 : y0 + sy, x0 : x0 + sx]), (y0, x0)
+    lead = [data.shape[ax.index(a)] for a in sample_axes]
+    plane = dict(zip(sample_axes, (int(i) for i in np.unravel_index(n // 2, lead)))) if lead else {}
+    if ndim == 3:
+        plane["Z"] = z0 + sz // 2  # the block's middle slice is what the preview shows
+        return np.array(samples[n // 2, z0 : z0 + sz, y0 : y0 + sy, x0 : x0 + sx]), (y0, x0), plane
+    return np.array(samples[n // 2, y0 : y0 + sy, x0 : x0 + sx]), (y0, x0), plane
 
 
 def _anisotropy(layer, axes: str) -> float:
