@@ -87,6 +87,26 @@ def test_ome_tiff_axes_with_their_own_units(tmp_path):
     assert img.voxel == pytest.approx({"Z": 0.3, "Y": 0.108, "X": 0.108})
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_ome_tiff_output_for_ome_names(tmp_path, streamed):
+    """An output named *.ome.tif is an OME-TIFF with the axes, voxel size and unit."""
+    from napari_ssdn.io import open_output
+
+    data = np.random.default_rng(0).random((4, 2, 20, 30)).astype(np.float32)
+    voxel = {"Z": 0.8, "Y": 0.2, "X": 0.2}
+    path = tmp_path / "out.ome.tif"
+    if streamed:
+        with open_output(path, data.shape, "ZCYX", voxel, "micrometer") as out:
+            out[...] = data
+    else:
+        write_image(path, data, "ZCYX", voxel, "micrometer")
+    with tifffile.TiffFile(path) as tf:
+        assert tf.is_ome
+    img = read_image(path)
+    np.testing.assert_array_equal(img.data, data)
+    assert img.axes == "ZCYX" and img.unit == "micrometer" and img.voxel == pytest.approx(voxel)
+
+
 def test_mrc_start_and_unset_voxel_size_are_carried_over(tmp_path):
     """A voxel size of 0 (unset) stays unset in the output, and nxstart/nystart/nzstart are kept."""
     with mrcfile.new(tmp_path / "sub.mrc") as m:

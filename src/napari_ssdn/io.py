@@ -356,7 +356,7 @@ def write_image(
             _write_mrc(tmp, data, axes, voxel, unit, origin, label, start)
     elif suffix in TIFF_SUFFIXES:
         with atomic_path(path) as tmp:
-            _write_tiff(tmp, data, axes, voxel, unit, label)
+            _write_tiff(tmp, data, axes, voxel, unit, label, _is_ome(path))
     else:
         raise SSDNError(
             f"output {str(path)!r} has extension {suffix!r}; outputs are float32, so use .tif or an MRC extension ({', '.join(MRC_SUFFIXES)})"
@@ -394,8 +394,24 @@ def _write_mrc(path, data, axes, voxel, unit, origin, label, start=None):
         mrc.add_label(label[:80])
 
 
-def _tiff_options(axes, voxel, unit, label) -> dict:
-    """Keyword arguments of tifffile.imwrite/memmap: ImageJ hyperstack when possible."""
+_OME_UNITS = {"micrometer": "µm", "nanometer": "nm", "angstrom": "Å", "millimeter": "mm"}
+
+
+def _is_ome(path) -> bool:
+    return Path(path).name.lower().endswith((".ome.tif", ".ome.tiff"))
+
+
+def _tiff_options(axes, voxel, unit, label, ome=False) -> dict:
+    """Keyword arguments of tifffile.imwrite/memmap: OME-TIFF for ``*.ome.tif`` names, else
+    an ImageJ hyperstack when possible."""
+    ome_axes = axes.replace("S", "T") if "T" not in axes else axes
+    if ome and not ome_axes.endswith("C") and len(set(ome_axes)) == len(ome_axes):
+        meta = {"axes": ome_axes}
+        for a, v in voxel.items():
+            meta[f"PhysicalSize{a}"] = v
+            if unit:
+                meta[f"PhysicalSize{a}Unit"] = _OME_UNITS.get(unit, unit)
+        return dict(ome=True, photometric="minisblack", metadata=meta)
     # A stack of 2D images is written as ImageJ frames (T) so it does not read back as a volume.
     ij_axes = axes.replace("S", "T") if "T" not in axes else axes
     # ImageJ wants its axes in TZCYX order; only write ImageJ files when no reordering is
@@ -417,10 +433,10 @@ def _tiff_options(axes, voxel, unit, label) -> dict:
     return dict(photometric="minisblack", metadata=meta, **kwargs)
 
 
-def _write_tiff(path, data, axes, voxel, unit, label):
+def _write_tiff(path, data, axes, voxel, unit, label, ome=False):
     import tifffile
 
-    tifffile.imwrite(path, data, **_tiff_options(axes, voxel, unit, label))
+    tifffile.imwrite(path, data, **_tiff_options(axes, voxel, unit, label, ome))
 
 
 class open_output:
@@ -470,7 +486,7 @@ class open_output:
             import tifffile
 
             self._mrc = None
-            return tifffile.memmap(tmp, shape=self.shape, dtype=np.float32, **_tiff_options(self.axes, self.voxel, self.unit, self.label))
+            return tifffile.memmap(tmp, shape=self.shape, dtype=np.float32, **_tiff_options(self.axes, self.voxel, self.unit, self.label, _is_ome(self.path)))
         except BaseException:
             self._atomic.__exit__(*sys.exc_info())
             raise
