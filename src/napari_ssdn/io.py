@@ -404,16 +404,15 @@ def _is_ome(path) -> bool:
 def _tiff_options(axes, voxel, unit, label, ome=False) -> dict:
     """Keyword arguments of tifffile.imwrite/memmap: OME-TIFF for ``*.ome.tif`` names, else
     an ImageJ hyperstack when possible."""
-    ome_axes = axes.replace("S", "T") if "T" not in axes else axes
-    if ome and not ome_axes.endswith("C") and len(set(ome_axes)) == len(ome_axes):
-        meta = {"axes": ome_axes}
+    # A stack of 2D images is written as frames (T) so that it does not read back as a volume.
+    ij_axes = axes.replace("S", "T") if "T" not in axes else axes
+    if ome and not ij_axes.endswith("C") and len(set(ij_axes)) == len(ij_axes):
+        meta = {"axes": ij_axes}
         for a, v in voxel.items():
             meta[f"PhysicalSize{a}"] = v
             if unit:
                 meta[f"PhysicalSize{a}Unit"] = _OME_UNITS.get(unit, unit)
         return dict(ome=True, photometric="minisblack", metadata=meta)
-    # A stack of 2D images is written as ImageJ frames (T) so it does not read back as a volume.
-    ij_axes = axes.replace("S", "T") if "T" not in axes else axes
     # ImageJ wants its axes in TZCYX order; only write ImageJ files when no reordering is
     # needed (channels last, as in RGB-like YXC, are not ImageJ's).
     imagej = len(set(ij_axes)) == len(ij_axes) and [a for a in "TZCYX" if a in ij_axes] == list(ij_axes)
