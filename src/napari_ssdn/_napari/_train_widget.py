@@ -87,7 +87,7 @@ class TrainWidget(QWidget):
         self.viewer = napari_viewer
         self.registry = session_models()
         self.worker = None
-        self._run_steps = (0, 0)  # (steps done, steps planned) of the latest run, for the stop message
+        self._planned = 0  # steps the latest run planned, for the stop message
         self.current: SessionModel | None = None  # the model Resume continues and Save writes
         self.last_result: TrainResult | None = None
         self._stop = threading.Event()
@@ -379,7 +379,7 @@ class TrainWidget(QWidget):
         if not resume:
             self.loss_plot.clear()
         self._steps_offset = None
-        self._run_steps = (0, 0)
+        self._planned = 0
         worker = create_worker(train_job, data, request, self._stop, crop, resume_model, resume_info, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_update)
         worker.returned.connect(self._on_result)
@@ -412,7 +412,7 @@ class TrainWidget(QWidget):
         rec = upd.progress
         if rec is not None:
             step = upd.steps_before + rec.step
-            self._run_steps = (rec.step, rec.total)
+            self._planned = rec.total
             self.loss_plot.add(step, rec.loss, rec.val_loss)
             eta = _fmt_time(rec.eta)
             self.progress_label.setText(f"Step {rec.step} / {rec.total}   elapsed {_fmt_time(rec.elapsed)}   ETA {eta}   loss {rec.loss:.4g}")
@@ -432,7 +432,7 @@ class TrainWidget(QWidget):
         best = f", keeping step {kept}'s weights (lowest held-out loss)" if kept != steps else ""
         self.model_label.setText(f"Model {name!r}: {how} after {steps} steps{best}; available in the Denoise widget.")
         self.noise_label.setText("Noise: " + _fmt_noise(result.info.get("noise_params", {})))
-        done, planned = self._run_steps
+        done, planned = result.steps, self._planned
         if result.stopped and planned and done < EARLY_STOP * planned:
             # The learning rate never ramped down: such weights denoise visibly worse.
             self.status.setText(
