@@ -270,3 +270,37 @@ def test_compile_flag_gives_the_same_result(tmp_path, noisy_tif, model):
     assert r.returncode == 0, r.stderr
     assert "torch.compile failed" not in r.stderr
     np.testing.assert_allclose(read_image(fast).data, read_image(plain).data, rtol=1e-4, atol=1e-4)
+
+
+def test_a_killed_training_leaves_a_checkpoint_that_resume_continues(tmp_path):
+    """SIGKILL mid-run (as the out-of-memory killer or a cluster's time limit would) leaves
+    the last periodic checkpoint at -o: a loadable model that --resume continues."""
+    import signal
+    import time
+
+    from napari_ssdn.core import load_model
+
+    src = tmp_path / "noisy.tif"
+    rng = np.random.default_rng(0)
+    write_image(src, (rng.random((96, 96)) * 50 + 100).astype(np.float32), "YX")
+    out = tmp_path / "m.ssdn"
+    cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(src), "-o", str(out), "--time-limit", "600",
+           "--patch", "32", "--device", "cpu", "--checkpoint-every", "1", "--init", "none"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(1.5)  # let a second checkpoint replace the first, mid-write or not
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    model, info = load_model(out)
+    done = info["training"]["steps"]
+    assert done > 0 and info["training"]["checkpoint"] is True
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")], "a temporary file was left behind"
+    more = tmp_path / "more.ssdn"
+    r = ssdn("train", src, "-o", more, "--resume", out, "--iterations", "3", "--patch", "32", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert load_model(more)[1]["training"]["steps"] == done + 3

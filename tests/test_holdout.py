@@ -69,7 +69,7 @@ def _cells_noisy() -> np.ndarray:
 
 def _wrecking_run(keep_best=True):
     """A run whose learning rate ruins the network after its first steps."""
-    config = TrainConfig(iterations=40, val_every=5, lr=0.3, warmup=0.0, keep_best=keep_best, calibrate=False, **FAST)
+    config = TrainConfig(iterations=40, val_every=5, lr=0.3, warmup=0.0, keep_best=keep_best, **FAST)
     trainer = Trainer(_cells_noisy(), "YX", config)
     records = list(trainer.run())
     return trainer, records
@@ -109,52 +109,21 @@ def test_cli_reports_the_kept_step(tmp_path):
     assert f"weights of step {meta['kept_step']}, the lowest" in ssdn("info", out).stdout
 
 
-def _cells_trainer(side: int, **config) -> Trainer:
-    from napari_ssdn.samples import clean_cells
-
-    noisy = (clean_cells(side, seed=2) + 0.1 * np.random.default_rng(3).standard_normal((side, side))).astype(np.float32)
-    trainer = Trainer(noisy, "YX", TrainConfig(iterations=30, keep_best=False, mixed_precision=False, **FAST, **config))
-    for _ in trainer.run():
-        pass
-    return trainer
-
-
-def test_calibration_finds_a_known_miscalibration():
-    """calibrate() fits the prior-variance scale on held-out pixels: after the prior
-    variance is doubled by hand it finds k = 1/2, and the held-out loss falls back."""
-    trainer = _cells_trainer(256, noise_params={"sigma": 0.1})  # 4,096 held-out pixels
-    assert trainer.train_state()["calibration"] == {}  # off by default
-    raw = trainer.validate()
-    first = trainer.calibrate()
-    assert 0.25 <= first["prior_variance_scale"] <= 4 and first["prior_variance_scale"] != pytest.approx(1, abs=0.01)
-    calibrated = trainer.validate()
-    assert calibrated < raw
-    with torch.no_grad():
-        last = trainer.model.net.head[-1]
-        last.weight[1:] *= 2**0.5
-        last.bias[1:] *= 2**0.5
-    assert trainer.validate() > calibrated
-    assert trainer.calibrate()["prior_variance_scale"] == pytest.approx(0.5, rel=1e-4)
-    assert trainer.validate() == pytest.approx(calibrated, rel=1e-6)
-    assert trainer.model.noise_params_data()["sigma"] == pytest.approx(0.1)  # a known level stays
-
-
-def test_calibration_leaves_an_unpinned_split_alone():
-    """With sigma learned, a prior variance that hardly varies yet (30 steps) and 1,000
-    held-out pixels, they pin only the sum of prior and noise variance: calibrate()
-    changes nothing."""
-    trainer = _cells_trainer(128)
-    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    assert trainer.calibrate() == {}
-    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
-
-
-def test_runs_can_end_calibrated():
-    """With calibrate=True the fit runs at the end and is recorded in the training state."""
-    trainer = _cells_trainer(256, noise_params={"sigma": 0.1}, calibrate=True)
-    cal = trainer.train_state()["calibration"]
-    assert set(cal) == {"prior_variance_scale", "noise_params"}
-    assert trainer.history[-1].val_loss == pytest.approx(trainer.validate())
+@pytest.mark.parametrize("how", ["stop", "close"])
+def test_a_run_that_ends_between_validations_scores_its_last_weights(how):
+    """A stop that arrives between two steps (or a closed generator) validates the weights
+    the run holds before choosing which to keep: it used to go back to the last validated
+    step (step 1 here), throwing the training since away."""
+    trainer = Trainer(_cells_noisy(), "YX", TrainConfig(iterations=1000, val_every=500, **FAST))
+    run = trainer.run()
+    for rec in run:
+        if rec.step == 30:
+            break
+    if how == "stop":
+        trainer.request_stop()
+        last = next(run)
+        assert last.done and last.step == 30 and last.val_loss is not None and last.kept_step == 30
+    else:
+        run.close()
+    assert trainer.step == 30 and trainer.kept_step == 30
     assert trainer.train_state()["val_loss"] == pytest.approx(trainer.validate())
-    again = trainer.calibrate()  # already fitted: nothing left to gain
-    assert again == {} or again["prior_variance_scale"] == pytest.approx(1, abs=1e-3)

@@ -7,7 +7,7 @@ import torch
 from conftest import psnr
 from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, denoise_iter, load_model, save_model, train
 from napari_ssdn.core.network import receptive_margin
-from napari_ssdn.core.training import generic_start
+from napari_ssdn.core.warmstart import generic_start
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
 
@@ -401,13 +401,13 @@ def test_defaults_follow_the_device():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_prior_variance_starts_at_a_fraction_of_the_noise(channels):
-    """Before training, Sigma_x = (s * sigma)^2 I at every pixel (s = PRIOR_STD_START), so
+    """Before training, Sigma_x = (s * sigma)^2 I at every pixel (s = Tuning.prior_std_start), so
     no pixel starts at the zero-variance saddle of Sigma_x = U U^T; the posterior std is
     then sigma * s / sqrt(1 + s^2) everywhere, borders included. (From random weights: a
     warm start brings its own variances.)"""
-    from napari_ssdn.core import training
+    from napari_ssdn.core import Tuning
 
-    s = training.PRIOR_STD_START
+    s = Tuning().prior_std_start
     assert 0 < s < 1
     rng = np.random.default_rng(0)
     img = rng.random((64, 64, channels)).astype(np.float32) * 200

@@ -138,10 +138,12 @@ def cmd_train(args) -> int:
         m.config.noise,
         _params_str(m.noise_params_data()),
     )
+    log.info("plan: %s", trainer.plan.describe())
     bar = Progress(args.quiet, "train")
     rec = None
     try:
-        for rec in trainer.run():
+        every = args.checkpoint_every if args.checkpoint_every > 0 else None
+        for rec in trainer.run(checkpoint=out if every else None, checkpoint_every=every or 0.0):
             extra = f"loss {rec.loss:.4f} " + _params_str(rec.noise_params) if m.learned else f"loss {rec.loss:.4f}"
             bar.update(rec.step, rec.total, rec.eta, extra, final=rec.done)
     except KeyboardInterrupt:
@@ -277,9 +279,6 @@ def cmd_info(args) -> int:
         kept = tr.get("kept_step")
         where = f" (weights of step {kept}, the lowest)" if kept is not None and kept != tr.get("steps") else ""
         print(f"validation  loss {val:.4f}{where}")
-    scale = (tr.get("calibration") or {}).get("prior_variance_scale")
-    if scale is not None:
-        print(f"calibration prior variance x {scale:.3g}, fitted on the held-out pixels")
     return 0
 
 
@@ -322,14 +321,14 @@ def psnr(x, clean) -> float:
 
 
 # --- parser ---------------------------------------------------------------------------------
-def _positive(kind):
+def _positive(kind, zero: bool = False):
     def parse(s):
         try:
             v = kind(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{s!r} is not a {'whole ' if kind is int else ''}number") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"{s!r} must be a positive number")
+        if not (v >= 0 if zero else v > 0):
+            raise argparse.ArgumentTypeError(f"{s!r} must be {'zero or ' if zero else ''}a positive number")
         return v
 
     return parse
@@ -383,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
         "2e-3 for the tiny 2D network from scratch, else 1e-3)")
     t.add_argument("--seed", type=int, default=0, help="random seed of the weights and crops (default 0)")
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
+    t.add_argument("--checkpoint-every", type=_positive(float, zero=True), default=300.0, metavar="SECONDS",
+                   help="write the model trained so far to -o every SECONDS (default 300; 0: only at the end), "
+                        "so that a run killed by the system can be continued with --resume")
     t.add_argument(
         "--init",
         metavar="MODEL",

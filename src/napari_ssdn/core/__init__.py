@@ -28,7 +28,9 @@ _EXPORTS = {
     "load_model": "modelfile",
     "save_model": "modelfile",
     "Trainer": "training",
-    "TrainConfig": "training",
+    "TrainConfig": "settings",
+    "TrainPlan": "settings",
+    "Tuning": "settings",
     "TrainProgress": "training",
     "train": "training",
 }
