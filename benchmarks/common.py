@@ -14,7 +14,7 @@ import numpy as np
 
 
 def load_clean(folder: str, limit: int | None = None, size: int | None = None, gray: bool = True, crop: int = 0) -> list[tuple[str, np.ndarray]]:
-    """Clean images as float64 in [0, 1] (method.md, section 6); optional square size filter;
+    """Clean images as float64 in [0, 1] (the paper's protocol, docs/design.md); optional square size filter;
     ``crop`` pixels cut from the bottom and right (Kodak's black last row and column)."""
     from PIL import Image
 
@@ -52,7 +52,7 @@ def noise_levels(kind: str, levels: tuple[float, float], n: int, seed: int = 7) 
 
 
 def add_noise(clean: np.ndarray, kind: str, level: float, seed: int) -> np.ndarray:
-    """Synthetic noise of the paper, never clipped or quantised (method.md, 4-5).
+    """Synthetic noise of the paper, never clipped or quantised (docs/design.md, "Benchmark protocol").
 
     gaussian: ``level`` is sigma on the 0-255 scale; poisson: lambda, y = P(lambda x) / lambda;
     impulse: alpha, each pixel (all channels together) replaced with probability alpha

@@ -1,6 +1,8 @@
-"""Real fluorescence microscopy: the FMD noisy / 50-frame-average pairs in ../shared/data/fmd_samples.
+"""Real fluorescence microscopy: the FMD noisy / 50-frame-average pairs.
 
-    /opt/n2v/bin/python benchmarks/fmd.py --budget 180 --name fmd_180s
+    /opt/n2v/bin/python benchmarks/fmd.py --data DATA/fmd_samples --budget 180 --name fmd_180s
+
+DATA/fmd_samples holds the FMD sample pairs in the layout of benchmarks/README.md.
 
 Four data sets, each trained on its own noisy images only (one model per data set, the
 whole budget of wall-clock seconds per trained method):
@@ -32,9 +34,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import psnr8, record  # noqa: E402
-
-ROOT = Path(__file__).parents[1] / ".." / "shared" / "data" / "fmd_samples"
-
 
 def _png(path: Path) -> np.ndarray:
     from PIL import Image
@@ -86,7 +85,7 @@ def train(noisy, noise, budget, seed, subsample=None, init="auto"):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(ROOT))
+    p.add_argument("--data", required=True, help="folder of the FMD sample pairs (2D_images/, 3D_images/, FMD_dataset/; see benchmarks/README.md)")
     p.add_argument("--budget", type=float, default=180, help="training seconds per trained method and data set")
     p.add_argument("--sets", default="confocal_fish,widefield_bpae,bpae_r,confocal_bpae_3d")
     p.add_argument("--rows", default="pg,gaussian,bm3d,n2v")

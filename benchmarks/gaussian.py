@@ -2,12 +2,13 @@
 
 Examples (run from the repository root)::
 
-    # one model per image, 5 minutes each, sigma learned (issue 2's "must" check)
-    python benchmarks/gaussian.py --data ../shared/data/set12 --size 256 --per-image --budget 300
+    # one model per image, 5 minutes each, sigma learned
+    python benchmarks/gaussian.py --data DATA/set12 --size 256 --per-image --budget 300
     # one model on all noisy BSD68 images, 15 minutes, sigma known and learned, with BM3D
-    python benchmarks/gaussian.py --data ../shared/data/bsd68_gray --budget 900 --known --learned --bm3d
+    python benchmarks/gaussian.py --data DATA/bsd68_gray --budget 900 --known --learned --bm3d
 
-Protocol (method.md, 6): clean uint8 / 255, Gaussian noise with a fixed seed per image,
+DATA is the folder of the benchmark data sets (benchmarks/README.md).
+Protocol (docs/design.md, "Benchmark protocol"): clean uint8 / 255, Gaussian noise with a fixed seed per image,
 never clipped; PSNR on 8-bit-rounded outputs. Training sees the noisy images only.
 """
 
@@ -62,7 +63,7 @@ def run_ssdn(noisy: list[np.ndarray], sigma: float | None, args) -> tuple[list, 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/set12 (see benchmarks/README.md)")
     p.add_argument("--sigma", type=float, default=25.0, help="noise std on the 0-255 scale")
     p.add_argument("--limit", type=int)
     p.add_argument("--size", type=int, help="only square images of this side")

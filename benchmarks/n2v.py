@@ -7,8 +7,9 @@ left out with a note.
 
 Settings: CAREamics 0.3.5 defaults (its U-Net, mean/std normalisation, N2V masking of
 0.2 % of pixels, flips and 90-degree rotations, Adam with ReduceLROnPlateau) except
-64 x 64 patches, batch 16, no data-loading worker processes (this machine has 2 cores,
-the same as our trainer) and a wall-clock budget through Lightning's ``max_time``.
+64 x 64 patches, batch 16, no data-loading worker processes (our trainer has none either,
+and on a 2-core machine they would compete with training) and a wall-clock budget through
+Lightning's ``max_time``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Train the generic starting network shipped in the package (warm start for `ssdn train`).
 
-    python benchmarks/pretrain_generic.py --data ../shared/data/kodak24 --budget 2400 \
+    python benchmarks/pretrain_generic.py --data DATA/kodak24 --budget 2400 \
         --width tiny --lr 2e-3 -o generic_tiny.ssdn
     # the colour start: on Set14 in RGB, as Kodak is the colour benchmark's test set
-    python benchmarks/pretrain_generic.py --data ../shared/data/set14 --color --budget 2400 \
+    python benchmarks/pretrain_generic.py --data DATA/set14 --color --budget 2400 \
         --width tiny --lr 2e-3 -o generic_rgb_tiny.ssdn
     # ship it without Adam's state (a third of the size):
     python -c "from napari_ssdn.core import load_model, save_model; m, i = load_model('generic_tiny.ssdn'); \
@@ -42,7 +42,7 @@ from napari_ssdn.core.training import _lr_factor  # noqa: E402
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="folder of clean training images, e.g. DATA/kodak24 (see benchmarks/README.md)")
     p.add_argument("--color", action="store_true", help="RGB network (default: images converted to gray)")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--budget", type=float, default=1500)

@@ -4,8 +4,8 @@
 # `pip install torch==2.13.0 -e ".[benchmarks]"`; then run a benchmark with
 # /opt/n2v/bin/python benchmarks/table.py ... (or VENV=other/path).
 #
-# CAREamics 0.3.5 pins torchvision<=0.26 (hence torch 2.11 with CUDA, several GB). On this
-# CPU-only machine we keep torch 2.13 (CPU) and install CAREamics without its pins, with
+# CAREamics 0.3.5 pins torchvision<=0.26 (hence torch 2.11 with CUDA, several GB). With the
+# CPU build of torch 2.13 we keep that torch and install CAREamics without its pins, with
 # torchvision 0.28 (the release for torch 2.13). PyPI's torchvision is linked against
 # CUDA torch, so its compiled ops cannot load here; N2V does not use them, so the two
 # modules that register them are emptied in this environment only.

@@ -3,16 +3,16 @@
 Examples (run from the repository root)::
 
     # grayscale BSD68, Gaussian sigma 25, all rows, 15 minutes per trained method
-    /opt/n2v/bin/python benchmarks/table.py --data ../shared/data/bsd68_gray --noise gaussian --level 25 --budget 900
+    /opt/n2v/bin/python benchmarks/table.py --data DATA/bsd68_gray --noise gaussian --level 25 --budget 900
     # Poisson with lambda drawn per image in [5, 50], first 10 images, 2 minutes each
-    python benchmarks/table.py --data ../shared/data/bsd68_gray --noise poisson --level 5 50 --limit 10 --budget 120
+    python benchmarks/table.py --data DATA/bsd68_gray --noise poisson --level 5 50 --limit 10 --budget 120
     # colour (Kodak), impulse alpha 0.5
-    python benchmarks/table.py --data ../shared/data/kodak24 --color --noise impulse --level 0.5 --budget 300
+    python benchmarks/table.py --data DATA/kodak24 --color --noise impulse --level 0.5 --budget 300
 
 Rows: noisy input; prior mean ("no Bayes", parameter learned); posterior mean with the
 parameter known and learned; on request (``--rows ...,mu-only``) the paper's own "no Bayes"
 baseline, the blind-spot network with a mean-only head trained with L2 against the noisy
-input from the same start as ours (method.md, 4); the same network architecture trained supervised on the
+input from the same start as ours (docs/design.md); the same network architecture trained supervised on the
 clean images (the upper bound); BM3D / CBM3D (Gaussian with sigma known; Poisson through
 the Anscombe transform and its closed-form unbiased inverse); Noise2Void through CAREamics
 (when importable, see benchmarks/n2v.py). Every trained method gets the same wall-clock
@@ -23,7 +23,9 @@ With a level range (two values) each image gets its own level drawn with a fixed
 Learned levels are then learned per image (the auxiliary estimator); "known" trains the
 same way and gives each image its true level at inference.
 
-Protocol (method.md, 6): clean uint8 / 255, noise with a fixed seed per image (1000 +
+DATA is the folder of the benchmark data sets (benchmarks/README.md).
+
+Protocol (docs/design.md, "Benchmark protocol"): clean uint8 / 255, noise with a fixed seed per image (1000 +
 index), never clipped or quantised; PSNR on 8-bit-rounded outputs, mean over images.
 """
 
@@ -106,7 +108,7 @@ def anscombe_bm3d(y: np.ndarray, lam: float, color: bool) -> np.ndarray:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="folder of clean images, e.g. ../shared/data/bsd68_gray")
+    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
     p.add_argument("--color", action="store_true", help="RGB images (default: converted to gray)")
     p.add_argument("--noise", choices=list(PARAM), default="gaussian")
     p.add_argument("--level", type=float, nargs="+", default=[25.0],

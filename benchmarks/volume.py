@@ -1,7 +1,7 @@
 """Volumes: 3D network against 2D training on the slices, real tomogram crops, memory.
 
     python benchmarks/volume.py quality --budget 240 --sigma 25   # 3D vs 2D at equal CPU time
-    python benchmarks/volume.py cryoem --budget 90            # learned noise on real crops + picture
+    python benchmarks/volume.py cryoem --data DATA/cryoem_small --budget 90   # learned noise on real crops + picture
     python benchmarks/volume.py memory                        # peak RSS, 200 x 512 x 512 MRC
 
 quality: a synthetic tomogram-like volume (napari_ssdn.samples.noisy_volume: vesicle
@@ -9,7 +9,8 @@ membranes, granules and filaments continuous in 3D) with Gaussian noise of known
 sigma learned. Each configuration trains for the same wall-clock budget on this machine,
 then denoises the whole volume; PSNR over the volume, peak 1 (intensities in [0, 1]).
 
-cryoem: the real crops of ../shared/data/cryoem_small (no clean reference): the learned
+cryoem: real tomogram crops (no clean reference; the folder holds cylindra_tomo_crops/13pf_MT.tif,
+14pf_MT.tif and tardis_tomo_crop/mrc3D.mrc, see benchmarks/README.md): the learned
 Gaussian noise level next to the classical starting estimate, and a PNG of a central XY
 and XZ slice before and after (docs/images/volume_<name>.png).
 
@@ -38,7 +39,6 @@ from napari_ssdn.core import TrainConfig, Trainer, denoise, save_model  # noqa: 
 from napari_ssdn.samples import DEMO_SIGMA, noisy_volume  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "cryoem_small"
 
 
 def psnr(x, clean) -> float:
@@ -113,7 +113,8 @@ def _picture(noisy, den, path, title):
 def cmd_cryoem(args):
     from napari_ssdn.io import read_image
 
-    files = [DATA / "cylindra_tomo_crops" / "13pf_MT.tif", DATA / "cylindra_tomo_crops" / "14pf_MT.tif", DATA / "tardis_tomo_crop" / "mrc3D.mrc"]
+    data = Path(args.data)
+    files = [data / "cylindra_tomo_crops" / "13pf_MT.tif", data / "cylindra_tomo_crops" / "14pf_MT.tif", data / "tardis_tomo_crop" / "mrc3D.mrc"]
     rows = {}
     for f in files:
         img = read_image(f)
@@ -202,6 +203,7 @@ def main(argv=None):
     q.add_argument("--configs", default="2d_light,3d_tiny,3d_light")
     q.add_argument("--sigma", type=float, default=25.0, help="noise std in 8-bit units (intensities are in [0, 1])")
     c = sub.add_parser("cryoem")
+    c.add_argument("--data", required=True, help="folder of the cryo-EM crops (cylindra_tomo_crops/, tardis_tomo_crop/; see benchmarks/README.md)")
     c.add_argument("--budget", type=float, default=90.0)
     m = sub.add_parser("memory")
     m.add_argument("--shape", type=int, nargs=3, default=[200, 512, 512])

@@ -1,6 +1,8 @@
 """Where the posterior's gain goes, for a model trained by config_trial.py on a Set12 image.
 
-    python benchmarks/posterior_analysis.py 02.png /tmp/m.ssdn
+    python benchmarks/ablations/posterior_analysis.py SET12 02.png /tmp/m.ssdn
+
+SET12 is the folder of the Set12 images (see benchmarks/README.md).
 
 Prints the prior and posterior PSNR, the posterior with the true sigma, with an oracle
 prior variance ((x - mu)^2, the bound of the Gaussian-prior combination for this prior
@@ -15,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_gaussian, load_clean, psnr8  # noqa: E402
 
 from napari_ssdn.core import denoise, load_model  # noqa: E402
 
-name, path = sys.argv[1], sys.argv[2]
-data = load_clean(str(Path(__file__).parents[1] / ".." / "shared" / "data" / "set12"), None, 256)
+if len(sys.argv) < 4:
+    sys.exit(__doc__)
+folder, name, path = sys.argv[1], sys.argv[2], sys.argv[3]
+data = load_clean(folder, None, 256)
 idx = [n for n, _ in data].index(name)
 x = data[idx][1]
 y = add_gaussian(x, 25 / 255, 1000 + idx).astype(np.float64)

@@ -1,6 +1,6 @@
 """Test-time averaging over the 8 flips and rotations: PSNR and time with and without it.
 
-    python benchmarks/tta.py --models 01.png=m01.ssdn 02.png=m02.ssdn ... --name tta_set12
+    python benchmarks/ablations/tta.py --data SET12 --models 01.png=m01.ssdn 02.png=m02.ssdn ... --name tta_set12
 
 Each model was trained on one 256 x 256 Set12 image by config_trial.py (same noise: sigma
 25, seed 1000 + index); this script re-creates that noisy image, denoises it with
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_gaussian, load_clean, psnr8, record  # noqa: E402
 
 from napari_ssdn.core import denoise, load_model  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--models", nargs="+", required=True, metavar="IMAGE=MODEL")
-p.add_argument("--data", default=str(Path(__file__).parents[1] / ".." / "shared" / "data" / "set12"))
+p.add_argument("--data", required=True, help="folder of the Set12 images the models were trained on (see benchmarks/README.md)")
 p.add_argument("--name", default=None)
 args = p.parse_args()
 

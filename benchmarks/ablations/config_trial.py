@@ -1,6 +1,8 @@
 """One Set12 image, one training configuration: the quick trial behind default choices.
 
-    python benchmarks/config_trial.py 02.png 300 /tmp/m.ssdn "{'push': 0.0, 'width': 'tiny', 'lr': 2e-3}"
+    python benchmarks/ablations/config_trial.py SET12 02.png 300 /tmp/m.ssdn "{'push': 0.0, 'width': 'tiny', 'lr': 2e-3}"
+
+SET12 is the folder of the Set12 images (01.png ... 12.png; see benchmarks/README.md).
 
 Same protocol as gaussian.py (the 256 x 256 Set12 images in order, Gaussian sigma 25 with
 seed 1000 + index, sigma learned); the optional dict overrides TrainConfig fields, plus
@@ -12,13 +14,15 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_gaussian, load_clean, psnr8  # noqa: E402
 
 from napari_ssdn.core import Trainer, TrainConfig, denoise, training  # noqa: E402
 
-name, budget, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-extra = eval(sys.argv[4]) if len(sys.argv) > 4 else {}  # a literal dict from the command line
+if len(sys.argv) < 5:
+    sys.exit(__doc__)
+folder, name, budget, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+extra = eval(sys.argv[5]) if len(sys.argv) > 5 else {}  # a literal dict from the command line
 if "push" in extra:
     training.NOISE_PUSH = extra.pop("push")
 if "prior_std" in extra:
@@ -27,7 +31,7 @@ if "beta" in extra:
     training.NLL_BETA = extra.pop("beta")
 if "freeze" in extra:
     training.NOISE_FREEZE = extra.pop("freeze")
-data = load_clean(str(Path(__file__).parents[1] / ".." / "shared" / "data" / "set12"), None, 256)
+data = load_clean(folder, None, 256)
 idx = [n for n, _ in data].index(name)
 clean = data[idx][1]
 noisy = add_gaussian(clean, 25 / 255, 1000 + idx)
@@ -37,5 +41,5 @@ for _ in trainer.run():
 trainer.save(out)
 res = denoise(trainer.model, noisy, "YX", ("prior-mean", "posterior-mean"))
 p, q = psnr8(res["prior-mean"], clean), psnr8(res["posterior-mean"], clean)
-print(json.dumps(dict(img=name, cfg=sys.argv[4] if len(sys.argv) > 4 else "{}", steps=trainer.step,
+print(json.dumps(dict(img=name, cfg=sys.argv[5] if len(sys.argv) > 5 else "{}", steps=trainer.step,
                       sigma=round(trainer.model.noise_params_data()["sigma"] * 255, 2), prior=round(p, 2), post=round(q, 2), gain=round(q - p, 2))))

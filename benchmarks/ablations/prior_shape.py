@@ -1,7 +1,7 @@
 """Is the Gaussian prior's shape what caps the posterior? An analysis of one trained gray
 Gaussian model (e.g. one saved by ``table.py --save-model``).
 
-    python benchmarks/prior_shape.py --data ../shared/data/bsd68_gray --model /tmp/m/learned.ssdn
+    python benchmarks/ablations/prior_shape.py --data DATA/bsd68_gray --model /tmp/m/learned.ssdn
 
 Each image gets the same noise as in table.py (seed 1000 + index). The model gives each
 pixel a prior mean mu and a prior variance s2 (from its posterior std, 8-view averaging off so
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_noise, load_clean, psnr8, record  # noqa: E402
 
 from napari_ssdn.core import denoise, load_model  # noqa: E402
@@ -94,7 +94,7 @@ def npmle(r, n2, iters=200):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
     p.add_argument("--model", required=True)
     p.add_argument("--limit", type=int)
     p.add_argument("--level", type=float, default=25.0)

@@ -3,7 +3,7 @@ A paired ablation: one training run with the engine's defaults, during which EMA
 the weights with several horizons are kept on the side; at the end every set of weights
 denoises the same noisy images.
 
-    python benchmarks/weight_average.py --data ../shared/data/bsd68_gray --budget 900
+    python benchmarks/ablations/weight_average.py --data DATA/bsd68_gray --budget 900
 
 Horizons are half-lives as a share of the run's planned steps (the planned total of a
 time-limited run is re-estimated every step, as the learning-rate schedule does). Rows:
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_noise, load_clean, psnr8, record  # noqa: E402
 
 from napari_ssdn.core import Trainer, TrainConfig, denoise  # noqa: E402
@@ -29,7 +29,7 @@ from napari_ssdn.core import Trainer, TrainConfig, denoise  # noqa: E402
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
     p.add_argument("--limit", type=int)
     p.add_argument("--level", type=float, default=25.0)
     p.add_argument("--budget", type=float, default=900, help="training seconds")

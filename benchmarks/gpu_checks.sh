@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Every GPU check of one lent-GPU session in one call (device time is scarce: minutes).
-# Run from the repository root on the GPU machine, with BSD68 copied to .gpu/bsd68_gray and
-# wheels of the missing pure-Python packages (mrcfile) in .whl:
-#     bash benchmarks/gpu_session.sh [BUDGET_SECONDS]
-# Results go to benchmarks/results/*_gpu*.json and, on the device tool, to $OUT/gpu.tar.
+# Every GPU check in one call (GPU tests, throughput, quality per GPU minute), for a machine
+# on which GPU time is short. Run from the repository root on the GPU machine, with the
+# BSD68 folder given (default .gpu/bsd68_gray inside the checkout) and wheels of missing
+# pure-Python packages (mrcfile) in .whl:
+#     bash benchmarks/gpu_checks.sh [BUDGET_SECONDS] [BSD68_FOLDER]
+# Results go to benchmarks/results/*gpu*.json and, bundled, to $OUT/gpu.tar.
 set -u
 BUDGET=${1:-60}
+BSD68=${2:-.gpu/bsd68_gray}
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src:/tmp/site:${PYTHONPATH:-}"
 start=$SECONDS
@@ -27,7 +29,7 @@ timeout 90 python3 benchmarks/throughput.py --device cuda --widths tiny,light --
 run_table() {
     local name=$1; shift
     section "BSD68 68 images, sigma 25, ${BUDGET} s: $name"
-    timeout $((BUDGET + 120)) python3 benchmarks/table.py --data .gpu/bsd68_gray --noise gaussian --level 25 \
+    timeout $((BUDGET + 120)) python3 benchmarks/table.py --data "$BSD68" --noise gaussian --level 25 \
         --budget "$BUDGET" --rows learned --quiet --name "gpu_bsd68_gaussian25_${BUDGET}s_$name" "$@" 2>&1 | tail -4
 }
 run_table light_4x64 --init none

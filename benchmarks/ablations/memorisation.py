@@ -8,14 +8,14 @@ budget, then measure on the same images (what a user denoises):
 - the posterior mean with the predicted prior variance scaled by 0.5-3 (does a
   miscalibrated variance explain the loss?).
 
-    python benchmarks/memorisation.py --budgets 120 480 --images 0 --init none \\
+    python benchmarks/ablations/memorisation.py --data DATA/bsd68_gray --budgets 120 480 --images 0 --init none \\
         --name memorisation_bsd68_test001_scratch
 
 ``--track STEPS`` instead trains once for STEPS steps, keeping the last weights, and at each
 of 24 validations records the held-out validation loss beside the prior and posterior PSNR
 and both correlations (bfloat16 network where the CPU has it, as in training):
 
-    python benchmarks/memorisation.py --track 4800 --images 0 --init none \
+    python benchmarks/ablations/memorisation.py --data DATA/bsd68_gray --track 4800 --images 0 --init none \
         --name memorisation_bsd68_test001_track
 
 Gaussian sigma 25 (seed 1000 + index), one view (no test-time averaging), float32 network.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_noise, load_clean, psnr8, record  # noqa: E402
 
 
@@ -92,7 +92,7 @@ def main(argv=None):
     from napari_ssdn.core import Trainer, TrainConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default="../shared/data/bsd68_gray")
+    ap.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
     ap.add_argument("--images", type=int, nargs="+", default=[0], help="indices of the images to train on")
     ap.add_argument("--budgets", type=float, nargs="+", default=[120, 480], help="training seconds")
     ap.add_argument("--init", default="none", help="none, auto or generic")

@@ -1,8 +1,8 @@
 """Quality against training time: ours, Noise2Void and the supervised network.
 
-    /opt/n2v/bin/python benchmarks/curve.py --data ../shared/data/bsd68_gray --limit 10 \\
+    /opt/n2v/bin/python benchmarks/ablations/curve.py --data DATA/bsd68_gray --limit 10 \\
         --minutes 1 2 5 --name curve_bsd68_first10_gaussian25
-    python benchmarks/curve.py --plot-only --name curve_bsd68_first10_gaussian25
+    python benchmarks/ablations/curve.py --data DATA/bsd68_gray --plot-only --name curve_bsd68_first10_gaussian25
 
 Gaussian sigma 25 (seed 1000 + index, never clipped), one model per method and budget,
 trained from scratch on the noisy images with that wall-clock budget (the schedule's
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_noise, load_clean, machine, psnr8, record  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # where common.record writes
 METHODS = ("ours", "supervised", "n2v")
 
 
@@ -35,9 +35,8 @@ def measure(method: str, seconds: float, noisy, clean, seed: int, init: str = "n
     from table import infer, train_ours
 
     score = lambda xs: round(float(np.mean([psnr8(x, c) for x, c in zip(xs, clean)])), 3)  # noqa: E731
-    # ``init`` must reach train_ours: without it the engine's default start (the shipped
-    # network) was taken, whatever --init said (the 20- and 40-minute points until the
-    # fifteenth session).
+    # ``init`` must reach train_ours, else the engine's default start (the shipped network)
+    # is taken whatever --init says.
     opts = argparse.Namespace(noise="gaussian", budget=seconds, width=None, lr=None, patch=None, batch=None, seed=seed,
                               init=init, quiet=True)
     if method == "ours":
@@ -88,7 +87,7 @@ def plot(payload: dict, path: Path) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(Path(__file__).parents[1] / ".." / "shared" / "data" / "bsd68_gray"))
+    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
     p.add_argument("--limit", type=int, default=10, help="first N images")
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 5, 10, 20, 40])
     p.add_argument("--methods", default=",".join(METHODS))
@@ -121,7 +120,7 @@ def main(argv=None):
                 payload = json.loads(path.read_text())
         payload["runs"] = payload.get("runs", []) + [{"command": " ".join(["curve.py"] + (argv or sys.argv[1:])), "machine": machine()}]
         record(args.name, {k: v for k, v in payload.items() if k not in ("command", "machine")})
-    png = Path(__file__).parents[1] / "docs" / "images" / f"{args.name}.png"
+    png = Path(__file__).resolve().parents[2] / "docs" / "images" / f"{args.name}.png"
     plot(payload, png)
     print("wrote", png)
 

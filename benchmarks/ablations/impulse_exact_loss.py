@@ -1,14 +1,14 @@
 """Ablation: train impulse models on the exact marginal of the noisy pixel instead of the
-moment-matched Gaussian of method.md, then run table.py with the same arguments.
+moment-matched Gaussian the engine uses (docs/design.md), then run table.py with the same arguments.
 
-    python benchmarks/impulse_exact_loss.py --data ../shared/data/bsd68_gray --limit 10 --noise impulse \\
+    python benchmarks/ablations/impulse_exact_loss.py --data DATA/bsd68_gray --limit 10 --noise impulse \\
         --level 0.5 --budget 600 --rows learned --name proto_impulse_exact_600s
 
 Under the prior N(mu, Sigma_x) a pixel replaced by an impulse (uniform on the normalised
 range, density 1) with probability alpha has the density alpha + (1 - alpha) N(y; mu,
 Sigma_x), exactly. The loss here is -2 log of it (the factor matches the engine's dropped
-1/2). Measured worse than the engine's loss (docs/benchmarks.md, "Impulse noise at 10
-minutes"), so the engine keeps the moment-matched Gaussian.
+1/2). Measured worse than the engine's loss (docs/archive/experiments.md, "Impulse noise:
+the exact marginal as the loss"), so the engine keeps the moment-matched Gaussian.
 """
 
 import math
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 import napari_ssdn.core.bayes as bayes  # noqa: E402
 import napari_ssdn.core.training as training  # noqa: E402
 
