@@ -79,15 +79,10 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None, help="default: the engine's")
     p.add_argument("--init", default=None, help="warm start: 'generic' or a model file")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise-push", type=float, default=None, help="weight of the -w * std term (default: the engine's)")
     p.add_argument("--fp32-inference", action="store_true", help="float32 network at inference (default: bf16 where fast)")
     p.add_argument("--name", default=None, help="results file name")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    if args.noise_push is not None:
-        from napari_ssdn.core import training
-
-        training.NOISE_PUSH = args.noise_push
     if not args.known and not args.learned:
         args.learned = True
     sigma = args.sigma / 255.0

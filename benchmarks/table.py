@@ -67,15 +67,14 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
         # the supervised network has no blind spot to share weights with.
         init="none" if mode == "supervised" else getattr(args, "init", "auto"),
         keep_best=getattr(args, "keep_best", True),
-        calibrate=getattr(args, "calibrate", False),
         **({"holdout": args.holdout} if getattr(args, "holdout", None) is not None else {}),
     )
-    trainer = Trainer(noisy, [axes] * len(noisy), cfg, targets=targets)
+    trainer = Trainer(noisy, [axes] * len(noisy), cfg, targets=targets, nll=getattr(args, "nll", None))
     t0 = time.perf_counter()
     for rec in trainer.run():
         if not args.quiet and (rec.step % 250 == 0 or rec.done):
             print(f"    {mode} step {rec.step}/{rec.total} loss {rec.loss:.4f} {rec.noise_params}", file=sys.stderr)
-    return trainer.model, {"steps": trainer.step, "kept_step": trainer.kept_step, "calibration": trainer.calibration,
+    return trainer.model, {"steps": trainer.step, "kept_step": trainer.kept_step,
                            "init": trainer.init_source, "lr": trainer.lr, "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -106,7 +105,8 @@ def anscombe_bm3d(y: np.ndarray, lam: float, color: bool) -> np.ndarray:
     return np.maximum(inv, 0) / lam
 
 
-def main(argv=None):
+def main(argv=None, nll=None):
+    """Run the table; ``nll`` replaces the per-pixel likelihood of our rows (ablations)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
     p.add_argument("--color", action="store_true", help="RGB images (default: converted to gray)")
@@ -125,12 +125,12 @@ def main(argv=None):
     p.add_argument("--init", default="auto", help="starting weights of our rows: auto (the engine's default), generic, none (from scratch) or a model file")
     p.add_argument("--holdout", type=float, default=None, help="share of pixels held out of the loss (default: the engine's; 0: off)")
     p.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last step's weights")
-    p.add_argument("--calibrate", action="store_true", help="fit the prior-variance scale and noise parameters on held-out pixels at the end")
     p.add_argument("--name", default=None, help="results file name")
     p.add_argument("--save-model", metavar="FOLDER", default=None,
                    help="also save each trained model to FOLDER/<row>.ssdn, for later analysis")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    args.nll = nll
     if len(args.level) not in (1, 2):
         p.error("--level takes one value or a range of two")
     lo, hi = args.level[0], args.level[-1]

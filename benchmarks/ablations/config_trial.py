@@ -1,13 +1,13 @@
 """One Set12 image, one training configuration: the quick trial behind default choices.
 
-    python benchmarks/ablations/config_trial.py SET12 02.png 300 /tmp/m.ssdn "{'push': 0.0, 'width': 'tiny', 'lr': 2e-3}"
+    python benchmarks/ablations/config_trial.py SET12 02.png 300 /tmp/m.ssdn '{"nll_beta": 0.0, "width": "tiny", "lr": 2e-3}'
 
 SET12 is the folder of the Set12 images (01.png ... 12.png; see benchmarks/README.md).
 
 Same protocol as gaussian.py (the 256 x 256 Set12 images in order, Gaussian sigma 25 with
-seed 1000 + index, sigma learned); the optional dict overrides TrainConfig fields, plus
-``push`` (weight of the paper's -0.1 * std term) and ``freeze`` (fraction of the budget
-with the noise level held at its classical estimate). Prints one JSON line.
+seed 1000 + index, sigma learned); the optional JSON object overrides TrainConfig fields,
+plus any field of Tuning (e.g. ``noise_freeze``, ``prior_std_start``, ``nll_beta``).
+Prints one JSON line.
 """
 
 import json
@@ -17,25 +17,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_gaussian, load_clean, psnr8  # noqa: E402
 
-from napari_ssdn.core import Trainer, TrainConfig, denoise, training  # noqa: E402
+from dataclasses import fields  # noqa: E402
+
+from napari_ssdn.core import Trainer, TrainConfig, Tuning, denoise  # noqa: E402
 
 if len(sys.argv) < 5:
     sys.exit(__doc__)
 folder, name, budget, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-extra = eval(sys.argv[5]) if len(sys.argv) > 5 else {}  # a literal dict from the command line
-if "push" in extra:
-    training.NOISE_PUSH = extra.pop("push")
-if "prior_std" in extra:
-    training.PRIOR_STD_START = extra.pop("prior_std")
-if "beta" in extra:
-    training.NLL_BETA = extra.pop("beta")
-if "freeze" in extra:
-    training.NOISE_FREEZE = extra.pop("freeze")
+extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+tuning = Tuning(**{f.name: extra.pop(f.name) for f in fields(Tuning) if f.name in extra})
 data = load_clean(folder, None, 256)
 idx = [n for n, _ in data].index(name)
 clean = data[idx][1]
 noisy = add_gaussian(clean, 25 / 255, 1000 + idx)
-trainer = Trainer([noisy], ["YX"], TrainConfig(time_limit=budget, **extra))
+trainer = Trainer([noisy], ["YX"], TrainConfig(time_limit=budget, tuning=tuning, **extra))
 for _ in trainer.run():
     pass
 trainer.save(out)

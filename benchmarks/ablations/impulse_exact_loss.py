@@ -19,7 +19,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 import napari_ssdn.core.bayes as bayes  # noqa: E402
-import napari_ssdn.core.training as training  # noqa: E402
 
 moment_matched = bayes.nll_loss
 
@@ -36,7 +35,6 @@ def exact_nll(model, y, mu, sx, params):
 
 
 if __name__ == "__main__":
-    training.nll_loss = exact_nll  # the trainer's loss and its validation both go through it
     import table
 
-    table.main(sys.argv[1:])
+    table.main(sys.argv[1:], nll=exact_nll)  # the trainer's loss and its validation both use it

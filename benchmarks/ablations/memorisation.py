@@ -99,7 +99,6 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--track", type=int, help="steps of one run scored at every validation (instead of --budgets)")
     ap.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last step's weights")
-    ap.add_argument("--calibrate", action="store_true", help="fit the prior-variance scale and noise parameters on held-out pixels at the end")
     ap.add_argument("--name", required=True)
     args = ap.parse_args(argv)
 
@@ -113,14 +112,14 @@ def main(argv=None):
         return
     results = {}
     for budget in args.budgets:
-        config = TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr, keep_best=args.keep_best, calibrate=args.calibrate)
+        config = TrainConfig(noise="gaussian", time_limit=budget, init=args.init, lr=args.lr, keep_best=args.keep_best)
         trainer = Trainer(noisy, ["YX"] * len(noisy), config)
         for _ in trainer.run():
             pass
         # Passes over the data: crop pixels seen over the images' pixels.
         seen = trainer.step * trainer.config.batch_for(trainer.device) * float(np.prod(trainer.patch_shape))
         key = f"{budget:g}"
-        results[key] = {"steps": trainer.step, "kept_step": trainer.kept_step, "calibration": trainer.calibration, "epochs": round(seen / sum(y.size for y in noisy), 1),
+        results[key] = {"steps": trainer.step, "kept_step": trainer.kept_step, "epochs": round(seen / sum(y.size for y in noisy), 1),
                         **measure(trainer.model, clean, noisy, trainer.holdout)}
         print(f"{key} s: {results[key]}", flush=True)
     path = record(args.name, {"images": [data[i][0] for i in args.images], "results": results})
