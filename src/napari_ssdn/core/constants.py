@@ -46,3 +46,30 @@ def check_noise_params(noise: str, params: dict) -> dict:
             raise SSDNError(f"noise parameter alpha={v!r} must be below 1 (the fraction of corrupted pixels)")
         out[k] = v
     return out
+
+
+#: Largest final shift of the blind region per axis: 2 * 8 - 1 = 15 pixels hidden across,
+#: beyond any neighbour correlation measured in microscopy or cryo-EM data.
+MAX_BLIND = 8
+
+
+def region_text(region) -> str:
+    """``(k_y, k_x)`` as the hidden extent, e.g. ``(2, 3)`` -> ``'3 x 5 pixels (k = 2,3)'``."""
+    return " x ".join(str(2 * k - 1) for k in region) + f" pixels (k = {','.join(str(k) for k in region)})"
+
+
+def check_blind_region(region, ndim: int, name: str = "blind") -> tuple:
+    """The blind region as a tuple of ints, or :class:`SSDNError` naming the bad value.
+
+    ``region`` is empty (the centre pixel), one k for every axis, or one per spatial axis
+    (y, x; or z, y, x for volumes)."""
+    try:
+        ks = tuple(int(k) for k in region)
+        ok = all(float(k) == int(k) for k in region)
+    except (TypeError, ValueError):
+        ks, ok = (), False
+    axes = "y, x" if ndim == 2 else "z, y, x"
+    if not ok or (ks and len(ks) not in (1, ndim)) or any(not 1 <= k <= MAX_BLIND for k in ks):
+        raise SSDNError(f"{name}={region!r} is not a blind region: give one whole number from 1 to {MAX_BLIND} for every axis "
+                        f"or one per axis ({axes}), e.g. 2 or {'1,3' if ndim == 2 else '2,1,1'}; 1 hides the centre pixel alone")
+    return ks * ndim if len(ks) == 1 else ks

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from .bayes import n_outputs
-from .constants import MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS
+from .constants import MAX_BLIND, MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS, check_blind_region, region_text
 from .errors import SSDNError
 from .estimate import estimate_noise
 from .network import ArchConfig, PlainNet, build_network
 
-__all__ = ["WIDTHS", "MODES", "ModelConfig", "SSDNModel", "params_to_data", "params_to_norm"]
+__all__ = ["WIDTHS", "MODES", "MAX_BLIND", "ModelConfig", "SSDNModel", "params_to_data", "params_to_norm"]
 
 #: Per-image models: the estimator network's log correction to each image's classical
 #: estimate is bounded to +-log(2) (tanh), so that it refines and cannot run away: an
@@ -56,6 +56,11 @@ class ModelConfig:
     subsample : int
         Pixel-shuffle factor f: the network works on the f x f interleaved sub-images
         (:func:`~napari_ssdn.core.data.split_phases`), for spatially correlated noise.
+    blind_region : tuple of int
+        Blind-spot models: the final shift k per spatial axis (y, x; volumes z, y, x).
+        The network never sees the offsets with ``|d| < k`` on every axis, so noise
+        correlated over shorter distances stays independent of what it sees. Empty: 1
+        on every axis (the centre pixel alone).
     """
 
     channels: int = 1
@@ -72,8 +77,10 @@ class ModelConfig:
     ndim: int = 2
     flat: int = 0
     subsample: int = 1
+    blind_region: tuple = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "blind_region", check_blind_region(self.blind_region, self.ndim))
         if self.ndim not in (2, 3):
             raise SSDNError(f"ndim={self.ndim!r} must be 2 (images) or 3 (volumes)")
         if self.mode not in MODES:
@@ -93,18 +100,26 @@ class ModelConfig:
             blind=self.mode != "supervised",
             ndim=self.ndim,
             flat=self.flat,
+            blind_region=self.blind_region if self.mode != "supervised" else (),
         )
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["learned"] = list(self.learned)
+        d["blind_region"] = list(self.blind_region)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         d = dict(d)
         d["learned"] = tuple(d.get("learned", ()))
+        d["blind_region"] = tuple(d.get("blind_region", ()))
         return cls(**d)
+
+    @property
+    def region(self) -> tuple[int, ...]:
+        """The blind region's final shift per spatial axis (1 everywhere by default)."""
+        return self.blind_region or (1,) * self.ndim
 
 
 
@@ -235,4 +250,7 @@ class SSDNModel(nn.Module):
         c = self.config
         kind = {"ssdn": "blind-spot, Bayesian", "mu-only": "blind-spot, mean only", "supervised": "non-blind, supervised"}
         dims = "2D" if c.ndim == 2 else (f"3D, the first {c.flat} level(s) pooling y and x only" if c.flat else "3D")
-        return f"{kind[c.mode]} {dims} U-Net enc {c.enc} / dec {c.dec}, depth {c.depth}, {c.channels} channel(s)"
+        region = ""
+        if c.mode != "supervised" and any(k > 1 for k in c.region):
+            region = f", blind region {region_text(c.region)}"
+        return f"{kind[c.mode]} {dims} U-Net enc {c.enc} / dec {c.dec}, depth {c.depth}, {c.channels} channel(s){region}"

@@ -8,6 +8,11 @@ one-row shift, upsampling is nearest-neighbour and one final shift makes the hal
 strict. Rotated back and concatenated, the four half-planes cover every pixel but the
 centre; 1x1 layers then mix them.
 
+A larger final shift hides more: shifting the vertical branches by k_y rows and the
+horizontal ones by k_x columns leaves the (2 k_y - 1) x (2 k_x - 1) rectangle around the
+pixel unseen (the *blind region*, :attr:`ArchConfig.region`), for noise that is
+correlated between neighbouring pixels.
+
 Volumes use six branches, one per half-space (before/after the voxel along z, y, x),
 with 3x3x3 convolutions and the same shifts along the branch's blind axis
 (:class:`BlindSpotNet3D`).
@@ -54,6 +59,9 @@ class ArchConfig:
     flat : int
         Volumes only: the first ``flat`` pooling levels pool in-plane only, for voxels
         coarser along z than in y and x.
+    blind_region : tuple of int
+        Final shift k per spatial axis (y, x; or z, y, x), hiding the offsets with
+        ``|d| < k`` on every axis; empty means 1 on every axis (the centre pixel alone).
     """
 
     channels: int = 1
@@ -64,6 +72,12 @@ class ArchConfig:
     blind: bool = True
     ndim: int = 2
     flat: int = 0
+    blind_region: tuple = ()
+
+    @property
+    def region(self) -> tuple[int, ...]:
+        """The final shift per spatial axis (1: the centre pixel alone)."""
+        return tuple(int(k) for k in self.blind_region) or (1,) * self.ndim
 
     @property
     def multiple(self) -> int:
@@ -251,8 +265,13 @@ class BlindSpotNet(nn.Module):
         d = arch.dec
         self.head = nn.ModuleList([_conv1(4 * d, 4 * d), _conv1(4 * d, d), _conv1(d, arch.outputs, last=True)])
 
+    def _shift(self, turn: int) -> int:
+        """Final shift of the branch turned by ``turn`` quarter turns: its rows run along y
+        for even turns and along x for odd ones."""
+        return self.arch.region[turn % 2]
+
     def _branch(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        h = _shift_down(self.unet(torch.rot90(x, k, dims=(2, 3))))
+        h = _shift_down(self.unet(torch.rot90(x, k, dims=(2, 3))), self._shift(k))
         return torch.rot90(h, -k, dims=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,8 +281,8 @@ class BlindSpotNet(nn.Module):
             # One batched pass: faster for training.
             n = x.shape[0]
             rot = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)], dim=0)
-            h = _shift_down(self.unet(rot))
-            h = torch.cat([torch.rot90(h[k * n : (k + 1) * n], -k, dims=(2, 3)) for k in range(4)], dim=1)
+            h = self.unet(rot)
+            h = torch.cat([torch.rot90(_shift_down(h[k * n : (k + 1) * n], self._shift(k)), -k, dims=(2, 3)) for k in range(4)], dim=1)
             return _head(self.head, h)
         # Branch by branch: a quarter of the peak memory for inference.
         return self.head_output(self.branch_features(x))
@@ -355,7 +374,7 @@ class BlindSpotNet3D(nn.Module):
         xt = x.transpose(2, axis)
         if after:
             xt = xt.flip(2)
-        h = _shift_down(self.unet(xt, self._pools(axis)))
+        h = _shift_down(self.unet(xt, self._pools(axis)), self.arch.region[axis - 2])
         if after:
             h = h.flip(2)
         return h.transpose(2, axis)
@@ -375,7 +394,7 @@ class BlindSpotNet3D(nn.Module):
             feats = []
             for axis in (2, 3, 4):
                 xt = x.transpose(2, axis)
-                h = _shift_down(self.unet(torch.cat([xt, xt.flip(2)], dim=0), self._pools(axis)))
+                h = _shift_down(self.unet(torch.cat([xt, xt.flip(2)], dim=0), self._pools(axis)), self.arch.region[axis - 2])
                 feats += [h[:n].transpose(2, axis), h[n:].flip(2).transpose(2, axis)]
             return _head(self.head, torch.cat(feats, dim=1))
         acc = None
@@ -453,12 +472,12 @@ def build_network(arch: ArchConfig) -> nn.Module:
     return BlindSpotNet(arch) if arch.ndim == 2 else BlindSpotNet3D(arch)
 
 
-def _reach_1d(pools: list[int], blind: bool, n: int = 4096) -> tuple[int, int]:
+def _reach_1d(pools: list[int], blind: bool, n: int = 4096, shift: int = 1) -> tuple[int, int]:
     """Exact reach (before, after) along one axis of one U-Net branch, in input pixels.
 
     Tracks, for every index of a long line, the first and last input index it depends
     on, through the same sequence of layers as :meth:`UNet.forward` (convolutions,
-    shifts, pools, nearest upsampling, skip concatenations), then the final shift.
+    shifts, pools, nearest upsampling, skip concatenations), then the final ``shift``.
     """
     idx = np.arange(n)
 
@@ -501,7 +520,7 @@ def _reach_1d(pools: list[int], blind: bool, n: int = 4096) -> tuple[int, int]:
         h = conv(*conv(*h))
     lo, hi = h
     if blind:
-        lo, hi = take(lo, idx - 1), take(hi, idx - 1)
+        lo, hi = take(lo, idx - shift), take(hi, idx - shift)
     centre = idx[n // 4 : 3 * n // 4]  # away from the ends, where indices are clipped
     return int((centre - lo[centre]).max()), int((hi[centre] - centre).max())
 
@@ -518,7 +537,7 @@ def receptive_margins(arch: ArchConfig) -> tuple[int, ...]:
         pools = [p[a] for p in arch.pools()]
         reach = max(_reach_1d(pools, blind=False))
         if arch.blind:
-            reach = max(reach, max(_reach_1d(pools, blind=True)))
+            reach = max(reach, *(max(_reach_1d(pools, blind=True, shift=k)) for k in arch.region))
         out.append(int(math.ceil(reach / mult) * mult))
     if arch.ndim == 2:
         return (max(out),) * 2  # rotations mix the two axes
@@ -541,7 +560,7 @@ def branch_margins(arch: ArchConfig) -> list[tuple[tuple[int, int], ...]]:
     out = []
     for axis, after in BRANCHES_3D:
         a = axis - 2
-        before_reach, _ = _reach_1d(pools[a], blind=True)
+        before_reach, _ = _reach_1d(pools[a], blind=True, shift=arch.region[a])
         blind = (0, up(before_reach, mults[a])) if after else (up(before_reach, mults[a]), 0)
         out.append(tuple(blind if b == a else plain[b] for b in range(arch.ndim)))
     return out
