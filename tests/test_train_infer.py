@@ -388,7 +388,7 @@ def test_defaults_follow_the_device():
     # A GPU (measured on an H200): 8 crops of 128^2; the tiny width where the shipped start
     # fits (gray Gaussian), light where none does (Poisson-Gaussian, from scratch).
     cuda = torch.device("cuda")
-    gpu = TrainConfig()
+    gpu = TrainConfig(noise="gaussian", blind=1)  # as a run resolves the data's auto settings
     assert (gpu.patch_for(cuda), gpu.batch_for(cuda), gpu.patch_for(torch.device("cpu")), gpu.batch_for(torch.device("cpu"))) == (128, 8, 64, 4)
     assert TrainConfig(ndim=3).patch_for(cuda) == 24 and TrainConfig(ndim=3).batch_for(cuda) == 1
     assert TrainConfig(patch=32, batch=2).patch_for(cuda) == 32 and TrainConfig(patch=32, batch=2).batch_for(cuda) == 2
@@ -398,6 +398,7 @@ def test_defaults_follow_the_device():
     assert not TrainConfig(init="none").takes_generic_start(1, 1)
     assert not TrainConfig(noise="impulse").takes_generic_start(3, 1) and TrainConfig(noise="impulse", init="generic").takes_generic_start(3, 1)
     assert not gpu.takes_generic_start(2, 1) and not gpu.takes_generic_start(1, 2)
+    assert not TrainConfig(noise="gaussian", blind="1,3").takes_generic_start(1, 1)  # starts were trained with k = 1
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_prior_variance_starts_at_a_fraction_of_the_noise(channels):
@@ -425,7 +426,10 @@ def test_prior_variance_starts_at_a_fraction_of_the_noise(channels):
     [
         (dict(noise_params={"sigma": -1.0}), "sigma"),
         (dict(noise_params={"sigma": 0.0}), "sigma"),
-        (dict(noise_params={"lam": 3.0}), "lam"),
+        (dict(noise="gaussian", noise_params={"lam": 3.0}), "lam"),
+        (dict(noise_params={"lam": 3.0, "sigma": 1.0}), "one noise model"),
+        (dict(blind="2,x"), "blind"),
+        (dict(blind=(1, 2, 3)), "blind"),
         (dict(noise="speckle"), "speckle"),
         (dict(width="huge"), "huge"),
         (dict(iterations=0), "iterations"),

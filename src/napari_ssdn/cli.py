@@ -102,6 +102,7 @@ def cmd_train(args) -> int:
         anisotropy=anisotropy,
         subsample=args.subsample,
         noise=args.noise,
+        blind=args.blind,
         noise_params=given,
         per_image=args.per_image,
         iterations=args.iterations,
@@ -118,11 +119,6 @@ def cmd_train(args) -> int:
     if args.resume:
         resume, info = load_model(args.resume)
         config = config.__class__(**{**config.__dict__, "ndim": resume.config.ndim})
-        if resume.config.noise != args.noise and args.noise_given:
-            raise SSDNError(
-                f"--noise {args.noise} differs from the resumed model's {resume.config.noise}; drop --noise or train a new model"
-            )
-        config = config.__class__(**{**config.__dict__, "noise": resume.config.noise})
     trainer = Trainer([im.data for im in imgs], axes or [im.axes for im in imgs], config, resume=resume, resume_info=info)
     m = trainer.model
     from .core.device import device_name
@@ -138,6 +134,8 @@ def cmd_train(args) -> int:
         m.config.noise,
         _params_str(m.noise_params_data()),
     )
+    for line in _choice_lines(trainer.train_state().get("auto")):
+        log.info("%s", line)
     log.info("plan: %s", trainer.plan.describe())
     bar = Progress(args.quiet, "train")
     rec = None
@@ -253,6 +251,7 @@ def cmd_info(args) -> int:
             "ndim": cfg.ndim,
             "z_flat_levels": cfg.flat,
             "subsample": cfg.subsample,
+            "blind_region": list(cfg.region) if cfg.mode != "supervised" else None,
             "parameters": sum(p.numel() for p in model.net.parameters()),
         },
         "noise": {
@@ -279,7 +278,22 @@ def cmd_info(args) -> int:
         kept = tr.get("kept_step")
         where = f" (weights of step {kept}, the lowest)" if kept is not None and kept != tr.get("steps") else ""
         print(f"validation  loss {val:.4f}{where}")
+    for line in _choice_lines(tr.get("auto")):
+        print(f"chosen      {line}")
     return 0
+
+
+def _choice_lines(auto: dict | None) -> list[str]:
+    """How the data set the noise model and the blind region (settings left to auto)."""
+    if not auto:
+        return []
+    region = " x ".join(str(2 * k - 1) for k in auto["blind_region"])
+    out = []
+    if auto.get("noise_why") != "given":
+        out.append(f"noise model {auto['noise']}: {auto['noise_why']}")
+    if auto.get("blind_why") != "given":
+        out.append(f"blind region {region} pixel(s): {auto['blind_why']}")
+    return out
 
 
 # --- demo -----------------------------------------------------------------------------------
@@ -362,9 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on noisy images")
     t.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (one data set)")
     t.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write, e.g. model.ssdn")
-    t.add_argument("--noise", default="gaussian", choices=["gaussian", "poisson", "poisson-gaussian", "impulse"],
-                   help="noise model: gaussian (default), poisson (photon counts), poisson-gaussian (camera: counts plus read "
-                   "noise), impulse (a fraction of pixels replaced by random values)")
+    t.add_argument("--noise", default="auto", choices=["auto", "gaussian", "poisson", "poisson-gaussian", "impulse"],
+                   help="noise model: auto (default: poisson-gaussian where the noise grows with the signal, else gaussian; "
+                   "the model of a given --sigma, --lam, ...), gaussian, poisson (photon counts), poisson-gaussian (camera: "
+                   "counts plus read noise), impulse (a fraction of pixels replaced by random values)")
+    t.add_argument("--blind", default="auto", metavar="K",
+                   help="blind region: auto (default: from the noise's correlation between neighbouring pixels), K for every "
+                   "axis, or KY,KX (KZ,KY,KX with --3d); the network never sees pixels closer than K along every axis, "
+                   "1 hides the pixel alone")
     noise_flags(t, "learned if omitted")
     t.add_argument("--per-image", action="store_true", help="learned noise level varies from image to image")
     t.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX (z slices as samples), TYX, YXC; guessed if omitted")
@@ -444,7 +463,6 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # point to the subcommand's help, where the options are listed
         parser.exit(2, f"ssdn: error: unrecognized arguments: {' '.join(unknown)} (see 'ssdn {args.command} --help')\n")
-    args.noise_given = any(a == "--noise" or a.startswith("--noise=") for a in argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.func(args)
@@ -468,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
 _CLI_TERMS = (
     (re.compile(r"\bndim=3\b"), "--3d"),
     (re.compile(r"\bndim=2(, no --3d)?"), "no --3d"),
-    (re.compile(r"(?<![-\w])(subsample|init|patch|batch|width|lr|axes|time_limit|iterations|seed|device|holdout|tile|noise)="
+    (re.compile(r"(?<![-\w])(subsample|init|patch|batch|width|lr|axes|time_limit|iterations|seed|device|holdout|tile|noise|blind)="
                 r"(?:'([^']*)'|([^\s,;)]+))"),
      lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2) if m.group(2) is not None else m.group(3)}"),
 )

@@ -58,11 +58,11 @@ def region_text(region) -> str:
     return " x ".join(str(2 * k - 1) for k in region) + f" pixels (k = {','.join(str(k) for k in region)})"
 
 
-def check_blind_region(region, ndim: int, name: str = "blind") -> tuple:
+def check_blind_region(region, ndim: int, name: str = "blind", shown=None) -> tuple:
     """The blind region as a tuple of ints, or :class:`SSDNError` naming the bad value.
 
     ``region`` is empty (the centre pixel), one k for every axis, or one per spatial axis
-    (y, x; or z, y, x for volumes)."""
+    (y, x; or z, y, x for volumes). ``shown`` is the value as the user gave it."""
     try:
         ks = tuple(int(k) for k in region)
         ok = all(float(k) == int(k) for k in region)
@@ -70,6 +70,6 @@ def check_blind_region(region, ndim: int, name: str = "blind") -> tuple:
         ks, ok = (), False
     axes = "y, x" if ndim == 2 else "z, y, x"
     if not ok or (ks and len(ks) not in (1, ndim)) or any(not 1 <= k <= MAX_BLIND for k in ks):
-        raise SSDNError(f"{name}={region!r} is not a blind region: give one whole number from 1 to {MAX_BLIND} for every axis "
+        raise SSDNError(f"{name}={shown if shown is not None else region!r} is not a blind region: give one whole number from 1 to {MAX_BLIND} for every axis "
                         f"or one per axis ({axes}), e.g. 2 or {'1,3' if ndim == 2 else '2,1,1'}; 1 hides the centre pixel alone")
     return ks * ndim if len(ks) == 1 else ks

@@ -124,7 +124,21 @@ def _impulse_fraction(samples: list[np.ndarray], limit: int = 1_000_000) -> floa
     return float(np.clip((r > 0.1).mean() / 0.8, 0.02, 0.98))
 
 
-def estimate_noise(samples: list[np.ndarray], model: str) -> dict:
+def _phases(samples: list[np.ndarray], lag: int) -> list[np.ndarray]:
+    """The ``lag`` x ``lag`` interleaved sub-images: their neighbours are ``lag`` apart."""
+    if lag <= 1:
+        return samples
+    from .data import split_phases
+
+    out = []
+    for s in samples:
+        n, h, w, c = s.shape
+        if h >= 4 * lag and w >= 4 * lag:
+            out.append(split_phases(np.asarray(s[:, : (h // lag) * lag, : (w // lag) * lag]), lag))
+    return out or samples
+
+
+def estimate_noise(samples: list[np.ndarray], model: str, lag: int = 1) -> dict:
     """Classical estimate of the noise parameters of ``model`` in normalised units.
 
     Parameters
@@ -133,6 +147,11 @@ def estimate_noise(samples: list[np.ndarray], model: str) -> dict:
         Normalised ``(S, H, W, C)`` arrays.
     model : str
         One of ``gaussian``, ``poisson``, ``poisson-gaussian``, ``impulse``.
+    lag : int
+        Distance of the pixels differenced: 1 for noise independent between pixels; for
+        noise correlated over shorter distances than ``lag``, the details of pixels
+        ``lag`` apart see the whole per-pixel variance, where neighbours' would see only
+        the part that differs between them.
 
     Returns
     -------
@@ -141,7 +160,7 @@ def estimate_noise(samples: list[np.ndarray], model: str) -> dict:
     """
     if model == "impulse":
         return {"alpha": _impulse_fraction(samples)}
-    m, d = _haar(samples)
+    m, d = _haar(_phases(samples, lag))
     if model == "gaussian":
         return {"sigma": max(np.sqrt(_robust_var(d)), 1e-4)}
     if model == "poisson":

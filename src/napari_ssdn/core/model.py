@@ -201,7 +201,7 @@ class SSDNModel(nn.Module):
         for im in images:
             flat = im.reshape((-1,) + im.shape[-3:])  # volumes: their slices as 2D samples
             try:
-                est = estimate_noise([np.where(np.isfinite(flat), flat, np.nan)], self.config.noise)
+                est = estimate_noise([np.where(np.isfinite(flat), flat, np.nan)], self.config.noise, lag=max(self.config.region[-2:]))
             except SSDNError:
                 rows.append([0.0] * len(self.learned))
                 continue

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .constants import MODES, NOISE_MODELS, WIDTHS, check_noise_params
+from .constants import MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS, check_blind_region, check_noise_params
 from .errors import SSDNError
 from .warmstart import BLIND_MODES, FINE_TUNE_LARGE_DATA, FINE_TUNE_LR, FINE_TUNE_LR_LARGE, GENERIC_STARTS, auto_starts
 
@@ -55,7 +55,9 @@ class TrainConfig:
     Attributes
     ----------
     noise : str
-        ``gaussian``, ``poisson``, ``poisson-gaussian`` or ``impulse``.
+        ``auto`` (default: Poisson-Gaussian where the data's noise variance grows with
+        the signal, else Gaussian; the model of the parameters in ``noise_params`` where
+        some are given), ``gaussian``, ``poisson``, ``poisson-gaussian`` or ``impulse``.
     noise_params : dict
         Known parameters (``sigma``, ``lam``, ``a`` and ``b``, ``alpha``); any parameter of
         the model that is missing is learned, starting from a classical estimate.
@@ -122,11 +124,17 @@ class TrainConfig:
         would otherwise learn to reproduce: 2 trains and denoises on the four interleaved
         half-size sub-images. Images only. Default 1 for a new model, the model's own
         factor when resuming.
+    blind : str, int or tuple
+        The blind region: ``auto`` (default: from the noise's correlation between
+        neighbouring pixels measured in the data, 1 where it is negligible), one final
+        shift k for every axis, or one per spatial axis (y, x; volumes z, y, x) as a
+        tuple or a string like ``"1,3"``. The network never sees the offsets with
+        ``|d| < k`` on every axis.
     tuning : Tuning
         Constants of the optimisation that are not user settings (ablations change them).
     """
 
-    noise: str = "gaussian"
+    noise: str = "auto"
     noise_params: dict = field(default_factory=dict)
     per_image: bool = False
     iterations: int | None = None
@@ -149,15 +157,17 @@ class TrainConfig:
     ndim: int = 2
     anisotropy: float = 1.0
     subsample: int | None = None
+    blind: object = "auto"
     tuning: Tuning = field(default_factory=lambda: Tuning())
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`SSDNError` naming the first bad field."""
-        if self.noise not in NOISE_MODELS:
-            raise SSDNError(f"noise={self.noise!r} is not a noise model; use one of {', '.join(NOISE_MODELS)}")
+        if self.noise != "auto" and self.noise not in NOISE_MODELS:
+            raise SSDNError(f"noise={self.noise!r} is not a noise model; use auto or one of {', '.join(NOISE_MODELS)}")
         if self.mode not in MODES:
             raise SSDNError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
-        check_noise_params(self.noise, self.noise_params)
+        check_noise_params(self.noise_model_given or "gaussian", self.noise_params)
+        self.blind_region_given(ndim=self.ndim)
         for name in ("iterations", "patch", "batch", "val_every", "val_size"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
@@ -210,6 +220,8 @@ class TrainConfig:
             return False
         if (channels, *WIDTHS["tiny"], 2, subsample) not in GENERIC_STARTS:
             return False
+        if choice == "auto" and any(k > 1 for k in self.blind_region_given() or ()):
+            return False  # the shipped starts were trained, and measured, with the centre pixel alone
         return choice == "generic" or auto_starts(channels, self.noise)
 
     def width_for(self, device: torch.device, start_fits: bool = False) -> str:
@@ -256,6 +268,36 @@ class TrainConfig:
         if self.ndim != 3 or self.anisotropy < 1.5:
             return 0
         return int(round(math.log2(self.anisotropy)))
+
+    @property
+    def noise_model_given(self) -> str | None:
+        """The noise model asked for: ``noise``, or with ``auto`` the one whose parameters
+        are given (``sigma``: Gaussian, ...); None where the data must decide."""
+        if self.noise != "auto":
+            return self.noise
+        names = {k for k, v in self.noise_params.items() if v is not None}
+        if not names:
+            return None
+        fits = [m for m, params in NOISE_PARAMS.items() if names <= set(params)]
+        if not fits:
+            models = "; ".join(m + ": " + ", ".join(p) for m, p in NOISE_PARAMS.items())
+            raise SSDNError(f"noise parameters {sorted(names)} do not belong to one noise model; give those of one ({models})")
+        return fits[0]
+
+    def blind_region_given(self, ndim: int | None = None) -> tuple | None:
+        """The blind region asked for, one k per spatial axis; None for ``auto``."""
+        b = self.blind
+        if isinstance(b, str):
+            if b.strip().lower() == "auto":
+                return None
+            parts = [p for p in b.replace(" ", "").split(",") if p]
+            try:
+                b = tuple(int(p) for p in parts)
+            except ValueError:
+                b = (b,)
+        elif isinstance(b, (int, np.integer)):
+            b = (int(b),)
+        return check_blind_region(tuple(b) if b is not None else ("?",), ndim or self.ndim, shown=f"'{self.blind}'" if isinstance(self.blind, str) else repr(self.blind))
 
     @property
     def known_noise_params(self) -> dict:

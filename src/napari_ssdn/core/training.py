@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .auto import choose_settings
 from .bayes import NOISE_PARAMS, marginal_variance, nll_loss, posterior, split_prior
 from .data import CropSampler, HoldoutPattern, Normalization, split_phases
 from .device import device_name, network_precision, resolve_device
@@ -135,7 +136,7 @@ class Trainer:
     """
 
     def __init__(self, images, axes=None, config: TrainConfig | None = None, targets=None, resume=None, resume_info=None, nll=None):
-        self.config = config = (config or TrainConfig()).validate()
+        config = (config or TrainConfig()).validate()
         self.tuning: Tuning = config.tuning
         self.nll = nll or nll_loss
         raw = prepare_images(images, axes, config.ndim)
@@ -145,6 +146,13 @@ class Trainer:
         if resume is not None:
             _check_resumable(resume, config, raw[0].shape[-1])
         self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
+        #: What ``auto`` settings became, and why (None when resuming: the model's are kept).
+        self.choices = choose_settings(config, raw, self.subsample) if resume is None else None
+        if resume is None:
+            config = replace(config, noise=self.choices.noise, blind=self.choices.blind_region)
+        else:
+            config = replace(config, noise=resume.config.noise, blind=resume.config.region)
+        self.config = config
         arch = (resume.config if resume is not None else self._model_config(raw[0].shape[-1])).arch
         # Before the noise estimate and the normalisation, which fail obscurely on a sliver of an image.
         check_sizes(raw, arch.multiples, self.subsample, config.patch_for(self.device), arch.enc == WIDTHS["tiny"][0])
@@ -210,7 +218,8 @@ class Trainer:
             # the receptive field (hence the tile overlap) halves.
             depth -= 1
         return ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, mode=c.mode, noise=c.noise,
-                           per_image=c.per_image, ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample)
+                           per_image=c.per_image, ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample,
+                           blind_region=c.blind_region_given() if c.mode != "supervised" else ())
 
     def _new_model(self, gaps: list[np.ndarray]) -> SSDNModel:
         """A new model for the data, its learned noise parameters at their classical estimate."""
@@ -220,7 +229,9 @@ class Trainer:
         learned = tuple(n for n in NOISE_PARAMS[c.noise] if n not in init)
         if learned and c.mode == "ssdn":
             # Volumes are estimated slice by slice: the estimators work on 2D images.
-            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in gaps], c.noise)
+            # Pixels as far apart as the blind region: under correlated noise, neighbours
+            # differ by only part of it.
+            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in gaps], c.noise, lag=max(base.region[-2:]))
             est_data = params_to_data(c.noise, est, self.norm.offset, self.norm.scale)
             init.update({n: est_data[n] for n in learned})
         torch.manual_seed(c.seed)
@@ -504,6 +515,7 @@ class Trainer:
             "holdout": self.config.holdout,
             "seed": self.config.seed,
             "plan": self.plan.to_dict(),
+            "auto": self.choices.to_dict() if self.choices is not None else None,
             # Flat copies of the plan, as earlier model files had them.
             "device": self.plan.device,
             "patch": list(self.plan.patch),
@@ -531,6 +543,14 @@ def _check_resumable(resume: SSDNModel, config: TrainConfig, channels: int) -> N
             f"the model to resume was trained with subsample={resume.config.subsample} but subsample={config.subsample}; "
             "leave subsample unset to keep the model's"
         )
+    given = config.noise_model_given
+    if given is not None and given != resume.config.noise:
+        raise SSDNError(f"noise={given!r} differs from the resumed model's {resume.config.noise!r}; "
+                        "leave noise to auto to keep the model's, or train a new model")
+    region = config.blind_region_given(resume.config.ndim) if resume.config.ndim == config.ndim else None
+    if region is not None and region != resume.config.region:
+        raise SSDNError(f"blind={config.blind!r} differs from the resumed model's blind region {resume.config.region}; "
+                        "leave blind to auto to keep the model's, or train a new model")
     if resume.config.ndim != config.ndim:
         raise SSDNError(
             f"the model to resume is a {resume.config.ndim}D network but ndim={config.ndim}; "

@@ -78,7 +78,8 @@ def warm_start(model, init) -> str | None:
     path, shipped = init, choice in ("generic", "auto")
     if shipped:
         path = generic_start(model.config)
-        if choice == "auto" and (path is None or not auto_starts(model.config.channels, model.config.noise)):
+        if choice == "auto" and (path is None or not auto_starts(model.config.channels, model.config.noise)
+                                 or any(k > 1 for k in model.config.region)):
             return None
         if path is None:
             raise SSDNError(

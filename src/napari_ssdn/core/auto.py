@@ -1,0 +1,85 @@
+"""Settings read from the data: the noise model and the blind region, with the reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import split_phases
+from .errors import SSDNError
+from .noisestats import choose_blind_region, choose_noise_model, noise_stats
+
+__all__ = ["DataChoices", "choose_settings"]
+
+
+@dataclass(frozen=True)
+class DataChoices:
+    """What a run uses for the settings left to ``auto``, and why.
+
+    Attributes
+    ----------
+    noise, noise_why : str
+        The noise model and the reason (``given`` when the user chose it).
+    blind_region : tuple of int
+        The final shift k per spatial axis.
+    blind_why : str
+    correlation : dict or None
+        The measured noise statistics (:meth:`NoiseStats.to_dict`), where measured.
+    """
+
+    noise: str
+    noise_why: str
+    blind_region: tuple
+    blind_why: str
+    correlation: dict | None = field(default=None)
+
+    def to_dict(self) -> dict:
+        return {"noise": self.noise, "noise_why": self.noise_why, "blind_region": list(self.blind_region),
+                "blind_why": self.blind_why, "correlation": self.correlation}
+
+
+def _slices(samples: list[np.ndarray]) -> list[np.ndarray]:
+    """Volumes as stacks of 2D slices, for the estimators that work on images."""
+    return [s.reshape((-1,) + s.shape[-3:]) for s in samples]
+
+
+def choose_settings(config, raw: list[np.ndarray], subsample: int = 1) -> DataChoices:
+    """Resolve ``noise="auto"`` and ``blind="auto"`` of ``config`` from the data.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    raw : list of ndarray
+        The training data as ``(S, *spatial, C)`` arrays in data units (NaN: missing).
+        The statistics used are invariant to the data's offset and scale.
+    subsample : int
+        The run's pixel-shuffle factor: statistics are measured on the sub-images the
+        network will see.
+
+    Returns
+    -------
+    DataChoices
+    """
+    ndim = config.ndim
+    samples = [split_phases(s, subsample, crop=True) for s in raw] if subsample > 1 else raw
+    noise, region = config.noise_model_given, config.blind_region_given()
+    noise_why = blind_why = "given"
+    stats = None
+    if region is None:
+        if config.mode == "supervised":
+            region, blind_why = (1,) * ndim, "no blind spot in supervised mode"
+        else:
+            try:
+                measured = noise_stats(samples, ndim)
+            except SSDNError:
+                region, blind_why = (1,) * ndim, "too little data to measure the noise's correlation: the centre pixel alone"
+            else:
+                stats = measured.to_dict()
+                region, blind_why = choose_blind_region(measured, ndim)
+    if noise is None:
+        try:
+            noise, noise_why = choose_noise_model(_slices(samples), lag=max(region[-2:]))
+        except SSDNError:
+            noise, noise_why = "gaussian", "too little data to tell whether the noise grows with the signal"
+    return DataChoices(noise=noise, noise_why=noise_why, blind_region=tuple(region), blind_why=blind_why, correlation=stats)

@@ -1,0 +1,298 @@
+"""What the data say about their noise: its correlation between neighbouring pixels, its
+per-pixel variance, and whether that variance grows with the signal.
+
+Classical estimators that difference neighbouring pixels (the 2 x 2 Haar detail of
+:mod:`.estimate`) see only the part of correlated noise that differs between neighbours.
+Here the variogram gamma(l) = E[(y(i + l) - y(i))^2] / 2 is measured per axis in the
+flattest blocks of the data: for noise of per-pixel variance s2 and correlation rho(l),
+gamma(l) = s2 (1 - rho(l)) plus a signal term that grows like l^2 in a flat block. The
+far lags, beyond the noise's correlation, give s2 and that term; the near lags give rho.
+All functions take normalised ``(S, *spatial, C)`` arrays, missing pixels as NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import SSDNError
+
+__all__ = ["NoiseStats", "noise_stats", "choose_blind_region", "variance_growth", "choose_noise_model"]
+
+#: Lags reported (the blind region can hide up to MAX_LAG pixels each side).
+MAX_LAG = 4
+#: Lags assumed beyond the noise's correlation, where the variogram is s2 plus signal.
+FAR_LAGS = (5, 6, 7, 8)
+#: A lag's correlation counts when it is above this: at 0.15 a blind spot network can
+#: predict about 2 % of the centre's noise variance from each correlated neighbour.
+NEGLIGIBLE = 0.15
+#: Poisson-Gaussian is chosen when the noise variance at the bright end (90th percentile
+#: of the local mean) is at least this many times that at the dark end (10th percentile).
+GROWTH = 2.0
+#: Block side: small enough that many blocks of a natural image are free of texture.
+BLOCK = 8
+#: Resamples of the blocks for the standard errors.
+BOOTSTRAP = 32
+#: Fewest flat blocks (8 x 8) worth a measurement: about four 64 x 64 images.
+MIN_BLOCKS = 48
+#: In each fifth of brightness, the share of blocks judged flattest that are kept.
+FLAT_SHARE = 0.25
+#: Of those, blocks above this quantile of their far-lag variogram hold an edge: left out.
+TRIM = 0.75
+
+
+@dataclass(frozen=True)
+class NoiseStats:
+    """Measured noise statistics.
+
+    Attributes
+    ----------
+    axes : str
+        Spatial axes measured, e.g. ``"YX"`` or ``"ZYX"``.
+    rho : dict
+        Axis letter to the correlation at lags 1 to :data:`MAX_LAG`.
+    rho_se : dict
+        Their standard errors (resampling the blocks).
+    variance : float
+        Per-pixel noise variance (normalised units; the variance at the median level of
+        the flattest blocks for signal-dependent noise).
+    blocks : int
+        Flat blocks the figures come from.
+    """
+
+    axes: str
+    rho: dict = field(default_factory=dict)
+    rho_se: dict = field(default_factory=dict)
+    variance: float = float("nan")
+    blocks: int = 0
+
+    def to_dict(self) -> dict:
+        return {"axes": self.axes, "rho": {a: [round(float(r), 4) for r in v] for a, v in self.rho.items()},
+                "rho_se": {a: [round(float(r), 4) for r in v] for a, v in self.rho_se.items()},
+                "variance": float(self.variance), "blocks": self.blocks}
+
+    def describe(self) -> str:
+        return "; ".join(f"{a.lower()} " + ", ".join(f"{r:.2f}" for r in v) for a, v in self.rho.items())
+
+
+def _block_means(a: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Mean over non-overlapping blocks of ``size`` (NaN ignored), cropping the ragged end."""
+    crop = tuple(slice(0, (n // b) * b) for n, b in zip(a.shape, size))
+    a = a[crop]
+    shape = []
+    for n, b in zip(a.shape, size):
+        shape += [n // b, b]
+    with np.errstate(invalid="ignore"), _quiet():
+        return np.nanmean(a.reshape(shape), axis=tuple(range(1, 2 * a.ndim, 2)))
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
+
+
+def _volume_variogram(v: np.ndarray, size: tuple[int, ...], lags: list[int]):
+    """Block means of the signal and, per axis and lag, of (v(i + l) - v(i))^2 / 2."""
+    nd = v.ndim
+    means = _block_means(v, size)
+    grams = np.full((nd, len(lags)) + means.shape, np.nan)
+    for ax in range(nd):
+        for j, lag in enumerate(lags):
+            if v.shape[ax] <= lag:
+                continue
+            hi = [slice(None)] * nd
+            lo = [slice(None)] * nd
+            hi[ax], lo[ax] = slice(lag, None), slice(None, -lag)
+            d = np.square(v[tuple(hi)] - v[tuple(lo)]) / 2
+            pad = [(0, 0)] * nd
+            pad[ax] = (0, lag)
+            d = np.pad(d, pad, constant_values=np.nan)
+            grams[ax, j] = _block_means(d, size)
+    return means, grams
+
+
+def _flattest(means: np.ndarray) -> np.ndarray:
+    """Blocks whose neighbours have about the same mean: in each fifth of brightness, the
+    quarter with the least difference between neighbouring block means (signal, not noise,
+    makes that difference large; block means carry little noise)."""
+    act = np.zeros_like(means)
+    for ax in range(means.ndim):
+        p = np.pad(means, [(1, 1) if a == ax else (0, 0) for a in range(means.ndim)], mode="edge")
+        hi = [slice(None)] * means.ndim
+        lo = [slice(None)] * means.ndim
+        hi[ax], lo[ax] = slice(2, None), slice(None, -2)
+        act += np.abs(p[tuple(hi)] - p[tuple(lo)])
+    m, a = means.reshape(-1), act.reshape(-1)
+    ok = np.isfinite(m) & np.isfinite(a)
+    keep = np.zeros(m.size, bool)
+    if ok.sum() == 0:
+        return keep
+    edges = np.quantile(m[ok], np.linspace(0, 1, 6))
+    bins = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, 4)
+    for i in range(5):
+        sel = ok & (bins == i)
+        if sel.any():
+            keep[sel] = a[sel] <= np.quantile(a[sel], FLAT_SHARE)
+    return keep
+
+
+def _pieces(samples: list[np.ndarray], limit: int):
+    """Single-channel images or volumes (float64) of at most ``limit`` pixels in all:
+    samples spread evenly over the data, each cropped about its centre where it alone
+    would exceed the limit."""
+    count = sum(s.shape[0] * s.shape[-1] for s in samples)
+    size = max(s[0, ..., 0].size for s in samples)
+    take = max(1, min(count, limit // max(size, 1)))
+    picks = set(np.linspace(0, count - 1, take).round().astype(int).tolist())
+    i = 0
+    for s in samples:
+        for k in range(s.shape[0]):
+            for c in range(s.shape[-1]):
+                if i in picks:
+                    v = s[k, ..., c]
+                    shrink = (limit / v.size) ** (1 / v.ndim) if v.size > limit else 1.0
+                    crop = tuple(slice((n - max(16, int(n * shrink))) // 2, (n + max(16, int(n * shrink))) // 2) for n in v.shape)
+                    yield np.asarray(v[crop], dtype=np.float64)
+                i += 1
+
+
+def noise_stats(samples: list[np.ndarray], ndim: int = 2, limit: int = 4_000_000) -> NoiseStats:
+    """Correlation per axis at lags 1 to :data:`MAX_LAG` and per-pixel variance of the noise.
+
+    Parameters
+    ----------
+    samples : list of ndarray
+        Normalised ``(S, *spatial, C)`` arrays (``ndim`` spatial axes); NaN is missing.
+    ndim : int
+        2 (images: y, x) or 3 (volumes: z, y, x).
+    limit : int
+        Pixels read at most (whole samples, in order).
+
+    Returns
+    -------
+    NoiseStats
+    """
+    lags = list(range(1, MAX_LAG + 1)) + list(FAR_LAGS)
+    axes = "YX" if ndim == 2 else "ZYX"
+    grams = []
+    for v in _pieces(samples, limit):
+        if min(v.shape) < 2 or v.shape[-1] < 2 * BLOCK or v.shape[-2] < 2 * BLOCK:
+            continue  # too small for blocks and their neighbours
+        m, g = _volume_variogram(v, tuple(min(BLOCK, n) for n in v.shape), lags)
+        # Flatness is judged within each image, among its neighbouring blocks.
+        grams.append(g.reshape(ndim, len(lags), -1)[..., _flattest(m)])
+    g = np.concatenate(grams, axis=-1) if grams else np.zeros((ndim, len(lags), 0))
+    # Leave out blocks with an edge the flatness test missed: the top quarter at the far lags.
+    far = np.nanmean(g[:, MAX_LAG:], axis=(0, 1))
+    ok = np.isfinite(far)
+    if ok.sum() < MIN_BLOCKS:
+        raise SSDNError("too few measured pixels (flat blocks of 8 without NaN) to measure the noise; give its parameters or more data")
+    g = g[..., ok & (far <= np.quantile(far[ok], TRIM))]
+    rho, s2 = _correlation(g, ndim)
+    if not s2:
+        raise SSDNError("the data are too small to measure the noise's correlation (fewer than 9 pixels along every axis)")
+    # Standard errors by resampling the blocks (fixed seed: the same data, the same answer).
+    rng = np.random.default_rng(0)
+    boots = [_correlation(g[..., rng.integers(0, g.shape[-1], g.shape[-1])], ndim)[0] for _ in range(BOOTSTRAP)]
+    se = {a: tuple(float(v) for v in np.std([b[a] for b in boots if a in b], axis=0)) for a in rho}
+    return NoiseStats(axes="".join(axes[a] for a in sorted(rho)), rho={axes[a]: rho[a] for a in sorted(rho)},
+                      rho_se={axes[a]: se[a] for a in sorted(rho)}, variance=float(np.median(s2)), blocks=int(g.shape[-1]))
+
+
+def _correlation(g: np.ndarray, ndim: int) -> tuple[dict, list]:
+    """Correlation at lags 1 to MAX_LAG per axis index, and the per-pixel variance per
+    axis, from block variograms ``(ndim, lags, blocks)``."""
+    gamma = np.nanmedian(g, axis=-1)  # the median resists the texture left in flat blocks
+    rho, s2 = {}, []
+    far = np.array(FAR_LAGS, float)
+    near = np.arange(1, MAX_LAG + 1, dtype=float)
+    for ax in range(ndim):
+        fit = np.isfinite(gamma[ax, MAX_LAG:])
+        if fit.sum() < 2:  # a short axis (a thin volume's z): no far lags to fit
+            continue
+        slope, var = np.polyfit(far[fit] ** 2, gamma[ax, MAX_LAG:][fit], 1)
+        slope, var = max(slope, 0.0), max(var, 1e-20)
+        s2.append(var)
+        rho[ax] = tuple(float(r) for r in 1 - (gamma[ax, :MAX_LAG] - slope * near**2) / var)
+    return rho, s2
+
+
+def choose_blind_region(stats: NoiseStats, ndim: int = 2) -> tuple[tuple[int, ...], str]:
+    """The smallest final shift k per axis beyond which the measured correlation is
+    negligible (not clearly above :data:`NEGLIGIBLE`, by two standard errors, at any
+    larger lag), and why.
+
+    An axis that could not be measured (a volume thinner than 9 slices) takes the largest
+    k of the others.
+    """
+    axes = "YX" if ndim == 2 else "ZYX"
+    ks = {}
+    for a, rho in stats.rho.items():
+        se = stats.rho_se.get(a, (0.0,) * len(rho))
+        # Counted only when clearly above the threshold: a small image's estimate is noisy.
+        over = [lag for lag, (r, e) in enumerate(zip(rho, se), start=1) if r - 2 * e > NEGLIGIBLE]
+        ks[a] = 1 + (max(over) if over else 0)
+    fallback = max(ks.values(), default=1)
+    region = tuple(ks.get(a, fallback) for a in axes)
+    if all(k == 1 for k in region):
+        why = f"noise uncorrelated between neighbours (correlation at lags 1-{MAX_LAG}: {stats.describe()})"
+    else:
+        why = f"noise correlated between neighbours (correlation at lags 1-{MAX_LAG}: {stats.describe()})"
+    return region, why
+
+
+def variance_growth(samples: list[np.ndarray], lag: int = 1) -> tuple[float, float, float]:
+    """How much the noise variance grows from the dark to the bright end of the data.
+
+    ``lag``: difference pixels this far apart (beyond the noise's correlation, where
+    neighbours' details would hold little noise and relatively more texture).
+
+    Returns
+    -------
+    ratio : float
+        Fitted variance at the 90th percentile of the local mean over that at the 10th.
+    a, b : float
+        The fitted line, variance = a * mean + b (Haar details of the flattest 2 x 2
+        blocks; their scale is off under correlated noise, their ratio is not).
+    """
+    from .estimate import _fit_variance_line, _haar, _phases
+
+    m, d = _haar(_phases(samples, lag))
+    a, b = _fit_variance_line(m, d, through_origin=False)
+    lo, hi = np.quantile(m, [0.1, 0.9])
+    v_lo, v_hi = a * lo + b, a * hi + b
+    if not v_hi > 0:
+        return 0.0, a, b
+    return float(v_hi / max(v_lo, 1e-3 * v_hi)), a, b
+
+
+def choose_noise_model(samples: list[np.ndarray], lag: int = 1, most: int = 16) -> tuple[str, str]:
+    """Poisson-Gaussian where the noise variance grows with the signal (by at least
+    :data:`GROWTH` from dark to bright), else Gaussian; and why.
+
+    The growth is measured image by image (the median over at most ``most`` images spread
+    over the data): images of different noise levels would otherwise pass for
+    signal-dependent noise. ``lag`` as for :func:`variance_growth`."""
+    images = [s[k : k + 1] for s in samples for k in range(s.shape[0])]
+    picks = np.unique(np.linspace(0, len(images) - 1, min(most, len(images))).round().astype(int))
+    ratios = []
+    for i in picks:
+        try:
+            ratios.append(variance_growth([images[i]], lag)[0])
+        except (SSDNError, ValueError, np.linalg.LinAlgError):
+            continue  # too small or too empty an image to fit
+    if not ratios:
+        raise SSDNError("too few measured pixels to tell whether the noise grows with the signal")
+    ratio = float(np.median(ratios))
+    if ratio >= GROWTH:
+        return "poisson-gaussian", f"noise variance grows with the signal ({ratio:.1f}x from dark to bright)"
+    return "gaussian", f"noise variance does not grow with the signal ({ratio:.2f}x from dark to bright)"
