@@ -33,7 +33,7 @@ from ._common import (
 )
 from ._jobs import denoise_job
 from ._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
-from ._session import SessionModel, session_models
+from ._model_registry import SessionModel, session_models
 
 __all__ = ["DenoiseWidget", "output_layer_name"]
 
