@@ -60,6 +60,7 @@ class TrainWidget(QWidget):
         self._errors: dict[str, str] = {}
         self._build()
         self._validate()
+        self.header.resolve(self.device_combo.currentText())
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:
