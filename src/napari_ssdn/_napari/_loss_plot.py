@@ -20,7 +20,7 @@ TRAIN_COLOR = QColor(130, 160, 200)  # faint: a pale line behind the validation 
 
 Y_LABEL = "loss (lower is better)"
 X_LABEL = "step"
-CAPTION = "● validation loss (held-out pixels)   — training loss (faint, trend only)"
+CAPTION = "● validation loss   — training loss (faint)"
 
 
 class LossPlot(QWidget):
