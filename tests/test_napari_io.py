@@ -200,3 +200,22 @@ def test_sample_data(key, shape):
     data, kwargs, kind = contrib.open()[0]
     assert data.shape == shape and kind == "image"
     assert kwargs["metadata"]["sigma"] > 0
+
+
+@pytest.mark.parametrize("command,ext", [("napari-ssdn.write_tiff", ".tif"), ("napari-ssdn.write_mrc", ".mrc")])
+def test_save_dialog_name_without_extension(tmp_path, command, ext):
+    """napari's save dialog proposes the layer name without extension; with our writer
+    picked, the file gets the writer's extension and keeps the voxel size."""
+    from napari.components import ViewerModel
+
+    from napari_ssdn.io import read_image
+
+    viewer = ViewerModel()
+    viewer.add_image(np.zeros((3, 8, 8), np.float32), name="cells_ssdn", scale=(2.0, 0.5, 0.5), units="nm",
+                     axis_labels=("z", "y", "x"))
+    writer = next(w for w in npe2.PluginManager.instance().get_manifest(PLUGIN).contributions.writers if w.command == command)
+    saved = viewer.layers.save(str(tmp_path / "cells_ssdn"), _writer=writer)
+    assert saved == [str(tmp_path / f"cells_ssdn{ext}")]
+    img = read_image(saved[0])
+    factor = 10.0 if ext == ".mrc" else 1.0  # MRC stores angstrom
+    np.testing.assert_allclose(img.scale(), (2.0 * factor, 0.5 * factor, 0.5 * factor), rtol=1e-5)

@@ -11,7 +11,7 @@ pytest.importorskip("pytestqt")
 
 from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn._napari._jobs import TrainRequest, train_job  # noqa: E402
-from napari_ssdn._napari._session import SessionModel, session_models  # noqa: E402
+from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
 from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
 from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 
@@ -388,10 +388,11 @@ def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):
     _train(qtbot, w)
     model = w.last_result.model
     assert model.config.ndim == 3 and model.config.flat == 1
-    # The preview is the block's middle slice (z = 8), shown on that slice only, not on every one.
+    # The preview is the slice the viewer shows (napari opens on z = 7 of 16), on that slice only.
+    assert viewer.dims.current_step[0] == 7
     preview = viewer.layers["vol_ssdn_preview"]
     assert preview.data.shape == (1, 32, 32)
-    assert tuple(preview.axis_labels) == ("z", "y", "x") and tuple(preview.translate) == (16.0, 0.0, 0.0)
+    assert tuple(preview.axis_labels) == ("z", "y", "x") and tuple(preview.translate) == (14.0, 0.0, 0.0)
     assert tuple(preview.scale) == (2.0, 1.0, 1.0)
     d = DenoiseWidget(viewer)
     d.layer_combo.setCurrentIndex(next(i for i in range(d.layer_combo.count()) if d.layer_combo.itemText(i) == "vol"))

@@ -1,7 +1,8 @@
 """Regenerate the screenshots of docs/napari.md (run: xvfb-run -a python docs/images/make_screenshots.py).
 
-Opens a real napari window, trains a small model on the 2D sample with the Train widget,
-denoises with the Denoise widget and saves the window as PNG next to this script.
+Opens a real napari window at 1366 x 768 (a small laptop screen) with both docks open,
+trains a small model on the 2D sample with the Train widget, denoises with the Denoise
+widget and saves the window as PNG next to this script.
 """
 
 import logging
@@ -29,7 +30,7 @@ def wait(worker, limit=300):
         time.sleep(0.02)
 
 
-def grab(viewer, name, width=1200):
+def grab(viewer, name, width=1366):
     for _ in range(50):  # let queued worker signals and repaints land
         QApplication.processEvents()
         time.sleep(0.01)
@@ -45,22 +46,22 @@ def grab(viewer, name, width=1200):
 def main():
     torch.set_num_threads(1)  # the docs machine shares its 2 cores with other jobs
     viewer = napari.Viewer()
-    viewer.window._qt_window.resize(1500, 950)
+    viewer.window._qt_window.resize(1366, 768)
     viewer.open_sample("napari-ssdn", "noisy_cells")
     train = TrainWidget(viewer)
-    viewer.window.add_dock_widget(train, name="Train denoiser", area="right")
+    den = DenoiseWidget(viewer)
+    docks = [viewer.window.add_dock_widget(train, name="Train denoiser", area="right"),
+             viewer.window.add_dock_widget(den, name="Denoise", area="right")]
+    viewer.window._qt_window.resizeDocks(docks, [430, 300], Qt.Orientation.Vertical)
     # Small settings so the screenshots regenerate in a minute on a laptop CPU.
     train.width_combo.setCurrentText("tiny")
     train.patch_edit.setText("48")
     train.budget_edit.setText("300")
-    train.advanced_button.setChecked(True)
     train.device_combo.setCurrentText("cpu")
     wait(train.start())
     viewer.layers.selection.active = viewer.layers["noisy_cells"]
     grab(viewer, "train_widget.png")
 
-    den = DenoiseWidget(viewer)
-    viewer.window.add_dock_widget(den, name="Denoise", area="right", tabify=True)
     wait(den.run())
     viewer.layers.remove("noisy_cells_ssdn_preview")
     viewer.grid.enabled = True

@@ -115,6 +115,9 @@ def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
 _WIDGET_TERMS = (
     (re.compile(r"ndim=2, no --3d|no --3d"), "Network 2D"),
     (re.compile(r"--3d\b"), "Network 3D"),
+    (re.compile(r"use --device ([\w:]+) or ([\w:]+)"), r"pick '\1' or '\2' in the Device field"),
+    (re.compile(r"use --device ([\w:]+)"), r"pick '\1' in the Device field"),
+    (re.compile(r"device='([\w:]+)'"), r"Device '\1'"),
     (re.compile(r"--device ([\w:]+)"), r"Device '\1'"),
     (re.compile(r"--axes (\w+)"), r"Axes '\1'"),
     (re.compile(r"--noise ([\w-]+)"), r"Noise model '\1'"),

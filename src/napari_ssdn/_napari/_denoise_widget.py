@@ -31,9 +31,10 @@ from ._common import (
     set_or_add_image,
     show_failure,
 )
+from ._header import WidgetHeader, scrollable
 from ._jobs import denoise_job
 from ._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
-from ._session import SessionModel, session_models
+from ._model_registry import SessionModel, session_models
 
 __all__ = ["DenoiseWidget", "output_layer_name"]
 
@@ -73,8 +74,11 @@ class DenoiseWidget(QWidget):
         self._target = None
         self._done = ""
         self._warning = ""  # the latest run's warning about the data, shown with its result
-        root = QVBoxLayout(self)
-        form = QFormLayout()
+        self.result_layer = ""  # name of the layer the latest run wrote (what Save writes)
+        self.header = WidgetHeader("denoise")
+        self.device_label = self.header.device_label
+        body = QWidget()
+        form = QFormLayout(body)
         self.layer_combo = ImageLayerCombo(self.viewer)
         self.axes_edit = QLineEdit()
         self.model_combo = QComboBox()
@@ -95,27 +99,43 @@ class DenoiseWidget(QWidget):
         form.addRow("Model", model_row)
         form.addRow("Output", self.output_combo)
         form.addRow("Device", self.device_combo)
-        root.addLayout(form)
+        root = QVBoxLayout(self)
+        root.addWidget(self.header)
+        root.addWidget(scrollable(body), 1)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         root.addWidget(self.status)
+        buttons = QHBoxLayout()
         self.run_button = QPushButton("Denoise")
-        root.addWidget(self.run_button)
-        root.addStretch(1)
+        self.save_button = QPushButton("Save result…")
+        self.save_button.setToolTip("Write the result layer as float32 TIFF or MRC with its voxel size (the layer's scale and unit)")
+        self.save_button.setEnabled(False)
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.save_button)
+        root.addLayout(buttons)
         for key, w in self._field_widgets().items():
             w.setToolTip(HELP[key])
 
         self.run_button.clicked.connect(lambda: self.run())
         self.load_button.clicked.connect(self._load_dialog)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.viewer.layers.events.removed.connect(self._update_save)
         self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
         self.axes_edit.textChanged.connect(self._validate)
         self.model_combo.currentTextChanged.connect(self._validate)
         self.output_combo.currentTextChanged.connect(self._validate)
-        self.device_combo.currentTextChanged.connect(self._validate)
+        self.device_combo.currentTextChanged.connect(self._on_device_changed)
         self._names_offered: list[str] = []
         self.registry.changed.connect(self._refresh_models)
         self._refresh_models()
         self._on_layer_changed()
+        self.header.resolve(self.device_combo.currentText())
+
+    def _on_device_changed(self, device: str) -> None:
+        if self._validate() or "device" not in self._errors:
+            self.header.resolve(device)
+        else:
+            self.header.show_invalid(self._errors["device"])
 
     def _field_widgets(self) -> dict[str, QWidget]:
         return {
@@ -255,7 +275,9 @@ class DenoiseWidget(QWidget):
         meta["ssdn"] = {"output": output, "model": self.model_combo.currentText()}
         geom = {**geom, "metadata": meta}
         set_or_add_image(self.viewer, name, result, rgb=rgb, **geom)
-        self._done = f"Done: wrote layer {name!r}. Run again to update it."
+        self.result_layer = name
+        self._update_save()
+        self._done = f"Done: wrote layer {name!r}. Run again to update it, or Save result… to write it with its voxel size."
         if self._warning:
             self._done += f" \u26a0 Check it: {self._warning}"
 
@@ -270,6 +292,37 @@ class DenoiseWidget(QWidget):
         if self._validate() and self._done:
             self.status.setText(self._done)
         self._done = ""
+
+    # -- saving the result ----------------------------------------------------------------
+    def _update_save(self, *args) -> None:
+        try:
+            self.save_button.setEnabled(bool(self.result_layer) and self.result_layer in self.viewer.layers)
+        except RuntimeError:  # the widget was deleted; the layer list outlives it
+            self.viewer.layers.events.removed.disconnect(self._update_save)
+
+    def save_result(self, path) -> str:
+        """Write the latest result layer to ``path`` (TIFF, ``.tif`` added without an
+        extension; MRC for an MRC extension) with its voxel size; returns the path written."""
+        from ._writer import write_layer
+
+        if not self.result_layer or self.result_layer not in self.viewer.layers:
+            raise ValueError("there is no result to save; press Denoise first")
+        out = write_layer(path, self.viewer.layers[self.result_layer])
+        self.status.setText(f"Saved layer {self.result_layer!r} to {out} (voxel size from the layer's scale).")
+        self.status.setStyleSheet("")
+        return out
+
+    def _save_dialog(self) -> None:
+        from napari.utils.notifications import show_error, show_info
+
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save result", f"{self.result_layer}.tif",
+            "TIFF with voxel size (*.tif *.tiff);;MRC with voxel size (*.mrc *.mrcs *.map *.rec *.st *.ali)")
+        if path:
+            try:
+                show_info(f"napari-ssdn: saved {self.save_result(path)}")
+            except Exception as exc:  # noqa: BLE001 - report, keep the widget usable
+                show_error(f"napari-ssdn: could not save to {path!r}: {exc}")
 
     def load_model(self, path) -> SessionModel:
         """Load a ``.ssdn`` model file into the session and select it."""

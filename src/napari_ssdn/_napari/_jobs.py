@@ -47,6 +47,8 @@ class TrainUpdate:
         The step just done.
     preview : ndarray or None
         Posterior mean of the preview crop ``(Y, X, C)``, when refreshed.
+    preview_plane : dict or None
+        The plane the preview was computed on (index per non-spatial axis).
     device : str or None
         Name of the device in use (first message only).
     steps_before : int
@@ -55,6 +57,7 @@ class TrainUpdate:
 
     progress: object = None
     preview: np.ndarray | None = None
+    preview_plane: dict | None = None
     device: str | None = None
     steps_before: int = 0
 
@@ -80,9 +83,11 @@ def train_job(data: np.ndarray, request: TrainRequest, stop: threading.Event, cr
     request : TrainRequest
     stop : threading.Event
         Set from the main thread to stop after the current step; the model is kept.
-    crop : ndarray, optional
+    crop : ndarray or PreviewSource, optional
         A ``(Y, X, C)`` crop of ``data`` whose posterior mean is sent every
-        ``request.preview_every`` seconds and at the end.
+        ``request.preview_every`` seconds and at the end; or a
+        :class:`~napari_ssdn._napari._preview.PreviewSource`, read before each preview,
+        whose target the main thread moves to the plane the viewer shows.
     resume : SSDNModel, optional
         Continue training a copy of this model.
     resume_info : dict, optional
@@ -140,27 +145,35 @@ def _train(data, request, stop, crop, resume, resume_info):
             break
         preview = None
         now = time.perf_counter()
+        plane = None
         if crop is not None and (rec.done or now - last_preview >= request.preview_every):
-            preview = _preview(trainer, crop)
+            preview, plane = _preview(trainer, crop)
             last_preview = time.perf_counter()
-        yield TrainUpdate(progress=rec, preview=preview, steps_before=trainer.steps_before)
+        yield TrainUpdate(progress=rec, preview=preview, preview_plane=plane, steps_before=trainer.steps_before)
     if crop is not None and not (trainer.history and trainer.history[-1].done):
-        yield TrainUpdate(preview=_preview(trainer, crop), steps_before=trainer.steps_before)
+        preview, plane = _preview(trainer, crop)
+        yield TrainUpdate(preview=preview, preview_plane=plane, steps_before=trainer.steps_before)
     info = {"training": trainer.train_state(), "optimizer": trainer.optimizer.state_dict(),
             "noise_params": trainer.model.noise_params_data()}
     return TrainResult(trainer.model, info, stopped=trainer.stop_requested, steps=trainer.step)
 
 
-def _preview(trainer, crop: np.ndarray) -> np.ndarray:
-    """Posterior mean of ``crop`` with the model as trained so far."""
+def _preview(trainer, crop) -> tuple[np.ndarray, dict | None]:
+    """Posterior mean of ``crop`` (an array, or a source's current target) with the model
+    as trained so far, and the plane it shows (None for a plain array)."""
     from ..core import denoise
 
+    plane, index = None, None
+    if hasattr(crop, "get"):
+        target = crop.get()
+        crop, plane, index = target.crop, dict(target.plane), target.index
     model = trainer.model
     was = model.training
     try:
-        if crop.ndim == 4:  # a volume block: show its middle slice
-            return denoise(model, crop, "ZYXC", device=str(trainer.device), tta=False)[crop.shape[0] // 2]
-        return denoise(model, crop, "YXC", device=str(trainer.device), tta=False)
+        if crop.ndim == 4:  # a volume block: show the slice of the plane shown (default: its middle)
+            index = crop.shape[0] // 2 if index is None else index
+            return denoise(model, crop, "ZYXC", device=str(trainer.device), tta=False)[index], plane
+        return denoise(model, crop, "YXC", device=str(trainer.device), tta=False), plane
     finally:
         model.train(was)
 

@@ -1,4 +1,9 @@
-"""A tiny live plot of training and validation loss, painted with QPainter (no matplotlib)."""
+"""A tiny live plot of the validation and training loss, painted with QPainter (no matplotlib).
+
+The validation loss (pixels held out of training) is the main curve, on the one labelled
+y-axis; the training loss is drawn faint behind it, on its own hidden scale, as a trend
+only: it weights each pixel by its predicted variance, so its values are not comparable.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +15,36 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 
 __all__ = ["LossPlot"]
 
-TRAIN_COLOR = QColor(80, 160, 255)
 VAL_COLOR = QColor(255, 150, 40)
+TRAIN_COLOR = QColor(130, 160, 200)  # faint: a pale line behind the validation curve
+
+Y_LABEL = "loss (lower is better)"
+X_LABEL = "step"
+CAPTION = "● validation loss   — training loss (faint)"
 
 
 class LossPlot(QWidget):
-    """Training loss (blue, smoothed) and validation loss (orange dots) against step.
+    """Validation loss (orange, labelled axis) and training loss (faint, smoothed) against step.
 
     Call :meth:`add` from the main thread; :meth:`clear` starts over.
     """
+
+    y_label = Y_LABEL
+    x_label = X_LABEL
+    caption = CAPTION
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[int, float]] = []
-        self.setMinimumHeight(120)
+        self.setMinimumHeight(140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.setToolTip("Training loss (blue, smoothed, left scale) and validation loss on pixels held out of training "
-                        "(orange, right scale; unweighted, so its values differ from the training loss's). Lower is better.")
+        self.setToolTip(
+            "Orange: validation loss, the loss on pixels held out of training (they stay in the input); "
+            "the y-axis is its scale. Lower is better: a curve going down is the model improving. "
+            "Faint line: training loss, smoothed, on its own hidden scale (it weights pixels differently, "
+            "so only its trend matters). Training keeps the weights of the lowest validation loss."
+        )
 
     def clear(self) -> None:
         """Forget all points."""
@@ -51,25 +68,35 @@ class LossPlot(QWidget):
             out.append((s, avg))
         return out
 
+    def ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """``(axis_range, train_range)``: the labelled axis is the validation loss's (the
+        training loss's until a validation point exists); the training curve's hidden scale."""
+        train = self.smoothed()
+        train_range = _robust_range([v for _, v in train[len(train) // 20 :]] or [v for _, v in train])
+        if not self.val:
+            return train_range, train_range
+        # The first point (random weights) would flatten the rest of the curve.
+        return _robust_range([v for _, v in (self.val[1:] if len(self.val) >= 3 else self.val)]), train_range
+
     def paintEvent(self, event):  # noqa: N802 - Qt API
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()
         fg = pal.color(pal.ColorRole.WindowText)
-        rect = QRectF(self.rect()).adjusted(48, 8, -48, -20)
+        font = p.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        p.setFont(font)
+        rect = QRectF(self.rect()).adjusted(58, 18, -8, -20)
         p.setPen(QPen(fg, 1))
+        p.drawText(QRectF(0, 0, self.width(), 16), Qt.AlignmentFlag.AlignHCenter, self.caption)
         p.drawRect(rect)
         train = self.smoothed()
         pts = train + self.val
         if not pts:
-            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, "loss curve appears when training starts")
+            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, "the loss curve appears when training starts")
             p.end()
             return
-        # Each curve has its own y scale (train on the left, validation on the right): the
-        # training loss is weighted per pixel and the validation loss is not, so their values
-        # differ by a lot and one scale would flatten both.
-        train_range = _robust_range([v for _, v in train[len(train) // 20 :]] or [v for _, v in train])
-        val_range = _robust_range([v for _, v in (self.val[1:] if len(self.val) >= 3 else self.val)])
+        axis_range, train_range = self.ranges()
         x0 = min(s for s, _ in pts)
         x1 = max(max(s for s, _ in pts), x0 + 1)
 
@@ -82,26 +109,31 @@ class LossPlot(QWidget):
             path = QPainterPath(at(*train[0], train_range))
             for s, v in train[1:]:
                 path.lineTo(at(s, v, train_range))
-            p.setPen(QPen(TRAIN_COLOR, 1.5))
+            p.setPen(QPen(TRAIN_COLOR, 1))
             p.drawPath(path)
-        p.setPen(QPen(VAL_COLOR, 1))
-        p.setBrush(VAL_COLOR)
-        for s, v in self.val:
-            p.drawEllipse(at(s, v, val_range), 2.5, 2.5)
-        font = p.font()
-        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
-        p.setFont(font)
-        for yr, color, side, align, shown in ((train_range, TRAIN_COLOR, 0, Qt.AlignmentFlag.AlignRight, bool(train)),
-                                              (val_range, VAL_COLOR, rect.right() + 2, Qt.AlignmentFlag.AlignLeft, bool(self.val))):
-            if not shown:
-                continue
-            p.setPen(QPen(color, 1))
-            p.drawText(QRectF(side, rect.top() - 6, 46, 14), align, f"{yr[1]:.3g}")
-            p.drawText(QRectF(side, rect.bottom() - 8, 46, 14), align, f"{yr[0]:.3g}")
+        if self.val:
+            path = QPainterPath(at(*self.val[0], axis_range))
+            for s, v in self.val[1:]:
+                path.lineTo(at(s, v, axis_range))
+            p.setPen(QPen(VAL_COLOR, 2))
+            p.drawPath(path)
+            p.setBrush(VAL_COLOR)
+            for s, v in self.val:
+                p.drawEllipse(at(s, v, axis_range), 3, 3)
+        # The one y-axis: its top and bottom values and its label, rotated along it.
         p.setPen(QPen(fg, 1))
-        p.drawText(QRectF(rect.left(), rect.bottom() + 2, rect.width(), 16), Qt.AlignmentFlag.AlignLeft, f"step {x0}")
-        p.drawText(QRectF(rect.left(), rect.bottom() + 2, rect.width(), 16), Qt.AlignmentFlag.AlignRight, f"{x1}")
-        p.drawText(QRectF(rect.left(), rect.bottom() + 2, rect.width(), 16), Qt.AlignmentFlag.AlignHCenter, "loss: train (left scale), validation (right)")
+        right = Qt.AlignmentFlag.AlignRight
+        p.drawText(QRectF(14, rect.top() - 6, 42, 14), right, f"{axis_range[1]:.3g}")
+        p.drawText(QRectF(14, rect.bottom() - 8, 42, 14), right, f"{axis_range[0]:.3g}")
+        p.save()
+        p.translate(2, rect.center().y())
+        p.rotate(-90)
+        p.drawText(QRectF(-rect.height() / 2, 0, rect.height(), 14), Qt.AlignmentFlag.AlignHCenter, self.y_label)
+        p.restore()
+        below = QRectF(rect.left(), rect.bottom() + 2, rect.width(), 16)
+        p.drawText(below, Qt.AlignmentFlag.AlignLeft, f"{x0}")
+        p.drawText(below, Qt.AlignmentFlag.AlignHCenter, self.x_label)
+        p.drawText(below, right, f"{x1}")
         p.end()
 
 

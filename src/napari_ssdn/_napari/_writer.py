@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import SSDNError
-from ..io import write_image
+from ..io import MRC_SUFFIXES, TIFF_SUFFIXES, write_image
 from ._layers import META_KEY, layer_axes, voxel_from_layer
 
-__all__ = ["write_mrc", "write_tiff"]
+__all__ = ["write_mrc", "write_tiff", "write_layer", "with_extension"]
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,29 @@ def write_mrc(path: str, data, attributes: dict) -> list[str]:
     A 3D layer is written as an image stack when its first axis is a stack of 2D images
     (axis label ``sample``/``t`` or a ``.mrcs`` extension), otherwise as a volume.
     """
-    return _write(path, data, attributes, mrc=True)
+    return _write(with_extension(path, MRC_SUFFIXES), data, attributes, mrc=True)
 
 
 def write_tiff(path: str, data, attributes: dict) -> list[str]:
     """Write one image layer as a float32 TIFF with ImageJ voxel size and unit."""
-    return _write(path, data, attributes, mrc=False)
+    return _write(with_extension(path, TIFF_SUFFIXES), data, attributes, mrc=False)
+
+
+def with_extension(path: str, suffixes: tuple[str, ...]) -> str:
+    """``path``, with the writer's first extension added when it has none of ``suffixes``.
+
+    napari's save dialog proposes the layer name without extension; picking one of our
+    writers then hands us e.g. ``.../cells_ssdn``.
+    """
+    return str(path) if Path(str(path)).suffix.lower() in suffixes else f"{path}{suffixes[0]}"
+
+
+def write_layer(path, layer) -> str:
+    """Write the image ``layer`` to ``path`` with these writers (MRC by its extension, else
+    TIFF, ``.tif`` added when missing), keeping its scale as voxel size; returns the path."""
+    attributes = layer.as_layer_data_tuple()[1]
+    mrc = Path(str(path)).suffix.lower() in MRC_SUFFIXES
+    return (write_mrc if mrc else write_tiff)(str(path), layer.data, attributes)[0]
 
 
 def _write(path: str, data, attributes: dict, mrc: bool) -> list[str]:

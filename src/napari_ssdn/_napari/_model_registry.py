@@ -1,4 +1,4 @@
-"""Models of this napari session, shared by the Train and Denoise widgets.
+"""The model registry of this napari process, shared by the Train and Denoise widgets.
 
 The widgets never call each other: the Train widget adds models here and the Denoise
 widget lists what is here. Models are kept as opaque objects, so this module needs no torch.

@@ -1,0 +1,92 @@
+"""The top line of each widget (the device in use and a link to the docs) and the scroll
+area that lets the widgets' forms shrink to a small screen."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QWidget
+
+from ._common import in_widget_terms
+
+__all__ = ["DOCS_URL", "WidgetHeader", "scrollable", "docs_url"]
+
+#: Fallback when the package metadata is not available (run from a source tree).
+DOCS_URL = "https://github.com/napari-ssdn/napari-ssdn/tree/main/docs"
+
+
+def docs_url() -> str:
+    """The project's documentation URL (``[project.urls] Documentation`` of pyproject)."""
+    try:
+        from importlib.metadata import metadata
+
+        for entry in metadata("napari-ssdn").get_all("Project-URL") or ():
+            label, _, url = entry.partition(",")
+            if label.strip().lower() == "documentation" and url.strip():
+                return url.strip()
+    except Exception:  # noqa: BLE001 - not installed: the known address
+        pass
+    return DOCS_URL
+
+
+class WidgetHeader(QWidget):
+    """"Device: …" (word-wrapped, in the widget's own wording) and a "Help" link.
+
+    Parameters
+    ----------
+    anchor : str
+        Section of docs/napari.md the link opens (e.g. ``"train-denoiser"``).
+    """
+
+    def __init__(self, anchor: str = "", parent=None):
+        super().__init__(parent)
+        self.device_label = QLabel("Device: resolved when you run")
+        self.device_label.setWordWrap(True)
+        self.device_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.device_label.setToolTip("The device training and denoising run on (Device field; auto picks CUDA, then Apple MPS, then the CPU)")
+        self.help_url = f"{docs_url()}/napari.md" + (f"#{anchor}" if anchor else "")
+        self.help_label = QLabel(f'<a href="{self.help_url}">Help</a>')
+        self.help_label.setOpenExternalLinks(True)
+        self.help_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.help_label.setToolTip(f"Open the documentation of this widget: {self.help_url}")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.device_label, 1)
+        lay.addWidget(self.help_label, 0, Qt.AlignmentFlag.AlignTop)
+        self._worker = None
+
+    def resolve(self, device: str) -> None:
+        """Resolve ``device`` in a thread (that imports torch) and show what it gives."""
+        from superqt.utils import create_worker
+
+        from ._jobs import device_label_job
+
+        self.device_label.setText("Device: checking…")
+        self.device_label.setStyleSheet("")
+        worker = create_worker(device_label_job, device.strip().lower(), _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(self.show_device)
+        self._worker = worker
+        worker.start()
+
+    def show_device(self, result: tuple[bool, str]) -> None:
+        """Show ``(ok, text)`` from :func:`~napari_ssdn._napari._jobs.device_label_job`."""
+        ok, text = result
+        try:
+            self.device_label.setText(f"Device: {text}" if ok else "\u26a0 " + in_widget_terms(text))
+            self.device_label.setStyleSheet("" if ok else "color: #e05050;")
+        except RuntimeError:  # the widget was deleted while the device was being resolved
+            pass
+
+    def show_invalid(self, message: str) -> None:
+        """The Device field holds no device name: say so instead of a stale device."""
+        self.device_label.setText("Device: \u26a0 " + message)
+        self.device_label.setStyleSheet("color: #e05050;")
+
+
+def scrollable(content: QWidget) -> QScrollArea:
+    """``content`` in a frameless vertical scroll area, so the dock can be short."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(content)
+    return area

@@ -1,0 +1,119 @@
+"""The main fields of the Train widget: image, axes, network, noise model and budget."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLineEdit, QWidget
+
+from ._common import ImageLayerCombo, guessed_axes
+from ._noise_fields import NoiseParamFields
+from ._options import NOISE_PARAMS
+from ._train_help import HELP
+
+__all__ = ["TrainForm", "line_edit"]
+
+DEFAULT_BUDGET = {"iterations": "300", "minutes": "2"}
+
+
+def line_edit(text: str, help_text: str) -> QLineEdit:
+    """A line edit holding ``text`` with ``help_text`` as its tooltip."""
+    w = QLineEdit(text)
+    w.setToolTip(help_text)
+    return w
+
+
+class TrainForm(QWidget):
+    """The fields above Advanced settings.
+
+    Signals
+    -------
+    changed()
+        Any field changed (the owner validates).
+    """
+
+    changed = Signal()
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.layer_combo = ImageLayerCombo(viewer)
+        self.layer_combo.setToolTip(HELP["layer"])
+        self.axes_edit = line_edit("", HELP["axes"])
+        self.dims_combo = QComboBox()
+        self.dims_combo.addItems(["2D", "3D"])
+        self.dims_combo.setToolTip(HELP["dims"])
+        self.noise_combo = QComboBox()
+        self.noise_combo.addItems(list(NOISE_PARAMS))
+        self.noise_combo.setToolTip(HELP["noise"])
+        form.addRow("Image", self.layer_combo)
+        form.addRow("Axes", self.axes_edit)
+        form.addRow("Network", self.dims_combo)
+        form.addRow("Noise model", self.noise_combo)
+        self.noise_params = NoiseParamFields(form, self)
+        budget_row = QWidget()
+        bl = QHBoxLayout(budget_row)
+        bl.setContentsMargins(0, 0, 0, 0)
+        self.budget_edit = line_edit(DEFAULT_BUDGET["iterations"], HELP["budget"])
+        self.budget_unit = QComboBox()
+        self.budget_unit.addItems(list(DEFAULT_BUDGET))
+        bl.addWidget(self.budget_edit)
+        bl.addWidget(self.budget_unit)
+        form.addRow("Budget", budget_row)
+
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
+        self.noise_combo.currentTextChanged.connect(self._on_noise_changed)
+        self.budget_unit.currentTextChanged.connect(self._on_unit_changed)
+        self.noise_params.changed.connect(lambda *_: self.changed.emit())
+        for w in (self.axes_edit, self.budget_edit):
+            w.textChanged.connect(lambda *_: self.changed.emit())
+        self.dims_combo.currentTextChanged.connect(lambda *_: self.changed.emit())
+        self.noise_params.show_for(self.noise_combo.currentText())
+        self._on_layer_changed()
+
+    def _on_layer_changed(self, *args) -> None:
+        layer = self.layer_combo.layer()
+        if layer is not None:
+            self.axes_edit.blockSignals(True)
+            self.axes_edit.setText(guessed_axes(layer))
+            self.axes_edit.blockSignals(False)
+        self.changed.emit()
+
+    def _on_noise_changed(self, noise: str) -> None:
+        self.noise_params.show_for(noise)
+        self.changed.emit()
+
+    def _on_unit_changed(self, unit: str) -> None:
+        self.budget_edit.blockSignals(True)
+        self.budget_edit.setText(DEFAULT_BUDGET.get(unit, "300"))
+        self.budget_edit.blockSignals(False)
+        self.changed.emit()
+
+    def values(self) -> dict:
+        """This part's :class:`~napari_ssdn._napari._validation.TrainFields` values."""
+        layer = self.layer_combo.layer()
+        shape = None if layer is None else tuple((layer.data[0] if layer.multiscale else layer.data).shape)
+        noise = self.noise_combo.currentText()
+        axes = self.axes_edit.text()
+        return {"shape": shape, "axes": axes, "noise": noise, "params": self.noise_params.values(noise),
+                "budget": self.budget_edit.text(), "budget_unit": self.budget_unit.currentText(),
+                "dims": self.dims_combo.currentText(), "anisotropy": anisotropy(layer, axes.strip().upper())}
+
+    def field_widgets(self) -> dict[str, QWidget]:
+        """Field key (as in :func:`~napari_ssdn._napari._validation.validate_train`) -> widget."""
+        ws = {"layer": self.layer_combo, "axes": self.axes_edit, "noise": self.noise_combo,
+              "budget": self.budget_edit, "dims": self.dims_combo}
+        ws.update({f"param:{n}": e for n, e in self.noise_params.edits().items()})
+        return ws
+
+
+def anisotropy(layer, axes: str) -> float:
+    """z spacing over x spacing of ``layer`` (1 when unknown)."""
+    if layer is None or "Z" not in axes or "X" not in axes:
+        return 1.0
+    dims = axes.replace("C", "") if layer.rgb else axes
+    try:
+        z, x = float(layer.scale[dims.index("Z")]), float(layer.scale[dims.index("X")])
+    except (IndexError, ValueError):
+        return 1.0
+    return z / x if z > 0 and x > 0 else 1.0

@@ -1,0 +1,230 @@
+"""The widgets as docks in a real napari window: closing, preview plane, saving results,
+loss plot, status lines, device line and size (run under Xvfb: xvfb-run -a pytest)."""
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("qtpy")
+pytest.importorskip("pytestqt")
+
+from _napari_helpers import TIMEOUT, fast_previews, tiny, train, wait  # noqa: E402
+
+from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
+from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
+from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
+from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    session_models().clear()
+    yield
+    session_models().clear()
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import torch
+
+    from napari_ssdn.core import TrainConfig, Trainer
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    noisy, _ = noisy_cells(64)
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=3, width="tiny", patch=16, batch=2, device="cpu"))
+    for _ in trainer.run():
+        pass
+    torch.set_num_threads(n)
+    return trainer.model
+
+
+def _long_run(qtbot, viewer, name="img"):
+    """A Train dock on a 2D image, training a long run that has done a few steps."""
+    noisy, _ = noisy_cells(64)
+    viewer.add_image(noisy, name=name)
+    w = TrainWidget(viewer)
+    dock = viewer.window.add_dock_widget(w, name="Train denoiser", area="right")
+    tiny(w, "100000")
+    assert w.start() is not None, w.status.text()
+    qtbot.waitUntil(lambda: len(w.loss_plot.train) >= 3, timeout=TIMEOUT)
+    return w, dock
+
+
+@pytest.mark.parametrize("how", ["remove dock", "close"])
+def test_closing_the_train_dock_stops_training_and_keeps_the_model(viewer, qtbot, how):
+    """Closing the Train dock mid-run stops training, waits for the worker to end and
+    offers the model trained so far to the Denoise widget."""
+    w, dock = _long_run(qtbot, viewer)
+    run = w.run
+    t0 = time.perf_counter()
+    if how == "remove dock":
+        viewer.window.remove_dock_widget(dock)  # what the dock's close button does
+    else:
+        w.close()
+    assert run.ended.is_set(), "the training thread is still running"
+    assert time.perf_counter() - t0 < 10
+    assert run.stop.is_set() and run.result.stopped and run.result.steps < 100000
+    assert "img (trained)" in session_models()
+    assert session_models().get("img (trained)").model is run.result.model
+    d = DenoiseWidget(viewer)
+    assert d.model_combo.currentText() == "img (trained)" and d.run_button.isEnabled()
+    n = run.result.steps
+    qtbot.wait(300)  # queued updates of the ended run change nothing any more
+    assert run.result.steps == n and w.worker is None
+
+
+def test_preview_shows_and_follows_the_viewer_plane(viewer, qtbot, monkeypatch):
+    """The preview of a stack is drawn on the plane the viewer shows (napari opens on
+    (n - 1) // 2), and the next preview after the slider moves is on the new plane."""
+    fast_previews(monkeypatch)
+    noisy, _ = noisy_cells_stack(n=4, size=32)
+    viewer.add_image(noisy, name="stack", scale=(3.0, 0.5, 0.5))
+    w = TrainWidget(viewer)
+    tiny(w, "100000")
+    w.axes_edit.setText("SYX")
+    assert viewer.dims.current_step[0] == 1  # not n // 2 = 2
+    assert w.start() is not None, w.status.text()
+    qtbot.waitUntil(lambda: "stack_ssdn_preview" in viewer.layers, timeout=TIMEOUT)
+    preview = viewer.layers["stack_ssdn_preview"]
+    assert tuple(preview.translate) == (3.0, 0.0, 0.0)  # plane 1
+    viewer.dims.set_current_step(0, 3)
+    qtbot.waitUntil(lambda: tuple(viewer.layers["stack_ssdn_preview"].translate) == (9.0, 0.0, 0.0), timeout=TIMEOUT)
+    w.stop()
+    wait(qtbot, w)
+    assert viewer.layers["stack_ssdn_preview"].data.shape == (1, 32, 32)
+
+
+def test_save_result_with_voxel_size(viewer, qtbot, tiny_model, tmp_path):
+    """Save result… writes the result layer with our TIFF writer (.tif added to a name
+    without extension): the file's voxel size is the layer's scale."""
+    from napari_ssdn.io import read_image
+
+    session_models().add(SessionModel("tiny", tiny_model))
+    noisy, _ = noisy_cells_stack(n=2, size=32)
+    viewer.add_image(noisy, name="tomo", scale=(2.0, 0.5, 0.25), units="nm", axis_labels=("z", "y", "x"))
+    d = DenoiseWidget(viewer)
+    assert not d.save_button.isEnabled()
+    assert d.run() is not None
+    wait(qtbot, d)
+    assert d.save_button.isEnabled() and "Save result" in d.status.text()
+    out = d.save_result(tmp_path / "tomo_ssdn")
+    assert out == str(tmp_path / "tomo_ssdn.tif")
+    img = read_image(out)
+    layer = viewer.layers["tomo_ssdn"]
+    assert img.axes == "ZYX" and img.unit in ("nm", "nanometer")
+    np.testing.assert_allclose(img.scale(), tuple(layer.scale), rtol=1e-5)
+    np.testing.assert_allclose(img.data, layer.data)
+    out = d.save_result(tmp_path / "tomo_ssdn.mrc")  # MRC by extension, in angstrom
+    assert read_image(out).voxel["X"] == pytest.approx(2.5)
+    viewer.layers.remove("tomo_ssdn")
+    assert not d.save_button.isEnabled()
+
+
+def test_loss_plot_axes_and_caption(qtbot):
+    """One labelled y-axis (the validation loss's scale, 'lower is better'), an x label and
+    a caption; the validation loss is the main curve, the training loss faint behind it."""
+    from napari_ssdn._napari._loss_plot import TRAIN_COLOR, VAL_COLOR, LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(400, 200)
+    for step in range(200):
+        val = (22.0 if step == 0 else -3.8 - 0.2 * step / 200) if step % 20 == 0 else None
+        plot.add(step, -0.30 - 0.05 * step / 200, val)
+    assert plot.y_label == "loss (lower is better)" and plot.x_label == "step"
+    assert "validation" in plot.caption and "training" in plot.caption
+    axis, train = plot.ranges()
+    vals = [v for _, v in plot.val[1:]]
+    assert axis[0] < min(vals) < max(vals) < axis[1] < 0 and train[0] < -0.34 < -0.31 < train[1]
+    img = plot.grab().toImage()
+    rgb = np.array([[img.pixelColor(x, y).getRgb()[:3] for x in range(img.width())] for y in range(img.height())])
+
+    def count(color):
+        return int((np.abs(rgb - np.array(color.getRgb()[:3])) < 30).all(-1).sum())
+
+    assert count(VAL_COLOR) > 2 * count(TRAIN_COLOR) > 0
+    assert sum(TRAIN_COLOR.getRgb()[:3]) > sum(VAL_COLOR.getRgb()[:3]) - 100  # pale, not a strong colour
+
+
+def test_status_lines_do_not_go_stale(viewer, qtbot):
+    """A finished run's step line has no ETA; after Resume step line, curve and model line
+    agree; a new run clears the noise line; a failure message clears when a field changes."""
+    noisy, _ = noisy_cells(48)
+    viewer.add_image(noisy, name="img")
+    w = TrainWidget(viewer)
+    tiny(w, "4")
+    train(qtbot, w)
+    assert "ETA" not in w.progress_label.text() and "step 4" in w.progress_label.text()
+    w.budget_edit.setText("3")
+    assert w.start(resume=True) is not None
+    assert "estimating" in w.noise_label.text() and "Resuming" in w.model_label.text()
+    wait(qtbot, w)
+    assert w.loss_plot.train[-1][0] == 7
+    assert "step 7" in w.progress_label.text() and "after 7 steps" in w.model_label.text()
+    w.noise_label.setText("Noise: sigma = 0.1")
+    assert w.start() is not None
+    assert "sigma = 0.1" not in w.noise_label.text()
+    wait(qtbot, w)
+
+    viewer.add_image(np.random.default_rng(0).random((6, 6)).astype(np.float32), name="small")
+    w.layer_combo.setCurrentText("small")
+    assert w.start() is not None
+    wait(qtbot, w)
+    assert "failed" in w.status.text()
+    w.per_image_check.setChecked(True)
+    assert "failed" not in w.status.text() and w.status.text() == "Ready to train."
+
+
+@pytest.mark.parametrize("widget_class", [TrainWidget, DenoiseWidget])
+def test_device_line_in_widget_terms_with_help_link(viewer, qtbot, widget_class):
+    """The top line shows the device in use, word-wrapped, with a Help link to the docs;
+    an unusable device is explained in the widget's words, not command-line options."""
+    import torch
+
+    from napari_ssdn._napari._header import docs_url
+
+    viewer.add_image(np.zeros((32, 32), np.float32), name="img")
+    w = widget_class(viewer)
+    assert w.header.device_label.wordWrap()
+    assert docs_url() in w.header.help_url and w.header.help_url in w.header.help_label.text()
+    assert w.header.help_label.openExternalLinks()
+    qtbot.waitUntil(lambda: "CPU" in w.header.device_label.text() or "CUDA" in w.header.device_label.text(), timeout=TIMEOUT)
+    if torch.cuda.is_available():
+        return
+    w.device_combo.setCurrentText("cuda")
+    qtbot.waitUntil(lambda: "\u26a0" in w.header.device_label.text(), timeout=TIMEOUT)
+    text = w.header.device_label.text()
+    assert "--" not in text and "Device field" in text, text
+
+
+def test_both_docks_fit_a_small_screen(viewer, qtbot):
+    """Train and Denoise docks each need less than 350 px of height (the form scrolls),
+    so both fit a 1366 x 768 screen, also with Advanced settings open."""
+    viewer.add_image(np.zeros((32, 32), np.float32), name="img")
+    t, d = TrainWidget(viewer), DenoiseWidget(viewer)
+    t.advanced_button.setChecked(True)
+    docks = [viewer.window.add_dock_widget(t, name="Train denoiser", area="right"),
+             viewer.window.add_dock_widget(d, name="Denoise", area="right")]
+    viewer.window._qt_window.resize(1366, 768)
+    for w in (t, d, *docks):
+        assert w.minimumSizeHint().height() < 350, (w, w.minimumSizeHint())
+    assert sum(dock.minimumSizeHint().height() for dock in docks) < 700
