@@ -207,12 +207,14 @@ def test_stop_job_takes_no_further_step():
         while True:
             upd = next(gen)
             if upd.progress is not None:
-                seen.append(upd.progress.step)
+                seen.append((upd.progress.step, upd.progress.done))
                 if len(seen) == 3:
                     stop.set()
     except StopIteration as end:
         result = end.value
-    assert seen == [1, 2, 3]
+    # The stop's closing record validates step 3 again (done); no step 4 is taken.
+    assert [s for s, _ in seen[:3]] == [1, 2, 3] and all(s == 3 for s, _ in seen[3:])
+    assert seen[-1][1]
     assert result.stopped and result.steps == 3
 
 
