@@ -1,5 +1,6 @@
 """The widgets as docks in a real napari window: closing, preview plane, saving results,
-loss plot, status lines, device line and size (run under Xvfb: xvfb-run -a pytest)."""
+loss plot, status lines, device line, size, and the noise model and blind region left to
+the data (run under Xvfb: xvfb-run -a pytest)."""
 
 import time
 
@@ -228,3 +229,69 @@ def test_both_docks_fit_a_small_screen(viewer, qtbot):
     for w in (t, d, *docks):
         assert w.minimumSizeHint().height() < 350, (w, w.minimumSizeHint())
     assert sum(dock.minimumSizeHint().height() for dock in docks) < 700
+
+
+def test_auto_noise_model_and_blind_region_by_default(viewer, qtbot):
+    """The noise model is "auto" by default, without parameter rows (a model's rows come back
+    when it is picked); training with the defaults shows what auto chose and why, and a new
+    run clears that line until its own choices arrive."""
+    noisy, _ = noisy_cells(48)
+    viewer.add_image(noisy, name="img")
+    w = TrainWidget(viewer)
+    assert w.noise_combo.itemText(0) == "auto" and w.noise_combo.currentText() == "auto"
+    assert w.blind_edit.text() == "auto" and "correlation" in w.blind_edit.toolTip()
+    assert not any(row.isVisibleTo(w) for _, row, _, _ in w.param_rows.values())
+    w.noise_combo.setCurrentText("poisson-gaussian")
+    assert w.param_rows["a"][1].isVisibleTo(w) and w.param_rows["b"][1].isVisibleTo(w)
+    assert not w.param_rows["sigma"][1].isVisibleTo(w)
+    w.noise_combo.setCurrentText("auto")
+    assert not any(row.isVisibleTo(w) for _, row, _, _ in w.param_rows.values())
+    assert not w.choices_label.isVisibleTo(w)
+    tiny(w, "3")
+    assert w.start_button.isEnabled(), w.status.text()
+    train(qtbot, w)
+    model, auto = w.last_result.model, w.last_result.info["training"]["auto"]
+    text = w.choices_label.text()
+    assert w.choices_label.isVisibleTo(w) and w.choices_label.wordWrap()
+    assert f"Noise model: {model.config.noise} \u2014 {auto['noise_why']}" in text, text
+    assert "Blind region: " in text and auto["blind_why"] in text, text
+    assert "given" not in text
+    assert w.start() is not None
+    assert w.choices_label.text() == "" and not w.choices_label.isVisibleTo(w)
+    qtbot.waitUntil(lambda: "Noise model" in w.choices_label.text(), timeout=TIMEOUT)
+    w.stop()
+    wait(qtbot, w)
+
+
+def test_bad_blind_region_names_the_field_and_disables_start(viewer, qtbot):
+    """A blind region the core would refuse marks the Blind region field, says why in the
+    status line and disables Start; a valid one enables it again."""
+    viewer.add_image(np.zeros((32, 32), np.float32), name="img")
+    w = TrainWidget(viewer)
+    assert w.start_button.isEnabled()
+    for bad in ("0", "1,2,3", "two"):
+        w.blind_edit.setText(bad)
+        assert not w.start_button.isEnabled(), bad
+        assert "Blind region" in w.status.text() and repr(bad) in w.status.text(), w.status.text()
+        assert "Blind region" in w.blind_edit.toolTip() and "1 to 8" in w.blind_edit.toolTip()
+        assert w.advanced.isVisibleTo(w)  # the field is shown
+        assert w.start() is None
+    w.blind_edit.setText("1,3")
+    assert w.start_button.isEnabled(), w.status.text()
+    w.blind_edit.setText(" auto ")
+    assert w.start_button.isEnabled(), w.status.text()
+
+
+def test_given_blind_region_reaches_the_model(viewer, qtbot):
+    """A blind region typed as KY,KX trains a model with that region; the choices line says so."""
+    noisy, _ = noisy_cells(48)
+    viewer.add_image(noisy, name="img")
+    w = TrainWidget(viewer)
+    tiny(w, "3")
+    w.blind_edit.setText("1,3")
+    train(qtbot, w)
+    model = w.last_result.model
+    assert model.config.region == (1, 3)
+    assert w.last_result.info["training"]["auto"]["blind_region"] == [1, 3]
+    assert "Blind region: 1 x 5 pixels (as set)" in w.choices_label.text(), w.choices_label.text()
+    assert "1 x 5" in model.describe() or "1,3" in model.describe(), model.describe()

@@ -234,6 +234,7 @@ def test_invalid_fields_disable_start(viewer, qtbot):
     assert not w.start_button.isEnabled() and "batch" in w.batch_edit.toolTip()
     w.batch_edit.setText(" Auto ")
     assert w.start_button.isEnabled()
+    w.noise_combo.setCurrentText("gaussian")
     sigma_edit, learn = w.param_rows["sigma"][2], w.param_rows["sigma"][3]
     learn.setChecked(False)
     assert not w.start_button.isEnabled() and "learn" in sigma_edit.toolTip()

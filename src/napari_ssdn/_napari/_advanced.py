@@ -1,5 +1,5 @@
 """The Train widget's collapsible Advanced settings: patch, batch, width, learning rate,
-seed, subsample, per-image noise levels and device."""
+seed, subsample, blind region, per-image noise levels and device."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ._train_help import HELP
 __all__ = ["AdvancedSettings", "ADVANCED_KEYS"]
 
 #: Field keys of the settings in this section (an error in one of them opens it).
-ADVANCED_KEYS = ("patch", "batch", "width", "lr", "seed", "device", "subsample")
+ADVANCED_KEYS = ("patch", "batch", "width", "lr", "seed", "device", "subsample", "blind")
 
 
 class AdvancedSettings(QWidget):
@@ -51,6 +51,7 @@ class AdvancedSettings(QWidget):
         self.lr_edit = line_edit("auto", HELP["lr"])
         self.seed_edit = line_edit("0", HELP["seed"])
         self.subsample_edit = line_edit("1", HELP["subsample"])
+        self.blind_edit = line_edit("auto", HELP["blind"])
         self.per_image_check = QCheckBox("learned levels vary per image")
         self.per_image_check.setToolTip(HELP["per_image"])
         self.device_combo = QComboBox()
@@ -59,14 +60,14 @@ class AdvancedSettings(QWidget):
         self.device_combo.setToolTip(HELP["device"])
         for label, w in (("Patch", self.patch_edit), ("Batch", self.batch_edit), ("Width", self.width_combo),
                          ("Learning rate", self.lr_edit), ("Seed", self.seed_edit), ("Subsample", self.subsample_edit),
-                         ("Device", self.device_combo)):
+                         ("Blind region", self.blind_edit), ("Device", self.device_combo)):
             form.addRow(label, w)
         form.addRow("Noise level", self.per_image_check)
         self.body.setVisible(False)
         root.addWidget(self.body)
 
         self.button.toggled.connect(self._toggle)
-        for w in (self.patch_edit, self.batch_edit, self.lr_edit, self.seed_edit, self.subsample_edit):
+        for w in (self.patch_edit, self.batch_edit, self.lr_edit, self.seed_edit, self.subsample_edit, self.blind_edit):
             w.textChanged.connect(lambda *_: self.changed.emit())
         self.width_combo.currentTextChanged.connect(lambda *_: self.changed.emit())
         self.per_image_check.toggled.connect(lambda *_: self.changed.emit())
@@ -84,9 +85,11 @@ class AdvancedSettings(QWidget):
         """This part's :class:`~napari_ssdn._napari._validation.TrainFields` values."""
         return {"patch": self.patch_edit.text(), "batch": self.batch_edit.text(), "width": self.width_combo.currentText(),
                 "lr": self.lr_edit.text(), "seed": self.seed_edit.text(), "device": self.device_combo.currentText(),
-                "subsample": self.subsample_edit.text(), "per_image": self.per_image_check.isChecked()}
+                "subsample": self.subsample_edit.text(), "blind": self.blind_edit.text(),
+                "per_image": self.per_image_check.isChecked()}
 
     def field_widgets(self) -> dict[str, QWidget]:
         """Field key -> widget, for error marks."""
         return {"patch": self.patch_edit, "batch": self.batch_edit, "width": self.width_combo, "lr": self.lr_edit,
-                "seed": self.seed_edit, "device": self.device_combo, "subsample": self.subsample_edit}
+                "seed": self.seed_edit, "device": self.device_combo, "subsample": self.subsample_edit,
+                "blind": self.blind_edit}

@@ -122,6 +122,10 @@ _WIDGET_TERMS = (
     (re.compile(r"--axes (\w+)"), r"Axes '\1'"),
     (re.compile(r"--noise ([\w-]+)"), r"Noise model '\1'"),
     (re.compile(r"--(sigma|lam|alpha|gain|offset)\b"), r"the \1 field"),
+    (re.compile(r"\bblind=(\([^)]*\)|'[^']*'|\S+)"), r"Blind region \1"),
+    (re.compile(r"leave blind to auto"), "set Blind region to auto"),
+    (re.compile(r"\bnoise='([\w-]+)'"), r"Noise model '\1'"),
+    (re.compile(r"leave noise to auto"), "pick Noise model auto"),
 )
 
 

@@ -53,6 +53,9 @@ class TrainUpdate:
         Name of the device in use (first message only).
     steps_before : int
         Steps done before this run (resumed training).
+    choices : dict or None
+        What the run uses for the noise model and the blind region, and why
+        (:meth:`DataChoices.to_dict <napari_ssdn.core.auto.DataChoices.to_dict>`; first message only).
     """
 
     progress: object = None
@@ -60,6 +63,7 @@ class TrainUpdate:
     preview_plane: dict | None = None
     device: str | None = None
     steps_before: int = 0
+    choices: dict | None = None
 
 
 @dataclass
@@ -132,7 +136,7 @@ def _train(data, request, stop, crop, resume, resume_info):
     trainer = Trainer(data, request.axes, config, resume=resume, resume_info=resume_info)
     if stop.is_set():
         trainer.request_stop()
-    yield TrainUpdate(device=device_name(trainer.device), steps_before=trainer.steps_before)
+    yield TrainUpdate(device=device_name(trainer.device), steps_before=trainer.steps_before, choices=_choices(trainer))
     last_preview = time.perf_counter()
     steps = trainer.run()
     while True:
@@ -156,6 +160,16 @@ def _train(data, request, stop, crop, resume, resume_info):
     info = {"training": trainer.train_state(), "optimizer": trainer.optimizer.state_dict(),
             "noise_params": trainer.model.noise_params_data()}
     return TrainResult(trainer.model, info, stopped=trainer.stop_requested, steps=trainer.step)
+
+
+def _choices(trainer) -> dict:
+    """What the run uses for the noise model and the blind region, and why: the data's
+    choices for a new model, the model's own settings when resuming."""
+    if trainer.choices is not None:
+        return trainer.choices.to_dict()
+    config = trainer.model.config
+    return {"noise": config.noise, "noise_why": "kept from the resumed model", "blind_region": list(config.region),
+            "blind_why": "kept from the resumed model", "correlation": None}
 
 
 def _preview(trainer, crop) -> tuple[np.ndarray, dict | None]:

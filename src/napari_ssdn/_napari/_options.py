@@ -28,4 +28,7 @@ OUTPUT_SUFFIX = {
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
-__all__ = ["NOISE_PARAMS", "PARAM_HELP", "WIDTHS", "OUTPUTS", "OUTPUT_SUFFIX", "DEVICES"]
+#: The noise models offered, "auto" (read from the data, parameters learned) first.
+NOISE_CHOICES = ("auto",) + tuple(NOISE_PARAMS)
+
+__all__ = ["NOISE_CHOICES", "NOISE_PARAMS", "PARAM_HELP", "WIDTHS", "OUTPUTS", "OUTPUT_SUFFIX", "DEVICES"]

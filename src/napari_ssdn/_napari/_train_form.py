@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLineEdit, QWidget
+from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from ._common import ImageLayerCombo, guessed_axes
 from ._noise_fields import NoiseParamFields
-from ._options import NOISE_PARAMS
+from ._options import NOISE_CHOICES
 from ._train_help import HELP
 
-__all__ = ["TrainForm", "line_edit"]
+__all__ = ["TrainForm", "line_edit", "fmt_choices"]
 
 DEFAULT_BUDGET = {"iterations": "300", "minutes": "2"}
 
@@ -44,13 +44,20 @@ class TrainForm(QWidget):
         self.dims_combo.addItems(["2D", "3D"])
         self.dims_combo.setToolTip(HELP["dims"])
         self.noise_combo = QComboBox()
-        self.noise_combo.addItems(list(NOISE_PARAMS))
+        self.noise_combo.addItems(list(NOISE_CHOICES))
+        self.noise_combo.setCurrentText("auto")
         self.noise_combo.setToolTip(HELP["noise"])
         form.addRow("Image", self.layer_combo)
         form.addRow("Axes", self.axes_edit)
         form.addRow("Network", self.dims_combo)
         form.addRow("Noise model", self.noise_combo)
         self.noise_params = NoiseParamFields(form, self)
+        # What a run's auto settings became and why (shown while it runs and after it ends).
+        self.choices_label = QLabel("")
+        self.choices_label.setWordWrap(True)
+        self.choices_label.setToolTip("What the run uses for the noise model and the blind region, and why")
+        self.choices_label.setVisible(False)
+        form.addRow(self.choices_label)
         budget_row = QWidget()
         bl = QHBoxLayout(budget_row)
         bl.setContentsMargins(0, 0, 0, 0)
@@ -83,6 +90,12 @@ class TrainForm(QWidget):
         self.noise_params.show_for(noise)
         self.changed.emit()
 
+    def show_choices(self, choices: dict | None) -> None:
+        """Show a run's noise model and blind region with the reasons (None: clear the line)."""
+        text = fmt_choices(choices) if choices else ""
+        self.choices_label.setText(text)
+        self.choices_label.setVisible(bool(text))
+
     def _on_unit_changed(self, unit: str) -> None:
         self.budget_edit.blockSignals(True)
         self.budget_edit.setText(DEFAULT_BUDGET.get(unit, "300"))
@@ -105,6 +118,25 @@ class TrainForm(QWidget):
               "budget": self.budget_edit, "dims": self.dims_combo}
         ws.update({f"param:{n}": e for n, e in self.noise_params.edits().items()})
         return ws
+
+
+def fmt_choices(choices: dict) -> str:
+    """A run's choices (``DataChoices.to_dict()``) in words, e.g. ``Noise model:
+    poisson-gaussian — noise variance grows with the signal (2.6x from dark to bright).
+    Blind region: 3 x 3 pixels — noise correlated between neighbours (...).``"""
+    region = [int(k) for k in choices.get("blind_region") or ()]
+    if all(k == 1 for k in region):
+        shown = "the pixel alone"
+    else:
+        shown = " x ".join(str(2 * k - 1) for k in region) + " pixels"
+    out = []
+    for what, value, why in (("Noise model", choices.get("noise"), choices.get("noise_why")),
+                             ("Blind region", shown, choices.get("blind_why"))):
+        if why == "given":
+            out.append(f"{what}: {value} (as set).")
+        else:
+            out.append(f"{what}: {value} \u2014 {why}." if why else f"{what}: {value}.")
+    return " ".join(out)
 
 
 def anisotropy(layer, axes: str) -> float:

@@ -9,7 +9,9 @@ __all__ = ["HELP", "param_help"]
 HELP = {
     "layer": "The noisy image layer to train on (the model learns from this data alone).",
     "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (trained as separate 2D samples), e.g. YX, ZYX, TYX, YXC.",
-    "noise": "Noise model of the camera/detector. Gaussian: additive; Poisson: photon counts; Poisson-Gaussian: both; impulse: salt-and-pepper.",
+    "noise": "Noise model of the camera/detector. auto: read from the data when training starts (Poisson-Gaussian where the "
+    "noise variance grows with the signal, else Gaussian), its parameters learned. Gaussian: additive; Poisson: photon "
+    "counts; Poisson-Gaussian: both; impulse: salt-and-pepper.",
     "dims": "2D trains on images (a Z axis becomes a stack of slices); 3D trains a volume network that also uses the slices above and below (needs a Z axis). With patch, batch and width on auto, 3D takes 24-voxel crops, batch 1 and the tiny width, the best per CPU minute.",
     "budget": "How long to train: a number of iterations or of minutes.",
     "patch": "Side of the square training crops in pixels (>= 8), or auto: 64 on a CPU, 128 on a GPU, 24 for 3D.",
@@ -21,6 +23,10 @@ HELP = {
     "subsample": "1: off. 2: train and denoise on the 4 interleaved half-size sub-images, for noise correlated "
     "between neighbouring pixels (resampled or processed camera images), which the network would otherwise "
     "learn to reproduce: the result then barely differs from the input.",
+    "blind": "Pixels the network may not see when it predicts a pixel. auto: measured when training starts from the "
+    "noise's correlation between neighbouring pixels (the pixel alone where the noise is uncorrelated). K: hide "
+    "every pixel closer than K along every axis (2: a 3 x 3 square). KY,KX: one K per axis (volumes KZ,KY,KX). "
+    "1: the pixel alone.",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
     "per_image": "Learn a separate level for each image or slice (exposures or gains that differ across a stack); "
     "each starts from its own classical estimate and is estimated again from the image when denoising.",

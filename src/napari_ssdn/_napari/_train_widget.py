@@ -72,6 +72,7 @@ class TrainWidget(QWidget):
         f, a, p = self.form, self.advanced_settings, self.panel
         self.layer_combo, self.axes_edit, self.dims_combo, self.noise_combo = f.layer_combo, f.axes_edit, f.dims_combo, f.noise_combo
         self.budget_edit, self.budget_unit, self.param_rows = f.budget_edit, f.budget_unit, f.noise_params.rows
+        self.choices_label, self.blind_edit = f.choices_label, a.blind_edit
         self.patch_edit, self.batch_edit, self.width_combo, self.lr_edit = a.patch_edit, a.batch_edit, a.width_combo, a.lr_edit
         self.seed_edit, self.subsample_edit, self.per_image_check = a.seed_edit, a.subsample_edit, a.per_image_check
         self.device_combo, self.advanced_button, self.advanced = a.device_combo, a.button, a.body
@@ -191,6 +192,7 @@ class TrainWidget(QWidget):
         self.destroyed.connect(partial(TrainRun.shutdown, run))
         steps_before = int((resume_info or {}).get("training", {}).get("steps", 0) or 0) if resume else 0
         self.panel.start_run(self.current.name if resume else None, steps_before)
+        self.form.show_choices(None)  # the previous run's; this run's come with its first update
         self._planned = 0
         worker = run.make_worker(data, request, self.preview.source, resume_model, resume_info)
         worker.yielded.connect(self._on_update)
@@ -217,6 +219,8 @@ class TrainWidget(QWidget):
         if upd.device is not None:
             self.header.show_device((True, upd.device))
             self.status.setText(f"Training on {upd.device}.")
+        if upd.choices is not None:
+            self.form.show_choices(upd.choices)
         rec = upd.progress
         if rec is not None:
             self._planned = rec.total

@@ -7,12 +7,13 @@ tooltip and under the form; Start stays disabled while any message remains.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from ..core.data import check_axes
 from ..core.errors import SSDNError
 from ._jobs import TrainRequest
-from ._options import DEVICES, NOISE_PARAMS, WIDTHS
+from ._options import DEVICES, NOISE_CHOICES, NOISE_PARAMS, WIDTHS
 
 __all__ = ["TrainFields", "validate_train"]
 
@@ -26,7 +27,7 @@ class TrainFields:
 
     shape: tuple | None = None
     axes: str = ""
-    noise: str = "gaussian"
+    noise: str = "auto"
     params: dict = field(default_factory=dict)
     budget: str = "300"
     budget_unit: str = "iterations"
@@ -39,6 +40,7 @@ class TrainFields:
     dims: str = "2D"
     anisotropy: float = 1.0
     subsample: str = "1"
+    blind: str = "auto"
     per_image: bool = False
 
 
@@ -66,11 +68,25 @@ def _positive_float(name: str, text: str) -> tuple[float | None, str | None]:
     return v, None
 
 
+def _blind_region(text: str, ndim: int) -> tuple[object, str | None]:
+    """``"auto"`` or one k per spatial axis, by the core's rule; or the error naming the field."""
+    from ..core.settings import TrainConfig  # torch-free
+
+    if _is_auto(text):
+        return "auto", None
+    try:
+        return TrainConfig(blind=str(text).strip(), ndim=ndim).blind_region_given(), None
+    except SSDNError as exc:
+        # "blind='0' is not a blind region: give ..." -> "Blind region '0' is not a blind region: give ..."
+        message = re.sub(r"^blind=.*? is not a blind region", f"Blind region {str(text).strip()!r} is not valid", str(exc))
+        return None, message if message.startswith("Blind region") else f"Blind region {text!r}: {message}"
+
+
 def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]:
     """Check ``f``; return ``(request, {})`` or ``(None, {field: message})``.
 
     Field keys: ``layer``, ``axes``, ``param:<name>``, ``budget``, ``patch``, ``batch``,
-    ``width``, ``lr``, ``seed``, ``device``, ``dims``, ``subsample``.
+    ``width``, ``lr``, ``seed``, ``device``, ``dims``, ``subsample``, ``blind``.
     """
     errors: dict[str, str] = {}
     axes = f.axes.strip().upper()
@@ -85,12 +101,12 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
         errors["dims"] = f"network {f.dims!r} is unknown; pick 2D or 3D"
     elif f.dims == "3D" and "axes" not in errors and "layer" not in errors and "Z" not in axes:
         errors["dims"] = f"a 3D network needs a Z axis but the axes are {axes!r}; set the axes (e.g. ZYX) or pick 2D"
-    if f.noise not in NOISE_PARAMS:
-        errors["noise"] = f"noise model {f.noise!r} is unknown; pick one of {', '.join(NOISE_PARAMS)}"
-        params = {}
+    params = {}
+    if f.noise not in NOISE_CHOICES:
+        errors["noise"] = f"noise model {f.noise!r} is unknown; pick one of {', '.join(NOISE_CHOICES)}"
     else:
-        params = {}
-        for name in NOISE_PARAMS[f.noise]:
+        # auto: no parameter fields; the model is read from the data and its parameters learned.
+        for name in NOISE_PARAMS.get(f.noise, ()):
             learn, text = f.params.get(name, (True, ""))
             if learn:
                 continue
@@ -149,6 +165,9 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
     errors.update({"subsample": err} if err else {})
     # 1 stays unset, so that resuming keeps the factor the model was trained with.
     config["subsample"] = v if v and v > 1 else None
+    blind, err = _blind_region(f.blind, 3 if f.dims == "3D" else 2)
+    errors.update({"blind": err} if err else {})
+    config["blind"] = blind
     dev = f.device.strip().lower()
     if dev not in DEVICES and not (dev.startswith("cuda:") and dev[5:].isdigit()):
         errors["device"] = f"device {f.device!r} is unknown; use {', '.join(DEVICES)} or cuda:N"
