@@ -13,7 +13,8 @@ whole budget of wall-clock seconds per trained method):
 - ``bpae_r``: FMD_dataset/BPAE_R_Channel (R = G = B, read as gray);
 - ``confocal_bpae_3d``: 3D_volume_raw_stack1, its 3 planes as 3 gray images.
 
-Rows: noisy input; our prior mean and posterior mean with the Poisson-Gaussian model
+Rows: noisy input; ``auto``: our prior mean and posterior mean with the defaults (noise
+model and blind region read from the data); our prior mean and posterior mean with the Poisson-Gaussian model
 learned (the camera model, ``--noise poisson-gaussian`` with neither parameter given);
 our posterior mean with the Gaussian model learned; the Poisson-Gaussian model on the 2 x 2
 interleaved sub-images (``--rows pg2``: ``subsample=2``, for noise correlated between
@@ -73,10 +74,10 @@ def gat_bm3d(y: np.ndarray, a: float, b: float) -> np.ndarray:
     return (a * inv - b / a).astype(np.float32)
 
 
-def train(noisy, noise, budget, seed, subsample=None, init="auto"):
+def train(noisy, noise, budget, seed, subsample=None, init="auto", blind="auto"):
     from napari_ssdn.core import Trainer, TrainConfig
 
-    cfg = TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample, init=init)
+    cfg = TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample, init=init, blind=blind)
     trainer = Trainer(noisy, ["YX"] * len(noisy), cfg)
     for _ in trainer.run():
         pass
@@ -88,7 +89,8 @@ def main(argv=None):
     p.add_argument("--data", required=True, help="folder of the FMD sample pairs (2D_images/, 3D_images/, FMD_dataset/; see benchmarks/README.md)")
     p.add_argument("--budget", type=float, default=180, help="training seconds per trained method and data set")
     p.add_argument("--sets", default="confocal_fish,widefield_bpae,bpae_r,confocal_bpae_3d")
-    p.add_argument("--rows", default="pg,gaussian,bm3d,n2v")
+    p.add_argument("--rows", default="auto,pg,gaussian,bm3d,n2v",
+                   help="auto (the defaults), pg, pg1 (Poisson-Gaussian, blind region 1), gaussian, pg2 (subsample 2), bm3d, n2v")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="auto", help="starting weights of our rows: auto (the engine's default), generic, none or a model file")
     p.add_argument("--name", default=None)
@@ -104,18 +106,24 @@ def main(argv=None):
         score = lambda xs: round(float(np.mean([psnr8(x, r) for x, r in zip(xs, ref)])), 3)  # noqa: E731
         res = {"noisy input": score(noisy)}
         info = {"images": len(noisy), "shape": list(noisy[0].shape)}
-        variants = {"pg": ("poisson-gaussian", None), "gaussian": ("gaussian", None), "pg2": ("poisson-gaussian", 2)}
+        variants = {"auto": ("auto", None, "auto"), "pg": ("poisson-gaussian", None, "auto"), "pg1": ("poisson-gaussian", None, 1),
+                    "gaussian": ("gaussian", None, "auto"), "pg2": ("poisson-gaussian", 2, 1)}
         for row in [r for r in variants if r in rows_wanted]:
-            noise, sub = variants[row]
-            trainer = train(noisy, noise, args.budget, args.seed, sub, args.init)
+            noise, sub, blind = variants[row]
+            trainer = train(noisy, noise, args.budget, args.seed, sub, args.init, blind)
             t0 = time.perf_counter()
             out = [denoise(trainer.model, y, "YX", ("prior-mean", "posterior-mean")) for y in noisy]
-            info[row] = {"steps": trainer.step, "learned": trainer.model.noise_params_data(),
+            info[row] = {"steps": trainer.step, "learned": trainer.model.noise_params_data(), "noise": trainer.model.config.noise,
+                         "blind_region": list(trainer.model.config.region), "auto": trainer.choices.to_dict(),
                          "infer_seconds": round(time.perf_counter() - t0, 1)}
-            tag = f", subsample {sub}" if sub else ""
-            if noise == "poisson-gaussian":
+            tag = (f", subsample {sub}" if sub else "") + (f", blind region {blind}" if blind != "auto" and not sub else "")
+            if row == "auto":
+                res["defaults: prior mean"] = score([o["prior-mean"] for o in out])
+                res["defaults: posterior mean"] = score([o["posterior-mean"] for o in out])
+            elif noise == "poisson-gaussian":
                 res[f"prior mean (no Bayes){tag}"] = score([o["prior-mean"] for o in out])
-            res[f"posterior mean, {noise} learned{tag}"] = score([o["posterior-mean"] for o in out])
+            if row != "auto":
+                res[f"posterior mean, {noise} learned{tag}"] = score([o["posterior-mean"] for o in out])
             print(name, row, info[row], res, file=sys.stderr, flush=True)
         if "bm3d" in rows_wanted:
             t0 = time.perf_counter()

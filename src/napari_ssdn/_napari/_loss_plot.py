@@ -53,11 +53,12 @@ class LossPlot(QWidget):
         self.update()
 
     def add(self, step: int, loss: float, val_loss: float | None = None) -> None:
-        """Append one step; non-finite losses are skipped."""
+        """Append one step; non-finite losses are skipped. A step already drawn (a run's
+        closing record scores its last step again) replaces its point."""
         if math.isfinite(loss):
-            self.train.append((step, float(loss)))
+            _put(self.train, step, float(loss))
         if val_loss is not None and math.isfinite(val_loss):
-            self.val.append((step, float(val_loss)))
+            _put(self.val, step, float(val_loss))
         self.update()
 
     def smoothed(self) -> list[tuple[int, float]]:
@@ -146,3 +147,10 @@ def _robust_range(values: list[float]) -> tuple[float, float]:
         lo, hi = lo - 0.5, hi + 0.5
     pad = 0.05 * (hi - lo)
     return lo - pad, hi + pad
+
+
+def _put(points: list, step: int, value: float) -> None:
+    if points and points[-1][0] == step:
+        points[-1] = (step, value)
+    else:
+        points.append((step, value))

@@ -70,6 +70,7 @@ def check_blind_region(region, ndim: int, name: str = "blind", shown=None) -> tu
         ks, ok = (), False
     axes = "y, x" if ndim == 2 else "z, y, x"
     if not ok or (ks and len(ks) not in (1, ndim)) or any(not 1 <= k <= MAX_BLIND for k in ks):
-        raise SSDNError(f"{name}={shown if shown is not None else region!r} is not a blind region: give one whole number from 1 to {MAX_BLIND} for every axis "
+        given = shown if shown is not None else repr(region)
+        raise SSDNError(f"{name}={given} is not a blind region: give one whole number from 1 to {MAX_BLIND} for every axis "
                         f"or one per axis ({axes}), e.g. 2 or {'1,3' if ndim == 2 else '2,1,1'}; 1 hides the centre pixel alone")
     return ks * ndim if len(ks) == 1 else ks

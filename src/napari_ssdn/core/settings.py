@@ -220,8 +220,6 @@ class TrainConfig:
             return False
         if (channels, *WIDTHS["tiny"], 2, subsample) not in GENERIC_STARTS:
             return False
-        if choice == "auto" and any(k > 1 for k in self.blind_region_given() or ()):
-            return False  # the shipped starts were trained, and measured, with the centre pixel alone
         return choice == "generic" or auto_starts(channels, self.noise)
 
     def width_for(self, device: torch.device, start_fits: bool = False) -> str:

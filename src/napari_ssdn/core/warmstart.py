@@ -78,8 +78,7 @@ def warm_start(model, init) -> str | None:
     path, shipped = init, choice in ("generic", "auto")
     if shipped:
         path = generic_start(model.config)
-        if choice == "auto" and (path is None or not auto_starts(model.config.channels, model.config.noise)
-                                 or any(k > 1 for k in model.config.region)):
+        if choice == "auto" and (path is None or not auto_starts(model.config.channels, model.config.noise)):
             return None
         if path is None:
             raise SSDNError(
