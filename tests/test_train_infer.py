@@ -686,7 +686,10 @@ def test_compiled_network_denoises_like_the_plain_network(clean_and_noisy, tmp_p
     kw = dict(device="cpu", mixed_precision=False)
     plain = denoise(model, noisy, "YX", ("posterior-mean", "prior-mean"), **kw)
     fast = denoise(model, noisy, "YX", ("posterior-mean", "prior-mean"), compile_network=True, **kw)
-    assert model.net.unet.compiled  # no fallback to the plain network happened
+    from napari_ssdn.core.infer import compiled
+
+    assert compiled(model).net.unet.compiled  # no fallback to the plain network happened
+    assert not model.net.unet.compiled  # the caller's model is left as it was
     for kind in plain:
         np.testing.assert_allclose(fast[kind], plain[kind], atol=1e-4)
     save_model(model, tmp_path / "m.ssdn")
@@ -709,7 +712,9 @@ def test_compile_failure_falls_back_to_the_plain_network(clean_and_noisy, monkey
     monkeypatch.setattr(torch, "compile", no_compiler)
     with pytest.warns(UserWarning, match="torch.compile failed.*no C\\+\\+ compiler"):
         out = denoise(model, noisy, "YX", device="cpu", tta=False, compile_network=True)
-    assert not model.net.unet.compiled
+    from napari_ssdn.core.infer import compiled
+
+    assert not model.net.unet.compiled and not compiled(model).net.unet.compiled
     np.testing.assert_array_equal(out, plain)
 
 

@@ -192,7 +192,7 @@ def cmd_denoise(args) -> int:
     from .core import denoise_iter, load_model, scale_mismatch
 
     from .core.data import check_axes
-    from .core.infer import noise_override
+    from .core.outputs import noise_override
 
     model, _ = load_model(args.model)
     given = _noise_flags(args)

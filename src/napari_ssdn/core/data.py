@@ -135,8 +135,9 @@ def merge_phases(phases: np.ndarray, factor: int, height: int, width: int) -> np
 class Normalization:
     """Affine map data -> network units, ``(y - offset) / scale``, stored with the model.
 
-    Gaussian noise: robust range to about [0, 1]. Poisson and Poisson-Gaussian: scale
-    only, so that the variance stays proportional to the signal. Impulse: the full data
+    Gaussian noise: robust range to about [0, 1]. Poisson: scale only, so that the
+    variance stays proportional to the signal; Poisson-Gaussian: offset at the dark level
+    where the variance line meets the read noise (0 without a pedestal). Impulse: the full data
     range, because impulses are uniform over it.
     """
 
@@ -145,20 +146,23 @@ class Normalization:
         self.scale = float(scale)
 
     @classmethod
-    def fit(cls, samples: list[np.ndarray], noise: str) -> "Normalization":
+    def fit(cls, samples: list[np.ndarray], noise: str, dark: float = 0.0) -> "Normalization":
+        """Fit to ``samples`` for ``noise``; ``dark`` is the offset of Poisson-Gaussian
+        data (the level where the noise variance line meets the read noise alone, e.g. a
+        camera's pedestal), so that the variance stays a * signal + b with b >= 0."""
         values = np.concatenate([_subsample(s) for s in samples])
         values = values[np.isfinite(values)]
         if values.size == 0:
             raise SSDNError("the input holds no finite values (all NaN or infinite); check the file")
         if noise in ("poisson", "poisson-gaussian"):
-            offset = 0.0
+            offset = float(dark) if noise == "poisson-gaussian" else 0.0
             hi = float(np.percentile(values, 99.9))
             if hi <= 0:
                 raise SSDNError(
                     f"noise={noise!r} needs non-negative counts but the data's 99.9th percentile is {hi:g}; "
                     "subtract the camera baseline or use --noise gaussian"
                 )
-            scale = hi
+            scale = hi - offset
         elif noise == "impulse":
             offset, hi = float(values.min()), float(values.max())
             scale = hi - offset

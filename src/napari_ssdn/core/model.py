@@ -124,7 +124,12 @@ class ModelConfig:
 
 
 def params_to_norm(noise: str, params: dict, offset: float, scale: float) -> dict:
-    """Convert noise parameters from data units to normalised network units."""
+    """Convert noise parameters from data units to normalised network units.
+
+    Poisson-Gaussian ``b`` is the variance at zero signal in data units and at the
+    normalisation's offset in network units: var = a x + b = scale^2 (a' (x - offset) /
+    scale + b'). Where that is not positive (a camera's pedestal above the offset makes
+    the line cross zero), the smallest positive value stands in."""
     out = {}
     for k, v in params.items():
         if k == "sigma":
@@ -134,16 +139,20 @@ def params_to_norm(noise: str, params: dict, offset: float, scale: float) -> dic
         elif k == "a":
             out[k] = v / scale
         elif k == "b":
-            out[k] = v / scale**2
+            out[k] = max((v + params.get("a", 0.0) * offset) / scale**2, 1e-12)
         else:
             out[k] = v
     return out
 
 
 def params_to_data(noise: str, params: dict, offset: float, scale: float) -> dict:
-    """Convert noise parameters from normalised network units to data units."""
+    """Convert noise parameters from normalised network units to data units (the inverse
+    of :func:`params_to_norm`)."""
     inv = {"sigma": scale, "lam": 1.0 / scale, "a": scale, "b": scale**2}
-    return {k: float(v) * inv.get(k, 1.0) for k, v in params.items()}
+    out = {k: float(v) * inv.get(k, 1.0) for k, v in params.items()}
+    if "b" in out and "a" in out:
+        out["b"] -= out["a"] * offset
+    return out
 
 
 class SSDNModel(nn.Module):

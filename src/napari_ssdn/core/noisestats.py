@@ -275,6 +275,19 @@ def variance_growth(samples: list[np.ndarray], lag: int = 1) -> tuple[float, flo
     return float(v_hi / max(v_lo, 1e-3 * v_hi)), a, b
 
 
+def dark_level(samples: list[np.ndarray], lag: int = 1) -> float:
+    """The level where Poisson-Gaussian noise is read noise alone, in data units: where the
+    variance line a * mean + b meets zero, above 0 for a camera with a pedestal, kept
+    between 0 and the data's 1st percentile (a noisy line's crossing can be far off)."""
+    _, a, b = variance_growth(samples, lag)
+    if not a > 0:
+        return 0.0
+    values = np.concatenate([np.asarray(s[: max(1, s.shape[0] // 8)]).reshape(-1)[::7] for s in samples])
+    values = values[np.isfinite(values)]
+    low = float(np.percentile(values, 1)) if values.size else 0.0
+    return float(np.clip(-b / a, 0.0, max(low, 0.0)))
+
+
 def choose_noise_model(samples: list[np.ndarray], lag: int = 1, most: int = 16) -> tuple[str, str]:
     """Poisson-Gaussian where the noise variance grows with the signal (by at least
     :data:`GROWTH` from dark to bright), else Gaussian; and why.

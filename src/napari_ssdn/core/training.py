@@ -157,7 +157,7 @@ class Trainer:
         # Before the noise estimate and the normalisation, which fail obscurely on a sliver of an image.
         check_sizes(raw, arch.multiples, self.subsample, config.patch_for(self.device), arch.enc == WIDTHS["tiny"][0])
         norm = (Normalization(resume.config.offset, resume.config.scale) if resume is not None
-                else Normalization.fit(raw, config.noise))
+                else Normalization.fit(raw, config.noise, self._dark_level(raw)))
         gaps = self._load(raw, norm, targets, axes)
         init_source = (resume_info or {}).get("training", {}).get("init") if resume is not None else None
         if resume is None:
@@ -207,6 +207,21 @@ class Trainer:
         if self.measured is None:
             return self.samples
         return [np.where(m[..., None], s, np.float32(np.nan)) for s, m in zip(self.samples, self.measured)]
+
+    def _dark_level(self, raw: list[np.ndarray]) -> float:
+        """Poisson-Gaussian data with both parameters learned: the offset where the variance
+        line meets zero (a camera's pedestal), 0 otherwise (given parameters keep their
+        meaning in data units either way, but then there is nothing to gain)."""
+        c = self.config
+        if c.noise != "poisson-gaussian" or c.known_noise_params:
+            return 0.0
+        from .noisestats import dark_level
+
+        samples = [split_phases(s, self.subsample, crop=True) for s in raw] if self.subsample > 1 else raw
+        try:
+            return dark_level([s.reshape((-1,) + s.shape[-3:]) for s in samples], lag=max(c.blind_region_given()[-2:]))
+        except (SSDNError, ValueError, np.linalg.LinAlgError):
+            return 0.0
 
     def _model_config(self, channels: int) -> ModelConfig:
         """The new model's architecture and noise model, before the data's normalisation

@@ -1,0 +1,115 @@
+"""Noise statistics read from the data, and the settings chosen from them."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import convolve
+
+from napari_ssdn.core import TrainConfig, Trainer, load_model
+from napari_ssdn.core.estimate import estimate_noise
+from napari_ssdn.core.noisestats import choose_blind_region, choose_noise_model, noise_stats
+
+KERNELS = {"white": np.ones((1, 1)), "box3": np.ones((3, 3)), "line3": np.ones((1, 3)), "tent": np.outer([1, 2, 1], [1, 2, 1])}
+
+
+def _noise(kernel, shape=(512, 512), seed=1):
+    """Unit-variance noise: white noise circularly convolved with ``kernel``."""
+    w = np.random.default_rng(seed).standard_normal(shape)
+    return convolve(w, kernel, mode="wrap") / np.sqrt(np.square(kernel).sum())
+
+
+def _signal(shape=(512, 512)):
+    yy, xx = np.mgrid[: shape[0], : shape[1]] / shape[0]
+    return 0.5 + 0.3 * np.sin(6 * xx) * np.cos(4 * yy)
+
+
+def _true_rho(n, lags=4):
+    return {ax: [float(np.mean(n * np.roll(n, -lag, axis=i)) / np.mean(n * n)) for lag in range(1, lags + 1)] for i, ax in enumerate("YX")}
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_correlation_is_measured_within_005_at_lags_1_to_4(kernel):
+    n = _noise(KERNELS[kernel])
+    stats = noise_stats([(_signal() + 0.1 * n)[None, ..., None].astype(np.float32)])
+    truth = _true_rho(n)
+    for ax in "YX":
+        np.testing.assert_allclose(stats.rho[ax], truth[ax], atol=0.05, err_msg=f"{kernel} along {ax}")
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_classical_level_is_the_per_pixel_std_under_correlated_noise(kernel):
+    """Differencing pixels as far apart as the chosen region sees the whole per-pixel
+    variance (within 10 %), where neighbours' differences see a fraction of it."""
+    y = (_signal() + 0.1 * _noise(KERNELS[kernel]))[None, ..., None].astype(np.float32)
+    region, _ = choose_blind_region(noise_stats([y]))
+    sigma = estimate_noise([y], "gaussian", lag=max(region))["sigma"]
+    assert sigma**2 == pytest.approx(0.01, rel=0.10)
+    if kernel == "box3":
+        assert estimate_noise([y], "gaussian")["sigma"] < 0.05  # what the one-pixel estimate saw
+
+
+@pytest.mark.parametrize("kernel,region", [("white", (1, 1)), ("box3", (3, 3)), ("line3", (1, 3)), ("tent", (3, 3))])
+def test_the_region_is_the_smallest_beyond_which_correlation_is_negligible(kernel, region):
+    y = (_signal() + 0.1 * _noise(KERNELS[kernel]))[None, ..., None].astype(np.float32)
+    assert choose_blind_region(noise_stats([y]))[0] == region
+
+
+def test_volumes_measure_correlation_along_z():
+    w = np.random.default_rng(0).standard_normal((40, 128, 128))
+    n = convolve(w, np.ones((3, 1, 1)), mode="wrap") / np.sqrt(3)
+    stats = noise_stats([(0.5 + 0.1 * n)[None, ..., None]], ndim=3)
+    assert stats.rho["Z"][0] == pytest.approx(2 / 3, abs=0.05) and abs(stats.rho["Y"][0]) < 0.05
+    assert choose_blind_region(stats, ndim=3)[0] == (3, 1, 1)
+
+
+def test_noise_model_follows_how_the_variance_grows_with_the_signal():
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(0)
+    clean = clean_cells(256, seed=1)
+    gaussian = clean + 0.1 * rng.standard_normal(clean.shape)
+    poisson = rng.poisson(clean * 30) / 30.0
+    camera = 100 + 2 * rng.poisson(clean * 200) + 3 * rng.standard_normal(clean.shape)  # pedestal, gain, read noise
+    assert choose_noise_model([gaussian[None, ..., None]])[0] == "gaussian"
+    assert choose_noise_model([poisson[None, ..., None]])[0] == "poisson-gaussian"
+    assert choose_noise_model([camera[None, ..., None]])[0] == "poisson-gaussian"
+    # Two images of different Gaussian levels are not signal-dependent noise.
+    other = clean_cells(256, seed=2) * 0.5 + 0.3 * rng.standard_normal(clean.shape)
+    assert choose_noise_model([gaussian[None, ..., None], other[None, ..., None]])[0] == "gaussian"
+
+
+def test_auto_choices_are_used_stored_and_given_settings_win(tmp_path):
+    """A run on correlated noise takes the measured region and records why; a given
+    noise model or region is kept as given."""
+    y = (_signal((256, 256)) + 0.1 * _noise(KERNELS["box3"], (256, 256)))
+    y = y.astype(np.float32)
+    fast = dict(iterations=2, patch=32, device="cpu")
+    trainer = Trainer(y, "YX", TrainConfig(**fast))
+    assert trainer.model.config.region == (3, 3) and trainer.model.config.noise == "gaussian"
+    assert "correlated" in trainer.choices.blind_why and "does not grow" in trainer.choices.noise_why
+    # The starting level is the per-pixel one (0.1), not the neighbours' difference.
+    assert trainer.model.config.noise_init["sigma"] == pytest.approx(0.1, rel=0.1)
+    for _ in trainer.run():
+        pass
+    trainer.save(tmp_path / "m.ssdn")
+    model, info = load_model(tmp_path / "m.ssdn")
+    assert model.config.region == (3, 3) and info["training"]["auto"]["blind_region"] == [3, 3]
+    given = Trainer(y, "YX", TrainConfig(noise="poisson-gaussian", blind="1,2", **fast))
+    assert given.model.config.region == (1, 2) and given.model.config.noise == "poisson-gaussian"
+    assert given.choices.noise_why == "given" and given.choices.blind_why == "given"
+
+
+def test_a_camera_pedestal_keeps_the_read_noise_at_the_dark_level():
+    """Counts on a pedestal (y = 100 + 2 Poisson + 3 n: variance 2 y - 191) are normalised
+    from the level where the variance line meets zero, so the model's noise variance at the
+    dark level is the read noise (9), not the gain times the pedestal (200)."""
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(clean_cells(192, seed=1) * 200)
+    y = (100 + 2 * counts + 3 * rng.standard_normal(counts.shape)).astype(np.float32)
+    trainer = Trainer(y, "YX", TrainConfig(iterations=1, patch=32, device="cpu"))
+    assert trainer.model.config.noise == "poisson-gaussian"
+    assert 80 < trainer.norm.offset < 100
+    p = trainer.model.config.noise_init  # the classical estimate, data units
+    assert p["a"] == pytest.approx(2, rel=0.2)
+    assert 3 < p["a"] * 100 + p["b"] < 27  # the variance at the dark level: 9
