@@ -56,10 +56,13 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
+BLIND = 1  # the blind region's k on both axes (--blind)
+
+
 def speed_model(width, dev):
     """An untrained model of a preset: speed does not depend on the weights."""
     enc, dec, depth = WIDTHS[width]
-    return SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1})).to(dev)
+    return SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1}, blind_region=(BLIND, BLIND))).to(dev)
 
 
 def bench_train(width, dev, patch, batch, mixed, steps=None):
@@ -209,8 +212,11 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true", help="with --tiles: also time denoise(compile_network=True), first and second call")
     p.add_argument("--views", action="store_true", help="only: denoise() time with the 8-view averaging on and off")
     p.add_argument("--views-shape", default="321x481", help="image shape for --views (BSD68's)")
+    p.add_argument("--blind", type=int, default=1, help="blind region k on both axes (speed of a larger region)")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
+    global BLIND
+    BLIND = args.blind
     dev = resolve_device(args.device)
     mixed = dev.type == "cuda" or bf16_cpu()
     rates = {"fp32": matmul_rate(dev, torch.float32)}
@@ -256,7 +262,7 @@ def main(argv=None):
             r = bench_memory(kind, args.memory_width, ["--compile"] if args.memory_compile else [])
             results[f"memory_{kind}"] = {"width": args.memory_width, "compile": args.memory_compile, **r}
             print(f"denoise {'4096x4096 image' if kind == 'image' else '200x512x512 stack'} ({args.memory_width}): {r}", flush=True)
-    path = record(args.name or f"throughput_{dev.type}", {"patch": args.patch, "batch": args.batch, **results})
+    path = record(args.name or f"throughput_{dev.type}", {"patch": args.patch, "batch": args.batch, "blind": args.blind, **results})
     print(f"recorded {path}")
 
 

@@ -128,17 +128,33 @@ def cmd_cryoem(args):
             "voxel": img.voxel,
             "unit": img.unit,
             "steps": trainer.step,
-            "sigma_start": float(model.config.noise_init["sigma"]),
-            "sigma_learned": rec.noise_params["sigma"],
+            "noise": model.config.noise,
+            "blind_region": list(model.config.region),
+            "auto": trainer.choices.to_dict(),
+            "start": {k: float(v) for k, v in model.config.noise_init.items()},
+            "learned": rec.noise_params,
+            # Classical Gaussian levels of the slices: neighbours' details (what a one-pixel
+            # blind spot assumed) and details of pixels as far apart as the region.
+            "sigma_neighbours": _sigma(vol, 1),
+            "sigma_per_pixel": _sigma(vol, max(model.config.region[-2:])),
             "residual_std": float(resid.std()),
             "data_std": float(vol.std()),
         }
         r = rows[f.name]
-        print(f"{f.name}: {r['steps']} steps, sigma start {r['sigma_start']:.3f} -> learned {r['sigma_learned']:.3f}; "
-              f"data std {r['data_std']:.3f}, residual std {r['residual_std']:.3f}", flush=True)
+        print(f"{f.name}: {r['steps']} steps, {r['noise']}, region {r['blind_region']}, start {r['start']} -> learned {r['learned']}; "
+              f"classical sigma: neighbours {r['sigma_neighbours']:.3f}, per pixel {r['sigma_per_pixel']:.3f}; "
+              f"data std {r['data_std']:.3f}, residual std {r['residual_std']:.3f}; {trainer.choices.blind_why}", flush=True)
         _picture(vol, den, ROOT / "docs" / "images" / f"volume_{f.stem}.png", f.name)
     path = record(args.name or "volume_cryoem", {"budget_s": args.budget, "rows": rows})
     print(f"recorded {path}")
+
+
+def _sigma(vol: np.ndarray, lag: int) -> float:
+    """Classical Gaussian noise level of a volume's slices in data units, differencing
+    pixels ``lag`` apart."""
+    from napari_ssdn.core.estimate import estimate_noise
+
+    return float(estimate_noise([vol[..., None].astype(np.float64)], "gaussian", lag=lag)["sigma"])
 
 
 MEMORY_CHILD = r"""

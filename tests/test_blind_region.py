@@ -112,3 +112,12 @@ def test_bad_regions_name_the_setting_and_the_remedy(region, ndim):
 def test_one_k_means_every_axis_and_old_model_files_mean_the_centre_pixel():
     assert ModelConfig(blind_region=(2,), ndim=3).region == (2, 2, 2)
     assert ModelConfig.from_dict({k: v for k, v in ModelConfig().to_dict().items() if k != "blind_region"}).region == (1, 1)
+
+
+def test_a_region_too_large_for_the_data_is_refused_with_a_smaller_one_suggested():
+    from napari_ssdn.core import TrainConfig, Trainer
+
+    img = np.random.default_rng(0).random((20, 64)).astype(np.float32)
+    with pytest.raises(SSDNError, match=r"blind='6,6' hides 11 pixels across but the smallest image is 20 pixels along Y; "
+                                        r"use a smaller blind region \(e.g. blind='5,6'\)"):
+        Trainer(img, "YX", TrainConfig(blind=6, iterations=1, patch=16, device="cpu"))

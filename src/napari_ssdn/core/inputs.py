@@ -45,8 +45,10 @@ def prepare_images(arrays, axes, ndim: int = 2) -> list[np.ndarray]:
     return out
 
 
-def check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: int, patch: int, tiny: bool) -> None:
-    """Refuse data or a patch smaller than the network's smallest input, naming what to change.
+def check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: int, patch: int, tiny: bool,
+                region: tuple[int, ...] = ()) -> None:
+    """Refuse data or a patch smaller than the network's smallest input, or a blind region
+    that would hide much of the data, naming what to change.
 
     ``samples`` are ``(S, *spatial, C)`` before the split into ``subsample``^2 sub-images,
     which divides the two image axes."""
@@ -65,3 +67,10 @@ def check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: in
         if split > 1:
             remedy += f", or a smaller subsample than {subsample}"
         raise SSDNError(f"the smallest image is {across} along {'ZYX'[a - len(mults)]} but this network needs at least {mult}; {remedy}")
+    sides = [min(s.shape[1 + a] for s in samples) // (subsample if a >= len(region) - 2 else 1) for a in range(len(region))]
+    for a, (k, smallest) in enumerate(zip(region, sides)):
+        if smallest < 4 * k:
+            fits = ",".join(str(max(1, min(kk, n // 4))) for kk, n in zip(region, sides))
+            raise SSDNError(f"blind='{','.join(map(str, region))}' hides {2 * k - 1} pixels across but the smallest image is "
+                            f"{smallest} pixels along {'ZYX'[a - len(region)]}; use a smaller blind region (e.g. blind='{fits}') "
+                            "or larger images")

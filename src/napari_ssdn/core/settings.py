@@ -27,6 +27,12 @@ class Tuning:
     noise_freeze : float
         Fraction of the budget during which learned noise parameters keep their classical
         estimate: an untrained prior would explain its own errors as noise.
+    frozen_noise : tuple of str
+        Noise models whose learned parameters keep their classical estimate for the whole
+        run. Poisson-Gaussian: on the FMD confocal image (one 512 x 512 image, many passes
+        over it) the learned gain drifted from 0.094 to 0.018 in 1,100 steps (true about
+        0.08) and the posterior fell to 25.1 dB against the prior's 32.1; kept at the
+        estimate, both were 32.0.
     prior_std_start : float
         Starting prior std, as a fraction of the noise std, at every pixel. Sigma_x = a^2
         has a saddle at a = 0: where a random start puts a near zero the prior variance
@@ -43,6 +49,7 @@ class Tuning:
 
     noise_lr_factor: float = 10.0
     noise_freeze: float = 0.5
+    frozen_noise: tuple = ("poisson-gaussian",)
     prior_std_start: float = 0.15
     nll_beta: float = 0.5
     val_pixels: int = 2**18

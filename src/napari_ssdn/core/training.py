@@ -155,7 +155,8 @@ class Trainer:
         self.config = config
         arch = (resume.config if resume is not None else self._model_config(raw[0].shape[-1])).arch
         # Before the noise estimate and the normalisation, which fail obscurely on a sliver of an image.
-        check_sizes(raw, arch.multiples, self.subsample, config.patch_for(self.device), arch.enc == WIDTHS["tiny"][0])
+        check_sizes(raw, arch.multiples, self.subsample, config.patch_for(self.device), arch.enc == WIDTHS["tiny"][0],
+                    arch.region if arch.blind else ())
         norm = (Normalization(resume.config.offset, resume.config.scale) if resume is not None
                 else Normalization.fit(raw, config.noise, self._dark_level(raw)))
         gaps = self._load(raw, norm, targets, axes)
@@ -437,7 +438,8 @@ class Trainer:
         factor = _lr_factor(f + 0.5 / max(self._planned(self.step, elapsed), 1), self.plan.warmup, self.plan.rampdown)
         for g, base in zip(self.optimizer.param_groups, base_lrs):
             g["lr"] = base * factor
-        if f < self.tuning.noise_freeze and not self.resumed:
+        frozen = self.model.config.noise in self.tuning.frozen_noise
+        if frozen or (f < self.tuning.noise_freeze and not self.resumed):
             for g in self.optimizer.param_groups[1:]:
                 g["lr"] = 0.0
         crops = self.sampler.sample(self.plan.batch, *([self.targets] if self.targets is not None else []))
