@@ -106,7 +106,7 @@ class NoisePlot(QWidget):
             v = min(max(v, y0), y1)
             return QPointF(rect.left() + (x - x0) / (x1 - x0) * rect.width(), rect.bottom() - (v - y0) / (y1 - y0) * rect.height())
 
-        _frame(p, rect, fg, "noise variance vs mean", (f"{x0:.3g}", "mean", f"{x1:.3g}"), (f"{y0:.3g}", f"{y1:.3g}"), 46)
+        _frame(p, rect, fg, "variance vs mean", (f"{x0:.3g}", "mean", f"{x1:.3g}"), (f"{y0:.3g}", f"{y1:.3g}"), 46)
         line = self.model_line()
         if line:
             p.setPen(QPen(MODEL_COLOR, 2))
@@ -128,7 +128,7 @@ class NoisePlot(QWidget):
             r = min(max(r, y0), y1)
             return QPointF(rect.left() + (lag - 0.5) / lags * rect.width(), rect.bottom() - (r - y0) / (y1 - y0) * rect.height())
 
-        _frame(p, rect, fg, "correlation vs lag", ("1", "lag", str(lags)), (f"{y0:g}", f"{y1:g}"), 30)
+        _frame(p, rect, fg, "correlation", ("1", "lag", str(lags)), (f"{y0:g}", f"{y1:g}"), 30)
         if not rho:
             p.setPen(QPen(fg, 1))
             p.drawText(rect, _CENTER_WRAP, "too little data")
