@@ -85,7 +85,7 @@ def test_auto_choices_are_used_stored_and_given_settings_win(tmp_path):
     fast = dict(iterations=2, patch=32, device="cpu")
     trainer = Trainer(y, "YX", TrainConfig(**fast))
     assert trainer.model.config.region == (3, 3) and trainer.model.config.noise == "gaussian"
-    assert "correlated" in trainer.choices.blind_why and "does not grow" in trainer.choices.noise_why
+    assert "correlated" in trainer.choices.blind_why and "does not clearly grow" in trainer.choices.noise_why
     # The starting level is the per-pixel one (0.1), not the neighbours' difference.
     assert trainer.model.config.noise_init["sigma"] == pytest.approx(0.1, rel=0.1)
     for _ in trainer.run():

@@ -168,7 +168,7 @@ def cmd_train(args) -> int:
 
 # --- denoise --------------------------------------------------------------------------------
 def cmd_denoise(args) -> int:
-    from .io import default_output_name, open_output, read_image
+    from .io import default_output_name
 
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
@@ -189,9 +189,7 @@ def cmd_denoise(args) -> int:
 
         if write_check not in MRC_SUFFIXES + TIFF_SUFFIXES:
             raise SSDNError(f"output {str(t)!r} must end in .tif/.tiff or an MRC extension (.mrc, ...); outputs are float32")
-    from .core import denoise_iter, load_model, scale_mismatch
-
-    from .core.data import check_axes
+    from .core import load_model
     from .core.outputs import noise_override
 
     model, _ = load_model(args.model)
@@ -199,33 +197,17 @@ def cmd_denoise(args) -> int:
     noise_override(model, given)  # a bad flag fails before any output file is opened
     if args.compile and model.config.ndim == 3:
         raise SSDNError(f"--compile is for 2D models but {args.model} is a 3D (volume) model; denoise without --compile")
+    from .batch import denoise_file
+
     for path, target in zip(inputs, targets):
-        img = read_image(path, mmap=True)
-        try:  # before any output is opened: a wrong --axes must not reach the file writer
-            axes = check_axes(args.axes or img.axes, img.data.shape, "axes" if args.axes else "the file's axes")
-        except SSDNError as exc:
-            raise SSDNError(f"{str(path)!r}: {exc}") from None
-        if target.suffix.lower() in MRC_SUFFIXES and ("C" in axes or img.data.ndim > 3):
-            raise SSDNError(f"{str(path)!r} has axes {axes!r} that MRC cannot hold; write a .tif output instead")
-        if model.config.ndim == 3 and "Z" not in axes.upper():
-            # Only data with a third axis can be read as a volume by naming its axes.
-            remedy = "if its first axis is Z, say so with --axes (e.g. ZYX), or use a 2D model" if img.data.ndim >= 3 else "use a 2D model"
-            raise SSDNError(f"{args.model} is a 3D (volume) model but {str(path)!r} has axes {axes!r}; {remedy}")
-        mismatch = scale_mismatch(model, img.data, axes)
-        if mismatch:
-            print(f"ssdn: warning: {str(path)!r}: {mismatch}", file=sys.stderr)
-        # The result goes straight into a memory-mapped output file, tile by tile: a volume
-        # larger than memory is denoised without holding input or output in RAM.
-        with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin,
-                         label=f"napari-ssdn {args.output_kind}", start=img.start) as result:
-            gen = denoise_iter(model, img.data, axes, args.output_kind, tile=args.tile, device=args.device, out=result, noise_params=given, tta=args.tta,
-                              compile_network=args.compile, mixed_precision=False if args.float32 else None)
-            bar = Progress(args.quiet, f"denoise {path.name}")
-            try:
-                for p in gen:
-                    bar.update(p.done, p.total, p.eta, final=p.done == p.total)
-            except SSDNError as exc:  # name the file: several inputs may be denoised in one call
-                raise SSDNError(f"{str(path)!r}: {exc}") from None
+        bar = Progress(args.quiet, f"denoise {path.name}")
+        for p in denoise_file(model, path, target, args.output_kind, axes=args.axes, model_name=args.model, tile=args.tile,
+                              device=args.device, noise_params=given, tta=args.tta, compile_network=args.compile,
+                              mixed_precision=False if args.float32 else None):
+            if isinstance(p, str):  # the data's values are far from the model's training data
+                print(f"ssdn: warning: {p}", file=sys.stderr)
+            else:
+                bar.update(p.done, p.total, p.eta, final=p.done == p.total)
         if not args.quiet:
             print(f"wrote {target}", file=sys.stderr)
     return 0

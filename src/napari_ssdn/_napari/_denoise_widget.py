@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
 
 from ..core.data import check_axes
 from ..core.errors import SSDNError
+from ._batch_panel import BatchPanel
 from ._common import (
     ImageLayerCombo,
     advance_progress,
@@ -99,6 +100,11 @@ class DenoiseWidget(QWidget):
         form.addRow("Model", model_row)
         form.addRow("Output", self.output_combo)
         form.addRow("Device", self.device_combo)
+        # Several layers or a folder of files, with the model, output and device above.
+        self.batch = BatchPanel(self.viewer, self._batch_settings, self._batch_axes)
+        self.layer_list, self.folder_button, self.cancel_button = self.batch.layer_list, self.batch.folder_button, self.batch.cancel_button
+        self.batch.running.connect(self._validate)
+        form.addRow(self.batch)
         root = QVBoxLayout(self)
         root.addWidget(self.header)
         root.addWidget(scrollable(body), 1)
@@ -216,7 +222,7 @@ class DenoiseWidget(QWidget):
         elif self.worker is None:
             self.status.setText(f"Ready: output goes to layer {output_layer_name(layer.name, output)!r}.")
             self.status.setStyleSheet("")
-        self.run_button.setEnabled(not errors and self.worker is None)
+        self.run_button.setEnabled(not errors and self.worker is None and self.batch.worker is None)
         return not errors
 
     def run(self):
@@ -231,6 +237,9 @@ class DenoiseWidget(QWidget):
 
         if self.worker is not None:
             return self.worker
+        if self.batch.worker is not None:
+            show_error("napari-ssdn: a batch run is denoising; wait for it or Cancel it")
+            return None
         if not self._validate():
             show_error("napari-ssdn: " + next(iter(self._errors.values())))
             return None
@@ -292,6 +301,34 @@ class DenoiseWidget(QWidget):
         if self._validate() and self._done:
             self.status.setText(self._done)
         self._done = ""
+
+    # -- batch runs ---------------------------------------------------------------------------
+    def _batch_settings(self):
+        """``(entry, output, device)`` for a batch run; SSDNError says what to fix."""
+        self._validate()
+        entry = self.selected_model()
+        if entry is None:
+            raise SSDNError("no model: train one with the Train widget or load a .ssdn file (Load…)")
+        if self.worker is not None:
+            raise SSDNError("the Denoise button's run is still going; wait for it to end")
+        for key in ("output", "device"):
+            if key in self._errors:
+                raise SSDNError(self._errors[key])
+        return entry, self.output_combo.currentText(), self.device_combo.currentText().strip().lower()
+
+    def _batch_axes(self, layer) -> str:
+        """The Axes field for the layer it describes, the guessed axes for the others."""
+        if layer is self.layer_combo.layer() and "axes" not in self._errors:
+            return self.axes_edit.text().strip().upper()
+        return guessed_axes(layer)
+
+    def denoise_layers(self, names=None):
+        """Denoise several layers (default: those selected in the list); returns the worker."""
+        return self.batch.run_layers(names)
+
+    def denoise_folder(self, input_dir, output_dir):
+        """Denoise the TIFF and MRC files of ``input_dir`` into ``output_dir``; returns the worker."""
+        return self.batch.run_folder(input_dir, output_dir)
 
     # -- saving the result ----------------------------------------------------------------
     def _update_save(self, *args) -> None:

@@ -21,6 +21,7 @@ from ._header import WidgetHeader, scrollable
 from ._jobs import TrainResult, TrainUpdate
 from ._model_files import ModelFiles
 from ._model_registry import SessionModel, session_models
+from ._noise_panel import NoisePanel, form_source
 from ._preview import PreviewLayer, preview_crop  # noqa: F401 - preview_crop: public here before
 from ._progress_panel import ProgressPanel, fmt_time
 from ._train_form import TrainForm
@@ -90,6 +91,10 @@ class TrainWidget(QWidget):
         self.resume_button.setToolTip("Continue training the current model on the selected layer")
         self.files = ModelFiles(self.registry, lambda: self.current, self.panel.show_model)
         self.save_button, self.load_button = self.files.save_button, self.files.load_button
+        # The measured noise with the current model's noise model drawn over it.
+        self.noise_panel = NoisePanel(form_source(self.form))
+        self.noise_plot, self.measure_button = self.noise_panel.plot, self.noise_panel.measure_button
+        self._run_noise: str | None = None  # the running model's noise model (from its first update)
 
         body = QWidget()
         lay = QVBoxLayout(body)
@@ -97,6 +102,7 @@ class TrainWidget(QWidget):
         lay.addWidget(self.advanced_settings)
         lay.addWidget(self.files)
         lay.addWidget(self.panel)
+        lay.addWidget(self.noise_panel)
         lay.addStretch(1)
         root = QVBoxLayout(self)
         root.addWidget(self.header)
@@ -193,6 +199,9 @@ class TrainWidget(QWidget):
         steps_before = int((resume_info or {}).get("training", {}).get("steps", 0) or 0) if resume else 0
         self.panel.start_run(self.current.name if resume else None, steps_before)
         self.form.show_choices(None)  # the previous run's; this run's come with its first update
+        self._run_noise = resume_model.config.noise if resume_model is not None else None
+        if resume_model is None:
+            self.noise_panel.set_model(None, None)  # the new model's line comes with its first steps
         self._planned = 0
         worker = run.make_worker(data, request, self.preview.source, resume_model, resume_info)
         worker.yielded.connect(self._on_update)
@@ -221,10 +230,13 @@ class TrainWidget(QWidget):
             self.status.setText(f"Training on {upd.device}.")
         if upd.choices is not None:
             self.form.show_choices(upd.choices)
+            self._run_noise = upd.choices.get("noise")
         rec = upd.progress
         if rec is not None:
             self._planned = rec.total
             self.panel.on_progress(rec, upd.steps_before)
+            if self._run_noise and rec.noise_params:
+                self.noise_panel.set_model(self._run_noise, rec.noise_params)
         if upd.preview is not None and self.preview is not None:
             origin = self.preview.source.get().origin
             self.preview.show(upd.preview, upd.preview_plane, origin if upd.preview_plane is not None else None)
@@ -235,6 +247,7 @@ class TrainWidget(QWidget):
         self.last_result = result
         self.current = self.run.keep()
         self.panel.on_result(self.current.name, result)
+        self._show_model_noise()
         done, planned = result.steps, self._planned
         if result.stopped and planned and done < EARLY_STOP * planned:
             # The learning rate never ramped down: such weights denoise visibly worse.
@@ -303,4 +316,11 @@ class TrainWidget(QWidget):
     def _on_loaded(self, entry: SessionModel) -> None:
         self.current = entry
         self._update_buttons()
+        self._show_model_noise()
+
+    def _show_model_noise(self) -> None:
+        """Draw the current model's noise model (data units) over the measured noise."""
+        model = self.current.model if self.current is not None else None
+        if model is not None:
+            self.noise_panel.set_model(model.config.noise, model.noise_params_data())
 

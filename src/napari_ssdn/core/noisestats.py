@@ -19,7 +19,8 @@ import numpy as np
 
 from .errors import SSDNError
 
-__all__ = ["NoiseStats", "noise_stats", "choose_blind_region", "variance_growth", "choose_noise_model"]
+__all__ = ["NoiseStats", "noise_stats", "choose_blind_region", "variance_growth", "choose_noise_model", "noise_curve",
+           "model_variance", "measure_noise"]
 
 #: Lags reported (the blind region can hide up to MAX_LAG pixels each side).
 MAX_LAG = 4
