@@ -8,7 +8,7 @@ import numpy as np
 
 from .data import split_phases
 from .errors import SSDNError
-from .noisestats import choose_blind_region, choose_noise_model, noise_stats
+from .noisestats import choose_blind_region, choose_noise_model, level_lag, noise_stats
 
 __all__ = ["DataChoices", "choose_settings"]
 
@@ -26,6 +26,9 @@ class DataChoices:
     blind_why : str
     correlation : dict or None
         The measured noise statistics (:meth:`NoiseStats.to_dict`), where measured.
+    noise_lag : int
+        Distance of the pixels the classical noise level differences (see
+        :func:`~.noisestats.level_lag`).
     """
 
     noise: str
@@ -33,10 +36,11 @@ class DataChoices:
     blind_region: tuple
     blind_why: str
     correlation: dict | None = field(default=None)
+    noise_lag: int = 1
 
     def to_dict(self) -> dict:
         return {"noise": self.noise, "noise_why": self.noise_why, "blind_region": list(self.blind_region),
-                "blind_why": self.blind_why, "correlation": self.correlation}
+                "blind_why": self.blind_why, "correlation": self.correlation, "noise_lag": self.noise_lag}
 
 
 def _slices(samples: list[np.ndarray]) -> list[np.ndarray]:
@@ -65,7 +69,7 @@ def choose_settings(config, raw: list[np.ndarray], subsample: int = 1) -> DataCh
     samples = [split_phases(s, subsample, crop=True) for s in raw] if subsample > 1 else raw
     noise, region = config.noise_model_given, config.blind_region_given()
     noise_why = blind_why = "given"
-    stats = None
+    stats, measured = None, None
     if region is None:
         if config.mode == "supervised":
             region, blind_why = (1,) * ndim, "no blind spot in supervised mode"
@@ -77,9 +81,16 @@ def choose_settings(config, raw: list[np.ndarray], subsample: int = 1) -> DataCh
             else:
                 stats = measured.to_dict()
                 region, blind_why = choose_blind_region(measured, ndim)
+    if measured is None and max(region[-2:]) > 1:
+        try:  # a given region: the level's lag still comes from the correlation
+            measured = noise_stats(samples, ndim)
+        except SSDNError:
+            pass
+    lag = level_lag(measured, region)
     if noise is None:
         try:
-            noise, noise_why = choose_noise_model(_slices(samples), lag=max(region[-2:]))
+            noise, noise_why = choose_noise_model(_slices(samples), lag=lag)
         except SSDNError:
             noise, noise_why = "gaussian", "too little data to tell whether the noise grows with the signal"
-    return DataChoices(noise=noise, noise_why=noise_why, blind_region=tuple(region), blind_why=blind_why, correlation=stats)
+    return DataChoices(noise=noise, noise_why=noise_why, blind_region=tuple(region), blind_why=blind_why,
+                       correlation=stats, noise_lag=lag)

@@ -56,6 +56,9 @@ class ModelConfig:
     subsample : int
         Pixel-shuffle factor f: the network works on the f x f interleaved sub-images
         (:func:`~napari_ssdn.core.data.split_phases`), for spatially correlated noise.
+    noise_lag : int
+        Distance of the pixels whose differences give the classical noise estimates (0:
+        the blind region's largest in-plane k).
     blind_region : tuple of int
         Blind-spot models: the final shift k per spatial axis (y, x; volumes z, y, x).
         The network never sees the offsets with ``|d| < k`` on every axis, so noise
@@ -78,6 +81,7 @@ class ModelConfig:
     flat: int = 0
     subsample: int = 1
     blind_region: tuple = ()
+    noise_lag: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "blind_region", check_blind_region(self.blind_region, self.ndim))
@@ -115,6 +119,11 @@ class ModelConfig:
         d["learned"] = tuple(d.get("learned", ()))
         d["blind_region"] = tuple(d.get("blind_region", ()))
         return cls(**d)
+
+    @property
+    def level_lag(self) -> int:
+        """Distance of the pixels whose differences give the classical noise estimates."""
+        return self.noise_lag or max(self.region[-2:])
 
     @property
     def region(self) -> tuple[int, ...]:
@@ -210,7 +219,7 @@ class SSDNModel(nn.Module):
         for im in images:
             flat = im.reshape((-1,) + im.shape[-3:])  # volumes: their slices as 2D samples
             try:
-                est = estimate_noise([np.where(np.isfinite(flat), flat, np.nan)], self.config.noise, lag=max(self.config.region[-2:]))
+                est = estimate_noise([np.where(np.isfinite(flat), flat, np.nan)], self.config.noise, lag=self.config.level_lag)
             except SSDNError:
                 rows.append([0.0] * len(self.learned))
                 continue

@@ -26,10 +26,11 @@ __all__ = ["NoiseStats", "noise_stats", "choose_blind_region", "variance_growth"
 MAX_LAG = 4
 #: Lags assumed beyond the noise's correlation, where the variogram is s2 plus signal.
 FAR_LAGS = (5, 6, 7, 8)
-#: A lag's correlation counts when it is above this (by two standard errors): on the FMD
-#: widefield sample a correlation of 0.15 at lag 2, left visible, kept the prior mean at
-#: 23.0 dB where hiding it gave 28.9.
-NEGLIGIBLE = 0.1
+#: A lag's correlation counts when it is above this (by two standard errors). Texture left
+#: in the flattest blocks of natural images reads 0.05-0.12 at lag 1 under white noise; on
+#: the FMD widefield sample a correlation of 0.2 at lag 2, left visible, kept the prior
+#: mean at 23.0 dB where hiding it gave 28.9.
+NEGLIGIBLE = 0.15
 #: Poisson-Gaussian is chosen when the noise variance at the bright end (90th percentile
 #: of the local mean) is clearly (a lower bound over resampled blocks) at least this many
 #: times that at the dark end (10th percentile). Leaning to Poisson-Gaussian: it holds
@@ -43,10 +44,13 @@ BLOCK = 8
 BOOTSTRAP = 32
 #: Fewest flat blocks (8 x 8) worth a measurement: about four 64 x 64 images.
 MIN_BLOCKS = 48
+#: Fewest blocks per fifth of brightness for a variogram of its own (else one for all).
+BIN_BLOCKS = 60
 #: In each fifth of brightness, the share of blocks judged flattest that are kept.
 FLAT_SHARE = 0.25
-#: Of those, blocks above this quantile of their far-lag variogram hold an edge: left out.
-TRIM = 0.75
+#: Of those, blocks above this quantile of their far-lag variogram (in their fifth of
+#: brightness) hold an edge: left out.
+TRIM = 0.9
 
 
 @dataclass(frozen=True)
@@ -126,13 +130,22 @@ def _volume_variogram(v: np.ndarray, size: tuple[int, ...], lags: list[int]):
     return means, grams
 
 
+def _smooth(means: np.ndarray) -> np.ndarray:
+    """Mean over each block and its neighbours (NaN ignored): under noise correlated over a
+    few pixels, single block means carry enough noise that selecting on them selects on it."""
+    from .data import _nan_box_mean
+
+    return _nan_box_mean(means)
+
+
 def _flattest(means: np.ndarray) -> np.ndarray:
     """Blocks whose neighbours have about the same mean: in each fifth of brightness, the
-    quarter with the least difference between neighbouring block means (signal, not noise,
-    makes that difference large; block means carry little noise)."""
+    quarter with the least difference between neighbouring block means, each averaged with
+    its own neighbours (signal, not noise, makes that difference large)."""
     act = np.zeros_like(means)
+    coarse = _smooth(means)
     for ax in range(means.ndim):
-        p = np.pad(means, [(1, 1) if a == ax else (0, 0) for a in range(means.ndim)], mode="edge")
+        p = np.pad(coarse, [(1, 1) if a == ax else (0, 0) for a in range(means.ndim)], mode="edge")
         hi = [slice(None)] * means.ndim
         lo = [slice(None)] * means.ndim
         hi[ax], lo[ax] = slice(2, None), slice(None, -2)
@@ -189,34 +202,59 @@ def noise_stats(samples: list[np.ndarray], ndim: int = 2, limit: int = 4_000_000
     """
     lags = list(range(1, MAX_LAG + 1)) + list(FAR_LAGS)
     axes = "YX" if ndim == 2 else "ZYX"
-    grams = []
+    grams, levels = [], []
     for v in _pieces(samples, limit):
         if min(v.shape) < 2 or v.shape[-1] < 2 * BLOCK or v.shape[-2] < 2 * BLOCK:
             continue  # too small for blocks and their neighbours
         m, g = _volume_variogram(v, tuple(min(BLOCK, n) for n in v.shape), lags)
         # Flatness is judged within each image, among its neighbouring blocks.
-        grams.append(g.reshape(ndim, len(lags), -1)[..., _flattest(m)])
+        flat = _flattest(m)
+        grams.append(g.reshape(ndim, len(lags), -1)[..., flat])
+        levels.append(m.reshape(-1)[flat])
     g = np.concatenate(grams, axis=-1) if grams else np.zeros((ndim, len(lags), 0))
-    # Leave out blocks with an edge the flatness test missed: the top quarter at the far lags.
+    # Leave out blocks with an edge the flatness test missed: in each fifth of brightness,
+    # the tenth with the largest far-lag variogram.
     far = np.nanmean(g[:, MAX_LAG:], axis=(0, 1))
     ok = np.isfinite(far)
     if ok.sum() < MIN_BLOCKS:
         raise SSDNError("too few measured pixels (flat blocks of 8 without NaN) to measure the noise; give its parameters or more data")
-    g = g[..., ok & (far <= np.quantile(far[ok], TRIM))]
-    rho, s2 = _correlation(g, ndim)
+    m = np.concatenate(levels) if levels else np.zeros(0)
+    keep = ok.copy()
+    edges = np.quantile(m[ok], np.linspace(0, 1, 6)) if ok.any() else np.zeros(6)
+    bins = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, 4)
+    for i in range(5):  # within each fifth of brightness: the noise level may differ between them
+        sel = ok & (bins == i)
+        if sel.any():
+            keep[sel] = far[sel] <= np.quantile(far[sel], TRIM)
+    g, bins = g[..., keep], bins[keep]
+    if g.shape[-1] < 5 * BIN_BLOCKS:  # too few blocks for a variogram per fifth of brightness
+        bins = np.zeros_like(bins)
+    rho, s2 = _correlation(g, ndim, bins)
     if not s2:
         raise SSDNError("the data are too small to measure the noise's correlation (fewer than 9 pixels along every axis)")
     # Standard errors by resampling the blocks (fixed seed: the same data, the same answer).
     rng = np.random.default_rng(0)
-    boots = [_correlation(g[..., rng.integers(0, g.shape[-1], g.shape[-1])], ndim)[0] for _ in range(BOOTSTRAP)]
+    boots = [_correlation(g[..., i], ndim, bins[i])[0] for i in (rng.integers(0, g.shape[-1], g.shape[-1]) for _ in range(BOOTSTRAP))]
     se = {a: tuple(float(v) for v in np.std([b[a] for b in boots if a in b], axis=0)) for a in rho}
     return NoiseStats(axes="".join(axes[a] for a in sorted(rho)), rho={axes[a]: rho[a] for a in sorted(rho)},
                       rho_se={axes[a]: se[a] for a in sorted(rho)}, variance=float(np.median(s2)), blocks=int(g.shape[-1]))
 
 
-def _correlation(g: np.ndarray, ndim: int) -> tuple[dict, list]:
-    """Correlation at lags 1 to MAX_LAG per axis index, and the per-pixel variance per
-    axis, from block variograms ``(ndim, lags, blocks)``."""
+def _correlation(g: np.ndarray, ndim: int, bins: np.ndarray) -> tuple[dict, list]:
+    """Correlation at lags 1 to MAX_LAG per axis index (the median over the fifths of
+    brightness ``bins``, each with its own noise level), and the per-pixel variance per axis
+    and fifth, from block variograms ``(ndim, lags, blocks)``."""
+    per_bin, s2 = [], []
+    for b in np.unique(bins):
+        rho, var = _bin_correlation(g[..., bins == b], ndim)
+        if rho:
+            per_bin.append(rho)
+            s2 += var
+    axes = sorted({a for r in per_bin for a in r})
+    return {a: tuple(float(v) for v in np.median([r[a] for r in per_bin if a in r], axis=0)) for a in axes}, s2
+
+
+def _bin_correlation(g: np.ndarray, ndim: int) -> tuple[dict, list]:
     gamma = np.nanmedian(g, axis=-1)  # the median resists the texture left in flat blocks
     rho, s2 = {}, []
     far = np.array(FAR_LAGS, float)
@@ -254,6 +292,21 @@ def choose_blind_region(stats: NoiseStats, ndim: int = 2) -> tuple[tuple[int, ..
     else:
         why = f"noise correlated between neighbours (correlation at lags 1-{MAX_LAG}: {stats.describe()})"
     return region, why
+
+
+def level_lag(stats: NoiseStats | None, region: tuple[int, ...]) -> int:
+    """Distance of the pixels whose differences measure the noise level: 1 for a region of
+    one pixel; else the smallest lag from the region's largest in-plane k at which the
+    in-plane correlation is about zero (below 0.05), at most :data:`MAX_LAG` (a correlation
+    of 0.17 left at the region's edge made the level 30 % low)."""
+    k = max(region[-2:])
+    if k == 1 or stats is None:
+        return k
+    plane = [a for a in ("Y", "X") if a in stats.rho]
+    for lag in range(k, MAX_LAG + 1):
+        if all(abs(stats.rho[a][lag - 1]) < 0.05 for a in plane):
+            return lag
+    return MAX_LAG
 
 
 def variance_growth(samples: list[np.ndarray], lag: int = 1) -> tuple[float, float, float]:

@@ -220,7 +220,7 @@ class Trainer:
 
         samples = [split_phases(s, self.subsample, crop=True) for s in raw] if self.subsample > 1 else raw
         try:
-            return dark_level([s.reshape((-1,) + s.shape[-3:]) for s in samples], lag=max(c.blind_region_given()[-2:]))
+            return dark_level([s.reshape((-1,) + s.shape[-3:]) for s in samples], lag=self.choices.noise_lag)
         except (SSDNError, ValueError, np.linalg.LinAlgError):
             return 0.0
 
@@ -235,7 +235,8 @@ class Trainer:
             depth -= 1
         return ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, mode=c.mode, noise=c.noise,
                            per_image=c.per_image, ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample,
-                           blind_region=c.blind_region_given() if c.mode != "supervised" else ())
+                           blind_region=c.blind_region_given() if c.mode != "supervised" else (),
+                           noise_lag=self.choices.noise_lag if self.choices is not None else 0)
 
     def _new_model(self, gaps: list[np.ndarray]) -> SSDNModel:
         """A new model for the data, its learned noise parameters at their classical estimate."""
@@ -247,7 +248,7 @@ class Trainer:
             # Volumes are estimated slice by slice: the estimators work on 2D images.
             # Pixels as far apart as the blind region: under correlated noise, neighbours
             # differ by only part of it.
-            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in gaps], c.noise, lag=max(base.region[-2:]))
+            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in gaps], c.noise, lag=base.level_lag)
             est_data = params_to_data(c.noise, est, self.norm.offset, self.norm.scale)
             init.update({n: est_data[n] for n in learned})
         torch.manual_seed(c.seed)
