@@ -7,7 +7,7 @@ import numpy as np
 from .data import to_samples
 from .errors import SSDNError
 
-__all__ = ["prepare_images", "check_sizes"]
+__all__ = ["prepare_images", "check_sizes", "check_resumable"]
 
 
 def prepare_images(arrays, axes, ndim: int = 2) -> list[np.ndarray]:
@@ -74,3 +74,30 @@ def check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: in
             raise SSDNError(f"blind='{','.join(map(str, region))}' hides {2 * k - 1} pixels across but the smallest image is "
                             f"{smallest} pixels along {'ZYX'[a - len(region)]}; use a smaller blind region (e.g. blind='{fits}') "
                             "or larger images")
+
+
+def check_resumable(resume, config, channels: int) -> None:
+    """Refuse to resume a model that cannot continue on this data with these settings."""
+    if resume.config.channels != channels:
+        raise SSDNError(
+            f"the model to resume has {resume.config.channels} channel(s) but the data has {channels}; "
+            "resume with data of the same kind or train a new model"
+        )
+    if config.subsample is not None and config.subsample != resume.config.subsample:
+        raise SSDNError(
+            f"the model to resume was trained with subsample={resume.config.subsample} but subsample={config.subsample}; "
+            "leave subsample unset to keep the model's"
+        )
+    given = config.noise_model_given
+    if given is not None and given != resume.config.noise:
+        raise SSDNError(f"noise={given!r} differs from the resumed model's {resume.config.noise!r}; "
+                        "leave noise to auto to keep the model's, or train a new model")
+    region = config.blind_region_given(resume.config.ndim) if resume.config.ndim == config.ndim else None
+    if region is not None and region != resume.config.region:
+        raise SSDNError(f"blind={config.blind!r} differs from the resumed model's blind region {resume.config.region}; "
+                        "leave blind to auto to keep the model's, or train a new model")
+    if resume.config.ndim != config.ndim:
+        raise SSDNError(
+            f"the model to resume is a {resume.config.ndim}D network but ndim={config.ndim}; "
+            f"resume with {'--3d' if resume.config.ndim == 3 else 'no --3d'}"
+        )

@@ -13,7 +13,8 @@ import torch
 
 from .errors import SSDNError
 from .model import SSDNModel
-from .network import BRANCHES_3D, BlindSpotNet3D, branch_margins, receptive_margin
+from .network import BRANCHES_3D, BlindSpotNet3D
+from .receptive import branch_margins, receptive_margin
 from .outputs import averaged_outputs, outputs, sample_noise_params, to_tensor
 
 __all__ = ["DenoiseProgress", "TileWriter", "TileJob", "default_tile", "run_tiles", "release_pages"]

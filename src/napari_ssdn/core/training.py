@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -16,89 +16,14 @@ from .data import CropSampler, HoldoutPattern, Normalization, split_phases
 from .device import device_name, network_precision, resolve_device
 from .errors import SSDNError
 from .estimate import estimate_noise
-from .inputs import check_sizes, prepare_images
+from .inputs import check_resumable, check_sizes, prepare_images
 from .model import WIDTHS, ModelConfig, SSDNModel, params_to_data
 from .settings import TrainConfig, TrainPlan, Tuning
+from .progress import TrainProgress, lr_factor
 from .validation import ValidationSet, square_plane
-from .warmstart import warm_start
+from .warmstart import mean_noise_std, start_prior_std, warm_start
 
 __all__ = ["TrainConfig", "TrainPlan", "Tuning", "TrainProgress", "Trainer", "train"]
-
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """One step of training, small enough to send across threads.
-
-    Attributes
-    ----------
-    step, total : int
-        Steps done in this run (total: planned, or estimated from the time limit).
-    loss : float
-        Training loss of this step.
-    val_loss : float or None
-        Loss on the fixed validation windows (the same every time), when measured this step.
-    noise_params : dict
-        Current noise parameters in data units.
-    lr : float
-    elapsed, eta : float
-        Seconds since the start and estimated seconds left.
-    skipped : int
-        Steps skipped so far because the gradient was not finite.
-    done : bool
-        Last record of the run.
-    kept_step : int or None
-        Last record: the step whose weights the model keeps (``keep_best``: the lowest
-        validation loss; else the last step).
-    """
-
-    step: int
-    total: int
-    loss: float
-    val_loss: float | None
-    noise_params: dict
-    lr: float
-    elapsed: float
-    eta: float
-    skipped: int = 0
-    done: bool = False
-    kept_step: int | None = None
-
-
-def _lr_factor(f: float, warmup: float, rampdown: float) -> float:
-    """Half-cosine ramp up over the first ``warmup`` and down over the last ``rampdown`` of the budget."""
-    f = min(max(f, 0.0), 1.0)
-    if warmup > 0 and f < warmup:
-        return 0.5 - 0.5 * math.cos(math.pi * f / warmup)
-    if rampdown > 0 and f > 1 - rampdown:
-        return 0.5 + 0.5 * math.cos(math.pi * (f - (1 - rampdown)) / rampdown)
-    return 1.0
-
-
-def _mean_noise_std(model: SSDNModel, samples: list[np.ndarray]) -> float:
-    """Noise std (normalised units) at the data's mean level, from the model's starting parameters."""
-    with torch.no_grad():
-        p = {k: float(torch.as_tensor(v).mean()) for k, v in model.noise_params().items()}
-    mean = float(np.mean([np.nanmean(s) for s in samples]))
-    if "sigma" in p:
-        return p["sigma"]
-    if "lam" in p:
-        return math.sqrt(max(mean, 1e-3) / p["lam"])
-    if "a" in p:
-        return math.sqrt(max(p["a"] * max(mean, 0.0) + p["b"], 1e-12))
-    return 0.0  # impulse: no Gaussian noise level to compare with
-
-
-@torch.no_grad()
-def _start_prior_std(model: SSDNModel, std: float) -> None:
-    """Start the covariance factor U at ``std`` times the identity at every pixel."""
-    if not std > 0:
-        return
-    last = model.net.head[-1]
-    c = model.config.channels
-    rows, cols = np.tril_indices(c)
-    for k, (r, col) in enumerate(zip(rows, cols)):
-        last.weight[c + k].zero_()
-        last.bias[c + k] = std if r == col else 0.0
 
 
 def _masked_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -144,7 +69,7 @@ class Trainer:
         self._stop = threading.Event()
         self.resumed = resume is not None
         if resume is not None:
-            _check_resumable(resume, config, raw[0].shape[-1])
+            check_resumable(resume, config, raw[0].shape[-1])
         self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
         #: What ``auto`` settings became, and why (None when resuming: the model's are kept).
         self.choices = choose_settings(config, raw, self.subsample) if resume is None else None
@@ -254,7 +179,7 @@ class Trainer:
         torch.manual_seed(c.seed)
         model = SSDNModel(replace(base, noise_init=init, learned=learned, offset=self.norm.offset, scale=self.norm.scale))
         if c.mode == "ssdn":
-            _start_prior_std(model, self.tuning.prior_std_start * _mean_noise_std(model, gaps))
+            start_prior_std(model, self.tuning.prior_std_start * mean_noise_std(model, gaps))
         return model
 
     def _plan(self, init_source: str | None) -> TrainPlan:
@@ -436,7 +361,7 @@ class Trainer:
 
     def _train_step(self, f: float, elapsed: float, base_lrs: list[float]) -> tuple[float, bool]:
         """One optimisation step at budget fraction ``f``; the loss and whether it was applied."""
-        factor = _lr_factor(f + 0.5 / max(self._planned(self.step, elapsed), 1), self.plan.warmup, self.plan.rampdown)
+        factor = lr_factor(f + 0.5 / max(self._planned(self.step, elapsed), 1), self.plan.warmup, self.plan.rampdown)
         for g, base in zip(self.optimizer.param_groups, base_lrs):
             g["lr"] = base * factor
         frozen = self.model.config.noise in self.tuning.frozen_noise
@@ -547,33 +472,6 @@ class Trainer:
         from .modelfile import save_model
 
         save_model(self.model, path, optimizer_state=self.optimizer.state_dict(), train_state=self.train_state(checkpoint))
-
-
-def _check_resumable(resume: SSDNModel, config: TrainConfig, channels: int) -> None:
-    """Refuse to resume a model that cannot continue on this data with these settings."""
-    if resume.config.channels != channels:
-        raise SSDNError(
-            f"the model to resume has {resume.config.channels} channel(s) but the data has {channels}; "
-            "resume with data of the same kind or train a new model"
-        )
-    if config.subsample is not None and config.subsample != resume.config.subsample:
-        raise SSDNError(
-            f"the model to resume was trained with subsample={resume.config.subsample} but subsample={config.subsample}; "
-            "leave subsample unset to keep the model's"
-        )
-    given = config.noise_model_given
-    if given is not None and given != resume.config.noise:
-        raise SSDNError(f"noise={given!r} differs from the resumed model's {resume.config.noise!r}; "
-                        "leave noise to auto to keep the model's, or train a new model")
-    region = config.blind_region_given(resume.config.ndim) if resume.config.ndim == config.ndim else None
-    if region is not None and region != resume.config.region:
-        raise SSDNError(f"blind={config.blind!r} differs from the resumed model's blind region {resume.config.region}; "
-                        "leave blind to auto to keep the model's, or train a new model")
-    if resume.config.ndim != config.ndim:
-        raise SSDNError(
-            f"the model to resume is a {resume.config.ndim}D network but ndim={config.ndim}; "
-            f"resume with {'--3d' if resume.config.ndim == 3 else 'no --3d'}"
-        )
 
 
 def train(images, axes=None, config: TrainConfig | None = None, **kwargs) -> SSDNModel:

@@ -1,10 +1,15 @@
-"""The shipped generic starting networks, and copying a start's weights into a new model."""
+"""Where training starts: the shipped generic networks, copying a start's weights into a
+new model, and the prior variance every pixel starts with."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from .errors import SSDNError
 
-__all__ = ["GENERIC_STARTS", "generic_start", "auto_starts", "warm_start"]
+__all__ = ["GENERIC_STARTS", "generic_start", "auto_starts", "warm_start", "mean_noise_std", "start_prior_std"]
 
 #: Generic starting networks shipped in ``napari_ssdn/core/weights`` (trained by
 #: benchmarks/pretrain_generic.py, self-supervised: gray on Kodak in gray, RGB on Set14),
@@ -99,3 +104,34 @@ def warm_start(model, init) -> str | None:
         raise SSDNError(f"init={str(init)!r} holds no weights that fit a {model.describe()}; use init='none' or a model of the same width")
     model.load_state_dict(weights, strict=False)
     return "generic" if shipped else str(path)
+
+
+def mean_noise_std(model: SSDNModel, samples: list[np.ndarray]) -> float:
+    """Noise std (normalised units) at the data's mean level, from the model's starting parameters."""
+    import torch
+
+    with torch.no_grad():
+        p = {k: float(torch.as_tensor(v).mean()) for k, v in model.noise_params().items()}
+    mean = float(np.mean([np.nanmean(s) for s in samples]))
+    if "sigma" in p:
+        return p["sigma"]
+    if "lam" in p:
+        return math.sqrt(max(mean, 1e-3) / p["lam"])
+    if "a" in p:
+        return math.sqrt(max(p["a"] * max(mean, 0.0) + p["b"], 1e-12))
+    return 0.0  # impulse: no Gaussian noise level to compare with
+
+
+def start_prior_std(model: SSDNModel, std: float) -> None:
+    """Start the covariance factor U at ``std`` times the identity at every pixel."""
+    import torch
+
+    if not std > 0:
+        return
+    last = model.net.head[-1]
+    c = model.config.channels
+    rows, cols = np.tril_indices(c)
+    with torch.no_grad():
+        for k, (r, col) in enumerate(zip(rows, cols)):
+            last.weight[c + k].zero_()
+            last.bias[c + k] = std if r == col else 0.0

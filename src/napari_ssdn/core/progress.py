@@ -1,0 +1,57 @@
+"""What a training run reports after each step, and its learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["TrainProgress", "lr_factor"]
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One step of training, small enough to send across threads.
+
+    Attributes
+    ----------
+    step, total : int
+        Steps done in this run (total: planned, or estimated from the time limit).
+    loss : float
+        Training loss of this step.
+    val_loss : float or None
+        Loss on the fixed validation windows (the same every time), when measured this step.
+    noise_params : dict
+        Current noise parameters in data units.
+    lr : float
+    elapsed, eta : float
+        Seconds since the start and estimated seconds left.
+    skipped : int
+        Steps skipped so far because the gradient was not finite.
+    done : bool
+        Last record of the run.
+    kept_step : int or None
+        Last record: the step whose weights the model keeps (``keep_best``: the lowest
+        validation loss; else the last step).
+    """
+
+    step: int
+    total: int
+    loss: float
+    val_loss: float | None
+    noise_params: dict
+    lr: float
+    elapsed: float
+    eta: float
+    skipped: int = 0
+    done: bool = False
+    kept_step: int | None = None
+
+
+def lr_factor(f: float, warmup: float, rampdown: float) -> float:
+    """Half-cosine ramp up over the first ``warmup`` and down over the last ``rampdown`` of the budget."""
+    f = min(max(f, 0.0), 1.0)
+    if warmup > 0 and f < warmup:
+        return 0.5 - 0.5 * math.cos(math.pi * f / warmup)
+    if rampdown > 0 and f > 1 - rampdown:
+        return 0.5 + 0.5 * math.cos(math.pi * (f - (1 - rampdown)) / rampdown)
+    return 1.0
