@@ -36,13 +36,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import record  # noqa: E402
 
 from napari_ssdn.core import TrainConfig, Trainer, denoise, save_model  # noqa: E402
-from napari_ssdn.samples import DEMO_SIGMA, noisy_volume  # noqa: E402
+from napari_ssdn.samples import DEMO_SIGMA, noisy_volume, psnr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def psnr(x, clean) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.asarray(x, np.float64) - clean) ** 2)))
 
 
 def train_for(noisy, axes, budget, **cfg):

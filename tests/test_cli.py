@@ -102,7 +102,7 @@ def test_several_inputs_go_to_a_folder_and_mrc_keeps_voxel_size(tmp_path, model)
 
     Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(b)
     out = tmp_path / "out"
-    r = ssdn("denoise", a, b, "-m", model, "-o", out, "--output", "posterior-std", "--quiet")
+    r = ssdn("denoise", a, b, "-m", model, "-o", out, "--kind", "posterior-std", "--quiet")
     assert r.returncode == 0, r.stderr
     with mrcfile.open(out / "a.mrc") as m:
         assert m.data.shape == (3, 40, 40) and m.data.dtype == np.float32

@@ -10,13 +10,9 @@ import pytest
 
 from napari_ssdn.core import ModelConfig, SSDNError, SSDNModel, TrainConfig, Trainer, denoise, denoise_iter, load_model, save_model
 from napari_ssdn.io import open_output, read_image
-from napari_ssdn.samples import noisy_volume
+from napari_ssdn.samples import noisy_volume, psnr
 
 SIGMA = 0.1
-
-
-def psnr(x, ref):
-    return 10 * np.log10(1.0 / np.mean((np.asarray(x, np.float64) - ref) ** 2))
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +157,24 @@ def test_cli_3d_needs_a_z_axis(tmp_path, volume):
     tifffile.imwrite(src, noisy)
     r = ssdn("train", src, "-o", tmp_path / "m.ssdn", "--3d", "--axes", "SYX", "--iterations", "1")
     assert r.returncode == 2 and "Z" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_plain_3d_tiff_reads_as_a_volume_for_a_volume_model(tmp_path, volume):
+    """A TIFF without axis metadata (read as a stack, SYX) has one sensible reading for a
+    volume model: ZYX, in ssdn train --3d and in ssdn denoise with a 3D model."""
+    import tifffile
+
+    noisy, _ = volume
+    src = tmp_path / "plain.tif"
+    tifffile.imwrite(src, noisy)
+    assert read_image(src).axes == "SYX"
+    model = tmp_path / "m.ssdn"
+    r = ssdn("train", src, "-o", model, "--3d", "--iterations", "2", "--batch", "1", "--patch", "16", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "den.tif"
+    r = ssdn("denoise", src, "-m", model, "-o", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert read_image(out).data.shape == noisy.shape
 
 
 @pytest.mark.parametrize(

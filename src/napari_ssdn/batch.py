@@ -44,6 +44,12 @@ def folder_plan(input_dir: str | os.PathLike, output_dir: str | os.PathLike) -> 
     return [(p, dst / default_output_name(p)) for p in inputs]
 
 
+def volume_axes(axes: str) -> str:
+    """Axes of a file read for a volume model: a three-dimensional array without Z or
+    channels (a plain TIFF's unnamed first axis reads as a stack) has one reading, ZYX."""
+    return "ZYX" if len(axes) == 3 and axes.endswith("YX") and axes[0] in "SQT" else axes
+
+
 def denoise_file(model, path, target, output: str = "posterior-mean", axes: str | None = None, model_name: str = "the model",
                  axes_option: str | None = "--axes", **options):
     """Denoise the file ``path`` into ``target`` (TIFF or MRC, float32, atomically),
@@ -78,6 +84,8 @@ def denoise_file(model, path, target, output: str = "posterior-mean", axes: str 
     if target.exists() and path.exists() and target.resolve() == path.resolve():
         raise SSDNError(f"output {str(target)!r} is the input file; choose another output path so the input is not overwritten")
     img = read_image(path, mmap=True)
+    if axes is None and model.config.ndim == 3:
+        img.axes = volume_axes(img.axes)
     try:  # before any output is opened: wrong axes must not reach the file writer
         axes = check_axes(axes or img.axes, img.data.shape, "axes" if axes else "the file's axes")
     except SSDNError as exc:

@@ -19,7 +19,7 @@ from .core.errors import SSDNError
 
 log = logging.getLogger("napari_ssdn")
 
-NOISE_FLAGS = {"sigma": "sigma", "lam": "lam", "alpha": "alpha", "gain": "a", "offset": "b"}
+NOISE_FLAGS = {"sigma": "sigma", "lam": "lam", "alpha": "alpha", "gain": "a", "read_var": "b"}
 
 
 class Progress:
@@ -83,6 +83,10 @@ def cmd_train(args) -> int:
     imgs = [read_image(p) for p in inputs]
     axes = args.axes
     if args.three_d:  # say which file lacks Z and where its axes came from
+        from .batch import volume_axes
+
+        for im in imgs if not axes else []:
+            im.axes = volume_axes(im.axes)
         for path, im in zip(inputs, imgs):
             ax = (axes or im.axes).upper()
             if "Z" not in ax:
@@ -184,11 +188,9 @@ def cmd_denoise(args) -> int:
             raise SSDNError("several inputs have the same file name; denoise them into different folders")
     for t in targets:
         _check_not_input(t, inputs + [Path(args.model)], "output")
-        write_check = t.suffix.lower()
-        from .io import MRC_SUFFIXES, TIFF_SUFFIXES
+        from .io import check_output_suffix
 
-        if write_check not in MRC_SUFFIXES + TIFF_SUFFIXES:
-            raise SSDNError(f"output {str(t)!r} must end in .tif/.tiff or an MRC extension (.mrc, ...); outputs are float32")
+        check_output_suffix(t)
     from .core import load_model
     from .core.outputs import noise_override
 
@@ -284,7 +286,7 @@ def cmd_demo(args) -> int:
 
     from .core import Trainer, TrainConfig, denoise
     from .io import write_image
-    from .samples import DEMO_SIGMA, noisy_cells
+    from .samples import DEMO_SIGMA, noisy_cells, psnr
 
     out = Path(args.output)
     noisy, clean = noisy_cells()
@@ -293,7 +295,7 @@ def cmd_demo(args) -> int:
     trainer = Trainer(noisy, "YX", TrainConfig(time_limit=args.time_limit, seed=args.seed, device=args.device))
     bar = Progress(args.quiet, "train")
     for rec in trainer.run():
-        bar.update(rec.step, rec.total, rec.eta, f"loss {rec.loss:.4f} sigma={rec.noise_params['sigma']:.4f}", final=rec.done)
+        bar.update(rec.step, rec.total, rec.eta, f"loss {rec.loss:.4f} {_params_str(rec.noise_params)}", final=rec.done)
     trainer.save(out / "model.ssdn")
     results = {"noisy": noisy}
     results["prior_mean"] = denoise(trainer.model, noisy, "YX", "prior-mean", device=args.device)
@@ -302,18 +304,11 @@ def cmd_demo(args) -> int:
         write_image(out / f"{name}.tif", img, "YX")
     write_image(out / "clean.tif", clean, "YX")
     for name, img in results.items():
-        print(f"{name:15s} PSNR {psnr(img, clean):6.2f} dB   {out / (name + '.tif')}")
-    print(f"learned sigma {trainer.model.noise_params_data()['sigma']:.4f} (true {DEMO_SIGMA:.4f})")
+        print(f"{name:15s} PSNR {psnr(img, clean, eight_bit=True):6.2f} dB   {out / (name + '.tif')}")
+    learned = trainer.model.noise_params_data()
+    truth = f"true sigma {DEMO_SIGMA:.4f}"
+    print(f"learned {trainer.model.config.noise} noise {_params_str(learned)} ({truth}); {trainer.model.describe()}")
     return 0
-
-
-def psnr(x, clean) -> float:
-    """PSNR in dB of ``x`` against ``clean`` (both in [0, 1]) after 8-bit rounding."""
-    import numpy as np
-
-    q = lambda a: np.clip(np.asarray(a, np.float64) * 255 + 0.5, 0, 255).astype(np.uint8).astype(np.float64)  # noqa: E731
-    mse = np.mean((q(x) - q(clean)) ** 2)
-    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -349,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--lam", type=_positive(float), help=f"Poisson lambda: variance = mean / lambda, data units ({note})")
         sp.add_argument("--alpha", type=_positive(float), help=f"impulse: fraction of corrupted pixels ({note})")
         sp.add_argument("--gain", type=_positive(float), help=f"Poisson-Gaussian a: variance = a * mean + b ({note})")
-        sp.add_argument("--offset", type=_positive(float), help=f"Poisson-Gaussian b: noise variance at zero signal, data units squared ({note})")
+        sp.add_argument("--read-var", "--offset", dest="read_var", type=_positive(float),
+                        help=f"Poisson-Gaussian b: noise variance at zero signal (variance = a * mean + b), data units squared ({note})")
 
     def common(sp):
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
@@ -399,10 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("denoise", help="denoise images with a trained model")
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files")
     d.add_argument("-m", "--model", required=True, help="model file written by 'ssdn train' (.ssdn)")
-    d.add_argument("-o", dest="output", required=True, metavar="OUTPUT", help="output file (one input) or folder (several)")
-    # "-o" is the path and "--output" the kind: distinct option strings, so argparse keeps them apart.
+    d.add_argument("-o", "--output", dest="output", required=True, metavar="OUTPUT", help="output file (one input) or folder (several)")
     d.add_argument(
-        "--output",
+        "--kind",
         "--output-kind",
         dest="output_kind",
         default="posterior-mean",

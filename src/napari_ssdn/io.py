@@ -24,6 +24,7 @@ from .core.errors import SSDNError
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "check_output_suffix",
     "ImageData",
     "read_image",
     "write_image",
@@ -354,14 +355,20 @@ def write_image(
     if suffix in MRC_SUFFIXES:
         with atomic_path(path) as tmp:
             _write_mrc(tmp, data, axes, voxel, unit, origin, label, start)
-    elif suffix in TIFF_SUFFIXES:
+    else:
+        check_output_suffix(path)
         with atomic_path(path) as tmp:
             _write_tiff(tmp, data, axes, voxel, unit, label, _is_ome(path))
-    else:
+    return path
+
+
+def check_output_suffix(path) -> None:
+    """Refuse an output whose extension is neither TIFF nor MRC, naming the remedy."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in TIFF_SUFFIXES + MRC_SUFFIXES:
         raise SSDNError(
             f"output {str(path)!r} has extension {suffix!r}; outputs are float32, so use .tif or an MRC extension ({', '.join(MRC_SUFFIXES)})"
         )
-    return path
 
 
 def _set_mrc_geometry(mrc, voxel, unit, origin, start) -> None:
@@ -468,10 +475,8 @@ class open_output:
         if self.suffix in MRC_SUFFIXES:
             if "C" in axes or len(self.shape) > 3:
                 raise SSDNError(f"MRC holds 2D images, stacks and volumes, not data with axes {axes!r}; write a .tif instead")
-        elif self.suffix not in TIFF_SUFFIXES:
-            raise SSDNError(
-                f"output {str(path)!r} has extension {self.suffix!r}; outputs are float32, so use .tif or an MRC extension ({', '.join(MRC_SUFFIXES)})"
-            )
+        else:
+            check_output_suffix(path)
 
     def __enter__(self) -> np.ndarray:
         self._atomic = atomic_path(self.path)

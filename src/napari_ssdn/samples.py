@@ -111,3 +111,23 @@ def noisy_volume(
     clean = clean_volume(shape, seed)
     rng = np.random.default_rng(seed + 3000)
     return (clean + sigma * rng.standard_normal(clean.shape).astype(np.float32)).astype(np.float32), clean
+
+
+def psnr(x: np.ndarray, clean: np.ndarray, peak: float = 1.0, eight_bit: bool = False) -> float:
+    """PSNR in dB of ``x`` against ``clean``.
+
+    Parameters
+    ----------
+    x, clean : ndarray
+    peak : float
+        The signal's peak value (1 for intensities in [0, 1]).
+    eight_bit : bool
+        Round both to 8 bits first (``clip(255 x / peak + 0.5)``, then truncate), as the
+        benchmarks of Laine et al. do.
+    """
+    a, b = np.asarray(x, np.float64) / peak, np.asarray(clean, np.float64) / peak
+    if eight_bit:
+        a, b = (np.clip(v * 255 + 0.5, 0, 255).astype(np.uint8).astype(np.float64) / 255 for v in (a, b))
+    mse = np.mean((a - b) ** 2)
+    return float(10 * np.log10(1.0 / max(mse, 1e-20)))
+
