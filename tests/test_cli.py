@@ -122,7 +122,10 @@ def test_ctrl_c_saves_the_model_trained_so_far(tmp_path, noisy_tif):
     """An interrupted `ssdn train` exits 130 and leaves a loadable model of the steps it took."""
     out = tmp_path / "stopped.ssdn"
     args = ["train", noisy_tif, "-o", out, "--width", "tiny", "--patch", "32", "--iterations", "100000", "--device", "cpu"]
-    proc = subprocess.Popen([sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], stderr=subprocess.PIPE, text=True)
+    # A shell that starts jobs in the background ignores SIGINT for them, and the child would
+    # inherit that: give it the default, which Python turns into KeyboardInterrupt.
+    proc = subprocess.Popen([sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen = []
         while not (seen and seen[-1].startswith("train [")):  # the first progress line: training has begun
