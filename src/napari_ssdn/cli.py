@@ -306,8 +306,10 @@ def cmd_demo(args) -> int:
     for name, img in results.items():
         print(f"{name:15s} PSNR {psnr(img, clean, eight_bit=True):6.2f} dB   {out / (name + '.tif')}")
     learned = trainer.model.noise_params_data()
-    truth = f"true sigma {DEMO_SIGMA:.4f}"
-    print(f"learned {trainer.model.config.noise} noise {_params_str(learned)} ({truth}); {trainer.model.describe()}")
+    if "sigma" in learned:
+        print(f"learned sigma {learned['sigma']:.4f} (true {DEMO_SIGMA:.4f}); {trainer.model.describe()}")
+    else:  # the data chose another noise model
+        print(f"learned {trainer.model.config.noise} noise {_params_str(learned)} (true Gaussian sigma {DEMO_SIGMA:.4f})")
     return 0
 
 
