@@ -115,3 +115,28 @@ def test_a_camera_pedestal_keeps_the_read_noise_at_the_dark_level():
     assert p["a"] == pytest.approx(2, rel=0.5)
     dark = trainer.model.noise_params()  # network units, at the offset
     assert float(dark["b"]) * trainer.norm.scale**2 < 40  # the read noise, 9; with offset 0 it was a * 100
+
+
+def test_a_given_noise_level_larger_than_the_data_is_flagged(tmp_path):
+    """sigma = 25 given for an image in 0..1 (units mixed up) warns, in the core and in
+    ssdn train; a plausible level does not."""
+    import subprocess
+    import sys
+    import warnings
+
+    from napari_ssdn.core import SSDNWarning
+    from napari_ssdn.io import write_image
+
+    y = (_signal((128, 128)) + 0.1 * _noise(KERNELS["white"], (128, 128))).astype(np.float32)
+    fast = dict(iterations=1, patch=32, device="cpu")
+    with pytest.warns(SSDNWarning, match="sigma=25.*larger than the data's whole range"):
+        Trainer(y, "YX", TrainConfig(noise_params={"sigma": 25.0}, **fast))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SSDNWarning)
+        Trainer(y, "YX", TrainConfig(noise_params={"sigma": 0.1}, **fast))
+    src = tmp_path / "img.tif"
+    write_image(src, y, "YX")
+    r = subprocess.run([sys.executable, "-m", "napari_ssdn.cli", "train", str(src), "-o", str(tmp_path / "m.ssdn"), "--sigma", "25",
+                        "--iterations", "1", "--patch", "32", "--device", "cpu", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "ssdn: warning: the given noise (sigma=25)" in r.stderr and "Traceback" not in r.stderr

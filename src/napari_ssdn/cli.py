@@ -443,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # point to the subcommand's help, where the options are listed
         parser.exit(2, f"ssdn: error: unrecognized arguments: {' '.join(unknown)} (see 'ssdn {args.command} --help')\n")
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
+    _warn_in_cli_terms()
     try:
         return args.func(args)
     except SSDNError as exc:
@@ -458,6 +459,23 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at devnull so that the flush at exit does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _warn_in_cli_terms() -> None:
+    """Show the core's warnings (SSDNWarning) as one ``ssdn: warning:`` line each."""
+    import warnings
+
+    from .core.errors import SSDNWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SSDNWarning):
+            print(f"ssdn: warning: {in_cli_terms(str(message))}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 # The core names settings as Python arguments (subsample=2, init='none', ndim=3); on the

@@ -13,6 +13,7 @@ All functions take normalised ``(S, *spatial, C)`` arrays, missing pixels as NaN
 from __future__ import annotations
 
 import math
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -297,6 +298,34 @@ def choose_blind_region(stats: NoiseStats, ndim: int = 2) -> tuple[tuple[int, ..
     else:
         why = f"noise correlated between neighbours (correlation at lags 1-{MAX_LAG}: {stats.describe()})"
     return region, why
+
+
+def implausible_noise(noise: str, params: dict, samples: list[np.ndarray]) -> str | None:
+    """Say whether a given noise level cannot belong to the data: a noise standard deviation
+    larger than the data's whole range (0.1-99.9th percentiles), e.g. sigma = 25 given for
+    an image scaled to 0..1. None when it is plausible or nothing is given.
+
+    ``params`` are in data units; ``samples`` the data, ``(S, *spatial, C)`` arrays."""
+    values = np.concatenate([np.asarray(s).reshape(-1)[:: max(1, s.size // 200_000)] for s in samples]).astype(np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 16:
+        return None
+    lo, hi = np.percentile(values, [0.1, 99.9])
+    span = hi - lo
+    level = max(abs(lo), abs(hi))
+    if noise == "gaussian" and "sigma" in params:
+        std, name = float(params["sigma"]), f"sigma={float(params['sigma']):g}"
+    elif noise == "poisson-gaussian" and {"a", "b"} & set(params):
+        std = math.sqrt(max(params.get("a", 0.0) * level + params.get("b", 0.0), 0.0))
+        name = ", ".join(f"{k}={float(params[k]):g}" for k in ("a", "b") if k in params)
+    elif noise == "poisson" and "lam" in params:
+        std, name = math.sqrt(level / float(params["lam"])), f"lam={float(params['lam']):g}"
+    else:
+        return None
+    if not span > 0 or std <= span:
+        return None
+    return (f"the given noise ({name}) has a standard deviation of {std:.4g}, larger than the data's whole range "
+            f"({lo:.4g} to {hi:.4g}); noise parameters are in the units of the data: check them, or leave them out to learn them")
 
 
 def level_lag(stats: NoiseStats | None, region: tuple[int, ...]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -14,10 +15,11 @@ from .auto import choose_settings
 from .bayes import NOISE_PARAMS, marginal_variance, nll_loss, posterior, split_prior
 from .data import CropSampler, HoldoutPattern, Normalization, split_phases
 from .device import device_name, network_precision, resolve_device
-from .errors import SSDNError
+from .errors import SSDNError, SSDNWarning
 from .estimate import estimate_noise
 from .inputs import check_resumable, check_sizes, prepare_images
 from .model import WIDTHS, ModelConfig, SSDNModel, params_to_data
+from .noisestats import implausible_noise
 from .settings import TrainConfig, TrainPlan, Tuning
 from .progress import TrainProgress, lr_factor
 from .validation import ValidationSet, square_plane
@@ -84,6 +86,10 @@ class Trainer:
                     arch.region if arch.blind else ())
         norm = (Normalization(resume.config.offset, resume.config.scale) if resume is not None
                 else Normalization.fit(raw, config.noise, self._dark_level(raw)))
+        if resume is None and config.mode == "ssdn":
+            message = implausible_noise(config.noise, config.known_noise_params, raw)
+            if message:
+                warnings.warn(message, SSDNWarning, stacklevel=2)
         gaps = self._load(raw, norm, targets, axes)
         init_source = (resume_info or {}).get("training", {}).get("init") if resume is not None else None
         if resume is None:
