@@ -195,7 +195,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     # concatenation, padded copy, outputs) in its window; the head's accumulators in the
     # block. Since the head runs over voxel chunks the block term overstates its need, but
     # larger blocks measured a higher peak than the estimate (2,274 MiB for a 200 x 512^2
-    # volume with 84^3 blocks against 1,364 MiB with these 64^3 ones; issue 5 asks < 2 GB).
+    # volume with 84^3 blocks against 1,364 MiB with these 64^3 ones; the aim is under 2 GB).
     branch_bytes = (2 if half else 4) * (6 * d + 2 * arch.enc + 4 * arch.channels)
     block_bytes = 4 * (9 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
 
