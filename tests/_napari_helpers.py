@@ -38,3 +38,52 @@ def fast_previews(monkeypatch, every=0.05):
         return (dataclasses.replace(request, preview_every=every) if request else request), errors
 
     monkeypatch.setattr(tw, "validate_train", validate)
+
+
+# -- fixtures shared by the napari test modules (import the ones a module uses) -----------
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry():
+    """Each test starts with no trained or loaded models."""
+    from napari_ssdn._napari._model_registry import session_models
+
+    session_models().clear()
+    yield
+    session_models().clear()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: on a small shared CI machine, OpenMP threads competing with the GUI
+    thread and other jobs make each step many times slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A 1-channel model trained for a few steps (not through the widget)."""
+    import torch
+
+    from napari_ssdn.core import TrainConfig, Trainer
+    from napari_ssdn.samples import noisy_cells
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    noisy, _ = noisy_cells(64)
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=3, width="tiny", patch=16, batch=2, device="cpu"))
+    for _ in trainer.run():
+        pass
+    torch.set_num_threads(n)
+    return trainer.model

@@ -9,6 +9,7 @@ pytest.importorskip("qtpy")
 pytest.importorskip("pytestqt")
 
 from _napari_helpers import TIMEOUT, tiny, train  # noqa: E402
+from _napari_helpers import fresh_registry, one_torch_thread, viewer  # noqa: E402,F401 - shared fixtures
 
 from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
 from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
@@ -18,26 +19,10 @@ from napari_ssdn.samples import DEMO_SIGMA, noisy_cells  # noqa: E402
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(autouse=True)
-def _fresh_registry():
-    session_models().clear()
-    yield
-    session_models().clear()
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
 def _measure(qtbot, w):

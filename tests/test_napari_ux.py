@@ -11,6 +11,7 @@ pytest.importorskip("qtpy")
 pytest.importorskip("pytestqt")
 
 from _napari_helpers import TIMEOUT, fast_previews, tiny, train, wait  # noqa: E402
+from _napari_helpers import fresh_registry, one_torch_thread, viewer, tiny_model  # noqa: E402,F401 - shared fixtures
 
 from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
@@ -20,42 +21,12 @@ from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(autouse=True)
-def _fresh_registry():
-    session_models().clear()
-    yield
-    session_models().clear()
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
-    import torch
-
-    from napari_ssdn.core import TrainConfig, Trainer
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    noisy, _ = noisy_cells(64)
-    trainer = Trainer(noisy, "YX", TrainConfig(iterations=3, width="tiny", patch=16, batch=2, device="cpu"))
-    for _ in trainer.run():
-        pass
-    torch.set_num_threads(n)
-    return trainer.model
 
 
 def _long_run(qtbot, viewer, name="img"):

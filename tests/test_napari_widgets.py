@@ -9,6 +9,9 @@ import pytest
 pytest.importorskip("qtpy")
 pytest.importorskip("pytestqt")
 
+from _napari_helpers import TIMEOUT, tiny, train, wait  # noqa: E402
+from _napari_helpers import fresh_registry, one_torch_thread, viewer, tiny_model  # noqa: E402,F401 - shared fixtures
+
 from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn._napari._jobs import TrainRequest, train_job  # noqa: E402
 from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
@@ -16,71 +19,17 @@ from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
 from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 
 pytestmark = pytest.mark.gui
-TIMEOUT = 60_000  # ms; a tiny network trains its few steps in about a second
 
 
-@pytest.fixture(autouse=True)
-def _fresh_registry():
-    session_models().clear()
-    yield
-    session_models().clear()
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a small shared CI machine, OpenMP threads competing with the GUI
-    thread and other jobs make each step many times slower."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
-    """A 1-channel model trained for a few steps (not through the widget)."""
-    import torch
-
-    from napari_ssdn.core import TrainConfig, Trainer
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    noisy, _ = noisy_cells(64)
-    trainer = Trainer(noisy, "YX", TrainConfig(iterations=3, width="tiny", patch=16, batch=2, device="cpu"))
-    for _ in trainer.run():
-        pass
-    torch.set_num_threads(n)
-    return trainer.model
 
 
-def _tiny(widget, budget="20", unit="iterations"):
-    """Fast settings: tiny network, small crops, CPU."""
-    widget.width_combo.setCurrentText("tiny")
-    widget.patch_edit.setText("16")
-    widget.batch_edit.setText("2")
-    widget.budget_unit.setCurrentText(unit)
-    widget.budget_edit.setText(budget)
-    widget.device_combo.setCurrentText("cpu")
 
-
-def _wait(qtbot, widget):
-    """Wait until the widget has handled its worker's finished signal (a signal that fired
-    before a waitSignal was set up would be missed)."""
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
-
-
-def _train(qtbot, widget, resume=False):
-    worker = widget.start(resume=resume)
-    assert worker is not None, widget.status.text()
-    _wait(qtbot, widget)
-    return worker
 
 
 def test_train_through_widget(viewer, qtbot):
@@ -88,11 +37,11 @@ def test_train_through_widget(viewer, qtbot):
     noisy, _ = noisy_cells(64)
     viewer.add_image(noisy, name="noisy", scale=(0.5, 0.5), units="micrometer")
     w = TrainWidget(viewer)
-    _tiny(w, "20")
+    tiny(w, "20")
     assert w.axes_edit.text() == "YX"
     assert w.start_button.isEnabled()
     qtbot.waitUntil(lambda: "CPU" in w.device_label.text(), timeout=TIMEOUT)
-    _train(qtbot, w)
+    train(qtbot, w)
     assert w.last_result is not None and w.last_result.steps == 20
     assert "noisy (trained)" in session_models()
     assert len(w.loss_plot.train) == 20 and len(w.loss_plot.val) >= 3
@@ -122,7 +71,7 @@ def test_auto_width_and_learning_rate(viewer, qtbot):
     assert not w.start_button.isEnabled() and "learning rate" in w.status.text()
     w.lr_edit.setText("auto")
     assert w.start_button.isEnabled(), w.status.text()
-    _train(qtbot, w)
+    train(qtbot, w)
     model = w.last_result.model
     assert model.config.enc == 16
     assert model.config.subsample == 2
@@ -136,14 +85,14 @@ def test_event_loop_runs_during_training(viewer, qtbot):
     noisy, _ = noisy_cells_stack(n=3, size=64)
     viewer.add_image(noisy, name="stack")
     w = TrainWidget(viewer)
-    _tiny(w, "0.02", unit="minutes")  # 1.2 s
+    tiny(w, "0.02", unit="minutes")  # 1.2 s
     assert w.axes_edit.text() in ("TYX", "SYX")
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(20)
     t0 = time.perf_counter()
-    _train(qtbot, w)
+    train(qtbot, w)
     elapsed = time.perf_counter() - t0
     timer.stop()
     assert elapsed > 1.0
@@ -156,9 +105,9 @@ def test_preview_of_a_stack_sits_on_its_own_slice(viewer, qtbot):
     noisy, _ = noisy_cells_stack(n=3, size=48)
     viewer.add_image(noisy, name="stack", scale=(3.0, 0.5, 0.5))
     w = TrainWidget(viewer)
-    _tiny(w, "3")
+    tiny(w, "3")
     w.axes_edit.setText("SYX")
-    _train(qtbot, w)
+    train(qtbot, w)
     preview = viewer.layers["stack_ssdn_preview"]
     assert preview.data.shape == (1, 48, 48)
     assert tuple(preview.translate) == (3.0, 0.0, 0.0) and tuple(preview.scale) == (3.0, 0.5, 0.5)
@@ -169,7 +118,7 @@ def test_stop_keeps_model_and_resume_continues(viewer, qtbot, tmp_path):
     noisy, _ = noisy_cells(64)
     viewer.add_image(noisy, name="img")
     w = TrainWidget(viewer)
-    _tiny(w, "100000")
+    tiny(w, "100000")
     worker = w.start()
     qtbot.waitUntil(lambda: len(w.loss_plot.train) >= 3, timeout=TIMEOUT)
     assert w.stop_button.isEnabled() and not w.start_button.isEnabled()
@@ -184,7 +133,7 @@ def test_stop_keeps_model_and_resume_continues(viewer, qtbot, tmp_path):
     assert session_models().get("img (trained)").model is w.last_result.model
 
     w.budget_edit.setText("5")
-    _train(qtbot, w, resume=True)
+    train(qtbot, w, resume=True)
     assert w.last_result.info["training"]["steps"] == first + 5
     assert "undertrained" not in w.status.text() and "finished" in w.status.text()
     assert w.loss_plot.train[-1][0] == first + 5  # the curve continues from the earlier steps
@@ -253,12 +202,12 @@ def test_worker_error_becomes_message_and_widget_recovers(viewer, qtbot, monkeyp
     """A failure inside the worker is reported with a remedy and the widget can start again."""
     viewer.add_image(np.random.default_rng(0).random((6, 6)).astype(np.float32), name="small")
     w = TrainWidget(viewer)
-    _tiny(w, "5")
+    tiny(w, "5")
     from napari.utils.notifications import NotificationSeverity, notification_manager
 
     before = len(notification_manager.records)
     assert w.start() is not None
-    _wait(qtbot, w)
+    wait(qtbot, w)
     new = [n for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR]
     # "the smallest image is 6 pixels along Y but this network needs at least 8; give larger images"
     assert len(new) == 1 and "larger images" in new[0].message
@@ -270,11 +219,11 @@ def test_worker_error_names_widget_fields_not_cli_options(viewer, qtbot):
     """A core remedy that names a command-line option is shown with the widget's field instead."""
     viewer.add_image(np.random.default_rng(0).random((3, 32, 32)).astype(np.float32), name="thin")
     w = TrainWidget(viewer)
-    _tiny(w, "5")
+    tiny(w, "5")
     w.axes_edit.setText("ZYX")
     w.dims_combo.setCurrentText("3D")
     assert w.start() is not None, w.status.text()
-    _wait(qtbot, w)
+    wait(qtbot, w)
     # the core says "... a 3D network needs at least 4; train a 2D network on the slices instead (ndim=2, no --3d)"
     assert "3 slices" in w.status.text() and "(Network 2D)" in w.status.text(), w.status.text()
     assert "--" not in w.status.text()
@@ -290,7 +239,7 @@ def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
     assert w.model_combo.currentText() == "tiny"
     assert w.axes_edit.text() == "ZYX"
     assert w.run() is not None
-    _wait(qtbot, w)
+    wait(qtbot, w)
     out = viewer.layers["tomo_ssdn"]
     assert w.status.text().startswith("Done") and w.run_button.isEnabled()
     assert out.data.shape == noisy.shape and out.data.dtype == np.float32
@@ -301,12 +250,12 @@ def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
     n_layers = len(viewer.layers)
     first = out.data.copy()
     assert w.run() is not None
-    _wait(qtbot, w)
+    wait(qtbot, w)
     assert len(viewer.layers) == n_layers and viewer.layers["tomo_ssdn"] is out
     np.testing.assert_allclose(out.data, first, atol=1e-5)
     w.output_combo.setCurrentText("posterior-std")
     assert w.run() is not None
-    _wait(qtbot, w)
+    wait(qtbot, w)
     assert (viewer.layers["tomo_ssdn_std"].data >= 0).all()
 
 
@@ -319,7 +268,7 @@ def test_denoise_keeps_missing_pixels_missing(viewer, qtbot, tiny_model):
     viewer.add_image(noisy, name="masked")
     w = DenoiseWidget(viewer)
     assert w.run() is not None
-    _wait(qtbot, w)
+    wait(qtbot, w)
     out = viewer.layers["masked_ssdn"]
     assert np.array_equal(np.isnan(out.data), np.isnan(noisy))
     assert np.isfinite(out.contrast_limits).all() and out.contrast_limits[1] > out.contrast_limits[0]
@@ -333,14 +282,14 @@ def test_denoise_flags_data_far_from_the_training_range(viewer, qtbot, tiny_mode
     viewer.add_image(noisy * 1000, name="bright")
     w = DenoiseWidget(viewer)
     assert w.run() is not None
-    _wait(qtbot, w)
+    wait(qtbot, w)
     assert "bright_ssdn" in viewer.layers
     assert w.status.text().startswith("Done") and "far from" in w.status.text(), w.status.text()
     viewer.layers.remove("bright")
     viewer.add_image(noisy, name="plain")
     w.layer_combo.setCurrentIndex(w.layer_combo.count() - 1)
     assert w.run() is not None
-    _wait(qtbot, w)
+    wait(qtbot, w)
     assert w.status.text().startswith("Done") and "far from" not in w.status.text(), w.status.text()
 
 
@@ -364,14 +313,14 @@ def test_trained_model_offered_to_denoise(viewer, qtbot):
     d = DenoiseWidget(viewer)
     assert d.model_combo.count() == 0 and not d.run_button.isEnabled()
     t = TrainWidget(viewer)
-    _tiny(t, "3")
-    _train(qtbot, t)
+    tiny(t, "3")
+    train(qtbot, t)
     assert d.model_combo.currentText() == "cells (trained)"
     assert d.run_button.isEnabled()
     # A model trained next, on another layer, becomes the Denoise widget's choice.
     viewer.add_image(noisy[::-1].copy(), name="more cells")
     t.layer_combo.setCurrentIndex(next(i for i in range(t.layer_combo.count()) if t.layer_combo.itemText(i) == "more cells"))
-    _train(qtbot, t)
+    train(qtbot, t)
     assert d.model_combo.count() == 2
     assert d.model_combo.currentText() == "more cells (trained)"
 
@@ -384,11 +333,11 @@ def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):
     noisy, _ = noisy_volume((16, 32, 32))
     viewer.add_image(noisy, name="vol", scale=(2.0, 1.0, 1.0), axis_labels=("z", "y", "x"))
     w = TrainWidget(viewer)
-    _tiny(w, "3")
+    tiny(w, "3")
     assert w.axes_edit.text() == "ZYX"
     w.dims_combo.setCurrentText("3D")
     assert w.start_button.isEnabled(), w.status.text()
-    _train(qtbot, w)
+    train(qtbot, w)
     model = w.last_result.model
     assert model.config.ndim == 3 and model.config.flat == 1
     # The preview is the slice the viewer shows (napari opens on z = 7 of 16), on that slice only.
@@ -401,7 +350,7 @@ def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):
     d.layer_combo.setCurrentIndex(next(i for i in range(d.layer_combo.count()) if d.layer_combo.itemText(i) == "vol"))
     assert d.layer_combo.layer().name == "vol"
     assert d.run() is not None
-    _wait(qtbot, d)
+    wait(qtbot, d)
     assert viewer.layers["vol_ssdn"].data.shape == noisy.shape
     viewer.add_image(noisy[0], name="slice")
     d.layer_combo.setCurrentIndex(d.layer_combo.count() - 1)
