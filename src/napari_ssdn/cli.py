@@ -10,50 +10,15 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
-import time
 from pathlib import Path
 
+from ._cli_text import Progress, choice_lines, fmt_time, in_cli_terms, params_str, warn_in_cli_terms
 from .core.errors import SSDNError
 
 log = logging.getLogger("napari_ssdn")
 
 NOISE_FLAGS = {"sigma": "sigma", "lam": "lam", "alpha": "alpha", "gain": "a", "read_var": "b"}
-
-
-class Progress:
-    """A one-line progress bar on stderr (silent with --quiet)."""
-
-    def __init__(self, quiet: bool, label: str):
-        self.quiet = quiet
-        self.label = label
-        self.last = 0.0
-        self.tty = sys.stderr.isatty()
-
-    def update(self, done: int, total: int, eta: float, extra: str = "", final: bool = False) -> None:
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if not final and now - self.last < (0.2 if self.tty else 5.0):
-            return
-        self.last = now
-        frac = min(1.0, done / max(total, 1))
-        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
-        line = f"{self.label} [{bar}] {done}/{total} eta {_fmt_time(eta)} {extra}"
-        sys.stderr.write(("\r" + line.ljust(100)) if self.tty else line + "\n")
-        if final and self.tty:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def _fmt_time(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 60}:{s % 60:02d}"
-
-
-def _params_str(p: dict) -> str:
-    return " ".join(f"{k}={v:.4g}" for k, v in p.items())
 
 
 def _check_not_input(out: Path, inputs: list[Path], what: str) -> None:
@@ -136,9 +101,9 @@ def cmd_train(args) -> int:
         device_name(trainer.device),
         start,
         m.config.noise,
-        _params_str(m.noise_params_data()),
+        params_str(m.noise_params_data()),
     )
-    for line in _choice_lines(trainer.train_state().get("auto")):
+    for line in choice_lines(trainer.train_state().get("auto")):
         log.info("%s", line)
     log.info("plan: %s", trainer.plan.describe())
     bar = Progress(args.quiet, "train")
@@ -146,7 +111,7 @@ def cmd_train(args) -> int:
     try:
         every = args.checkpoint_every if args.checkpoint_every > 0 else None
         for rec in trainer.run(checkpoint=out if every else None, checkpoint_every=every or 0.0):
-            extra = f"loss {rec.loss:.4f} " + _params_str(rec.noise_params) if m.learned else f"loss {rec.loss:.4f}"
+            extra = f"loss {rec.loss:.4f} " + params_str(rec.noise_params) if m.learned else f"loss {rec.loss:.4f}"
             bar.update(rec.step, rec.total, rec.eta, extra, final=rec.done)
     except KeyboardInterrupt:
         trainer.save(out)
@@ -166,7 +131,7 @@ def cmd_train(args) -> int:
         kept = ""
         if trainer.kept_step != trainer.step:
             kept = f"; kept the weights of step {state['kept_step']}, whose held-out validation loss was the lowest"
-        print(f"saved {out}: {trainer.step} steps in {_fmt_time(trainer.elapsed)}{val}{kept}; noise {_params_str(m.noise_params_data())}", file=sys.stderr)
+        print(f"saved {out}: {trainer.step} steps in {fmt_time(trainer.elapsed)}{val}{kept}; noise {params_str(m.noise_params_data())}", file=sys.stderr)
     return 0
 
 
@@ -255,35 +220,20 @@ def cmd_info(args) -> int:
     sub = f", on {cfg.subsample} x {cfg.subsample} interleaved sub-images" if cfg.subsample > 1 else ""
     print(f"network     {model.describe()}, {a['parameters']:,} parameters{sub}")
     learned = ", ".join(cfg.learned) or "none"
-    print(f"noise       {cfg.noise}: {_params_str(info['noise']['params'])} (learned: {learned}{', per image' if cfg.per_image else ''})")
-    print(f"training    {tr.get('steps', 0)} steps, {_fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}")
+    print(f"noise       {cfg.noise}: {params_str(info['noise']['params'])} (learned: {learned}{', per image' if cfg.per_image else ''})")
+    print(f"training    {tr.get('steps', 0)} steps, {fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}")
     val = tr.get("val_loss", tr.get("last_val_loss"))
     if val is not None:
         kept = tr.get("kept_step")
         where = f" (weights of step {kept}, the lowest)" if kept is not None and kept != tr.get("steps") else ""
         print(f"validation  loss {val:.4f}{where}")
-    for line in _choice_lines(tr.get("auto")):
+    for line in choice_lines(tr.get("auto")):
         print(f"chosen      {line}")
     return 0
 
 
-def _choice_lines(auto: dict | None) -> list[str]:
-    """How the data set the noise model and the blind region (settings left to auto)."""
-    if not auto:
-        return []
-    region = " x ".join(str(2 * k - 1) for k in auto["blind_region"])
-    out = []
-    if auto.get("noise_why") != "given":
-        out.append(f"noise model {auto['noise']}: {auto['noise_why']}")
-    if auto.get("blind_why") != "given":
-        out.append(f"blind region {region} pixel(s): {auto['blind_why']}")
-    return out
-
-
 # --- demo -----------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
-    import numpy as np
-
     from .core import Trainer, TrainConfig, denoise
     from .io import write_image
     from .samples import DEMO_SIGMA, noisy_cells, psnr
@@ -295,7 +245,7 @@ def cmd_demo(args) -> int:
     trainer = Trainer(noisy, "YX", TrainConfig(time_limit=args.time_limit, seed=args.seed, device=args.device))
     bar = Progress(args.quiet, "train")
     for rec in trainer.run():
-        bar.update(rec.step, rec.total, rec.eta, f"loss {rec.loss:.4f} {_params_str(rec.noise_params)}", final=rec.done)
+        bar.update(rec.step, rec.total, rec.eta, f"loss {rec.loss:.4f} {params_str(rec.noise_params)}", final=rec.done)
     trainer.save(out / "model.ssdn")
     results = {"noisy": noisy}
     results["prior_mean"] = denoise(trainer.model, noisy, "YX", "prior-mean", device=args.device)
@@ -309,7 +259,7 @@ def cmd_demo(args) -> int:
     if "sigma" in learned:
         print(f"learned sigma {learned['sigma']:.4f} (true {DEMO_SIGMA:.4f}); {trainer.model.describe()}")
     else:  # the data chose another noise model
-        print(f"learned {trainer.model.config.noise} noise {_params_str(learned)} (true Gaussian sigma {DEMO_SIGMA:.4f})")
+        print(f"learned {trainer.model.config.noise} noise {params_str(learned)} (true Gaussian sigma {DEMO_SIGMA:.4f})")
     return 0
 
 
@@ -443,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # point to the subcommand's help, where the options are listed
         parser.exit(2, f"ssdn: error: unrecognized arguments: {' '.join(unknown)} (see 'ssdn {args.command} --help')\n")
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
-    _warn_in_cli_terms()
+    warn_in_cli_terms()
     try:
         return args.func(args)
     except SSDNError as exc:
@@ -459,41 +409,6 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at devnull so that the flush at exit does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-
-
-def _warn_in_cli_terms() -> None:
-    """Show the core's warnings (SSDNWarning) as one ``ssdn: warning:`` line each."""
-    import warnings
-
-    from .core.errors import SSDNWarning
-
-    shown = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, SSDNWarning):
-            print(f"ssdn: warning: {in_cli_terms(str(message))}", file=sys.stderr)
-        else:
-            shown(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
-
-
-# The core names settings as Python arguments (subsample=2, init='none', ndim=3); on the
-# command line the same settings are options.
-_CLI_TERMS = (
-    (re.compile(r"\bndim=3\b"), "--3d"),
-    (re.compile(r"\bndim=2(, no --3d)?"), "no --3d"),
-    (re.compile(r"(?<![-\w])(subsample|init|patch|batch|width|lr|axes|time_limit|iterations|seed|device|holdout|tile|noise|blind)="
-                r"(?:'([^']*)'|([^\s,;)]+))"),
-     lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2) if m.group(2) is not None else m.group(3)}"),
-)
-
-
-def in_cli_terms(message: str) -> str:
-    """A core message with its Python argument names written as command-line options."""
-    for pattern, option in _CLI_TERMS:
-        message = pattern.sub(option, message)
-    return message
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ import os
 import sys
 import tempfile
 import warnings
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ._tiff import is_ome, read_tiff, tiff_options, to_angstrom
+from ._tiff import write_tiff as _write_tiff  # module-level name: tests replace it
 from .core.errors import SSDNError
 
 log = logging.getLogger(__name__)
@@ -38,24 +39,6 @@ __all__ = [
 MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".rec", ".st", ".ali")
 TIFF_SUFFIXES = (".tif", ".tiff")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
-_UNIT_IN_ANGSTROM = {
-    "angstrom": 1.0,
-    "å": 1.0,
-    "a": 1.0,
-    "nm": 10.0,
-    "nanometer": 10.0,
-    "um": 1e4,
-    "µm": 1e4,
-    "\\u00b5m": 1e4,
-    "micron": 1e4,
-    "micrometer": 1e4,
-    "mm": 1e7,
-    "millimeter": 1e7,
-    "pm": 0.01,
-    "picometer": 0.01,
-    "cm": 1e8,
-    "m": 1e10,
-}
 
 
 @dataclass
@@ -89,13 +72,6 @@ class ImageData:
         return tuple(float(self.voxel.get(a, 1.0)) if a in "ZYX" else 1.0 for a in self.axes)
 
 
-def to_angstrom(value: float, unit: str | None) -> float:
-    """Convert a length to angstrom; unknown or missing units are taken as angstrom."""
-    if unit is None:
-        return float(value)
-    return float(value) * _UNIT_IN_ANGSTROM.get(str(unit).strip().lower(), 1.0)
-
-
 # --- reading ------------------------------------------------------------------------------
 def read_image(path: str | os.PathLike, mmap: bool = False) -> ImageData:
     """Read a TIFF, MRC, PNG or JPEG file.
@@ -121,7 +97,7 @@ def read_image(path: str | os.PathLike, mmap: bool = False) -> ImageData:
         if suffix in MRC_SUFFIXES:
             img = _read_mrc(path, mmap)
         elif suffix in TIFF_SUFFIXES:
-            img = _read_tiff(path)
+            img = ImageData(*read_tiff(path))
         elif suffix in PIL_SUFFIXES:
             img = _read_pil(path)
         else:
@@ -183,88 +159,6 @@ def _zyx_order(data: np.ndarray, maps: tuple[int, int, int]) -> np.ndarray:
         return data
     axis_of = {maps[2]: 0, maps[1]: 1, maps[0]: 2}  # data axis 0 holds sections, 1 rows, 2 columns
     return data.transpose(axis_of[3], axis_of[2], axis_of[1])
-
-
-def _read_tiff(path: Path) -> ImageData:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tf:
-        series = tf.series[0]
-        data = series.asarray()
-        axes = series.axes.upper()
-        voxel, unit = {}, None
-        page = tf.pages[0]
-        ij = tf.imagej_metadata
-        shaped = tf.shaped_metadata[0] if tf.shaped_metadata else None
-        if shaped and "voxel" in shaped:
-            voxel, unit = {k: float(v) for k, v in shaped["voxel"].items()}, shaped.get("unit")
-            axes = shaped.get("axes", axes).upper()
-        elif tf.is_ome and tf.ome_metadata:
-            voxel, unit = _ome_voxel(tf.ome_metadata)
-        else:
-            xr = page.tags.get("XResolution")
-            yr = page.tags.get("YResolution")
-            if xr is not None and yr is not None:
-                x = _res(xr.value)
-                y = _res(yr.value)
-                if x and y:
-                    voxel.update({"X": x, "Y": y})
-            if ij:
-                unit = ij.get("unit")
-                if "spacing" in ij:
-                    voxel["Z"] = float(ij["spacing"])
-            elif voxel:
-                ru = page.tags.get("ResolutionUnit")
-                unit = {2: "inch", 3: "cm"}.get(int(ru.value) if ru is not None else 0)
-                if unit == "cm":
-                    voxel, unit = {k: v * 1e4 for k, v in voxel.items()}, "micrometer"
-                elif unit == "inch":
-                    voxel, unit = {}, None  # a print resolution, not a physical pixel size
-    axes = _canonical_axes(axes, data.shape)
-    if unit in ("\\u00B5m", "\\u00b5m", "µm", "um", "micron"):
-        unit = "micrometer"
-    voxel = {a: v for a, v in voxel.items() if a in axes and v > 0}
-    return ImageData(data, axes, voxel, unit)
-
-
-def _res(value) -> float | None:
-    num, den = value if isinstance(value, tuple) else (value, 1)
-    return float(den) / float(num) if num else None
-
-
-def _ome_voxel(xml: str) -> tuple[dict, str | None]:
-    root = ET.fromstring(xml)
-    for el in root.iter():
-        if el.tag.endswith("Pixels"):
-            # Each axis has its own unit (default µm); all are given in X's unit.
-            unit = el.get("PhysicalSizeXUnit", "µm")
-            voxel = {}
-            for ax in "XYZ":
-                v = el.get(f"PhysicalSize{ax}")
-                if v is not None:
-                    voxel[ax] = to_angstrom(float(v), el.get(f"PhysicalSize{ax}Unit", "µm")) / to_angstrom(1.0, unit)
-            return voxel, {"µm": "micrometer", "nm": "nanometer", "Å": "angstrom"}.get(unit, unit)
-    return {}, None
-
-
-def _canonical_axes(axes: str, shape) -> str:
-    """Map tifffile's axes letters to ours (S/I/Q -> S, sample-per-pixel S -> C)."""
-    out = []
-    for i, a in enumerate(axes):
-        if a == "S" and i == len(axes) - 1 and shape[i] in (3, 4):
-            out.append("C")  # RGB samples per pixel
-        elif a in "IQS":
-            out.append("S")
-        elif a in "ZYXCT":
-            out.append(a)
-        else:
-            out.append("S")
-    res = "".join(out)
-    if len(set(res)) != len(res):  # duplicated letters: fall back to a generic guess
-        from .core.data import guess_axes
-
-        res = guess_axes(tuple(shape), rgb=res.endswith("C"))
-    return res
 
 
 def _read_pil(path: Path) -> ImageData:
@@ -358,7 +252,7 @@ def write_image(
     else:
         check_output_suffix(path)
         with atomic_path(path) as tmp:
-            _write_tiff(tmp, data, axes, voxel, unit, label, _is_ome(path))
+            _write_tiff(tmp, data, axes, voxel, unit, label, is_ome(path))
     return path
 
 
@@ -399,50 +293,6 @@ def _write_mrc(path, data, axes, voxel, unit, origin, label, start=None):
         _set_mrc_geometry(mrc, voxel, unit, origin, start)
         mrc.update_header_stats()
         mrc.add_label(label[:80])
-
-
-_OME_UNITS = {"micrometer": "µm", "nanometer": "nm", "angstrom": "Å", "millimeter": "mm"}
-
-
-def _is_ome(path) -> bool:
-    return Path(path).name.lower().endswith((".ome.tif", ".ome.tiff"))
-
-
-def _tiff_options(axes, voxel, unit, label, ome=False) -> dict:
-    """Keyword arguments of tifffile.imwrite/memmap: OME-TIFF for ``*.ome.tif`` names, else
-    an ImageJ hyperstack when possible."""
-    # A stack of 2D images is written as frames (T) so that it does not read back as a volume.
-    ij_axes = axes.replace("S", "T") if "T" not in axes else axes
-    if ome and not ij_axes.endswith("C") and len(set(ij_axes)) == len(ij_axes):
-        meta = {"axes": ij_axes}
-        for a, v in voxel.items():
-            meta[f"PhysicalSize{a}"] = v
-            if unit:
-                meta[f"PhysicalSize{a}Unit"] = _OME_UNITS.get(unit, unit)
-        return dict(ome=True, photometric="minisblack", metadata=meta)
-    # ImageJ wants its axes in TZCYX order; only write ImageJ files when no reordering is
-    # needed (channels last, as in RGB-like YXC, are not ImageJ's).
-    imagej = len(set(ij_axes)) == len(ij_axes) and [a for a in "TZCYX" if a in ij_axes] == list(ij_axes)
-    kwargs = {}
-    if "X" in voxel and "Y" in voxel:
-        kwargs["resolution"] = (1.0 / voxel["X"], 1.0 / voxel["Y"])
-    if imagej:
-        meta = {"axes": ij_axes}
-        if unit:
-            meta["unit"] = {"micrometer": "micron", "angstrom": "angstrom"}.get(unit, unit)
-        if "Z" in voxel:
-            meta["spacing"] = voxel["Z"]
-        meta["Info"] = label
-        meta = {k: v for k, v in meta.items() if v is not None}
-        return dict(imagej=True, metadata=meta, **kwargs)
-    meta = {"axes": axes, "voxel": voxel, "unit": unit, "software": label}
-    return dict(photometric="minisblack", metadata=meta, **kwargs)
-
-
-def _write_tiff(path, data, axes, voxel, unit, label, ome=False):
-    import tifffile
-
-    tifffile.imwrite(path, data, **_tiff_options(axes, voxel, unit, label, ome))
 
 
 class open_output:
@@ -490,7 +340,7 @@ class open_output:
             import tifffile
 
             self._mrc = None
-            return tifffile.memmap(tmp, shape=self.shape, dtype=np.float32, **_tiff_options(self.axes, self.voxel, self.unit, self.label, _is_ome(self.path)))
+            return tifffile.memmap(tmp, shape=self.shape, dtype=np.float32, **tiff_options(self.axes, self.voxel, self.unit, self.label, is_ome(self.path)))
         except BaseException:
             self._atomic.__exit__(*sys.exc_info())
             raise

@@ -161,3 +161,17 @@ def advance_progress(pbar, done: int, total: int, description: str | None = None
     if description is not None:
         pbar.set_description(description)
     pbar.update(done - pbar.n)
+
+
+def load_model_dialog(parent: QWidget, load) -> None:
+    """Ask for a ``.ssdn`` file and ``load(path)`` it; a file that fails to load is reported
+    as a notification and the widget stays usable."""
+    from napari.utils.notifications import show_error
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getOpenFileName(parent, "Load model", "", "napari-ssdn model (*.ssdn);;All files (*)")
+    if path:
+        try:
+            load(path)
+        except Exception as exc:  # noqa: BLE001 - any failure: report, keep the widget usable
+            show_error(f"napari-ssdn: {exc}")

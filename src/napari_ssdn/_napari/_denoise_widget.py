@@ -28,6 +28,7 @@ from ._common import (
     geometry_of,
     guessed_axes,
     layer_snapshot,
+    load_model_dialog,
     mark_field,
     set_or_add_image,
     show_failure,
@@ -371,11 +372,4 @@ class DenoiseWidget(QWidget):
         return entry
 
     def _load_dialog(self) -> None:
-        from napari.utils.notifications import show_error
-
-        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "napari-ssdn model (*.ssdn);;All files (*)")
-        if path:
-            try:
-                self.load_model(path)
-            except Exception as exc:  # noqa: BLE001
-                show_error(f"napari-ssdn: {exc}")
+        load_model_dialog(self, self.load_model)

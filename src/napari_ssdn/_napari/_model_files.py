@@ -8,6 +8,7 @@ from typing import Callable
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget
 
+from ._common import load_model_dialog
 from ._model_registry import ModelRegistry, SessionModel
 
 __all__ = ["ModelFiles"]
@@ -82,11 +83,4 @@ class ModelFiles(QWidget):
                 show_error(f"napari-ssdn: could not save the model to {path!r} ({exc}); choose a writable folder")
 
     def _load_dialog(self) -> None:
-        from napari.utils.notifications import show_error
-
-        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "napari-ssdn model (*.ssdn);;All files (*)")
-        if path:
-            try:
-                self.load(path)
-            except Exception as exc:  # noqa: BLE001
-                show_error(f"napari-ssdn: {exc}")
+        load_model_dialog(self, self.load)

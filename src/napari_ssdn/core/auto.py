@@ -8,7 +8,7 @@ import numpy as np
 
 from .data import split_phases
 from .errors import SSDNError
-from .noisestats import choose_blind_region, choose_noise_model, level_lag, noise_stats
+from .noisestats import choose_blind_region, choose_noise_model, dark_level, level_lag, noise_stats
 
 __all__ = ["DataChoices", "choose_settings"]
 
@@ -29,6 +29,10 @@ class DataChoices:
     noise_lag : int
         Distance of the pixels the classical noise level differences (see
         :func:`~.noisestats.level_lag`).
+    dark_level : float
+        Poisson-Gaussian data with both parameters learned: the level (data units) where
+        the variance line meets zero, a camera's pedestal (see
+        :func:`~.noisestats.dark_level`); else 0.
     """
 
     noise: str
@@ -37,10 +41,12 @@ class DataChoices:
     blind_why: str
     correlation: dict | None = field(default=None)
     noise_lag: int = 1
+    dark_level: float = 0.0
 
     def to_dict(self) -> dict:
         return {"noise": self.noise, "noise_why": self.noise_why, "blind_region": list(self.blind_region),
-                "blind_why": self.blind_why, "correlation": self.correlation, "noise_lag": self.noise_lag}
+                "blind_why": self.blind_why, "correlation": self.correlation, "noise_lag": self.noise_lag,
+                "dark_level": self.dark_level}
 
 
 def _slices(samples: list[np.ndarray]) -> list[np.ndarray]:
@@ -92,5 +98,11 @@ def choose_settings(config, raw: list[np.ndarray], subsample: int = 1) -> DataCh
             noise, noise_why = choose_noise_model(_slices(samples), lag=lag)
         except SSDNError:
             noise, noise_why = "gaussian", "too little data to tell whether the noise grows with the signal"
+    dark = 0.0
+    if noise == "poisson-gaussian" and not config.known_noise_params:
+        try:  # given parameters keep their meaning in data units: then no offset
+            dark = dark_level(_slices(samples), lag=lag)
+        except (SSDNError, ValueError, np.linalg.LinAlgError):
+            pass
     return DataChoices(noise=noise, noise_why=noise_why, blind_region=tuple(region), blind_why=blind_why,
-                       correlation=stats, noise_lag=lag)
+                       correlation=stats, noise_lag=lag, dark_level=dark)

@@ -296,21 +296,3 @@ class CropSampler:
             if self.measured is not None:
                 self.kept[b] *= self._transform(self.measured[i][window][None], rot, flips)[0]
         return out
-
-
-def _nan_box_mean(a: np.ndarray) -> np.ndarray:
-    """Mean over each element and its neighbours along every axis (3^n box), NaN ignored."""
-    total = np.zeros_like(a, dtype=np.float64)
-    count = np.zeros_like(a, dtype=np.float64)
-    ok = np.isfinite(a)
-    filled = np.where(ok, a, 0.0)
-    for shift in np.ndindex(*(3,) * a.ndim):
-        sl_dst, sl_src = [], []
-        for d, n in zip(shift, a.shape):
-            off = d - 1
-            sl_dst.append(slice(max(0, -off), n - max(0, off)))
-            sl_src.append(slice(max(0, off), n - max(0, -off)))
-        total[tuple(sl_dst)] += filled[tuple(sl_src)]
-        count[tuple(sl_dst)] += ok[tuple(sl_src)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+import weakref
 
 import numpy as np
 
@@ -157,7 +158,8 @@ def denoise_iter(
 
 
 
-_COMPILED: "weakref.WeakKeyDictionary" = None
+#: Compiled copies of the models given to :func:`compiled`, alive as long as their model.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def compiled(model: SSDNModel) -> SSDNModel:
@@ -165,11 +167,7 @@ def compiled(model: SSDNModel) -> SSDNModel:
     later calls with the same model and given its current weights each time; ``model``
     itself is not changed."""
     import copy
-    import weakref
 
-    global _COMPILED
-    if _COMPILED is None:
-        _COMPILED = weakref.WeakKeyDictionary()
     twin = _COMPILED.get(model)
     if twin is None:
         twin = copy.deepcopy(model)

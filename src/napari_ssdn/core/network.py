@@ -21,17 +21,16 @@ with 3x3x3 convolutions and the same shifts along the branch's blind axis
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .unet import LEAK, UNet, act, chunk_pixels, conv1, low_precision, shift_down
+
 __all__ = ["ArchConfig", "UNet", "BlindSpotNet", "BlindSpotNet3D", "PlainNet", "build_network", "BRANCHES_3D"]
 
-LEAK = 0.1
 
 
 @dataclass(frozen=True)
@@ -96,162 +95,6 @@ class ArchConfig:
         return [(1 if level < self.flat else 2, 2, 2) for level in range(self.depth)]
 
 
-def _shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
-    """Move the feature map along the first spatial axis (dim 2) by ``rows``: zeros enter
-    at index 0, the last ``rows`` drop."""
-    nd = x.dim() - 2
-    return F.pad(x, (0, 0) * (nd - 1) + (rows, 0))[:, :, : x.shape[2]]
-
-
-def _conv_cls(ndim: int):
-    return nn.Conv2d if ndim == 2 else nn.Conv3d
-
-
-class _PaddedConv:
-    """3x3(x3) convolution; in blind mode output index i along dim 2 only depends on input
-    indices <= i."""
-
-    def _setup(self, blind: bool, ndim: int) -> None:
-        # Blind: one zero row on top plus 'same' padding, last row dropped, is the same as
-        # padding two rows on top and none at the bottom.
-        self._pad = (1, 1) * (ndim - 1) + ((2, 0) if blind else (1, 1))
-        nn.init.kaiming_normal_(self.weight, a=LEAK, nonlinearity="leaky_relu")
-        nn.init.zeros_(self.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self._pad))
-
-
-class _Conv3x3(_PaddedConv, nn.Conv2d):
-    pass
-
-
-class _Conv3x3x3(_PaddedConv, nn.Conv3d):
-    pass
-
-
-def _conv3(cin: int, cout: int, blind: bool, ndim: int = 2) -> nn.Module:
-    conv = (_Conv3x3 if ndim == 2 else _Conv3x3x3)(cin, cout, 3, padding=0)
-    conv._setup(blind, ndim)
-    return conv
-
-
-def _conv1(cin: int, cout: int, last: bool = False, ndim: int = 2) -> nn.Module:
-    conv = _conv_cls(ndim)(cin, cout, 1)
-    if last:
-        nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
-    else:
-        nn.init.kaiming_normal_(conv.weight, a=LEAK, nonlinearity="leaky_relu")
-    nn.init.zeros_(conv.bias)
-    return conv
-
-
-def _act(t: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(t, LEAK)
-
-
-def _chunk(device: torch.device, pixels: int) -> int:
-    """Pixels per chunk of a 1x1 head run as matrix products: on a CPU chunks that stay in
-    its caches (4-5x faster than 1x1 convolutions); a GPU wants few large launches, but
-    chunks of 2^18 pixels keep the four turns' hidden maps to about 1 GB (light) where a
-    whole 4096^2 tile would need 68 GB."""
-    return min(pixels, 4096 if device.type == "cpu" else 1 << 18)
-
-
-def _low(device: torch.device, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``tensors`` in the autocast precision where autocast is on: cast once, not once per
-    chunk inside autocast."""
-    if not torch.is_autocast_enabled(device.type):
-        return tensors
-    low = torch.get_autocast_dtype(device.type)
-    return tuple(t.to(low) for t in tensors)
-
-
-class UNet(nn.Module):
-    """The U-Net backbone of the paper, optionally with half-space receptive field.
-
-    Parameters
-    ----------
-    cin : int
-        Input channels.
-    enc, dec, depth : int
-        Encoder width, decoder width and number of pooling levels.
-    blind : bool
-        Shift every convolution and pool so that output index i along the first spatial
-        axis sees input indices <= i only. The final strict shift is applied by the caller.
-    ndim : int
-        Spatial dimensions, 2 or 3.
-    """
-
-    def __init__(self, cin: int, enc: int, dec: int, depth: int, blind: bool, ndim: int = 2):
-        super().__init__()
-        self.blind = blind
-        self.depth = depth
-        self.ndim = ndim
-        self.enc_in = nn.ModuleList([_conv3(cin, enc, blind, ndim), _conv3(enc, enc, blind, ndim)])
-        # One convolution per lower level, the last one being the bottleneck.
-        self.enc = nn.ModuleList([_conv3(enc, enc, blind, ndim) for _ in range(depth)])
-        self.dec = nn.ModuleList()
-        for level in range(depth, 0, -1):
-            skip = cin if level == 1 else enc
-            up = enc if level == depth else dec
-            self.dec.append(nn.ModuleList([_conv3(up + skip, dec, blind, ndim), _conv3(dec, dec, blind, ndim)]))
-        self.out_channels = dec
-
-    def _pool(self, x: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:
-        if self.blind and factor[0] > 1:
-            # Merging rows 2i and 2i+1 would let row 2i see row 2i+1: shift first.
-            x = _shift_down(x)
-        return (F.max_pool2d if self.ndim == 2 else F.max_pool3d)(x, factor)
-
-    def compile_for_inference(self) -> None:
-        """Run later inference passes (no gradient) through ``torch.compile``.
-
-        The compiled function is kept outside the module's parameters and submodules, so
-        model files and training are unchanged; training keeps the eager passes (compiled
-        training steps measured slower on a CPU). Where compilation fails (no C++
-        compiler, an unsupported platform) the passes fall back to eager with a warning.
-        """
-        if "_compiled" not in self.__dict__:
-            self.__dict__["_compiled"] = torch.compile(self._forward)
-
-    @property
-    def compiled(self) -> bool:
-        return "_compiled" in self.__dict__
-
-    def forward(self, x: torch.Tensor, pools: list[tuple[int, ...]] | None = None) -> torch.Tensor:
-        """Features ``(N, dec, *spatial)``; ``pools`` gives the pooling factor per axis and
-        level (default: 2 along every axis)."""
-        fast = self.__dict__.get("_compiled")
-        if fast is not None and not torch.is_grad_enabled():
-            try:
-                return fast(x, pools)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure: eager gives the same result
-                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); running without it", stacklevel=2)
-                del self.__dict__["_compiled"]
-        return self._forward(x, pools)
-
-    def _forward(self, x: torch.Tensor, pools: list[tuple[int, ...]] | None = None) -> torch.Tensor:
-        pools = pools or [(2,) * self.ndim] * self.depth
-        skips = [x]
-        h = x
-        for conv in self.enc_in:
-            h = _act(conv(h))
-        h = self._pool(h, pools[0])
-        for i, conv in enumerate(self.enc):
-            if i < self.depth - 1:
-                skips.append(h)
-            h = _act(conv(h))
-            if i < self.depth - 1:
-                h = self._pool(h, pools[i + 1])
-        for level, convs in zip(range(self.depth - 1, -1, -1), self.dec):
-            h = F.interpolate(h, scale_factor=pools[level], mode="nearest")
-            h = torch.cat([h, skips.pop()], dim=1)
-            for conv in convs:
-                h = _act(conv(h))
-        return h
-
-
 class BlindSpotNet(nn.Module):
     """Four rotated half-plane U-Net branches with shared weights and a 1x1 head.
 
@@ -263,7 +106,7 @@ class BlindSpotNet(nn.Module):
         self.arch = arch
         self.unet = UNet(arch.channels, arch.enc, arch.dec, arch.depth, blind=True)
         d = arch.dec
-        self.head = nn.ModuleList([_conv1(4 * d, 4 * d), _conv1(4 * d, d), _conv1(d, arch.outputs, last=True)])
+        self.head = nn.ModuleList([conv1(4 * d, 4 * d), conv1(4 * d, d), conv1(d, arch.outputs, last=True)])
 
     def _shift(self, turn: int) -> int:
         """Final shift of the branch turned by ``turn`` quarter turns: its rows run along y
@@ -271,7 +114,7 @@ class BlindSpotNet(nn.Module):
         return self.arch.region[turn % 2]
 
     def _branch(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        h = _shift_down(self.unet(torch.rot90(x, k, dims=(2, 3))), self._shift(k))
+        h = shift_down(self.unet(torch.rot90(x, k, dims=(2, 3))), self._shift(k))
         return torch.rot90(h, -k, dims=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -282,7 +125,7 @@ class BlindSpotNet(nn.Module):
             n = x.shape[0]
             rot = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)], dim=0)
             h = self.unet(rot)
-            h = torch.cat([torch.rot90(_shift_down(h[k * n : (k + 1) * n], self._shift(k)), -k, dims=(2, 3)) for k in range(4)], dim=1)
+            h = torch.cat([torch.rot90(shift_down(h[k * n : (k + 1) * n], self._shift(k)), -k, dims=(2, 3)) for k in range(4)], dim=1)
             return _head(self.head, h)
         # Branch by branch: a quarter of the peak memory for inference.
         return self.head_output(self.branch_features(x))
@@ -320,9 +163,9 @@ class BlindSpotNet(nn.Module):
         b3 = last.bias[None, :, None]
         n, _, h, w = features[0].shape
         dev = features[0].device
-        chunk = _chunk(dev, h * w)
+        chunk = chunk_pixels(dev, h * w)
         stacked = torch.cat(features, dim=1).flatten(2)  # (N, 4d, HW)
-        w1s, b1s, w2, b2, w3, b3, stacked = _low(dev, w1s, b1s, w2, b2, w3, b3, stacked)
+        w1s, b1s, w2, b2, w3, b3, stacked = low_precision(dev, w1s, b1s, w2, b2, w3, b3, stacked)
         out = None
         for i in range(n):
             for s in range(0, h * w, chunk):
@@ -341,7 +184,7 @@ def _head(head: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
     for i, conv in enumerate(head):
         h = conv(h)
         if i < len(head) - 1:
-            h = _act(h)
+            h = act(h)
     return h
 
 
@@ -363,7 +206,7 @@ class BlindSpotNet3D(nn.Module):
         # 3d rather than 6d hidden units: the head's first layer holds a full-resolution
         # map per voxel during inference and dominates the memory of a tile.
         hidden = 3 * d
-        self.head = nn.ModuleList([_conv1(6 * d, hidden, ndim=3), _conv1(hidden, d, ndim=3), _conv1(d, arch.outputs, last=True, ndim=3)])
+        self.head = nn.ModuleList([conv1(6 * d, hidden, ndim=3), conv1(hidden, d, ndim=3), conv1(d, arch.outputs, last=True, ndim=3)])
 
     def branch(self, x: torch.Tensor, axis: int, after: bool) -> torch.Tensor:
         """Features ``(N, dec, *spatial)`` of one half-space branch, in the data's frame.
@@ -374,7 +217,7 @@ class BlindSpotNet3D(nn.Module):
         xt = x.transpose(2, axis)
         if after:
             xt = xt.flip(2)
-        h = _shift_down(self.unet(xt, self._pools(axis)), self.arch.region[axis - 2])
+        h = shift_down(self.unet(xt, self._pools(axis)), self.arch.region[axis - 2])
         if after:
             h = h.flip(2)
         return h.transpose(2, axis)
@@ -394,7 +237,7 @@ class BlindSpotNet3D(nn.Module):
             feats = []
             for axis in (2, 3, 4):
                 xt = x.transpose(2, axis)
-                h = _shift_down(self.unet(torch.cat([xt, xt.flip(2)], dim=0), self._pools(axis)), self.arch.region[axis - 2])
+                h = shift_down(self.unet(torch.cat([xt, xt.flip(2)], dim=0), self._pools(axis)), self.arch.region[axis - 2])
                 feats += [h[:n].transpose(2, axis), h[n:].flip(2).transpose(2, axis)]
             return _head(self.head, torch.cat(feats, dim=1))
         acc = None
@@ -414,9 +257,9 @@ class BlindSpotNet3D(nn.Module):
         if acc is None:
             dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
             acc = torch.zeros(n, self.head[0].out_channels, *spatial, dtype=dtype, device=features.device)
-        w, f = _low(features.device, self.head[0].weight.flatten(1)[:, k * d : (k + 1) * d], features.reshape(n, d, -1))
+        w, f = low_precision(features.device, self.head[0].weight.flatten(1)[:, k * d : (k + 1) * d], features.reshape(n, d, -1))
         out = acc.view(n, acc.shape[1], -1)
-        step = _chunk(features.device, f.shape[-1])
+        step = chunk_pixels(features.device, f.shape[-1])
         for i in range(n):
             for s in range(0, f.shape[-1], step):
                 out[i, :, s : s + step] += w @ f[i, :, s : s + step]
@@ -428,12 +271,12 @@ class BlindSpotNet3D(nn.Module):
         n, c, *spatial = acc.shape
         flat = acc.view(n, c, -1)
         b1 = first.bias[:, None].to(acc.dtype)
-        w2, b2, w3, b3 = _low(acc.device, second.weight.flatten(1), second.bias[:, None], last.weight.flatten(1), last.bias[:, None])
-        step = _chunk(acc.device, flat.shape[-1])
+        w2, b2, w3, b3 = low_precision(acc.device, second.weight.flatten(1), second.bias[:, None], last.weight.flatten(1), last.bias[:, None])
+        step = chunk_pixels(acc.device, flat.shape[-1])
         out = None
         for i in range(n):
             for s in range(0, flat.shape[-1], step):
-                (z,) = _low(acc.device, _act(flat[i, :, s : s + step] + b1))
+                (z,) = low_precision(acc.device, act(flat[i, :, s : s + step] + b1))
                 z = F.leaky_relu_(torch.addmm(b2, w2, z), LEAK)
                 z = torch.addmm(b3, w3, z)
                 if out is None:
@@ -454,14 +297,14 @@ class PlainNet(nn.Module):
         self.arch = arch
         self.unet = UNet(arch.channels, arch.enc, arch.dec, arch.depth, blind=False, ndim=arch.ndim)
         d = arch.dec
-        self.head = nn.ModuleList([_conv1(d, d, ndim=arch.ndim), _conv1(d, arch.outputs, last=True, ndim=arch.ndim)])
+        self.head = nn.ModuleList([conv1(d, d, ndim=arch.ndim), conv1(d, arch.outputs, last=True, ndim=arch.ndim)])
         if zero_last:
             # The noise-level estimator does not converge otherwise (method.md, pitfall 8).
             nn.init.zeros_(self.head[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.unet(x, self.arch.pools())
-        h = _act(self.head[0](h))
+        h = act(self.head[0](h))
         return self.head[1](h)
 
 

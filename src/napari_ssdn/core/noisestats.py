@@ -13,6 +13,7 @@ All functions take normalised ``(S, *spatial, C)`` arrays, missing pixels as NaN
 from __future__ import annotations
 
 import math
+import warnings
 
 from dataclasses import dataclass, field
 
@@ -20,8 +21,8 @@ import numpy as np
 
 from .errors import SSDNError
 
-__all__ = ["NoiseStats", "noise_stats", "choose_blind_region", "variance_growth", "choose_noise_model", "noise_curve",
-           "model_variance", "measure_noise"]
+__all__ = ["NoiseStats", "noise_stats", "choose_blind_region", "level_lag", "variance_growth", "growth_lower_bound",
+           "dark_level", "choose_noise_model", "implausible_noise", "NEGLIGIBLE"]
 
 #: Lags reported (the blind region can hide up to MAX_LAG pixels each side).
 MAX_LAG = 4
@@ -95,20 +96,9 @@ def _block_means(a: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     shape = []
     for n, b in zip(a.shape, size):
         shape += [n // b, b]
-    with np.errstate(invalid="ignore"), _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks are NaN, as meant
         return np.nanmean(a.reshape(shape), axis=tuple(range(1, 2 * a.ndim, 2)))
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
 
 
 def _volume_variogram(v: np.ndarray, size: tuple[int, ...], lags: list[int]):
@@ -131,12 +121,21 @@ def _volume_variogram(v: np.ndarray, size: tuple[int, ...], lags: list[int]):
     return means, grams
 
 
-def _smooth(means: np.ndarray) -> np.ndarray:
-    """Mean over each block and its neighbours (NaN ignored): under noise correlated over a
-    few pixels, single block means carry enough noise that selecting on them selects on it."""
-    from .data import _nan_box_mean
-
-    return _nan_box_mean(means)
+def _smooth(a: np.ndarray) -> np.ndarray:
+    """Mean over each block and its neighbours along every axis (NaN ignored): under noise
+    correlated over a few pixels, single block means carry enough noise that selecting on
+    them selects on it."""
+    total = np.zeros_like(a, dtype=np.float64)
+    count = np.zeros_like(a, dtype=np.float64)
+    ok = np.isfinite(a)
+    filled = np.where(ok, a, 0.0)
+    for shift in np.ndindex(*(3,) * a.ndim):
+        dst = tuple(slice(max(0, 1 - d), n - max(0, d - 1)) for d, n in zip(shift, a.shape))
+        src = tuple(slice(max(0, d - 1), n - max(0, 1 - d)) for d, n in zip(shift, a.shape))
+        total[dst] += filled[src]
+        count[dst] += ok[src]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _flattest(means: np.ndarray) -> np.ndarray:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from .constants import MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS, check_blind_region, check_noise_params
 from .errors import SSDNError
@@ -303,6 +307,23 @@ class TrainConfig:
         elif isinstance(b, (int, np.integer)):
             b = (int(b),)
         return check_blind_region(tuple(b) if b is not None else ("?",), ndim or self.ndim, shown=f"'{self.blind}'" if isinstance(self.blind, str) else repr(self.blind))
+
+    def budget_fraction(self, step: int, elapsed: float) -> float:
+        """How much of the budget ``step`` steps in ``elapsed`` seconds have spent (the
+        larger of the two where both are set; 2000 steps where neither is)."""
+        spent = [step / self.iterations] if self.iterations else []
+        if self.time_limit:
+            spent.append(elapsed / self.time_limit)
+        return max(spent or [step / 2000])
+
+    def planned_steps(self, step: int, elapsed: float) -> int:
+        """Steps the run will take: as given, or estimated from the time spent so far."""
+        f = self.budget_fraction(step, elapsed)
+        if self.iterations and not self.time_limit:
+            return self.iterations
+        if step == 0 or f <= 0:
+            return self.iterations or 2000
+        return max(step, int(round(step / f)))
 
     @property
     def known_noise_params(self) -> dict:

@@ -85,7 +85,7 @@ class Trainer:
         check_sizes(raw, arch.multiples, self.subsample, config.patch_for(self.device), arch.enc == WIDTHS["tiny"][0],
                     arch.region if arch.blind else ())
         norm = (Normalization(resume.config.offset, resume.config.scale) if resume is not None
-                else Normalization.fit(raw, config.noise, self._dark_level(raw)))
+                else Normalization.fit(raw, config.noise, self.choices.dark_level))
         if resume is None and config.mode == "ssdn":
             message = implausible_noise(config.noise, config.known_noise_params, raw)
             if message:
@@ -139,21 +139,6 @@ class Trainer:
         if self.measured is None:
             return self.samples
         return [np.where(m[..., None], s, np.float32(np.nan)) for s, m in zip(self.samples, self.measured)]
-
-    def _dark_level(self, raw: list[np.ndarray]) -> float:
-        """Poisson-Gaussian data with both parameters learned: the offset where the variance
-        line meets zero (a camera's pedestal), 0 otherwise (given parameters keep their
-        meaning in data units either way, but then there is nothing to gain)."""
-        c = self.config
-        if c.noise != "poisson-gaussian" or c.known_noise_params:
-            return 0.0
-        from .noisestats import dark_level
-
-        samples = [split_phases(s, self.subsample, crop=True) for s in raw] if self.subsample > 1 else raw
-        try:
-            return dark_level([s.reshape((-1,) + s.shape[-3:]) for s in samples], lag=self.choices.noise_lag)
-        except (SSDNError, ValueError, np.linalg.LinAlgError):
-            return 0.0
 
     def _model_config(self, channels: int) -> ModelConfig:
         """The new model's architecture and noise model, before the data's normalisation
@@ -293,17 +278,6 @@ class Trainer:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
-    def _fraction(self, step: int, elapsed: float) -> float:
-        c = self.config
-        fs = []
-        if c.iterations:
-            fs.append(step / c.iterations)
-        if c.time_limit:
-            fs.append(elapsed / c.time_limit)
-        if not fs:
-            fs.append(step / 2000)
-        return max(fs)
-
     def run(self, checkpoint=None, checkpoint_every: float = 300.0):
         """Train, yielding a :class:`TrainProgress` after every step.
 
@@ -343,7 +317,7 @@ class Trainer:
         skipped = 0
         while True:
             elapsed = time.perf_counter() - t0
-            f = self._fraction(self.step, elapsed)
+            f = self.config.budget_fraction(self.step, elapsed)
             if self.step > 0 and (f >= 1.0 or self._stop.is_set()):
                 # The budget ran out, or a stop came, between two steps: validate the last step.
                 self.elapsed = elapsed
@@ -354,7 +328,7 @@ class Trainer:
             skipped += not finite
             self.step += 1
             self.elapsed = elapsed = time.perf_counter() - t0
-            f = self._fraction(self.step, elapsed)
+            f = self.config.budget_fraction(self.step, elapsed)
             last = f >= 1.0 or self._stop.is_set()
             validated = self.step % self.plan.val_every == 0 or last or self.step == 1
             if validated:
@@ -367,7 +341,7 @@ class Trainer:
 
     def _train_step(self, f: float, elapsed: float, base_lrs: list[float]) -> tuple[float, bool]:
         """One optimisation step at budget fraction ``f``; the loss and whether it was applied."""
-        factor = lr_factor(f + 0.5 / max(self._planned(self.step, elapsed), 1), self.plan.warmup, self.plan.rampdown)
+        factor = lr_factor(f + 0.5 / max(self.config.planned_steps(self.step, elapsed), 1), self.plan.warmup, self.plan.rampdown)
         for g, base in zip(self.optimizer.param_groups, base_lrs):
             g["lr"] = base * factor
         frozen = self.model.config.noise in self.tuning.frozen_noise
@@ -414,7 +388,7 @@ class Trainer:
 
     def _record(self, loss: float, skipped: int, elapsed: float, f: float, validated: bool, done: bool) -> TrainProgress:
         rec = TrainProgress(
-            step=self.step, total=self._planned(self.step, elapsed), loss=loss,
+            step=self.step, total=self.config.planned_steps(self.step, elapsed), loss=loss,
             val_loss=(self.final_val_loss if done else self._last_val_loss) if validated else None,
             noise_params=self.model.noise_params_data(), lr=float(self.optimizer.param_groups[0]["lr"]),
             elapsed=elapsed, eta=max(0.0, elapsed * (1 - f) / max(f, 1e-9)), skipped=skipped,
@@ -436,15 +410,6 @@ class Trainer:
         # Restored once: a step taken afterwards (a resumed run) must not be undone.
         self._best_state = None
         return restore
-
-    def _planned(self, step: int, elapsed: float) -> int:
-        c = self.config
-        f = self._fraction(step, elapsed)
-        if c.iterations and not c.time_limit:
-            return c.iterations
-        if step == 0 or f <= 0:
-            return c.iterations or 2000
-        return max(step, int(round(step / f)))
 
     # -- results ------------------------------------------------------------------------
     def train_state(self, checkpoint: bool = False) -> dict:

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import math
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .errors import SSDNError
+
+if TYPE_CHECKING:
+    from .model import SSDNModel
 
 __all__ = ["GENERIC_STARTS", "generic_start", "auto_starts", "warm_start", "mean_noise_std", "start_prior_std"]
 
