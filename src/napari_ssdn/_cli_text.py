@@ -3,11 +3,12 @@ read from the data, and the core's messages with command-line option names."""
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 
-__all__ = ["Progress", "fmt_time", "params_str", "choice_lines", "in_cli_terms", "warn_in_cli_terms"]
+from .core.errors import Setting, template_of, worded
+
+__all__ = ["Progress", "fmt_time", "params_str", "choice_lines", "cli_words", "in_cli_terms", "warn_in_cli_terms"]
 
 
 class Progress:
@@ -67,26 +68,27 @@ def warn_in_cli_terms() -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SSDNWarning):
-            print(f"ssdn: warning: {in_cli_terms(str(message))}", file=sys.stderr)
+            print(f"ssdn: warning: {in_cli_terms(message)}", file=sys.stderr)
         else:
             shown(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
 
 
-# The core names settings as Python arguments (subsample=2, init='none', ndim=3); on the
-# command line the same settings are options.
-_CLI_TERMS = (
-    (re.compile(r"\bndim=3\b"), "--3d"),
-    (re.compile(r"\bndim=2(, no --3d)?"), "no --3d"),
-    (re.compile(r"(?<![-\w])(subsample|init|patch|batch|width|lr|axes|time_limit|iterations|seed|device|holdout|tile|noise|blind)="
-                r"(?:'([^']*)'|([^\s,;)]+))"),
-     lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2) if m.group(2) is not None else m.group(3)}"),
-)
+# Settings whose option is not --NAME (with '_' as '-').
+_CLI_OPTIONS = {"a": "--gain", "b": "--read-var", "output": "--kind", "compile_network": "--compile", "known_noise": "--sigma"}
 
 
-def in_cli_terms(message: str) -> str:
-    """A core message with its Python argument names written as command-line options."""
-    for pattern, option in _CLI_TERMS:
-        message = pattern.sub(option, message)
-    return message
+def cli_words(s: Setting) -> str:
+    """How ``ssdn`` names a core setting: ``--blind 6,6``, ``--3d``, ``--sigma``."""
+    if s.name == "ndim":
+        return "--3d" if s.value == "3" else "no --3d"
+    option = _CLI_OPTIONS.get(s.name, "--" + s.name.replace("_", "-"))
+    if s.value is None or s.value == "True":
+        return option
+    return f"no {option}" if s.value in ("False", "None") else f"{option} {s.value}"
+
+
+def in_cli_terms(message) -> str:
+    """A core error, warning or message with its settings written as command-line options."""
+    return worded(template_of(message) if isinstance(message, BaseException) else str(message), cli_words)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .core.errors import SSDNError
+from .core.errors import SSDNError, template_of
 from .io import MRC_SUFFIXES, TIFF_SUFFIXES, default_output_name, open_output, read_image
 
 __all__ = ["FOLDER_SUFFIXES", "folder_plan", "denoise_file"]
@@ -89,7 +89,7 @@ def denoise_file(model, path, target, output: str = "posterior-mean", axes: str 
     try:  # before any output is opened: wrong axes must not reach the file writer
         axes = check_axes(axes or img.axes, img.data.shape, "axes" if axes else "the file's axes")
     except SSDNError as exc:
-        raise SSDNError(f"{str(path)!r}: {exc}") from None
+        raise SSDNError(f"{str(path)!r}: {template_of(exc)}") from None
     if target.suffix.lower() in MRC_SUFFIXES and ("C" in axes or img.data.ndim > 3):
         raise SSDNError(f"{str(path)!r} has axes {axes!r} that MRC cannot hold; write a .tif output instead")
     if model.config.ndim == 3 and "Z" not in axes.upper():
@@ -107,5 +107,5 @@ def denoise_file(model, path, target, output: str = "posterior-mean", axes: str 
         try:
             yield from denoise_iter(model, img.data, axes, output, out=result, **options)
         except SSDNError as exc:  # name the file: several may be denoised in one run
-            raise SSDNError(f"{str(path)!r}: {exc}") from None
+            raise SSDNError(f"{str(path)!r}: {template_of(exc)}") from None
     return target

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ._cli_text import Progress, choice_lines, fmt_time, in_cli_terms, params_str, warn_in_cli_terms
-from .core.errors import SSDNError
+from .core.errors import SSDNError, setting
 
 log = logging.getLogger("napari_ssdn")
 
@@ -163,7 +163,7 @@ def cmd_denoise(args) -> int:
     given = _noise_flags(args)
     noise_override(model, given)  # a bad flag fails before any output file is opened
     if args.compile and model.config.ndim == 3:
-        raise SSDNError(f"--compile is for 2D models but {args.model} is a 3D (volume) model; denoise without --compile")
+        raise SSDNError(f"{setting('compile_network')} is for 2D models but {args.model} is a 3D (volume) model; denoise without it")
     from .batch import denoise_file
 
     for path, target in zip(inputs, targets):
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SSDNError as exc:
-        print(f"ssdn: error: {in_cli_terms(str(exc))}", file=sys.stderr)
+        print(f"ssdn: error: {in_cli_terms(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ssdn: interrupted", file=sys.stderr)

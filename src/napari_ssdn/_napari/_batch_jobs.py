@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import template_of
 from ._jobs import _guard
 
 __all__ = ["LayerItem", "FileItem", "BatchProgress", "ItemDone", "BatchSummary", "batch_denoise_job", "PER_ITEM"]
@@ -129,7 +130,7 @@ def batch_denoise_job(model, items: list, output: str, device: str, stop: thread
                     summary.cancelled = True
                     break
         except Exception as exc:  # noqa: BLE001 - report the item by name; the others go on
-            summary.failed.append((item.name, str(exc) or type(exc).__name__))
+            summary.failed.append((item.name, template_of(exc) or type(exc).__name__))
             summary.warnings = [(n, w) for n, w in summary.warnings if n != item.name]  # the failure says enough
             continue
         if summary.cancelled:

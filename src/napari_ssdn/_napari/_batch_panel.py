@@ -187,7 +187,7 @@ class BatchPanel(QWidget):
                                _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._on_yield)
         worker.returned.connect(self._on_result)
-        worker.errored.connect(lambda exc: self._say(f"\u26a0 Denoising failed: {in_widget_terms(str(exc))}", error=True))
+        worker.errored.connect(lambda exc: self._say(f"\u26a0 Denoising failed: {in_widget_terms(exc)}", error=True))
         worker.finished.connect(self._on_finished)
         stop = self._stop
         self.destroyed.connect(lambda *_: stop.set())  # closing the dock cancels the run

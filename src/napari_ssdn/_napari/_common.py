@@ -3,12 +3,12 @@ layer snapshots and output layers that keep the input's geometry."""
 
 from __future__ import annotations
 
-import re
 
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QWidget
 
 from ._layers import layer_axes
+from ._words import in_widget_terms
 
 __all__ = ["ImageLayerCombo", "mark_field", "layer_snapshot", "geometry_of", "channels_of"]
 
@@ -111,32 +111,6 @@ def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
     return viewer.add_image(data, name=name, **kwargs)
 
 
-# The core's remedies name command-line options; in the widgets each is a field.
-_WIDGET_TERMS = (
-    (re.compile(r"ndim=2, no --3d|no --3d"), "Network 2D"),
-    (re.compile(r"--3d\b"), "Network 3D"),
-    (re.compile(r"use --device ([\w:]+) or ([\w:]+)"), r"pick '\1' or '\2' in the Device field"),
-    (re.compile(r"use --device ([\w:]+)"), r"pick '\1' in the Device field"),
-    (re.compile(r"device='([\w:]+)'"), r"Device '\1'"),
-    (re.compile(r"--device ([\w:]+)"), r"Device '\1'"),
-    (re.compile(r"--axes (\w+)"), r"Axes '\1'"),
-    (re.compile(r"--noise ([\w-]+)"), r"Noise model '\1'"),
-    (re.compile(r"--(sigma|lam|alpha|gain)\b"), r"the \1 field"),
-    (re.compile(r"--read-var\b"), "the b field"),
-    (re.compile(r"\bblind=(\([^)]*\)|'[^']*'|\S+)"), r"Blind region \1"),
-    (re.compile(r"leave blind to auto"), "set Blind region to auto"),
-    (re.compile(r"\bnoise='([\w-]+)'"), r"Noise model '\1'"),
-    (re.compile(r"leave noise to auto"), "pick Noise model auto"),
-)
-
-
-def in_widget_terms(message: str) -> str:
-    """A core message with its command-line remedies named as the widgets' fields."""
-    for pattern, field in _WIDGET_TERMS:
-        message = pattern.sub(field, message)
-    return message
-
-
 def show_failure(status_label, what: str, exc: Exception) -> None:
     """Report a worker failure: a napari notification and the widget's status line in red.
 
@@ -144,7 +118,7 @@ def show_failure(status_label, what: str, exc: Exception) -> None:
     """
     from napari.utils.notifications import show_error
 
-    message = in_widget_terms(str(exc))
+    message = in_widget_terms(exc)
     show_error(f"napari-ssdn: {what} failed: {message}")
     status_label.setText(f"\u26a0 {what.capitalize()} failed: {message}")
     status_label.setStyleSheet("color: #e05050;")

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 from ..core.data import check_axes
 from ..core.errors import SSDNError
 from ._batch_panel import BatchPanel
+from ._words import in_widget_terms
 from ._common import (
     ImageLayerCombo,
     advance_progress,
@@ -193,7 +194,7 @@ class DenoiseWidget(QWidget):
             try:
                 axes = check_axes(axes, shape)
             except SSDNError as exc:
-                errors["axes"] = str(exc)
+                errors["axes"] = in_widget_terms(exc)
         if entry is None:
             errors["model"] = "no model: train one with the Train widget or load a .ssdn file (Load…)"
         elif layer is not None and "axes" not in errors and entry.ndim == 3 and "Z" not in axes:

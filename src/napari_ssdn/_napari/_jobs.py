@@ -102,7 +102,7 @@ def train_job(data: np.ndarray, request: TrainRequest, stop: threading.Event, cr
 
 def _guard(gen, what: str):
     """Re-raise unexpected failures as SSDNError with a remedy (napari shows it as a notification)."""
-    from ..core.errors import SSDNError
+    from ..core.errors import SSDNError, setting
 
     try:
         return (yield from gen)
@@ -117,10 +117,10 @@ def _guard(gen, what: str):
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "out of memory" in msg.lower():
             raise SSDNError(
-                f"{what} ran out of GPU memory ({msg}); use a smaller patch/batch/width or device 'cpu'"
+                f"{what} ran out of GPU memory ({msg}); use a smaller patch/batch/width or {setting('device', 'cpu')}"
             ) from exc
         raise SSDNError(
-            f"{what} failed ({type(exc).__name__}: {msg}); check the axes and settings, or try device 'cpu'"
+            f"{what} failed ({type(exc).__name__}: {msg}); check the axes and settings, or try {setting('device', 'cpu')}"
         ) from exc
 
 
@@ -210,11 +210,11 @@ def denoise_job(model, data: np.ndarray, axes: str, output: str, device: str = "
 
 def device_label_job(device: str) -> tuple[bool, str]:
     """``(ok, text)``: the name of the device ``device`` resolves to, or why it cannot be used."""
-    from ..core.errors import SSDNError
+    from ..core.errors import SSDNError, template_of
 
     try:
         from ..core.device import device_name, resolve_device
 
         return True, device_name(resolve_device(device))
     except SSDNError as exc:
-        return False, str(exc)
+        return False, template_of(exc)

@@ -137,8 +137,7 @@ class NoisePanel(QWidget):
     def _on_error(self, exc: Exception) -> None:
         from ._common import in_widget_terms
 
-        msg = str(exc) or type(exc).__name__
-        self._say(f"\u26a0 Could not measure the noise: {in_widget_terms(msg)}", error=True)
+        self._say(f"\u26a0 Could not measure the noise: {in_widget_terms(exc) or type(exc).__name__}", error=True)
 
     def _on_finished(self) -> None:
         self.worker = None

@@ -7,12 +7,12 @@ tooltip and under the form; Start stays disabled while any message remains.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 from ..core.data import check_axes
 from ..core.errors import SSDNError
 from ._jobs import TrainRequest
+from ._words import in_widget_terms
 from ._options import DEVICES, NOISE_CHOICES, NOISE_PARAMS, WIDTHS
 
 __all__ = ["TrainFields", "validate_train"]
@@ -77,9 +77,7 @@ def _blind_region(text: str, ndim: int) -> tuple[object, str | None]:
     try:
         return TrainConfig(blind=str(text).strip(), ndim=ndim).blind_region_given(), None
     except SSDNError as exc:
-        # "blind='0' is not a blind region: give ..." -> "Blind region '0' is not a blind region: give ..."
-        message = re.sub(r"^blind=.*? is not a blind region", f"Blind region {str(text).strip()!r} is not valid", str(exc))
-        return None, message if message.startswith("Blind region") else f"Blind region {text!r}: {message}"
+        return None, in_widget_terms(exc)
 
 
 def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]:
@@ -96,7 +94,7 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
         try:
             axes = check_axes(axes, tuple(f.shape), name="axes")
         except SSDNError as exc:
-            errors["axes"] = str(exc)
+            errors["axes"] = in_widget_terms(exc)
     if f.dims not in ("2D", "3D"):
         errors["dims"] = f"network {f.dims!r} is unknown; pick 2D or 3D"
     elif f.dims == "3D" and "axes" not in errors and "layer" not in errors and "Z" not in axes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SSDNError
+from .errors import SSDNError, setting
 
 __all__ = [
     "SAMPLE_AXES", "guess_axes", "check_axes", "to_samples", "from_samples", "Normalization", "CropSampler",
@@ -29,14 +29,14 @@ def guess_axes(shape: tuple[int, ...], rgb: bool = False, ndim: int = 2) -> str:
             return "ZYX"
         if nd == 4:
             return "ZYXC" if rgb and shape[-1] in (3, 4) else "TZYX"
-        raise SSDNError(f"a volume model needs 3D data (ZYX) but the array has shape {tuple(shape)}; pass axes, e.g. --axes ZYX")
+        raise SSDNError(f"a volume model needs 3D data (ZYX) but the array has shape {tuple(shape)}; pass axes, e.g. {setting('axes', 'ZYX')}")
     if nd == 2:
         return "YX"
     if nd == 3:
         return "YXC" if rgb and shape[-1] in (3, 4) else "SYX"
     if nd == 4:
         return "SYXC" if rgb and shape[-1] in (3, 4) else "TZYX"
-    raise SSDNError(f"cannot guess axes for an array of shape {shape}; pass axes, e.g. --axes TZYX")
+    raise SSDNError(f"cannot guess axes for an array of shape {shape}; pass axes, e.g. {setting('axes', 'TZYX')}")
 
 
 def check_axes(axes: str, shape: tuple[int, ...], name: str = "axes", ndim: int = 2) -> str:
@@ -113,7 +113,7 @@ def split_phases(samples: np.ndarray, factor: int, crop: bool = False) -> np.nda
     if crop:
         h, w = (h // f) * f, (w // f) * f
         if h == 0 or w == 0:
-            raise SSDNError(f"an image of {samples.shape[1]} x {samples.shape[2]} pixels is too small for subsample={f}")
+            raise SSDNError(f"an image of {samples.shape[1]} x {samples.shape[2]} pixels is too small for {setting('subsample', f)}")
         grid = np.asarray(samples[:, :h, :w], dtype=np.float32)
     else:
         grid = np.full((n, -(-h // f) * f, -(-w // f) * f, c), np.nan, np.float32)
@@ -159,8 +159,8 @@ class Normalization:
             hi = float(np.percentile(values, 99.9))
             if hi <= 0:
                 raise SSDNError(
-                    f"noise={noise!r} needs non-negative counts but the data's 99.9th percentile is {hi:g}; "
-                    "subtract the camera baseline or use --noise gaussian"
+                    f"{setting('noise', noise)} needs non-negative counts but the data's 99.9th percentile is {hi:g}; "
+                    f"subtract the camera baseline or use {setting('noise', 'gaussian')}"
                 )
             scale = hi - offset
         elif noise == "impulse":
@@ -216,7 +216,7 @@ class HoldoutPattern:
 
     def __init__(self, ndim: int, fraction: float, seed: int = 20190611):
         if not 0 < fraction <= 0.5:
-            raise SSDNError(f"holdout={fraction!r} must be a fraction of the pixels in (0, 0.5], e.g. 0.0625")
+            raise SSDNError(f"{setting('holdout', fraction)} must be a fraction of the pixels in (0, 0.5], e.g. 0.0625")
         shape = self.PERIODS[-ndim:]
         size = int(np.prod(shape))
         tile = np.zeros(size, bool)

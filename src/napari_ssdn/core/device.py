@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from .errors import SSDNError
+from .errors import SSDNError, setting
 
 __all__ = ["resolve_device", "device_name", "bf16_cpu", "network_precision"]
 
@@ -22,11 +22,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise SSDNError(f"device={device!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+        raise SSDNError(f"{setting('device', device)} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SSDNError(f"device={device!r} was asked for but this torch has no CUDA GPU; use --device cpu or auto")
+        raise SSDNError(f"{setting('device', device)} was asked for but this torch has no CUDA GPU; use {setting('device', 'cpu')} or auto")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise SSDNError(f"device={device!r} was asked for but Apple MPS is not available; use --device cpu or auto")
+        raise SSDNError(f"{setting('device', device)} was asked for but Apple MPS is not available; use {setting('device', 'cpu')} or auto")
     return dev
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SSDNError
+from .errors import SSDNError, setting
 
 __all__ = ["estimate_noise"]
 
@@ -51,7 +51,7 @@ def _haar(samples: list[np.ndarray], limit: int = 2_000_000) -> tuple[np.ndarray
     m, d, act = m[ok], d[ok], act[ok]
     if m.size == 0:
         raise SSDNError("too few measured pixels (2 x 2 blocks without NaN) to estimate the noise; give its parameters "
-                        "(e.g. --sigma) or more data")
+                        f"(e.g. {setting('sigma')}) or more data")
     keep = np.zeros(m.size, bool)
     edges = np.quantile(m, np.linspace(0, 1, 6))
     bins = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, 4)
@@ -118,7 +118,7 @@ def _impulse_fraction(samples: list[np.ndarray], limit: int = 1_000_000) -> floa
     r = np.concatenate(diffs)
     if r.size == 0:
         raise SSDNError("too few measured pixels (3 x 3 neighbourhoods without NaN) to estimate the impulse fraction; "
-                        "give it (--alpha) or more data")
+                        f"give it ({setting('alpha')}) or more data")
     # An impulse is uniform on [0, 1], so it lands more than 0.1 from the local median
     # about 80 % of the time; clean pixels rarely do.
     return float(np.clip((r > 0.1).mean() / 0.8, 0.02, 0.98))

@@ -11,7 +11,7 @@ import numpy as np
 from .constants import OUTPUTS
 from .data import from_samples, guess_axes, merge_phases, split_phases, to_samples
 from .device import network_precision, resolve_device
-from .errors import SSDNError, SSDNWarning
+from .errors import SSDNError, SSDNWarning, setting
 from .model import SSDNModel
 from .outputs import noise_override
 from .tiles import DenoiseProgress, TileJob, TileWriter, default_tile, run_tiles
@@ -98,11 +98,11 @@ def denoise_iter(
     kinds = tuple(output) if many else (output,)
     for kind in kinds:
         if kind not in OUTPUTS:
-            raise SSDNError(f"output={kind!r} is not one of {', '.join(OUTPUTS)}")
+            raise SSDNError(f"{setting('output', kind)} is not one of {', '.join(OUTPUTS)}")
     cfg = model.config
     nd = cfg.ndim
     if cfg.mode != "ssdn" and "posterior-std" in kinds:
-        raise SSDNError(f"a {cfg.mode} model has no posterior; use output='prior-mean'")
+        raise SSDNError(f"a {cfg.mode} model has no posterior; use {setting('output', 'prior-mean')}")
     if many and out is not None:
         raise SSDNError("out= takes a single output kind")
     if not isinstance(image, np.ndarray):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import to_samples
-from .errors import SSDNError
+from .errors import SSDNError, setting
 
 __all__ = ["prepare_images", "check_sizes", "check_resumable"]
 
@@ -53,7 +53,7 @@ def check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: in
     ``samples`` are ``(S, *spatial, C)`` before the split into ``subsample``^2 sub-images,
     which divides the two image axes."""
     if patch < max(mults):
-        raise SSDNError(f"patch={patch} is smaller than the {max(mults)} pixels this network needs; use a patch of {max(mults)} or more")
+        raise SSDNError(f"{setting('patch', patch)} is smaller than the {max(mults)} pixels this network needs; use a patch of {max(mults)} or more")
     for a, mult in enumerate(mults):
         split = subsample if a >= len(mults) - 2 else 1
         smallest = min(s.shape[1 + a] for s in samples) // split
@@ -62,7 +62,7 @@ def check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: in
         across = f"{smallest * split} pixel{'s' if smallest * split != 1 else ''}" + (f" ({smallest} per sub-image of subsample={subsample})" if split > 1 else "")
         if len(mults) == 3 and a == 0:
             raise SSDNError(f"the smallest volume has {smallest} slices but a 3D network needs at least {mult}; "
-                            "train a 2D network on the slices instead (ndim=2, no --3d)")
+                            f"train a 2D network on the slices instead ({setting('ndim', 2)})")
         remedy = "give larger images" + ("" if tiny else ", or use the tiny width preset")
         if split > 1:
             remedy += f", or a smaller subsample than {subsample}"
@@ -71,8 +71,8 @@ def check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: in
     for a, (k, smallest) in enumerate(zip(region, sides)):
         if smallest < 4 * k:
             fits = ",".join(str(max(1, min(kk, n // 4))) for kk, n in zip(region, sides))
-            raise SSDNError(f"blind='{','.join(map(str, region))}' hides {2 * k - 1} pixels across but the smallest image is "
-                            f"{smallest} pixels along {'ZYX'[a - len(region)]}; use a smaller blind region (e.g. blind='{fits}') "
+            raise SSDNError(f"{setting('blind', region)} hides {2 * k - 1} pixels across but the smallest image is "
+                            f"{smallest} pixels along {'ZYX'[a - len(region)]}; use a smaller blind region (e.g. {setting('blind', fits)}) "
                             "or larger images")
 
 
@@ -85,19 +85,19 @@ def check_resumable(resume, config, channels: int) -> None:
         )
     if config.subsample is not None and config.subsample != resume.config.subsample:
         raise SSDNError(
-            f"the model to resume was trained with subsample={resume.config.subsample} but subsample={config.subsample}; "
-            "leave subsample unset to keep the model's"
+            f"the model to resume was trained with subsample {resume.config.subsample} but {setting('subsample', config.subsample)}; "
+            f"leave {setting('subsample')} unset to keep the model's"
         )
     given = config.noise_model_given
     if given is not None and given != resume.config.noise:
-        raise SSDNError(f"noise={given!r} differs from the resumed model's {resume.config.noise!r}; "
-                        "leave noise to auto to keep the model's, or train a new model")
+        raise SSDNError(f"{setting('noise', given)} differs from the resumed model's {resume.config.noise!r}; "
+                        f"leave {setting('noise', 'auto')} to keep the model's, or train a new model")
     region = config.blind_region_given(resume.config.ndim) if resume.config.ndim == config.ndim else None
     if region is not None and region != resume.config.region:
-        raise SSDNError(f"blind={config.blind!r} differs from the resumed model's blind region {resume.config.region}; "
-                        "leave blind to auto to keep the model's, or train a new model")
+        raise SSDNError(f"{setting('blind', config.blind)} differs from the resumed model's blind region {resume.config.region}; "
+                        f"leave {setting('blind', 'auto')} to keep the model's, or train a new model")
     if resume.config.ndim != config.ndim:
         raise SSDNError(
-            f"the model to resume is a {resume.config.ndim}D network but ndim={config.ndim}; "
-            f"resume with {'--3d' if resume.config.ndim == 3 else 'no --3d'}"
+            f"the model to resume is a {resume.config.ndim}D network but this is {setting('ndim', config.ndim)}; "
+            f"resume with {setting('ndim', resume.config.ndim)}"
         )

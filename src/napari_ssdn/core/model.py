@@ -11,7 +11,7 @@ from torch import nn
 
 from .bayes import n_outputs
 from .constants import MAX_BLIND, MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS, check_blind_region, region_text
-from .errors import SSDNError
+from .errors import SSDNError, setting
 from .estimate import estimate_noise
 from .network import ArchConfig, PlainNet, build_network
 
@@ -86,11 +86,11 @@ class ModelConfig:
     def __post_init__(self):
         object.__setattr__(self, "blind_region", check_blind_region(self.blind_region, self.ndim))
         if self.ndim not in (2, 3):
-            raise SSDNError(f"ndim={self.ndim!r} must be 2 (images) or 3 (volumes)")
+            raise SSDNError(f"{setting('ndim', self.ndim)} must be 2 (images) or 3 (volumes)")
         if self.mode not in MODES:
-            raise SSDNError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
+            raise SSDNError(f"{setting('mode', self.mode)} is not one of {', '.join(MODES)}")
         if self.noise not in NOISE_MODELS:
-            raise SSDNError(f"noise={self.noise!r} is not one of {', '.join(NOISE_MODELS)}")
+            raise SSDNError(f"{setting('noise', self.noise)} is not one of {', '.join(NOISE_MODELS)}")
 
     @property
     def arch(self) -> ArchConfig:

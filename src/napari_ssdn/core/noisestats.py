@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SSDNError
+from .errors import SSDNError, SSDNWarning, setting
 
 __all__ = ["NoiseStats", "noise_stats", "choose_blind_region", "level_lag", "variance_growth", "growth_lower_bound",
            "dark_level", "choose_noise_model", "implausible_noise", "NEGLIGIBLE"]
@@ -299,10 +299,11 @@ def choose_blind_region(stats: NoiseStats, ndim: int = 2) -> tuple[tuple[int, ..
     return region, why
 
 
-def implausible_noise(noise: str, params: dict, samples: list[np.ndarray]) -> str | None:
+def implausible_noise(noise: str, params: dict, samples: list[np.ndarray]) -> SSDNWarning | None:
     """Say whether a given noise level cannot belong to the data: a noise standard deviation
     larger than the data's whole range (0.1-99.9th percentiles), e.g. sigma = 25 given for
-    an image scaled to 0..1. None when it is plausible or nothing is given.
+    an image scaled to 0..1: a warning naming the parameters, or None when it is plausible
+    or nothing is given.
 
     ``params`` are in data units; ``samples`` the data, ``(S, *spatial, C)`` arrays."""
     values = np.concatenate([np.asarray(s).reshape(-1)[:: max(1, s.size // 200_000)] for s in samples]).astype(np.float64)
@@ -313,17 +314,17 @@ def implausible_noise(noise: str, params: dict, samples: list[np.ndarray]) -> st
     span = hi - lo
     level = max(abs(lo), abs(hi))
     if noise == "gaussian" and "sigma" in params:
-        std, name = float(params["sigma"]), f"sigma={float(params['sigma']):g}"
+        std, name = float(params["sigma"]), setting("sigma", f"{float(params['sigma']):g}")
     elif noise == "poisson-gaussian" and {"a", "b"} & set(params):
         std = math.sqrt(max(params.get("a", 0.0) * level + params.get("b", 0.0), 0.0))
-        name = ", ".join(f"{k}={float(params[k]):g}" for k in ("a", "b") if k in params)
+        name = ", ".join(setting(k, f"{float(params[k]):g}") for k in ("a", "b") if k in params)
     elif noise == "poisson" and "lam" in params:
-        std, name = math.sqrt(level / float(params["lam"])), f"lam={float(params['lam']):g}"
+        std, name = math.sqrt(level / float(params["lam"])), setting("lam", f"{float(params['lam']):g}")
     else:
         return None
     if not span > 0 or std <= span:
         return None
-    return (f"the given noise ({name}) has a standard deviation of {std:.4g}, larger than the data's whole range "
+    return SSDNWarning(f"the given noise ({name}) has a standard deviation of {std:.4g}, larger than the data's whole range "
             f"({lo:.4g} to {hi:.4g}); noise parameters are in the units of the data: check them, or leave them out to learn them")
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import torch
 
 from .constants import MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS, check_blind_region, check_noise_params
-from .errors import SSDNError
+from .errors import SSDNError, setting
 from .warmstart import BLIND_MODES, FINE_TUNE_LARGE_DATA, FINE_TUNE_LR, FINE_TUNE_LR_LARGE, GENERIC_STARTS, auto_starts
 
 __all__ = ["Tuning", "TrainConfig", "TrainPlan"]
@@ -174,31 +174,31 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Raise :class:`SSDNError` naming the first bad field."""
         if self.noise != "auto" and self.noise not in NOISE_MODELS:
-            raise SSDNError(f"noise={self.noise!r} is not a noise model; use auto or one of {', '.join(NOISE_MODELS)}")
+            raise SSDNError(f"{setting('noise', self.noise)} is not a noise model; use auto or one of {', '.join(NOISE_MODELS)}")
         if self.mode not in MODES:
-            raise SSDNError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
+            raise SSDNError(f"{setting('mode', self.mode)} is not one of {', '.join(MODES)}")
         check_noise_params(self.noise_model_given or "gaussian", self.noise_params)
         self.blind_region_given(ndim=self.ndim)
         for name in ("iterations", "patch", "batch", "val_every", "val_size"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
-                raise SSDNError(f"{name}={v!r} must be a positive whole number")
+                raise SSDNError(f"{setting(name, v)} must be a positive whole number")
         if not (isinstance(self.holdout, (int, float)) and 0 <= self.holdout <= 0.5):
-            raise SSDNError(f"holdout={self.holdout!r} must be a fraction of the pixels from 0 (off) to 0.5, e.g. 0.0625")
+            raise SSDNError(f"{setting('holdout', self.holdout)} must be a fraction of the pixels from 0 (off) to 0.5, e.g. 0.0625")
         if self.ndim not in (2, 3):
-            raise SSDNError(f"ndim={self.ndim!r} must be 2 (images) or 3 (volumes)")
+            raise SSDNError(f"{setting('ndim', self.ndim)} must be 2 (images) or 3 (volumes)")
         if not (isinstance(self.anisotropy, (int, float)) and math.isfinite(self.anisotropy) and self.anisotropy > 0):
-            raise SSDNError(f"anisotropy={self.anisotropy!r} must be a positive number (z voxel size / xy voxel size)")
+            raise SSDNError(f"{setting('anisotropy', self.anisotropy)} must be a positive number (z voxel size / xy voxel size)")
         if self.subsample is not None and (not isinstance(self.subsample, (int, np.integer)) or not 1 <= self.subsample <= 4):
-            raise SSDNError(f"subsample={self.subsample!r} must be a whole number from 1 to 4 (2 for noise correlated between neighbours)")
+            raise SSDNError(f"{setting('subsample', self.subsample)} must be a whole number from 1 to 4 (2 for noise correlated between neighbours)")
         if self.ndim == 3 and (self.subsample or 1) > 1:
-            raise SSDNError(f"subsample={self.subsample!r} is for images; volumes (ndim=3) take subsample=1")
+            raise SSDNError(f"{setting('subsample', self.subsample)} is for images; volumes ({setting('ndim', 3)}) take {setting('subsample', 1)}")
         if self.time_limit is not None and not self.time_limit > 0:
-            raise SSDNError(f"time_limit={self.time_limit!r} must be a positive number of seconds")
+            raise SSDNError(f"{setting('time_limit', self.time_limit)} must be a positive number of seconds")
         if self.width is not None and self.width not in WIDTHS:
-            raise SSDNError(f"width={self.width!r} is not a preset; use one of {', '.join(WIDTHS)}")
+            raise SSDNError(f"{setting('width', self.width)} is not a preset; use one of {', '.join(WIDTHS)}")
         if self.lr is not None and not self.lr > 0:
-            raise SSDNError(f"lr={self.lr!r} must be positive, e.g. 1e-3")
+            raise SSDNError(f"{setting('lr', self.lr)} must be positive, e.g. 1e-3")
         return self
 
     # Defaults measured best per minute (docs/benchmarks.md). CPU: volumes take many small
@@ -306,7 +306,7 @@ class TrainConfig:
                 b = (b,)
         elif isinstance(b, (int, np.integer)):
             b = (int(b),)
-        return check_blind_region(tuple(b) if b is not None else ("?",), ndim or self.ndim, shown=f"'{self.blind}'" if isinstance(self.blind, str) else repr(self.blind))
+        return check_blind_region(tuple(b) if b is not None else ("?",), ndim or self.ndim, shown=self.blind)
 
     def budget_fraction(self, step: int, elapsed: float) -> float:
         """How much of the budget ``step`` steps in ``elapsed`` seconds have spent (the

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import SSDNError
+from .errors import SSDNError, setting
 from .model import SSDNModel
 from .network import BRANCHES_3D, BlindSpotNet3D
 from .receptive import branch_margins, receptive_margin
@@ -175,7 +175,7 @@ def _tiles_2d(job: TileJob):
             torch.cuda.empty_cache()
             new = ((min(max_side, side) // 2) // mult) * mult
             if new - 2 * margin < mult:
-                raise SSDNError("the GPU ran out of memory even with the smallest tile; use --device cpu") from None
+                raise SSDNError(f"the GPU ran out of memory even with the smallest tile; use {setting('device', 'cpu')}") from None
             max_side, done = new, 0
 
 
@@ -277,7 +277,7 @@ def _tiles_3d(job: TileJob):
             torch.cuda.empty_cache()
             smaller = [max(m, round_up(i // 2, m)) for i, m in zip(inner, mults)]
             if smaller == inner:
-                raise SSDNError("the GPU ran out of memory even with the smallest block; use --device cpu") from None
+                raise SSDNError(f"the GPU ran out of memory even with the smallest block; use {setting('device', 'cpu')}") from None
             inner = smaller
 
 

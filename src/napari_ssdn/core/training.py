@@ -15,7 +15,7 @@ from .auto import choose_settings
 from .bayes import NOISE_PARAMS, marginal_variance, nll_loss, posterior, split_prior
 from .data import CropSampler, HoldoutPattern, Normalization, split_phases
 from .device import device_name, network_precision, resolve_device
-from .errors import SSDNError, SSDNWarning
+from .errors import SSDNError, setting
 from .estimate import estimate_noise
 from .inputs import check_resumable, check_sizes, prepare_images
 from .model import WIDTHS, ModelConfig, SSDNModel, params_to_data
@@ -89,7 +89,7 @@ class Trainer:
         if resume is None and config.mode == "ssdn":
             message = implausible_noise(config.noise, config.known_noise_params, raw)
             if message:
-                warnings.warn(message, SSDNWarning, stacklevel=2)
+                warnings.warn(message, stacklevel=2)
         gaps = self._load(raw, norm, targets, axes)
         init_source = (resume_info or {}).get("training", {}).get("init") if resume is not None else None
         if resume is None:
@@ -134,7 +134,7 @@ class Trainer:
         self.targets = None
         if self.config.mode == "supervised":
             if targets is None:
-                raise SSDNError("mode='supervised' needs clean targets matching the images")
+                raise SSDNError(f"{setting('mode', 'supervised')} needs clean targets matching the images")
             self.targets = [norm(split_phases(t, self.subsample, crop=True)) for t in prepare_images(targets, axes, self.config.ndim)]
         if self.measured is None:
             return self.samples

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import SSDNError
+from .errors import SSDNError, setting
 
 if TYPE_CHECKING:
     from .model import SSDNModel
@@ -92,8 +92,8 @@ def warm_start(model, init) -> str | None:
             return None
         if path is None:
             raise SSDNError(
-                f"init='generic': no generic starting network fits a {model.describe()} "
-                f"(shipped: gray or RGB 2D images, tiny width, ssdn or mu-only mode); use init='none' or a model file"
+                f"{setting('init', 'generic')}: no generic starting network fits a {model.describe()} "
+                f"(shipped: gray or RGB 2D images, tiny width, ssdn or mu-only mode); use {setting('init', 'none')} or a model file"
             )
     state = read_model_file(path)["state"]
     own = model.state_dict()
@@ -106,7 +106,7 @@ def warm_start(model, init) -> str | None:
     weights = {k: v for k, v in weights.items() if own[k].shape == v.shape}
     body = [k for k in own if k.startswith("net.") and not k.startswith("net.head.")]
     if not all(k in weights for k in body):
-        raise SSDNError(f"init={str(init)!r} holds no weights that fit a {model.describe()}; use init='none' or a model of the same width")
+        raise SSDNError(f"{setting('init', init)} holds no weights that fit a {model.describe()}; use {setting('init', 'none')} or a model of the same width")
     model.load_state_dict(weights, strict=False)
     return "generic" if shipped else str(path)
 
