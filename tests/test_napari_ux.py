@@ -21,14 +21,6 @@ from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 pytestmark = pytest.mark.gui
 
 
-
-
-
-
-
-
-
-
 def _long_run(qtbot, viewer, name="img"):
     """A Train dock on a 2D image, training a long run that has done a few steps."""
     noisy, _ = noisy_cells(64)
@@ -266,3 +258,65 @@ def test_given_blind_region_reaches_the_model(viewer, qtbot):
     assert w.last_result.info["training"]["auto"]["blind_region"] == [1, 3]
     assert "Blind region: 1 x 5 pixels (as set)" in w.choices_label.text(), w.choices_label.text()
     assert "1 x 5" in model.describe() or "1,3" in model.describe(), model.describe()
+
+
+def test_a_sample_fills_the_noise_fields_with_its_known_level(viewer, qtbot):
+    """The samples state their noise; the Train widget takes it (not learned), and a layer
+    that states none puts the noise model back to auto."""
+    from napari_ssdn._napari.sample_data import sample_cells
+    from napari_ssdn.samples import DEMO_SIGMA
+
+    data, kwargs, _ = sample_cells()[0]
+    viewer.add_image(data, **kwargs)
+    w = TrainWidget(viewer)
+    sigma_edit, learn = w.param_rows["sigma"][2], w.param_rows["sigma"][3]
+    assert w.noise_combo.currentText() == "gaussian"
+    assert float(sigma_edit.text()) == pytest.approx(DEMO_SIGMA) and not learn.isChecked()
+    from napari_ssdn._napari._validation import validate_train
+
+    request, errors = validate_train(w.fields())
+    assert not errors and request.config["noise_params"] == {"sigma": pytest.approx(DEMO_SIGMA)}
+
+    viewer.add_image(np.zeros((32, 32), np.float32), name="plain")
+    w.layer_combo.setCurrentText("plain")
+    assert w.noise_combo.currentText() == "auto" and learn.isChecked() and sigma_edit.text() == ""
+
+
+def test_a_given_noise_level_far_above_the_data_warns_in_the_widget(viewer, qtbot, monkeypatch):
+    """sigma = 25 given for an image in 0..1 trains, with the warning shown in the widget."""
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_warning", shown.append)
+    viewer.add_image(noisy_cells(32)[0], name="img")
+    w = TrainWidget(viewer)
+    tiny(w, "2")
+    w.noise_combo.setCurrentText("gaussian")
+    w.param_rows["sigma"][3].setChecked(False)
+    w.param_rows["sigma"][2].setText("25")
+    train(qtbot, w)
+    text = w.form.warning_label.text()
+    assert w.form.warning_label.isVisibleTo(w) and "sigma = 25" in text and "larger than the data's whole range" in text
+    assert "--" not in text and "\x02" not in text
+    assert any("larger than the data's whole range" in m for m in shown)
+
+
+@pytest.mark.parametrize("how", ["remove dock", "close"])
+def test_closing_the_denoise_dock_cancels_its_run(viewer, qtbot, tiny_model, how):
+    """Closing the Denoise dock mid-run stops after the current tile and adds no layer."""
+    session_models().add(SessionModel("tiny", tiny_model))
+    viewer.add_image(np.random.default_rng(0).random((200, 64, 64)).astype(np.float32), name="stack")
+    d = DenoiseWidget(viewer)
+    dock = viewer.window.add_dock_widget(d, name="Denoise", area="right")
+    d.model_combo.setCurrentText("tiny")
+    d.axes_edit.setText("TYX")
+    tiles = []
+    worker = d.run()
+    assert worker is not None, d.status.text()
+    worker.yielded.connect(lambda rec: tiles.append(getattr(rec, "done", 0)))
+    qtbot.waitUntil(lambda: len(tiles) >= 2, timeout=TIMEOUT)
+    if how == "remove dock":
+        viewer.window.remove_dock_widget(dock)
+    else:
+        d.close()
+    qtbot.waitUntil(lambda: d.worker is None, timeout=TIMEOUT)
+    assert max(tiles) < 200, "the run went on to the end"
+    assert "stack_ssdn" not in viewer.layers and [lay.name for lay in viewer.layers] == ["stack"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -72,6 +74,7 @@ class DenoiseWidget(QWidget):
         self.viewer = napari_viewer
         self.registry = session_models()
         self.worker = None
+        self._stop = threading.Event()  # set to cancel the running denoising (the dock closed)
         self._pbar = None
         self._errors: dict[str, str] = {}
         self._target = None
@@ -252,8 +255,9 @@ class DenoiseWidget(QWidget):
         axes = check_axes(self.axes_edit.text().strip().upper(), data.shape)
         self._target = (output_layer_name(layer.name, output), geometry_of(layer), bool(layer.rgb), output)
         device = self.device_combo.currentText().strip().lower()
+        self._stop = threading.Event()
         worker = create_worker(
-            denoise_job, entry.model, data, axes, output, device, _start_thread=False, _ignore_errors=True
+            denoise_job, entry.model, data, axes, output, device, self._stop, _start_thread=False, _ignore_errors=True
         )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
@@ -278,7 +282,9 @@ class DenoiseWidget(QWidget):
         self.status.setText(f"Denoising: tile {rec.done} / {rec.total}, about {rec.eta:.0f} s left")
         advance_progress(self._pbar, rec.done, rec.total)
 
-    def _on_result(self, result: np.ndarray) -> None:
+    def _on_result(self, result: np.ndarray | None) -> None:
+        if result is None or self._stop.is_set():  # the dock was closed mid-run
+            return
         name, geom, rgb, output = self._target
         if rgb and output != "posterior-std":
             result = np.clip(result, 0, None)
@@ -303,6 +309,25 @@ class DenoiseWidget(QWidget):
         if self._validate() and self._done:
             self.status.setText(self._done)
         self._done = ""
+
+    def shutdown(self) -> None:
+        """Cancel the running denoising (after its current tile) and any batch run; nothing
+        more is added to the viewer. Called when the dock closes."""
+        self._stop.set()
+        self.batch.cancel()
+
+    def closeEvent(self, event):  # noqa: N802 - Qt API
+        self.shutdown()
+        super().closeEvent(event)
+
+    def event(self, event):
+        # napari removes a dock by taking the widget out of it (parent None), without closing it.
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif getattr(self, "_docked", False):
+                self.shutdown()
+        return super().event(event)
 
     # -- batch runs ---------------------------------------------------------------------------
     def _batch_settings(self):

@@ -56,6 +56,9 @@ class TrainUpdate:
     choices : dict or None
         What the run uses for the noise model and the blind region, and why
         (:meth:`DataChoices.to_dict <napari_ssdn.core.auto.DataChoices.to_dict>`; first message only).
+    warnings : tuple of SSDNWarning
+        What the user should check about the settings, e.g. a given noise level larger
+        than the data's range (first message only).
     """
 
     progress: object = None
@@ -64,6 +67,7 @@ class TrainUpdate:
     device: str | None = None
     steps_before: int = 0
     choices: dict | None = None
+    warnings: tuple = ()
 
 
 @dataclass
@@ -136,7 +140,8 @@ def _train(data, request, stop, crop, resume, resume_info):
     trainer = Trainer(data, request.axes, config, resume=resume, resume_info=resume_info)
     if stop.is_set():
         trainer.request_stop()
-    yield TrainUpdate(device=device_name(trainer.device), steps_before=trainer.steps_before, choices=_choices(trainer))
+    yield TrainUpdate(device=device_name(trainer.device), steps_before=trainer.steps_before, choices=_choices(trainer),
+                      warnings=tuple(trainer.warnings))
     last_preview = time.perf_counter()
     steps = trainer.run()
     while True:
@@ -192,8 +197,9 @@ def _preview(trainer, crop) -> tuple[np.ndarray, dict | None]:
         model.train(was)
 
 
-def denoise_job(model, data: np.ndarray, axes: str, output: str, device: str = "auto"):
-    """Denoise ``data``, yielding ``DenoiseProgress`` per tile; return the float32 result.
+def denoise_job(model, data: np.ndarray, axes: str, output: str, device: str = "auto", stop: threading.Event | None = None):
+    """Denoise ``data``, yielding ``DenoiseProgress`` per tile; return the float32 result,
+    or None when ``stop`` was set (checked between tiles).
 
     First yields a warning (a str) when the data's values are far from the model's
     training data (``scale_mismatch``)."""
@@ -203,7 +209,15 @@ def denoise_job(model, data: np.ndarray, axes: str, output: str, device: str = "
         mismatch = scale_mismatch(model, data, axes)
         if mismatch:
             yield mismatch
-        return (yield from denoise_iter(model, data, axes, output, device=device))
+        tiles = denoise_iter(model, data, axes, output, device=device)
+        while True:
+            if stop is not None and stop.is_set():
+                tiles.close()
+                return None
+            try:
+                yield next(tiles)
+            except StopIteration as end:
+                return end.value
 
     return (yield from _guard(run(), "denoising"))
 

@@ -62,6 +62,20 @@ class NoiseParamFields(QObject):
         """``{name: (learn, text)}`` for the parameters of ``noise``."""
         return {n: (self.rows[n][3].isChecked(), self.rows[n][2].text()) for n in NOISE_PARAMS.get(noise, ())}
 
+    def fill(self, values: dict[str, float]) -> None:
+        """Give the named parameters these values, not learned (e.g. a sample's known level)."""
+        for name, v in values.items():
+            _, _, edit, learn = self.rows[name]
+            edit.setText(f"{v:g}")
+            learn.setChecked(False)
+
+    def clear(self, names) -> None:
+        """Back to learning the named parameters, their fields empty."""
+        for name in names:
+            _, _, edit, learn = self.rows[name]
+            edit.setText("")
+            learn.setChecked(True)
+
     def edits(self) -> dict[str, QLineEdit]:
         """The value field of each parameter (for error marks)."""
         return {n: row[2] for n, row in self.rows.items()}

@@ -7,7 +7,7 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdi
 
 from ._common import ImageLayerCombo, guessed_axes
 from ._noise_fields import NoiseParamFields
-from ._options import NOISE_CHOICES
+from ._options import NOISE_CHOICES, NOISE_PARAMS
 from ._train_help import HELP
 
 __all__ = ["TrainForm", "line_edit", "fmt_choices"]
@@ -52,12 +52,18 @@ class TrainForm(QWidget):
         form.addRow("Network", self.dims_combo)
         form.addRow("Noise model", self.noise_combo)
         self.noise_params = NoiseParamFields(form, self)
+        self._filled: dict[str, float] = {}  # noise parameters filled from a layer that states them
         # What a run's auto settings became and why (shown while it runs and after it ends).
         self.choices_label = QLabel("")
         self.choices_label.setWordWrap(True)
         self.choices_label.setToolTip("What the run uses for the noise model and the blind region, and why")
         self.choices_label.setVisible(False)
         form.addRow(self.choices_label)
+        self.warning_label = QLabel("")
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #e0a030;")
+        self.warning_label.setVisible(False)
+        form.addRow(self.warning_label)
         budget_row = QWidget()
         bl = QHBoxLayout(budget_row)
         bl.setContentsMargins(0, 0, 0, 0)
@@ -84,17 +90,40 @@ class TrainForm(QWidget):
             self.axes_edit.blockSignals(True)
             self.axes_edit.setText(guessed_axes(layer))
             self.axes_edit.blockSignals(False)
+        self._fill_known_noise(layer)
         self.changed.emit()
+
+    def _fill_known_noise(self, layer) -> None:
+        """A layer that states its noise (the samples do) fills the noise fields with it; the
+        next layer without one puts back what the user had (auto)."""
+        known = known_noise(layer)
+        if known:
+            noise, params = known
+            self.noise_combo.setCurrentText(noise)
+            self.noise_params.fill(params)
+            self._filled = params
+        elif self._filled:
+            self.noise_params.clear(self._filled)
+            self.noise_combo.setCurrentText("auto")
+            self._filled = {}
 
     def _on_noise_changed(self, noise: str) -> None:
         self.noise_params.show_for(noise)
         self.changed.emit()
 
     def show_choices(self, choices: dict | None) -> None:
-        """Show a run's noise model and blind region with the reasons (None: clear the line)."""
+        """Show a run's noise model and blind region with the reasons (None: clear the line
+        and the run's warning)."""
         text = fmt_choices(choices) if choices else ""
         self.choices_label.setText(text)
         self.choices_label.setVisible(bool(text))
+        if choices is None:
+            self.show_warning("")
+
+    def show_warning(self, text: str) -> None:
+        """Show what the user should check about a run's settings ("" clears it)."""
+        self.warning_label.setText(f"\u26a0 {text}" if text else "")
+        self.warning_label.setVisible(bool(text))
 
     def _on_unit_changed(self, unit: str) -> None:
         self.budget_edit.blockSignals(True)
@@ -137,6 +166,18 @@ def fmt_choices(choices: dict) -> str:
         else:
             out.append(f"{what}: {value} \u2014 {why}." if why else f"{what}: {value}.")
     return " ".join(out)
+
+
+def known_noise(layer) -> tuple[str, dict[str, float]] | None:
+    """``(noise model, parameters)`` that ``layer``'s metadata states, e.g. a sample's
+    ``{"noise": "gaussian", "sigma": 0.1}``; None when it states no complete one."""
+    meta = getattr(layer, "metadata", None) or {}
+    names = NOISE_PARAMS.get(meta.get("noise"), ())
+    try:
+        params = {n: float(meta[n]) for n in names}
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (meta["noise"], params) if names and all(v > 0 for v in params.values()) else None
 
 
 def anisotropy(layer, axes: str) -> float:

@@ -17,6 +17,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from ._advanced import ADVANCED_KEYS, AdvancedSettings
 from ._common import advance_progress, layer_snapshot, mark_field, show_failure
+from ._words import in_widget_terms
 from ._header import WidgetHeader, scrollable
 from ._jobs import TrainResult, TrainUpdate
 from ._model_files import ModelFiles
@@ -224,6 +225,15 @@ class TrainWidget(QWidget):
             self.stop_button.setEnabled(False)
             self.status.setText("Stopping after this step…")
 
+    def _show_warnings(self, found) -> None:
+        """A run's warnings about its settings: a notification, and kept under the status
+        line for the whole run."""
+        from napari.utils.notifications import show_warning
+
+        text = " ".join(in_widget_terms(w) for w in found)
+        show_warning(f"napari-ssdn: {text}")
+        self.form.show_warning(text)
+
     def _on_update(self, upd: TrainUpdate) -> None:
         if upd.device is not None:
             self.header.show_device((True, upd.device))
@@ -231,6 +241,8 @@ class TrainWidget(QWidget):
         if upd.choices is not None:
             self.form.show_choices(upd.choices)
             self._run_noise = upd.choices.get("noise")
+        if upd.warnings:
+            self._show_warnings(upd.warnings)
         rec = upd.progress
         if rec is not None:
             self._planned = rec.total

@@ -74,6 +74,7 @@ class Trainer:
             check_resumable(resume, config, raw[0].shape[-1])
         self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
         #: What ``auto`` settings became, and why (None when resuming: the model's are kept).
+        self.warnings: list = []  # SSDNWarning of this run, for front ends that show them their own way
         self.choices = choose_settings(config, raw, self.subsample) if resume is None else None
         if resume is None:
             config = replace(config, noise=self.choices.noise, blind=self.choices.blind_region)
@@ -89,6 +90,7 @@ class Trainer:
         if resume is None and config.mode == "ssdn":
             message = implausible_noise(config.noise, config.known_noise_params, raw)
             if message:
+                self.warnings.append(message)
                 warnings.warn(message, stacklevel=2)
         gaps = self._load(raw, norm, targets, axes)
         init_source = (resume_info or {}).get("training", {}).get("init") if resume is not None else None
