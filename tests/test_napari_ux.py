@@ -154,7 +154,7 @@ def test_status_lines_do_not_go_stale(viewer, qtbot):
     assert w.start() is not None
     wait(qtbot, w)
     assert "failed" in w.status.text()
-    w.per_image_check.setChecked(True)
+    w.per_image_combo.setCurrentText("per image")
     assert "failed" not in w.status.text() and w.status.text() == "Ready to train."
 
 

@@ -62,7 +62,7 @@ def test_auto_width_and_learning_rate(viewer, qtbot):
     w = TrainWidget(viewer)
     assert w.width_combo.currentText() == "auto" and w.lr_edit.text() == "auto"
     w.subsample_edit.setText("2")  # carried to the model; the preview comes back whole
-    w.per_image_check.setChecked(True)
+    w.per_image_combo.setCurrentText("per image")
     w.patch_edit.setText("16")
     w.batch_edit.setText("2")
     w.budget_edit.setText("3")

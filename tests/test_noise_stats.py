@@ -139,4 +139,40 @@ def test_a_given_noise_level_larger_than_the_data_is_flagged(tmp_path):
     r = subprocess.run([sys.executable, "-m", "napari_ssdn.cli", "train", str(src), "-o", str(tmp_path / "m.ssdn"), "--sigma", "25",
                         "--iterations", "1", "--patch", "32", "--device", "cpu", "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "ssdn: warning: the given noise (sigma=25)" in r.stderr and "Traceback" not in r.stderr
+    assert "ssdn: warning: the given noise (--sigma 25)" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_noise_level_per_image_where_the_images_levels_differ():
+    """Channels or exposures of different noise levels get a level each, starting from
+    each image's own estimate; frames of one camera share one level."""
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(0)
+    clean = [clean_cells(128, seed=s) for s in range(3)]
+    fast = dict(iterations=1, patch=32, device="cpu", noise="gaussian", blind=1)
+    differ = [(c + s * rng.standard_normal(c.shape)).astype(np.float32) for c, s in zip(clean, (0.02, 0.05, 0.1))]
+    trainer = Trainer(differ, ["YX"] * 3, TrainConfig(**fast))
+    assert trainer.choices.per_image and "differ between images" in trainer.choices.per_image_why
+    assert trainer.model.config.per_image and trainer.anchors is not None
+    # Each image starts from its own estimate: the data set's start times its anchor.
+    base = float(trainer.model.base[0]) * trainer.model.config.scale
+    sigmas = [base * float(np.exp(float(trainer.anchors[i][0][0]))) for i in range(3)]
+    assert sigmas == pytest.approx([0.02, 0.05, 0.1], rel=0.2)
+
+    same = [(c + 0.05 * rng.standard_normal(c.shape)).astype(np.float32) for c in clean]
+    trainer = Trainer(same, ["YX"] * 3, TrainConfig(**fast))
+    assert not trainer.choices.per_image and "share one noise level" in trainer.choices.per_image_why
+    assert not trainer.model.config.per_image
+    assert Trainer(differ, ["YX"] * 3, TrainConfig(per_image=False, **fast)).choices.per_image_why == "given"
+
+
+def test_poisson_gaussian_channels_of_different_gains_get_a_level_each():
+    from napari_ssdn.core.estimate import PER_IMAGE_SPREAD, level_spread
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(1)
+    clean = clean_cells(256, seed=3)
+    cams = [rng.poisson(clean * g) / g for g in (20.0, 200.0)]
+    same = [rng.poisson(clean * 50.0) / 50.0 for _ in range(2)]
+    assert level_spread([c[None, ..., None] for c in cams], "poisson-gaussian") > 3 * PER_IMAGE_SPREAD
+    assert level_spread([c[None, ..., None] for c in same], "poisson-gaussian") < 1.2

@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
         noise=args.noise,
         blind=args.blind,
         noise_params=given,
-        per_image=args.per_image,
+        per_image="auto" if args.per_image is None else args.per_image,
         iterations=args.iterations,
         time_limit=args.time_limit,
         patch=args.patch,
@@ -315,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "axis, or KY,KX (KZ,KY,KX with --3d); the network never sees pixels closer than K along every axis, "
                    "1 hides the pixel alone")
     noise_flags(t, "learned if omitted")
-    t.add_argument("--per-image", action="store_true", help="learned noise level varies from image to image")
+    t.add_argument("--per-image", action=argparse.BooleanOptionalAction, default=None,
+                   help="noise level per image, each from its own estimate (default: where the images' levels differ)")
     t.add_argument("--axes", help="axes of the inputs, e.g. YX, ZYX (z slices as samples), TYX, YXC; guessed if omitted")
     t.add_argument("--iterations", type=_positive(int), help="training steps (default 2000 unless --time-limit)")
     t.add_argument("--time-limit", type=_positive(float), metavar="SECONDS", help="wall-clock budget")

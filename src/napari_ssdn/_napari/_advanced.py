@@ -4,9 +4,9 @@ seed, subsample, blind region, per-image noise levels and device."""
 from __future__ import annotations
 
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QToolButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QFormLayout, QToolButton, QVBoxLayout, QWidget
 
-from ._options import DEVICES, WIDTHS
+from ._options import DEVICES, PER_IMAGE_CHOICES, WIDTHS
 from ._train_form import line_edit
 from ._train_help import HELP
 
@@ -52,8 +52,9 @@ class AdvancedSettings(QWidget):
         self.seed_edit = line_edit("0", HELP["seed"])
         self.subsample_edit = line_edit("1", HELP["subsample"])
         self.blind_edit = line_edit("auto", HELP["blind"])
-        self.per_image_check = QCheckBox("learned levels vary per image")
-        self.per_image_check.setToolTip(HELP["per_image"])
+        self.per_image_combo = QComboBox()
+        self.per_image_combo.addItems(list(PER_IMAGE_CHOICES))
+        self.per_image_combo.setToolTip(HELP["per_image"])
         self.device_combo = QComboBox()
         self.device_combo.setEditable(True)
         self.device_combo.addItems(list(DEVICES))
@@ -62,7 +63,7 @@ class AdvancedSettings(QWidget):
                          ("Learning rate", self.lr_edit), ("Seed", self.seed_edit), ("Subsample", self.subsample_edit),
                          ("Blind region", self.blind_edit), ("Device", self.device_combo)):
             form.addRow(label, w)
-        form.addRow("Noise level", self.per_image_check)
+        form.addRow("Noise level", self.per_image_combo)
         self.body.setVisible(False)
         root.addWidget(self.body)
 
@@ -70,7 +71,7 @@ class AdvancedSettings(QWidget):
         for w in (self.patch_edit, self.batch_edit, self.lr_edit, self.seed_edit, self.subsample_edit, self.blind_edit):
             w.textChanged.connect(lambda *_: self.changed.emit())
         self.width_combo.currentTextChanged.connect(lambda *_: self.changed.emit())
-        self.per_image_check.toggled.connect(lambda *_: self.changed.emit())
+        self.per_image_combo.currentTextChanged.connect(lambda *_: self.changed.emit())
         self.device_combo.currentTextChanged.connect(self.device_changed)
 
     def _toggle(self, on: bool) -> None:
@@ -86,7 +87,7 @@ class AdvancedSettings(QWidget):
         return {"patch": self.patch_edit.text(), "batch": self.batch_edit.text(), "width": self.width_combo.currentText(),
                 "lr": self.lr_edit.text(), "seed": self.seed_edit.text(), "device": self.device_combo.currentText(),
                 "subsample": self.subsample_edit.text(), "blind": self.blind_edit.text(),
-                "per_image": self.per_image_check.isChecked()}
+                "per_image": self.per_image_combo.currentText()}
 
     def field_widgets(self) -> dict[str, QWidget]:
         """Field key -> widget, for error marks."""

@@ -32,3 +32,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 NOISE_CHOICES = ("auto",) + tuple(NOISE_PARAMS)
 
 __all__ = ["NOISE_CHOICES", "NOISE_PARAMS", "PARAM_HELP", "WIDTHS", "OUTPUTS", "OUTPUT_SUFFIX", "DEVICES"]
+
+#: The Noise level field: its items and the ``per_image`` setting each stands for.
+PER_IMAGE_CHOICES = {"auto": "auto", "per image": True, "shared": False}

@@ -159,8 +159,10 @@ def fmt_choices(choices: dict) -> str:
     else:
         shown = " x ".join(str(2 * k - 1) for k in region) + " pixels"
     out = []
+    level = "per image" if choices.get("per_image") else "shared"
     for what, value, why in (("Noise model", choices.get("noise"), choices.get("noise_why")),
-                             ("Blind region", shown, choices.get("blind_why"))):
+                             ("Blind region", shown, choices.get("blind_why")),
+                             ("Noise level", level, choices.get("per_image_why", "given"))):
         if why == "given":
             out.append(f"{what}: {value} (as set).")
         else:

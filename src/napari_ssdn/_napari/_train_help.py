@@ -28,8 +28,9 @@ HELP = {
     "every pixel closer than K along every axis (2: a 3 x 3 square). KY,KX: one K per axis (volumes KZ,KY,KX). "
     "1: the pixel alone.",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
-    "per_image": "Learn a separate level for each image or slice (exposures or gains that differ across a stack); "
-    "each starts from its own classical estimate and is estimated again from the image when denoising.",
+    "per_image": "A noise level for each image or slice (channels, exposures or gains that differ across a stack): "
+    "each starts from its own classical estimate and is estimated again from the image when denoising. "
+    "auto: where the images' noise levels differ by 1.5x or more; shared: one level for all.",
 }
 
 

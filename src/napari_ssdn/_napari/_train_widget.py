@@ -76,7 +76,7 @@ class TrainWidget(QWidget):
         self.budget_edit, self.budget_unit, self.param_rows = f.budget_edit, f.budget_unit, f.noise_params.rows
         self.choices_label, self.blind_edit = f.choices_label, a.blind_edit
         self.patch_edit, self.batch_edit, self.width_combo, self.lr_edit = a.patch_edit, a.batch_edit, a.width_combo, a.lr_edit
-        self.seed_edit, self.subsample_edit, self.per_image_check = a.seed_edit, a.subsample_edit, a.per_image_check
+        self.seed_edit, self.subsample_edit, self.per_image_combo = a.seed_edit, a.subsample_edit, a.per_image_combo
         self.device_combo, self.advanced_button, self.advanced = a.device_combo, a.button, a.body
         self.device_label = self.header.device_label
         self.progress_label, self.noise_label, self.model_label, self.loss_plot = (

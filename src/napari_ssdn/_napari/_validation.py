@@ -13,7 +13,7 @@ from ..core.data import check_axes
 from ..core.errors import SSDNError
 from ._jobs import TrainRequest
 from ._words import in_widget_terms
-from ._options import DEVICES, NOISE_CHOICES, NOISE_PARAMS, WIDTHS
+from ._options import DEVICES, NOISE_CHOICES, NOISE_PARAMS, PER_IMAGE_CHOICES, WIDTHS
 
 __all__ = ["TrainFields", "validate_train"]
 
@@ -41,7 +41,7 @@ class TrainFields:
     anisotropy: float = 1.0
     subsample: str = "1"
     blind: str = "auto"
-    per_image: bool = False
+    per_image: str = "auto"
 
 
 def _is_auto(text: str) -> bool:
@@ -118,7 +118,7 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
                 errors[f"param:{name}"] = err + " (or tick 'learn')"
             else:
                 params[name] = v
-    config: dict = {"noise": f.noise, "noise_params": params, "per_image": bool(f.per_image)}
+    config: dict = {"noise": f.noise, "noise_params": params, "per_image": PER_IMAGE_CHOICES.get(f.per_image, "auto")}
     if f.dims == "3D":
         config["ndim"] = 3
         config["anisotropy"] = float(f.anisotropy) if f.anisotropy and f.anisotropy > 0 else 1.0

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import split_phases
+from .constants import NOISE_PARAMS
 from .errors import SSDNError
+from .estimate import PER_IMAGE_SPREAD, level_spread
 from .noisestats import choose_blind_region, choose_noise_model, dark_level, level_lag, noise_stats
 
 __all__ = ["DataChoices", "choose_settings"]
@@ -33,6 +35,8 @@ class DataChoices:
         Poisson-Gaussian data with both parameters learned: the level (data units) where
         the variance line meets zero, a camera's pedestal (see
         :func:`~.noisestats.dark_level`); else 0.
+    per_image, per_image_why : bool, str
+        Whether the noise parameters vary per image, and why.
     """
 
     noise: str
@@ -42,11 +46,13 @@ class DataChoices:
     correlation: dict | None = field(default=None)
     noise_lag: int = 1
     dark_level: float = 0.0
+    per_image: bool = False
+    per_image_why: str = "given"
 
     def to_dict(self) -> dict:
         return {"noise": self.noise, "noise_why": self.noise_why, "blind_region": list(self.blind_region),
                 "blind_why": self.blind_why, "correlation": self.correlation, "noise_lag": self.noise_lag,
-                "dark_level": self.dark_level}
+                "dark_level": self.dark_level, "per_image": self.per_image, "per_image_why": self.per_image_why}
 
 
 def _slices(samples: list[np.ndarray]) -> list[np.ndarray]:
@@ -104,5 +110,24 @@ def choose_settings(config, raw: list[np.ndarray], subsample: int = 1) -> DataCh
             dark = dark_level(_slices(samples), lag=lag)
         except (SSDNError, ValueError, np.linalg.LinAlgError):
             pass
+    per_image, per_image_why = _per_image(config, samples, noise, lag)
     return DataChoices(noise=noise, noise_why=noise_why, blind_region=tuple(region), blind_why=blind_why,
-                       correlation=stats, noise_lag=lag, dark_level=dark)
+                       correlation=stats, noise_lag=lag, dark_level=dark, per_image=per_image, per_image_why=per_image_why)
+
+
+def _per_image(config, samples: list[np.ndarray], noise: str, lag: int) -> tuple[bool, str]:
+    """Whether the noise parameters vary per image (as given, or where the images' levels
+    differ by :data:`~.estimate.PER_IMAGE_SPREAD` or more), and why."""
+    given = config.per_image_given()
+    if given is not None:
+        return given, "given"
+    if config.mode != "ssdn" or set(config.known_noise_params) >= set(NOISE_PARAMS[noise]):
+        return False, "no noise parameter to estimate"
+    images = [s[k].reshape((-1,) + s.shape[-3:]) for s in samples for k in range(s.shape[0])]
+    if len(images) < 2:
+        return False, "one image"
+    spread = level_spread(images, noise, lag)
+    if spread >= PER_IMAGE_SPREAD:
+        return True, f"noise levels differ between images (up to {spread:.1f}x in variance)"
+    return False, f"the images share one noise level (within {spread:.2f}x in variance)"
+

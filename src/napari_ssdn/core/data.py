@@ -45,20 +45,22 @@ def check_axes(axes: str, shape: tuple[int, ...], name: str = "axes", ndim: int 
     With ``ndim=3`` (volumes) the axes must include Z, the third spatial axis.
     """
     ax = axes.upper()
+    # "axes" is a setting each front end names its own way; "the file's axes" is not.
+    shown = setting(name, axes) if name.isidentifier() else f"{name} {axes!r}"
     if ndim == 3 and "Z" not in ax:
-        raise SSDNError(f"{name}={axes!r} has no Z axis but 3D training and volume models need one; use e.g. 'ZYX'")
+        raise SSDNError(f"{shown} has no Z axis but 3D training and volume models need one; use e.g. 'ZYX'")
     allowed = set("YXC" + SAMPLE_AXES)
     bad = sorted(set(ax) - allowed)
     if bad or len(set(ax)) != len(ax) or "Y" not in ax or "X" not in ax:
         raise SSDNError(
-            f"{name}={axes!r} is not valid: use each of Y and X once, optionally C (channels) "
+            f"{shown} is not valid: use each of Y and X once, optionally C (channels) "
             f"and any of {', '.join(SAMPLE_AXES)} (trained as separate 2D samples), e.g. 'YX' or 'ZYX'"
         )
     if len(ax) != len(shape):
-        raise SSDNError(f"{name}={axes!r} has {len(ax)} letters but the image has {len(shape)} dimensions {tuple(shape)}; give one letter per dimension")
+        raise SSDNError(f"{shown} has {len(ax)} letters but the image has {len(shape)} dimensions {tuple(shape)}; give one letter per dimension")
     if "C" in ax and shape[ax.index("C")] > MAX_CHANNELS:
         raise SSDNError(
-            f"{name}={axes!r} puts {shape[ax.index('C')]} values on the channel axis; at most {MAX_CHANNELS} channels are supported, check the axes"
+            f"{shown} puts {shape[ax.index('C')]} values on the channel axis; at most {MAX_CHANNELS} channels are supported, check the axes"
         )
     return ax
 

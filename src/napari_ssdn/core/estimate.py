@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import SSDNError, setting
 
-__all__ = ["estimate_noise"]
+__all__ = ["estimate_noise", "level_spread", "PER_IMAGE_SPREAD"]
 
 _MAD = 0.6745
 
@@ -171,3 +171,51 @@ def estimate_noise(samples: list[np.ndarray], model: str, lag: int = 1) -> dict:
         floor = 1e-3 * max(_robust_var(d), 1e-10)
         return {"a": max(a, 1e-6), "b": max(b, floor)}
     raise ValueError(f"unknown noise model {model!r}")
+
+
+#: Images whose noise variances differ by this factor or more (largest over smallest, each
+#: at its own median intensity, against one estimate of them all) get a level each.
+PER_IMAGE_SPREAD = 1.5
+
+
+def _variance_at(model: str, params: dict, level: float) -> float:
+    if model == "gaussian":
+        return params["sigma"] ** 2
+    if model == "poisson":
+        return max(level, 1e-12) / params["lam"]
+    return params["a"] * max(level, 0.0) + params["b"]
+
+
+def level_spread(images: list[np.ndarray], model: str, lag: int = 1, most: int = 16) -> float:
+    """How far the noise differs between images: the largest over the smallest ratio of an
+    image's own noise variance to that of one estimate over all of them, both at the
+    image's median intensity (1.0: the same noise; fewer than two images measured, or the
+    impulse model, also 1.0).
+
+    Parameters
+    ----------
+    images : list of ndarray
+        One ``(n, H, W, C)`` array per image (a volume as its ``n`` slices), any units.
+    model : str
+        The noise model whose parameters are estimated.
+    lag : int
+        As for :func:`estimate_noise`.
+    most : int
+        At most this many images, spread over the list, are measured.
+    """
+    if model == "impulse" or len(images) < 2:
+        return 1.0
+    picks = [images[i] for i in np.unique(np.linspace(0, len(images) - 1, min(most, len(images))).round().astype(int))]
+    try:
+        pooled = estimate_noise(picks, model, lag)
+    except SSDNError:
+        return 1.0
+    ratios = []
+    for im in picks:
+        try:
+            own = estimate_noise([im], model, lag)
+        except SSDNError:
+            continue  # too few measured pixels in this one
+        level = float(np.nanmedian(im))
+        ratios.append(_variance_at(model, own, level) / max(_variance_at(model, pooled, level), 1e-30))
+    return float(max(ratios) / min(ratios)) if len(ratios) >= 2 else 1.0

@@ -72,8 +72,11 @@ class TrainConfig:
     noise_params : dict
         Known parameters (``sigma``, ``lam``, ``a`` and ``b``, ``alpha``); any parameter of
         the model that is missing is learned, starting from a classical estimate.
-    per_image : bool
-        Learned parameters vary per image.
+    per_image : bool or "auto"
+        Noise parameters vary per image: each image (a frame of a stack, a volume) starts
+        from its own classical estimate. ``auto``: where the images' noise levels differ
+        (:func:`~napari_ssdn.core.estimate.level_spread`), e.g. channels or exposures
+        given as separate images.
     iterations : int or None
         Number of optimisation steps.
     time_limit : float or None
@@ -147,7 +150,7 @@ class TrainConfig:
 
     noise: str = "auto"
     noise_params: dict = field(default_factory=dict)
-    per_image: bool = False
+    per_image: object = "auto"
     iterations: int | None = None
     time_limit: float | None = None
     patch: int | None = None
@@ -179,6 +182,8 @@ class TrainConfig:
             raise SSDNError(f"{setting('mode', self.mode)} is not one of {', '.join(MODES)}")
         check_noise_params(self.noise_model_given or "gaussian", self.noise_params)
         self.blind_region_given(ndim=self.ndim)
+        if self.per_image not in (True, False, "auto"):
+            raise SSDNError(f"{setting('per_image', self.per_image)} must be True, False or 'auto'")
         for name in ("iterations", "patch", "batch", "val_every", "val_size"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
@@ -324,6 +329,10 @@ class TrainConfig:
         if step == 0 or f <= 0:
             return self.iterations or 2000
         return max(step, int(round(step / f)))
+
+    def per_image_given(self) -> bool | None:
+        """Whether noise parameters vary per image as asked; None where the data must decide."""
+        return None if self.per_image == "auto" else bool(self.per_image)
 
     @property
     def known_noise_params(self) -> dict:

@@ -152,7 +152,7 @@ class Trainer:
             # the receptive field (hence the tile overlap) halves.
             depth -= 1
         return ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, mode=c.mode, noise=c.noise,
-                           per_image=c.per_image, ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample,
+                           per_image=self.choices.per_image if self.choices is not None else bool(c.per_image), ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample,
                            blind_region=c.blind_region_given() if c.mode != "supervised" else (),
                            noise_lag=self.choices.noise_lag if self.choices is not None else 0)
 
