@@ -30,7 +30,7 @@ HELP = {
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
     "per_image": "A noise level for each image or slice (channels, exposures or gains that differ across a stack): "
     "each starts from its own classical estimate and is estimated again from the image when denoising. "
-    "auto: where the images' noise levels differ by 1.5x or more; shared: one level for all.",
+    "auto: where the images' noise levels differ by 2x or more; shared: one level for all.",
 }
 
 

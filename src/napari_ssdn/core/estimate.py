@@ -174,8 +174,9 @@ def estimate_noise(samples: list[np.ndarray], model: str, lag: int = 1) -> dict:
 
 
 #: Images whose noise variances differ by this factor or more (largest over smallest, each
-#: at its own median intensity, against one estimate of them all) get a level each.
-PER_IMAGE_SPREAD = 1.5
+#: at its own median intensity, against one estimate of them all) get a level each. Texture
+#: inflates some images' estimates: ten BSD68 images under one noise level read up to 1.84.
+PER_IMAGE_SPREAD = 2.0
 
 
 def _variance_at(model: str, params: dict, level: float) -> float:
