@@ -79,7 +79,7 @@ def warn_in_cli_terms() -> None:
 _CLI_TERMS = (
     (re.compile(r"\bndim=3\b"), "--3d"),
     (re.compile(r"\bndim=2(, no --3d)?"), "no --3d"),
-    (re.compile(r"(?<![-\w])(subsample|init|patch|batch|width|lr|axes|time_limit|iterations|seed|device|holdout|tile|noise|blind)="
+    (re.compile(r"(?<![-\w])(subsample|init|patch|batch|width|lr|axes|time_limit|iterations|seed|device|holdout|tile|noise|blind|dist_timeout)="
                 r"(?:'([^']*)'|([^\s,;)]+))"),
      lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2) if m.group(2) is not None else m.group(3)}"),
 )
