@@ -76,26 +76,29 @@ def _two_rank_steps(rank: int, port: int, out: str) -> None:
     ranks = init_ranks("cpu", timeout=30)
     try:
         trainer = DistributedTrainer(_noisy(), "YX", TrainConfig(batch=2, **STEPS), ranks=ranks)
+        own = trainer.sampler.sample(2)[0]  # the crops this rank would draw by itself
         _feed(trainer, rank, 2)
         records = list(trainer.run())
-        if rank == 0:
-            torch.save({"state": trainer.model.state_dict(), "val": [r.val_loss for r in records]}, out)
+        torch.save({"state": trainer.model.state_dict(), "val": [r.val_loss for r in records], "own": torch.from_numpy(own)}, f"{out}.{rank}")
     finally:
         close()
 
 
-def _single(batch: int, share=(0, 1)) -> Trainer:
+def _single(batch: int, share=(0, 1)) -> tuple[Trainer, dict, np.ndarray]:
+    """One process's run; its starting weights and the crops it would draw by itself."""
     trainer = Trainer(_noisy(), "YX", TrainConfig(batch=batch, **STEPS))
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    own = trainer.sampler.sample(2)[0]
     _feed(trainer, *share)
     for _ in trainer.run():
         pass
-    return trainer
+    return trainer, start, own
 
 
 def test_two_ranks_with_half_the_batch_match_one_process_with_all(tmp_path):
     """DDP averages the gradients of the whole loss (network and learned noise level): two gloo
-    ranks with two crops each end where one process with the four crops ends, to 1e-6, and
-    both ranks' validation losses are rank 0's."""
+    ranks with two crops each end where one process with the four crops ends, to 1e-6, with
+    equal weights and validation losses on both ranks; each rank seeds its own crops."""
     import torch.multiprocessing as mp
 
     out = tmp_path / "ddp.pt"
@@ -108,18 +111,20 @@ def test_two_ranks_with_half_the_batch_match_one_process_with_all(tmp_path):
         for p in ctx.processes:
             if p.is_alive():
                 p.kill()
-    ddp = torch.load(out, weights_only=True)
-    start = {k: v.clone() for k, v in Trainer(_noisy(), "YX", TrainConfig(batch=4, **STEPS)).model.state_dict().items()}
-    whole = _single(4)
+    ddp, other = (torch.load(f"{out}.{r}", weights_only=True) for r in range(2))
+    whole, start, alone = _single(4)
     assert whole.step == 2 and whole.model.noise_params_data()["sigma"] != pytest.approx(whole.model.config.noise_init["sigma"], rel=1e-9)
     moved = 0.0
     for name, value in whole.model.state_dict().items():
         assert torch.allclose(ddp["state"][name], value, atol=1e-6, rtol=0), name
         moved = max(moved, float((value - start[name]).abs().max()))
     assert moved > 1e-3
-    assert ddp["val"][-1] == pytest.approx(whole.history[-1].val_loss, abs=1e-5)
+    assert ddp["val"][-1] == pytest.approx(whole.history[-1].val_loss, abs=1e-5) and ddp["val"] == other["val"]
+    assert all(torch.equal(other["state"][k], v) for k, v in ddp["state"].items())
+    # Rank 0 draws the crops of one process with the same seed, rank 1 crops of its own.
+    assert np.array_equal(ddp["own"].numpy(), alone) and not np.array_equal(other["own"].numpy(), alone)
     # Without the averaging (one rank's two crops alone) the weights differ: the test can fail.
-    half = _single(2, share=(0, 2)).model.state_dict()
+    half = _single(2, share=(0, 2))[0].model.state_dict()
     assert max(float((ddp["state"][k] - v).abs().max()) for k, v in half.items()) > 1e-4
 
 

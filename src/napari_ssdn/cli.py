@@ -114,6 +114,8 @@ def cmd_train(args) -> int:
     for line in choice_lines(trainer.train_state().get("auto")):
         log.info("%s", line)
     log.info("plan: %s", trainer.plan.describe())
+    if ranks is not None:
+        log.info("ranks: %d (%s), %d crops per step in all, gradients averaged", ranks.world, ranks.backend, ranks.world * trainer.plan.batch)
     bar = Progress(args.quiet, "train")
     rec = None
     try:
@@ -232,7 +234,8 @@ def cmd_info(args) -> int:
     print(f"network     {model.describe()}, {a['parameters']:,} parameters{sub}")
     learned = ", ".join(cfg.learned) or "none"
     print(f"noise       {cfg.noise}: {params_str(info['noise']['params'])} (learned: {learned}{', per image' if cfg.per_image else ''})")
-    print(f"training    {tr.get('steps', 0)} steps, {fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}")
+    ranks = f" x {tr['ranks']} ranks" if tr.get("ranks", 1) > 1 else ""
+    print(f"training    {tr.get('steps', 0)} steps, {fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}{ranks}")
     val = tr.get("val_loss", tr.get("last_val_loss"))
     if val is not None:
         kept = tr.get("kept_step")

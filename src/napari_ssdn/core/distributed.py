@@ -278,11 +278,15 @@ def launch(nprocs: int, args: list[str], timeout: float = DEFAULT_TIMEOUT) -> di
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the caller words the failure
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nprocs)))
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nprocs, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
                           rdzv_endpoint="127.0.0.1:0", max_restarts=0, local_addr="127.0.0.1", rdzv_timeout=int(timeout))
+    threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads or str(max(1, (os.cpu_count() or 1) // nprocs))  # the ranks inherit it
     try:
         elastic_launch(config, sys.executable)(*args)
-    except ChildFailedError as exc:
-        return {rank: f.exitcode for rank, f in exc.failures.items()}
+    except ChildFailedError as exc:  # the first failure first
+        return {r: f.exitcode for r, f in sorted(exc.failures.items(), key=lambda item: item[1].timestamp)}
+    finally:
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
     return {}
