@@ -2,7 +2,7 @@
 (DistributedDataParallel on the CPU), with the same total batch.
 
     python benchmarks/ddp.py                                  # 1 process (1 and 2 threads) against 2 ranks x 1 thread
-    python benchmarks/ddp.py --steps 80 --batch 8 --patch 64 --name ddp_cpu
+    python benchmarks/ddp.py --steps 50 --rounds 2 --batch 8 --patch 64 --name ddp_cpu
 
 The point of several ranks is several GPUs (or machines); on one small CPU the ranks share
 its cores, so this shows what the gradient averaging and the per-step agreement (rank 0's
@@ -16,6 +16,7 @@ import argparse
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +61,30 @@ def _worker(rank: int, world: int, threads: int, port: int, args, queue) -> None
         ranks = init_ranks("cpu", timeout=120)
         trainer = DistributedTrainer(_data(args.size), "YX", _config(args, args.batch // world), ranks=ranks)
     records = list(trainer.run())
-    if rank == 0:
-        queue.put({"ranks": world, "threads_per_rank": threads, "batch_per_rank": args.batch // world,
-                   "steps": records[-1].step, "steps_per_s": round(_rate(records, args.skip), 3),
-                   "final_loss": records[-2].loss})
+    result = {"ranks": world, "threads_per_rank": threads, "batch_per_rank": args.batch // world,
+              "steps": records[-1].step, "steps_per_s": round(_rate(records, args.skip), 3), "final_loss": records[-2].loss}
     if world > 1:
+        result.update(_collectives(trainer))
         close()
+    if rank == 0:
+        queue.put(result)
+
+
+def _collectives(trainer, reps: int = 50) -> dict:
+    """Milliseconds of the exchanges of one step, timed alone: the gradient average (one
+    all-reduce of every parameter) and the scalars agreed on (rank 0's clock, the finite check)."""
+    import torch.distributed as dist
+
+    flat = torch.zeros(sum(p.numel() for p in trainer.model.parameters()))
+    out = {"parameters": flat.numel()}
+    for name, op in (("allreduce_gradients_ms", lambda: dist.all_reduce(flat)),
+                     ("broadcast_scalar_ms", lambda: dist.broadcast(torch.zeros(2, dtype=torch.float64), src=0))):
+        dist.barrier()
+        t = time.perf_counter()
+        for _ in range(reps):
+            op()
+        out[name] = round(1e3 * (time.perf_counter() - t) / reps, 3)
+    return out
 
 
 def _run(world: int, threads: int, args) -> dict:
@@ -87,15 +106,22 @@ def _run(world: int, threads: int, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--skip", type=int, default=5, help="steps left out of the timing (start-up)")
     parser.add_argument("--batch", type=int, default=8, help="total crops per step (split over the ranks)")
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--size", type=int, default=256, help="side of the synthetic image")
+    parser.add_argument("--rounds", type=int, default=2, help="times each setting runs, interleaved")
     parser.add_argument("--name", default="ddp_cpu")
     args = parser.parse_args()
-    runs = [_run(1, 1, args), _run(1, 2, args), _run(2, 1, args)]
-    path = record(args.name, {"settings": vars(args), "runs": runs})
+    # Interleaved rounds: the machine's other load drifts, and each setting sees some of it.
+    runs = [_run(world, threads, args) for _ in range(args.rounds) for world, threads in ((1, 1), (1, 2), (2, 1))]
+    summary = {}
+    for world, threads in ((1, 1), (1, 2), (2, 1)):
+        rates = [r["steps_per_s"] for r in runs if (r["ranks"], r["threads_per_rank"]) == (world, threads)]
+        summary[f"{world} x {threads} thread(s)"] = {"steps_per_s": rates, "best": max(rates)}
+    path = record(args.name, {"settings": vars(args), "summary": summary, "runs": runs})
+    print(summary)
     print(f"wrote {path}")
 
 

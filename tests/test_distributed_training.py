@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_ssdn.core import Trainer, TrainConfig, load_model
+from napari_ssdn.core import TrainConfig, Trainer, load_model
 from napari_ssdn.core.data import CropSampler
 from napari_ssdn.io import write_image
 
@@ -139,11 +139,11 @@ def test_ssdn_train_distributed_writes_one_model_from_rank_0(tmp_path):
     out = tmp_path / "m.ssdn"
     cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(tmp_path / "img.tif"), "-o", str(out), "--iterations", "4",
            "--device", "cpu", "--patch", "32", "--batch", "2", "--checkpoint-every", "0", "--distributed", "2"]
-    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=LIMIT, cwd=tmp_path)
+    run = subprocess.run(cmd, check=False, env=_env(), capture_output=True, text=True, timeout=LIMIT, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif", "m.ssdn"]
     assert run.stderr.count("saved ") == 1 and run.stderr.count("plan: ") == 1, run.stderr
-    info = subprocess.run([sys.executable, "-m", "napari_ssdn.cli", "info", str(out), "--json"], env=_env(),
+    info = subprocess.run([sys.executable, "-m", "napari_ssdn.cli", "info", str(out), "--json"], check=False, env=_env(),
                           capture_output=True, text=True, timeout=LIMIT)
     assert info.returncode == 0, info.stderr
     training = json.loads(info.stdout)["training"]
@@ -181,7 +181,7 @@ def test_a_lost_rank_ends_the_run_with_the_last_checkpoint_kept(tmp_path, how):
     last = [line for line in err.splitlines() if line.startswith("ssdn: error:")]
     assert len(last) == 1 and "rank 0 lost the other ranks" in last[0] and "--dist-timeout 6" in last[0], err
     assert "the last checkpoint (step" in last[0] and "is kept in" in last[0], err
-    model, meta = load_model(out)
+    _, meta = load_model(out)
     assert meta["training"]["checkpoint"] is True and meta["training"]["ranks"] == 2 and meta["training"]["steps"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif", "m.ssdn"]
 
@@ -219,7 +219,7 @@ def test_distributed_on_gpus_uses_nccl(tmp_path):
     out = tmp_path / "m.ssdn"
     cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(tmp_path / "img.tif"), "-o", str(out), "--iterations", "20",
            "--device", "cuda", "--distributed", str(n)]
-    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=LIMIT)
+    run = subprocess.run(cmd, check=False, env=_env(), capture_output=True, text=True, timeout=LIMIT)
     assert run.returncode == 0, run.stderr
     training = load_model(out)[1]["training"]
     assert (training["steps"], training["ranks"], training["backend"]) == (20, n, "nccl")

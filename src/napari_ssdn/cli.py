@@ -94,7 +94,7 @@ def cmd_train(args) -> int:
         resume, info = load_model(args.resume)
         config = config.__class__(**{**config.__dict__, "ndim": resume.config.ndim})
     if ranks is not None:
-        Trainer = ddp.trainer_class(ranks)  # noqa: N806
+        Trainer = ddp.trainer_class(ranks)
     trainer = Trainer([im.data for im in imgs], axes or [im.axes for im in imgs], config, resume=resume, resume_info=info)
     args.quiet_errors = False  # from here on, an error is this rank's own
     m = trainer.model

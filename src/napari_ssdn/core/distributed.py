@@ -109,7 +109,7 @@ def init_ranks(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> Ranks:
     elif dev.type == "cpu":
         backend, name = "gloo", "cpu"
     else:
-        raise SSDNError(f"device={device!r}: distributed training runs on CUDA GPUs (NCCL) or CPUs (gloo), not {dev.type}")
+        raise SSDNError(f"device={device!r}: distributed training runs on CUDA GPUs (NCCL) or CPUs (gloo), not {dev.type}; use device='cpu'")
     if not dist.is_initialized():
         try:
             dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
