@@ -1,8 +1,9 @@
 """Steps per second of the training loop on one process against several gloo ranks
-(DistributedDataParallel on the CPU), with the same total batch.
+(DistributedDataParallel on the CPU), one thread each, with the same total batch.
 
-    python benchmarks/ddp.py                                  # 1 process (1 and 2 threads) against 2 ranks x 1 thread
+    python benchmarks/ddp.py                                  # 1 process against 2 ranks, 1 thread each, twice
     python benchmarks/ddp.py --steps 50 --rounds 2 --batch 8 --patch 64 --name ddp_cpu
+    python benchmarks/ddp.py --threads 2                      # also 1 process with 2 threads (on an idle machine)
 
 The point of several ranks is several GPUs (or machines); on one small CPU the ranks share
 its cores, so this shows what the gradient averaging and the per-step agreement (rank 0's
@@ -112,12 +113,15 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--size", type=int, default=256, help="side of the synthetic image")
     parser.add_argument("--rounds", type=int, default=2, help="times each setting runs, interleaved")
+    parser.add_argument("--threads", type=int, choices=[1, 2], default=1,
+                        help="2: also one process with 2 threads (meaningless on a machine busy with other work)")
     parser.add_argument("--name", default="ddp_cpu")
     args = parser.parse_args()
     # Interleaved rounds: the machine's other load drifts, and each setting sees some of it.
-    runs = [_run(world, threads, args) for _ in range(args.rounds) for world, threads in ((1, 1), (1, 2), (2, 1))]
+    settings = [(1, 1), (2, 1)] + ([(1, 2)] if args.threads == 2 else [])
+    runs = [_run(world, threads, args) for _ in range(args.rounds) for world, threads in settings]
     summary = {}
-    for world, threads in ((1, 1), (1, 2), (2, 1)):
+    for world, threads in settings:
         rates = [r["steps_per_s"] for r in runs if (r["ranks"], r["threads_per_rank"]) == (world, threads)]
         summary[f"{world} x {threads} thread(s)"] = {"steps_per_s": rates, "best": max(rates)}
     path = record(args.name, {"settings": vars(args), "summary": summary, "runs": runs})
