@@ -80,6 +80,11 @@ def _two_rank_steps(rank: int, port: int, out: str) -> None:
         _feed(trainer, rank, 2)
         records = list(trainer.run())
         torch.save({"state": trainer.model.state_dict(), "val": [r.val_loss for r in records], "own": torch.from_numpy(own)}, f"{out}.{rank}")
+        # A time budget follows rank 0's clock, even when rank 1 starts later.
+        timed = DistributedTrainer(_noisy(), "YX", TrainConfig(batch=2, **{**STEPS, "iterations": None, "time_limit": 1.5}), ranks=ranks)
+        time.sleep(0.5 * rank)
+        list(timed.run())
+        torch.save({"steps": timed.step, "state": timed.model.state_dict()}, f"{out}.timed.{rank}")
     finally:
         close()
 
@@ -98,7 +103,8 @@ def _single(batch: int, share=(0, 1)) -> tuple[Trainer, dict, np.ndarray]:
 def test_two_ranks_with_half_the_batch_match_one_process_with_all(tmp_path):
     """DDP averages the gradients of the whole loss (network and learned noise level): two gloo
     ranks with two crops each end where one process with the four crops ends, to 1e-6, with
-    equal weights and validation losses on both ranks; each rank seeds its own crops."""
+    equal weights and validation losses on both ranks; each rank seeds its own crops; a time
+    budget ends both ranks at the same step with the same weights."""
     import torch.multiprocessing as mp
 
     out = tmp_path / "ddp.pt"
@@ -121,6 +127,9 @@ def test_two_ranks_with_half_the_batch_match_one_process_with_all(tmp_path):
     assert moved > 1e-3
     assert ddp["val"][-1] == pytest.approx(whole.history[-1].val_loss, abs=1e-5) and ddp["val"] == other["val"]
     assert all(torch.equal(other["state"][k], v) for k, v in ddp["state"].items())
+    timed = [torch.load(f"{out}.timed.{r}", weights_only=True) for r in range(2)]
+    assert timed[0]["steps"] == timed[1]["steps"] > 1
+    assert all(torch.equal(timed[1]["state"][k], v) for k, v in timed[0]["state"].items())
     # Rank 0 draws the crops of one process with the same seed, rank 1 crops of its own.
     assert np.array_equal(ddp["own"].numpy(), alone) and not np.array_equal(other["own"].numpy(), alone)
     # Without the averaging (one rank's two crops alone) the weights differ: the test can fail.
@@ -133,12 +142,13 @@ def _env() -> dict:
 
 
 def test_ssdn_train_distributed_writes_one_model_from_rank_0(tmp_path):
-    """`ssdn train --distributed 2` trains on two ranks of this machine; rank 0 alone reports
-    and writes the model, which `ssdn info` reads."""
+    """`ssdn train --distributed 2` trains on two ranks of this machine until a time limit (on
+    rank 0's clock: ranks that stopped at different steps would wait for each other until the
+    timeout and fail); rank 0 alone reports and writes the model, which `ssdn info` reads."""
     write_image(tmp_path / "img.tif", _noisy(), "YX")
     out = tmp_path / "m.ssdn"
-    cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(tmp_path / "img.tif"), "-o", str(out), "--iterations", "4",
-           "--device", "cpu", "--patch", "32", "--batch", "2", "--checkpoint-every", "0", "--distributed", "2"]
+    cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(tmp_path / "img.tif"), "-o", str(out), "--time-limit", "3",
+           "--device", "cpu", "--patch", "32", "--batch", "2", "--checkpoint-every", "0", "--distributed", "2", "--dist-timeout", "30"]
     run = subprocess.run(cmd, check=False, env=_env(), capture_output=True, text=True, timeout=LIMIT, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif", "m.ssdn"]
@@ -147,7 +157,8 @@ def test_ssdn_train_distributed_writes_one_model_from_rank_0(tmp_path):
                           capture_output=True, text=True, timeout=LIMIT)
     assert info.returncode == 0, info.stderr
     training = json.loads(info.stdout)["training"]
-    assert (training["steps"], training["ranks"], training["backend"], training["batch"]) == (4, 2, "gloo", 2)
+    assert (training["ranks"], training["backend"], training["batch"]) == (2, "gloo", 2) and training["steps"] > 1
+    assert 3 <= training["elapsed"] < 10
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
