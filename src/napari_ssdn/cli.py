@@ -44,6 +44,11 @@ def cmd_train(args) -> int:
         raise SSDNError(f"model output -o {str(out)!r} looks like an image; name the model file e.g. model.ssdn")
     if out.is_dir():
         raise SSDNError(f"model output -o {str(out)!r} is a folder; give a file name such as {out}/model.ssdn")
+    from . import _cli_distributed as ddp
+
+    if args.distributed and not ddp.is_rank():
+        return ddp.launch_ranks(args, out)
+    ranks = ddp.join_ranks(args) if ddp.is_rank() else None  # one rank of several: under torchrun or --distributed
     given = _noise_flags(args)
     imgs = [read_image(p) for p in inputs]
     axes = args.axes
@@ -81,14 +86,17 @@ def cmd_train(args) -> int:
         width=args.width,
         lr=args.lr,
         seed=args.seed,
-        device=args.device,
+        device=args.device if ranks is None else ranks.device,
         init=args.init,
     )
     resume = info = None
     if args.resume:
         resume, info = load_model(args.resume)
         config = config.__class__(**{**config.__dict__, "ndim": resume.config.ndim})
+    if ranks is not None:
+        Trainer = ddp.trainer_class(ranks)
     trainer = Trainer([im.data for im in imgs], axes or [im.axes for im in imgs], config, resume=resume, resume_info=info)
+    args.quiet_errors = False  # from here on, an error is this rank's own
     m = trainer.model
     from .core.device import device_name
 
@@ -106,6 +114,8 @@ def cmd_train(args) -> int:
     for line in choice_lines(trainer.train_state().get("auto")):
         log.info("%s", line)
     log.info("plan: %s", trainer.plan.describe())
+    if ranks is not None:
+        log.info("ranks: %d (%s), %d crops per step in all, gradients averaged", ranks.world, ranks.backend, ranks.world * trainer.plan.batch)
     bar = Progress(args.quiet, "train")
     rec = None
     try:
@@ -116,10 +126,13 @@ def cmd_train(args) -> int:
     except KeyboardInterrupt:
         trainer.save(out)
         planned = f" of about {rec.total} planned" if rec is not None else ""
-        print(f"ssdn: interrupted at step {trainer.step}{planned}; the model trained so far is saved in {out} "
-              f"(continue it with --resume {out} and a new -o)", file=sys.stderr)
+        if ranks is None or not ranks.rank:  # only rank 0 writes the file
+            print(f"ssdn: interrupted at step {trainer.step}{planned}; the model trained so far is saved in {out} "
+                  f"(continue it with --resume {out} and a new -o)", file=sys.stderr)
         return 130
     except Exception as exc:
+        if ranks is not None:
+            return ddp.ended_early(exc, trainer, out)
         if trainer.step > 0:
             trainer.save(out)
             print(f"ssdn: error: training failed at step {trainer.step} ({exc}); the model trained so far is saved in {out}", file=sys.stderr)
@@ -221,7 +234,8 @@ def cmd_info(args) -> int:
     print(f"network     {model.describe()}, {a['parameters']:,} parameters{sub}")
     learned = ", ".join(cfg.learned) or "none"
     print(f"noise       {cfg.noise}: {params_str(info['noise']['params'])} (learned: {learned}{', per image' if cfg.per_image else ''})")
-    print(f"training    {tr.get('steps', 0)} steps, {fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}")
+    ranks = f" x {tr['ranks']} ranks" if tr.get("ranks", 1) > 1 else ""
+    print(f"training    {tr.get('steps', 0)} steps, {fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}{ranks}")
     val = tr.get("val_loss", tr.get("last_val_loss"))
     if val is not None:
         kept = tr.get("kept_step")
@@ -342,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="starting weights: 'auto' (default: the shipped generic network for Gaussian, Poisson or impulse "
         "noise on gray 2D images, Gaussian or Poisson on RGB, at the tiny width; else random), 'generic', 'none' (random) or a model file of the same width",
     )
+    t.add_argument("--distributed", type=_positive(int), metavar="N",
+                   help="train on N ranks of this machine (one per GPU, or sharing the CPU cores) with averaged gradients; "
+                   "under torchrun (several machines) leave it out")
+    t.add_argument("--dist-timeout", type=_positive(float), default=300.0, metavar="SECONDS",
+                   help="with several ranks: end the run with an error when a rank has not answered for SECONDS (default 300)")
     common(t)
     t.set_defaults(func=cmd_train)
 
@@ -391,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
+    args.argv = argv  # --distributed starts the same command as each rank
     if unknown:  # point to the subcommand's help, where the options are listed
         parser.exit(2, f"ssdn: error: unrecognized arguments: {' '.join(unknown)} (see 'ssdn {args.command} --help')\n")
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -398,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SSDNError as exc:
-        print(f"ssdn: error: {in_cli_terms(exc)}", file=sys.stderr)
+        if not getattr(args, "quiet_errors", False):  # ranks past 0: rank 0 says the same
+            print(f"ssdn: error: {in_cli_terms(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ssdn: interrupted", file=sys.stderr)

@@ -318,7 +318,7 @@ class Trainer:
     def _steps(self, t0: float, base_lrs: list[float]):
         skipped = 0
         while True:
-            elapsed = time.perf_counter() - t0
+            elapsed = self._clock(t0)
             f = self.config.budget_fraction(self.step, elapsed)
             if self.step > 0 and (f >= 1.0 or self._stop.is_set()):
                 # The budget ran out, or a stop came, between two steps: validate the last step.
@@ -329,7 +329,7 @@ class Trainer:
             loss, finite = self._train_step(f, elapsed, base_lrs)
             skipped += not finite
             self.step += 1
-            self.elapsed = elapsed = time.perf_counter() - t0
+            self.elapsed = elapsed = self._clock(t0)
             f = self.config.budget_fraction(self.step, elapsed)
             last = f >= 1.0 or self._stop.is_set()
             validated = self.step % self.plan.val_every == 0 or last or self.step == 1
@@ -362,10 +362,19 @@ class Trainer:
         # One host-device sync for the whole check, not one per tensor: on a GPU each sync
         # waits for all queued work, and a small step is only milliseconds.
         norms = torch._foreach_norm(grads) if grads else []
-        finite = bool(torch.isfinite(torch.stack([loss.detach().float(), *[n.float() for n in norms]]).sum()))
+        finite = self._all_finite([loss.detach().float(), *[n.float() for n in norms]])
         if finite:
             self.optimizer.step()
         return float(loss.detach()), finite
+
+    # Hooks of a distributed run (core/distributed.py), where rank 0 decides and all agree.
+    def _clock(self, t0: float) -> float:
+        """Seconds since ``t0``: what the time budget and the learning-rate schedule follow."""
+        return time.perf_counter() - t0
+
+    def _all_finite(self, values: list[torch.Tensor]) -> bool:
+        """Whether the loss and gradient norms ``values`` are all finite (one sync)."""
+        return bool(torch.isfinite(torch.stack(values).sum()))
 
     def _score(self) -> float:
         """Validate the current weights and remember them if they are the best so far."""
