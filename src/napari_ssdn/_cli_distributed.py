@@ -88,5 +88,5 @@ def ended_early(exc: Exception, trainer, out: Path) -> int:
         kept = f"; the last checkpoint (step {trainer.saved_steps}) is kept in {out} (continue it with --resume {out} and a new -o)"
     else:
         kept = "; no checkpoint had been written (--checkpoint-every)"
-    print(f"ssdn: error: {in_cli_terms(str(exc))}{kept}", file=sys.stderr)
+    print(f"ssdn: error: {in_cli_terms(exc)}{kept}", file=sys.stderr)
     return 1

@@ -135,7 +135,7 @@ def cmd_train(args) -> int:
             return ddp.ended_early(exc, trainer, out)
         if trainer.step > 0:
             trainer.save(out)
-            print(f"ssdn: error: training failed at step {trainer.step} ({exc}); the model trained so far is saved in {out}", file=sys.stderr)
+            print(f"ssdn: error: training failed at step {trainer.step} ({in_cli_terms(exc)}); the model trained so far is saved in {out}", file=sys.stderr)
         raise
     trainer.save(out)
     if not args.quiet:
