@@ -73,8 +73,8 @@ def test_denoise_several_layers_with_one_progress_bar(viewer, qtbot, tiny_model,
     viewer.add_image(a, name="not chosen")
     w = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(w, name="Denoise", area="right")
-    items = [w.layer_list.item(i).text() for i in range(w.layer_list.count())]
-    assert items == ["a", "b", "rgb", "not chosen"]
+    rows = [(w.layer_list.item(i, 0).text(), w.layer_list.item(i, 1).text()) for i in range(w.layer_list.rowCount())]
+    assert rows == [("a", "YX"), ("b", "ZYX"), ("rgb", "YXC"), ("not chosen", "YX")]
     w.batch.select_layers(["a", "b", "rgb"])
     assert w.denoise_layers() is not None
     assert not w.run_button.isEnabled() and w.cancel_button.isEnabled()
@@ -170,3 +170,25 @@ def test_batch_job_cancel_mid_file_removes_its_output(tiny_model, tmp_path):
     assert summary.cancelled and summary.done == ["img0.tif"] and not summary.failed
     assert [r.name for r in seen if isinstance(r, ItemDone)] == ["img0.tif"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img0.tif"]
+
+
+def test_each_layer_is_denoised_with_the_axes_of_its_row(viewer, qtbot, tiny_model, bars):
+    """Axes typed in a layer's row are the ones it is denoised with: axes that do not fit
+    it fail that layer alone, by name, and the others follow their own rows."""
+    session_models().add(SessionModel("tiny", tiny_model))
+    stack, _ = noisy_cells_stack(n=2, size=48)
+    viewer.add_image(stack, name="frames")
+    viewer.add_image(stack, name="wrong")
+    w = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Denoise", area="right")
+    w.batch.set_layer_axes("wrong", "YX")  # two letters for three dimensions
+    w.batch.set_layer_axes("frames", "tyx")
+    w.batch.refresh()  # typed axes survive a refresh of the list
+    assert w.layer_list.item(1, 1).text() == "YX" and w.layer_list.item(0, 1).text() == "TYX"
+    w.batch.select_layers(["frames", "wrong"])
+    assert w.denoise_layers() is not None
+    _wait(qtbot, w)
+    s = w.batch.summary
+    assert s.done == ["frames"] and [n for n, _ in s.failed] == ["wrong"]
+    assert "Axes 'YX' has 2 letters" in w.batch.status.text() or "has 2 letters" in w.batch.status.text()
+    assert viewer.layers["frames_ssdn"].data.shape == stack.shape

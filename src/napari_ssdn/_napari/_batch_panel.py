@@ -11,8 +11,9 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QAbstractItemView, QFileDialog, QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
+                            QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ._batch_jobs import PER_ITEM, BatchProgress, BatchSummary, FileItem, ItemDone, LayerItem, batch_denoise_job
 from ._common import advance_progress, geometry_of, in_widget_terms, layer_snapshot, set_or_add_image
@@ -65,10 +66,19 @@ class BatchPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(QLabel("Several layers, or a folder of files:"))
-        self.layer_list = QListWidget()
+        # One row per image layer: its name, and the axes it is denoised with (editable).
+        self.layer_list = QTableWidget(0, 2)
+        self.layer_list.setHorizontalHeaderLabels(["Layer", "Axes"])
+        self.layer_list.verticalHeader().setVisible(False)
+        self.layer_list.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.layer_list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.layer_list.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        self.layer_list.setMaximumHeight(90)
-        self.layer_list.setToolTip("Image layers to denoise in one run (click to select several)")
+        self.layer_list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.layer_list.setMaximumHeight(110)
+        self.layer_list.setToolTip("Image layers to denoise in one run (click to select several); double-click an Axes "
+                                   "cell to change the axes a layer is denoised with, e.g. TYX or ZYX")
+        self._axes: dict[str, str] = {}  # axes typed for a layer, by name
+        self.layer_list.itemChanged.connect(self._on_axes_edited)
         lay.addWidget(self.layer_list)
         row = QHBoxLayout()
         self.all_button = QPushButton("All")
@@ -111,25 +121,50 @@ class BatchPanel(QWidget):
             chosen = set(self.selected_layers())
         except RuntimeError:  # the widget was deleted; the layer list outlives it
             return
-        self.layer_list.clear()
+        table = self.layer_list
+        table.blockSignals(True)
+        table.setRowCount(0)
         for lay in self.viewer.layers:
             if isinstance(lay, Image):
                 try:
                     lay.events.name.connect(self.refresh)
                 except Exception:  # noqa: BLE001 - already connected
                     pass
-                self.layer_list.addItem(lay.name)
-                self.layer_list.item(self.layer_list.count() - 1).setSelected(lay.name in chosen)
+                row = table.rowCount()
+                table.insertRow(row)
+                name = QTableWidgetItem(lay.name)
+                name.setFlags(name.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                table.setItem(row, 0, name)
+                table.setItem(row, 1, QTableWidgetItem(self.layer_axes(lay)))
+                for col in (0, 1):
+                    table.item(row, col).setSelected(lay.name in chosen)
+        table.blockSignals(False)
+
+    def layer_axes(self, layer) -> str:
+        """The axes ``layer`` is denoised with: as typed in its row, else the widget's."""
+        return self._axes.get(layer.name) or self.axes_for(layer)
+
+    def set_layer_axes(self, name: str, axes: str) -> None:
+        """Denoise the layer ``name`` with ``axes`` (what typing in its Axes cell does)."""
+        for row in range(self.layer_list.rowCount()):
+            if self.layer_list.item(row, 0).text() == name:
+                self.layer_list.item(row, 1).setText(axes)
+
+    def _on_axes_edited(self, item) -> None:
+        if item.column() == 1:
+            name = self.layer_list.item(item.row(), 0).text()
+            self._axes[name] = item.text().strip().upper()
 
     def selected_layers(self) -> list[str]:
         """The selected layers' names, in the list's order."""
-        items = (self.layer_list.item(i) for i in range(self.layer_list.count()))
-        return [it.text() for it in items if it.isSelected()]
+        rows = sorted({it.row() for it in self.layer_list.selectedItems()})
+        return [self.layer_list.item(r, 0).text() for r in rows]
 
     def select_layers(self, names) -> None:
-        for i in range(self.layer_list.count()):
-            item = self.layer_list.item(i)
-            item.setSelected(item.text() in set(names))
+        for row in range(self.layer_list.rowCount()):
+            chosen = self.layer_list.item(row, 0).text() in set(names)
+            for col in (0, 1):
+                self.layer_list.item(row, col).setSelected(chosen)
 
     def run_layers(self, names=None):
         """Denoise the layers ``names`` (default: those selected) into ``<name>_ssdn``
@@ -141,7 +176,7 @@ class BatchPanel(QWidget):
         items = []
         for name in names:
             layer = self.viewer.layers[name]
-            items.append(LayerItem(name, layer_snapshot(layer), self.axes_for(layer)))
+            items.append(LayerItem(name, layer_snapshot(layer), self.layer_axes(layer)))
         self._targets = {n: (geometry_of(self.viewer.layers[n]), bool(self.viewer.layers[n].rgb)) for n in names}
         return self._start(items, "layers", "")
 
@@ -155,7 +190,7 @@ class BatchPanel(QWidget):
         try:
             pairs = folder_plan(input_dir, output_dir)
         except SSDNError as exc:
-            return self._refuse(str(exc))
+            return self._refuse(in_widget_terms(exc))
         self._targets = {}
         return self._start([FileItem(p, t) for p, t in pairs], "files", str(Path(output_dir)))
 
@@ -179,7 +214,7 @@ class BatchPanel(QWidget):
         try:
             entry, output, device = self.settings()
         except SSDNError as exc:
-            return self._refuse(str(exc))
+            return self._refuse(in_widget_terms(exc))
         self._stop = threading.Event()
         self._what, self._where, self._output, self._model_name = what, where, output, entry.name
         self.summary = None

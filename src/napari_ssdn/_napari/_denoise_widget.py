@@ -133,6 +133,7 @@ class DenoiseWidget(QWidget):
         self.viewer.layers.events.removed.connect(self._update_save)
         self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
         self.axes_edit.textChanged.connect(self._validate)
+        self.axes_edit.textChanged.connect(lambda *_: self.batch.refresh())  # the layer's row shows the field's axes
         self.model_combo.currentTextChanged.connect(self._validate)
         self.output_combo.currentTextChanged.connect(self._validate)
         self.device_combo.currentTextChanged.connect(self._on_device_changed)
@@ -345,8 +346,9 @@ class DenoiseWidget(QWidget):
 
     def _batch_axes(self, layer) -> str:
         """The Axes field for the layer it describes, the guessed axes for the others."""
-        if layer is self.layer_combo.layer() and "axes" not in self._errors:
-            return self.axes_edit.text().strip().upper()
+        text = self.axes_edit.text().strip().upper()
+        if layer is self.layer_combo.layer() and text and "axes" not in self._errors:
+            return text
         return guessed_axes(layer)
 
     def denoise_layers(self, names=None):
