@@ -4,6 +4,7 @@ README and the model file itself as an attachment (so ``ssdn denoise -m`` reads 
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 import warnings
@@ -60,8 +61,9 @@ def export_package(model: SSDNModel, info: dict, output, sample: np.ndarray | No
             raise SSDNError(f"model {name!r} holds no crop of its training data (an older file); "
                             "give an example image with --sample IMAGE")
     test_in, region = test_crop(np.asarray(sample, np.float32), model)
+    model = copy.deepcopy(model).cpu().eval()  # the caller's model (a session's, maybe on a GPU) stays as it is
     noise = frozen_noise(model, test_in[region])
-    denoiser = Denoiser(model.cpu().eval(), noise).eval()
+    denoiser = Denoiser(model, noise).eval()
     x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(test_in, -1, 0)))[None]
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ssdn-export-", dir=output.parent) as tmp:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.bayes import EPS, POISSON_FLOOR, posterior, split_prior
+from ..core.bayes import EPS, POISSON_FLOOR, posterior
 from ..core.model import SSDNModel
 from ..core.network import BRANCHES_3D, BlindSpotNet, BlindSpotNet3D, _head
 from ..core.unet import shift_down
@@ -47,6 +47,20 @@ def onnx_compatible(model: SSDNModel) -> bool:
     """Whether the denoiser of ``model`` exports to ONNX: one channel (the scalar closed
     form; ONNX has no matrix inverse for the multi-channel posterior)."""
     return model.config.channels == 1
+
+
+def _split_prior(out: torch.Tensor, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`~napari_ssdn.core.bayes.split_prior` for ``c > 1`` built by stacking, so
+    that a trace keeps the spatial sizes dynamic (its ``new_zeros`` would fix them)."""
+    out = out.double().movedim(1, -1)
+    tri = out[..., c:]
+    k = {}
+    for i in range(c):  # torch.tril_indices order: row by row
+        for j in range(i + 1):
+            k[i, j] = len(k)
+    zero = torch.zeros_like(tri[..., 0])
+    u = torch.stack([torch.stack([tri[..., k[i, j]] if j <= i else zero for j in range(c)], -1) for i in range(c)], -2)
+    return out[..., :c], u @ u.transpose(-1, -2)
 
 
 class Denoiser(nn.Module):
@@ -141,7 +155,7 @@ class Denoiser(nn.Module):
         if self.mode != "ssdn":
             return raw
         if c > 1:
-            mu, sx = split_prior(raw, c)
+            mu, sx = _split_prior(raw, c)
             mean, _ = posterior(self.noise, y.movedim(1, -1), mu, sx, self.params)
             return torch.where(torch.isfinite(mean), mean, mu).movedim(-1, 1)
         raw = raw.double()
