@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -26,14 +27,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import record  # noqa: E402
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call costs (TorchScript profiling, ONNX session arenas)
-    times = []
+def _interleaved_medians(fns: dict, repeats: int) -> dict:
+    """Median seconds per function, timed round by round (each round runs every function
+    once, in turn), so that load from other jobs on a shared machine hits all alike."""
+    for fn in fns.values():
+        fn()  # warm-up: first-call costs (TorchScript profiling, ONNX session arenas)
+    times = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {f"{k}_s": statistics.median(v) for k, v in times.items()}
 
 
 def run_width(width: str, size: int, repeats: int, folder: Path) -> dict:
@@ -75,12 +80,8 @@ def run_width(width: str, size: int, repeats: int, folder: Path) -> dict:
     def onnx():
         outs["onnx"] = session.run(None, {"input": x.numpy()})[0][0, 0]
 
-    speed = {
-        "ssdn_denoise_default_s": _median_time(lambda: ours(None), repeats),
-        "ssdn_denoise_float32_s": _median_time(lambda: ours(False), repeats),
-        "torchscript_s": _median_time(torchscript, repeats),
-        "onnx_s": _median_time(onnx, repeats),
-    }
+    speed = _interleaved_medians({"ssdn_denoise_default": lambda: ours(None), "ssdn_denoise_float32": lambda: ours(False),
+                                  "torchscript": torchscript, "onnx": onnx}, repeats)
     ref = outs["ssdn_float32"]
     return {
         "width": width,
@@ -100,16 +101,21 @@ def main() -> None:
     p.add_argument("--widths", default="tiny,light")
     p.add_argument("--size", type=int, default=512, help="side of the square test image")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=7, help="timed rounds (the median is reported)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    import bioimageio.spec.model.v0_5  # noqa: F401 - once per process, not part of a width's export time
+    import_s = time.perf_counter() - t0
     rows = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         for width in args.widths.split(","):
             row = run_width(width, args.size, args.repeats, Path(tmp))
             print({k: v for k, v in row.items() if k != "member_bytes"}, flush=True)
             rows.append(row)
-    out = record(f"export_{args.widths.replace(',', '_')}_{args.size}", {"threads": args.threads, "rows": rows,
+    out = record(f"export_{args.widths.replace(',', '_')}_{args.size}", {"threads": args.threads, "rows": rows, "bioimageio_import_s": import_s,
+                 "load_average_before_after": [load_before[0], os.getloadavg()[0]],
                  "torch": torch.__version__})
     print(f"wrote {out}")
 
