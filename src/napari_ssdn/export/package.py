@@ -54,42 +54,46 @@ def export_package(model: SSDNModel, info: dict, output, sample: np.ndarray | No
     """
     output = check_output(output)
     check_trained(info, name)
-    cfg = model.config
     if sample is None:
         sample = info.get("sample")
         if sample is None:
             raise SSDNError(f"model {name!r} holds no crop of its training data (an older file); "
-                            "give an example image with --sample IMAGE")
+                            "give an example image with --sample IMAGE (in napari: choose an image layer under Image)")
     test_in, region = test_crop(np.asarray(sample, np.float32), model)
     model = copy.deepcopy(model).cpu().eval()  # the caller's model (a session's, maybe on a GPU) stays as it is
     noise = frozen_noise(model, test_in[region])
-    denoiser = Denoiser(model, noise).eval()
-    x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(test_in, -1, 0)))[None]
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ssdn-export-", dir=output.parent) as tmp:
         tmp = Path(tmp)
-        files = {"torchscript": tmp / "weights_torchscript.pt"}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes on shape arithmetic, which is traced as intended
-            traced = torch.jit.trace(denoiser, x, check_trace=False)
-            traced.save(str(files["torchscript"]))
-            y = traced(x)
-            if onnx and onnx_compatible(model) and _has_onnx():
-                files["onnx"] = tmp / "weights.onnx"
-                _export_onnx(denoiser, x, files["onnx"], cfg.ndim)
-        test_out = y[0].movedim(0, -1).numpy()
-        np.save(tmp / "test_input.npy", x.numpy())
-        np.save(tmp / "test_output.npy", y.numpy())
-        describe.write_cover(tmp / "cover.png", test_in[region], test_out[region], cfg.ndim)
-        (tmp / "README.md").write_text(describe.readme(model, info, noise_data(model, noise), name, test_in[region].shape, halos(model)))
+        files, y = _write_weights(Denoiser(model, noise).eval(), test_in, tmp, onnx and onnx_compatible(model))
+        describe.write_cover(tmp / "cover.png", test_in[region], y[region], model.config.ndim)
+        text = describe.readme(model, info, noise_data(model, noise), name, test_in[region].shape, halos(model))
+        (tmp / "README.md").write_text(text)
         from ..core import save_model
 
         save_model(model, tmp / MODEL_ATTACHMENT, train_state=info.get("training"), sample=info.get("sample"))
         from ._descr import build_description, save_package
 
-        descr = build_description(model, info, tmp, files, name, author, halos(model), steps(model))
-        save_package(descr, output)
+        save_package(build_description(model, info, tmp, files, name, author, halos(model), steps(model)), output)
     return output
+
+
+def _write_weights(denoiser: Denoiser, test_in: np.ndarray, folder: Path, onnx: bool) -> tuple[dict, np.ndarray]:
+    """Trace ``denoiser`` to TorchScript (and export it to ONNX) in ``folder``, with the
+    test tensors; returns the weight files by format and the test output ``(*spatial, C)``."""
+    x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(test_in, -1, 0)))[None]
+    files = {"torchscript": folder / "weights_torchscript.pt"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on shape arithmetic, which is traced as intended
+        traced = torch.jit.trace(denoiser, x, check_trace=False)
+        traced.save(str(files["torchscript"]))
+        y = traced(x)
+        if onnx and _has_onnx():
+            files["onnx"] = folder / "weights.onnx"
+            _export_onnx(denoiser, x, files["onnx"], denoiser.ndim)
+    np.save(folder / "test_input.npy", x.numpy())
+    np.save(folder / "test_output.npy", y.numpy())
+    return files, y[0].movedim(0, -1).numpy()
 
 
 def check_output(output) -> Path:
