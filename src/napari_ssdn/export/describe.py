@@ -46,7 +46,8 @@ def _fmt(params: dict) -> str:
     return ", ".join(f"{k} = {v:.6g}" for k, v in params.items()) or "none (no noise model)"
 
 
-def readme(model: SSDNModel, info: dict, noise: dict, name: str, test_shape: tuple, halos: tuple) -> str:
+def readme(model: SSDNModel, info: dict, noise: dict, name: str, test_shape: tuple, halos: tuple,
+           example: str = "a crop of the training data") -> str:
     """The package's README.md: what the model was trained on, its noise model, blind
     region and learned parameters, how to run it, and the citations."""
     cfg = model.config
@@ -66,13 +67,14 @@ def readme(model: SSDNModel, info: dict, noise: dict, name: str, test_shape: tup
         f"- {tr.get('steps', '?')} steps in {float(tr.get('elapsed') or 0):.0f} s on {tr.get('device', '?')}, "
         f"crops {tr.get('patch', '?')}, batch {tr.get('batch', '?')}, seed {tr.get('seed', '?')}",
         f"- network: {model.describe()}, {sum(p.numel() for p in model.net.parameters()):,} parameters.{sub}",
-        f"- test image: a crop of {' x '.join(map(str, test_shape[:-1]))} pixels of the training data or of the given sample",
+        f"- test image: {example}, {' x '.join(map(str, test_shape[:-1]))} pixels",
         "",
         "## Noise model",
         "",
         f"- {NOISE_TEXT[cfg.noise]}" if cfg.mode == "ssdn" else f"- none ({cfg.mode} model)",
         f"- parameters (data units): {_fmt(noise)}; learned: {', '.join(cfg.learned) or 'none'}.{per_image}",
-        f"- blind region: {region} pixels around each pixel are hidden from the network (k = {', '.join(map(str, cfg.region))})",
+        f"- blind region: {region} pixels centred on each pixel are hidden from the network (k = {', '.join(map(str, cfg.region))}; "
+        "1 x 1: the pixel itself)",
         "",
         "## Input and output",
         "",

@@ -54,8 +54,9 @@ def export_package(model: SSDNModel, info: dict, output, sample: np.ndarray | No
     """
     output = check_output(output)
     check_trained(info, name)
+    example = "the given example image"
     if sample is None:
-        sample = info.get("sample")
+        sample, example = info.get("sample"), "a crop of the training data"
         if sample is None:
             raise SSDNError(f"model {name!r} holds no crop of its training data (an older file); "
                             "give an example image with --sample IMAGE (in napari: choose an image layer under Image)")
@@ -67,7 +68,7 @@ def export_package(model: SSDNModel, info: dict, output, sample: np.ndarray | No
         tmp = Path(tmp)
         files, y = _write_weights(Denoiser(model, noise).eval(), test_in, tmp, onnx and onnx_compatible(model))
         describe.write_cover(tmp / "cover.png", test_in[region], y[region], model.config.ndim)
-        text = describe.readme(model, info, noise_data(model, noise), name, test_in[region].shape, halos(model))
+        text = describe.readme(model, info, noise_data(model, noise), name, test_in[region].shape, halos(model), example)
         (tmp / "README.md").write_text(text)
         from ..core import save_model
 
