@@ -1,4 +1,4 @@
-"""The ``ssdn`` command line: train, denoise, info, demo.
+"""The ``ssdn`` command line: train, denoise, export, info, demo.
 
 Every user error ends with one line on stderr naming the problem and the remedy, exit
 code 2 and no traceback; no input file is ever written to.
@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("denoise", help="denoise images with a trained model")
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files")
-    d.add_argument("-m", "--model", required=True, help="model file written by 'ssdn train' (.ssdn)")
+    d.add_argument("-m", "--model", required=True, help="model file written by 'ssdn train' (.ssdn), or a package written by 'ssdn export' (.zip)")
     d.add_argument("-o", "--output", dest="output", required=True, metavar="OUTPUT", help="output file (one input) or folder (several)")
     d.add_argument(
         "--kind",
@@ -390,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     noise_flags(d, "replaces the model's value for these inputs, e.g. a level known for this acquisition")
     common(d)
     d.set_defaults(func=cmd_denoise)
+
+    from ._cli_export import add_export_parser
+
+    add_export_parser(sub)
 
     i = sub.add_parser("info", help="describe a model file")
     i.add_argument("model", help="model file (.ssdn)")

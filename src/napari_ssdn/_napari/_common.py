@@ -138,12 +138,12 @@ def advance_progress(pbar, done: int, total: int, description: str | None = None
 
 
 def load_model_dialog(parent: QWidget, load) -> None:
-    """Ask for a ``.ssdn`` file and ``load(path)`` it; a file that fails to load is reported
+    """Ask for a ``.ssdn`` file (or a package from ``ssdn export``) and ``load(path)`` it; a file that fails to load is reported
     as a notification and the widget stays usable."""
     from napari.utils.notifications import show_error
     from qtpy.QtWidgets import QFileDialog
 
-    path, _ = QFileDialog.getOpenFileName(parent, "Load model", "", "napari-ssdn model (*.ssdn);;All files (*)")
+    path, _ = QFileDialog.getOpenFileName(parent, "Load model", "", "napari-ssdn model (*.ssdn *.zip);;All files (*)")
     if path:
         try:
             load(path)

@@ -24,6 +24,7 @@ from ..core.data import check_axes
 from ..core.errors import SSDNError
 from ._batch_panel import BatchPanel
 from ._words import in_widget_terms
+from ._export_button import ExportButton
 from ._common import (
     ImageLayerCombo,
     advance_progress,
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 HELP = {
     "layer": "The image layer to denoise (any layer with the model's channels, not only the training one).",
     "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (denoised slice by slice), e.g. YX, ZYX, YXC.",
-    "model": "A model trained in this session (Train widget) or loaded from a .ssdn file.",
+    "model": "A model trained in this session (Train widget) or loaded from a .ssdn file or an exported package (.zip).",
     "output": "posterior-mean: the denoised image; prior-mean: the blind-spot prediction alone; "
     "posterior-std: per-pixel uncertainty; residual: noisy minus denoised (should look like pure noise).",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
@@ -89,12 +90,15 @@ class DenoiseWidget(QWidget):
         self.axes_edit = QLineEdit()
         self.model_combo = QComboBox()
         self.load_button = QPushButton("Load…")
-        self.load_button.setToolTip("Load a .ssdn model file")
+        self.load_button.setToolTip("Load a .ssdn model file or a package written by Export… / 'ssdn export'")
         model_row = QWidget()
         ml = QHBoxLayout(model_row)
         ml.setContentsMargins(0, 0, 0, 0)
         ml.addWidget(self.model_combo, 1)
         ml.addWidget(self.load_button)
+        self.status = QLabel("")
+        self.export_button = ExportButton(self.selected_model, self._export_sample, self.status)
+        ml.addWidget(self.export_button)
         self.output_combo = QComboBox()
         self.output_combo.addItems(list(OUTPUTS))
         self.device_combo = QComboBox()
@@ -113,7 +117,6 @@ class DenoiseWidget(QWidget):
         root = QVBoxLayout(self)
         root.addWidget(self.header)
         root.addWidget(scrollable(body), 1)
-        self.status = QLabel("")
         self.status.setWordWrap(True)
         root.addWidget(self.status)
         buttons = QHBoxLayout()
@@ -343,6 +346,14 @@ class DenoiseWidget(QWidget):
             if key in self._errors:
                 raise SSDNError(self._errors[key])
         return entry, self.output_combo.currentText(), self.device_combo.currentText().strip().lower()
+
+    def _export_sample(self):
+        """The selected layer and its axes as the exported package's example, where they
+        suit the model; else None (the training crop kept with the model)."""
+        layer = self.layer_combo.layer()
+        if layer is None or any(k in self._errors for k in ("layer", "axes", "model")):
+            return None
+        return layer_snapshot(layer), self.axes_edit.text().strip().upper()
 
     def _batch_axes(self, layer) -> str:
         """The Axes field for the layer it describes, the guessed axes for the others."""

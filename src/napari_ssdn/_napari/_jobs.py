@@ -163,7 +163,7 @@ def _train(data, request, stop, crop, resume, resume_info):
         preview, plane = _preview(trainer, crop)
         yield TrainUpdate(preview=preview, preview_plane=plane, steps_before=trainer.steps_before)
     info = {"training": trainer.train_state(), "optimizer": trainer.optimizer.state_dict(),
-            "noise_params": trainer.model.noise_params_data()}
+            "noise_params": trainer.model.noise_params_data(), "sample": trainer.sample_crop}
     return TrainResult(trainer.model, info, stopped=trainer.stop_requested, steps=trainer.step)
 
 

@@ -56,7 +56,8 @@ class ModelFiles(QWidget):
         if entry is None:
             raise ValueError("there is no model to save; train one or load a model file first")
         info = entry.info
-        out = save_model(entry.model, path, optimizer_state=info.get("optimizer"), train_state=info.get("training"))
+        out = save_model(entry.model, path, optimizer_state=info.get("optimizer"), train_state=info.get("training"),
+                         sample=info.get("sample"))
         self._report(f"Model {entry.name!r} saved to {out}", None)
         return out
 

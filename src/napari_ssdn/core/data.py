@@ -124,6 +124,18 @@ def split_phases(samples: np.ndarray, factor: int, crop: bool = False) -> np.nda
     return np.ascontiguousarray(grid.reshape(n, hs, f, ws, f, c).transpose(0, 2, 4, 1, 3, 5).reshape(n * f * f, hs, ws, c))
 
 
+#: Largest crop of the training data kept in a model file, per spatial axis (images, volumes).
+SAMPLE_CROP = {2: (128, 128), 3: (32, 64, 64)}
+
+
+def training_crop(sample: np.ndarray, ndim: int) -> np.ndarray:
+    """Central crop ``(*spatial, C)`` float32 of one ``(*spatial, C)`` training sample, at
+    most :data:`SAMPLE_CROP` in size: the example image of an exported model package."""
+    spatial = sample.shape[:-1]
+    region = tuple(slice((n - min(n, m)) // 2, (n - min(n, m)) // 2 + min(n, m)) for n, m in zip(spatial, SAMPLE_CROP[ndim]))
+    return np.array(sample[region], dtype=np.float32)
+
+
 def merge_phases(phases: np.ndarray, factor: int, height: int, width: int) -> np.ndarray:
     """Inverse of :func:`split_phases` (without ``crop``): back to ``(S, height, width, C)``."""
     f = int(factor)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 import torch
 
@@ -25,7 +29,8 @@ def _version() -> str:
 
 
 def save_model(
-    model: SSDNModel, path: str | os.PathLike, optimizer_state: dict | None = None, train_state: dict | None = None
+    model: SSDNModel, path: str | os.PathLike, optimizer_state: dict | None = None, train_state: dict | None = None,
+    sample: np.ndarray | None = None,
 ) -> Path:
     """Write ``model`` (and optionally optimizer and training state) to ``path`` atomically.
 
@@ -39,6 +44,9 @@ def save_model(
         ``optimizer.state_dict()`` to resume training.
     train_state : dict, optional
         Plain values (steps done, elapsed seconds, losses) stored in the config.
+    sample : ndarray, optional
+        A small crop of the training data, ``(*spatial, C)`` in data units, kept as the
+        example image of an exported package (``ssdn export``).
 
     Returns
     -------
@@ -59,6 +67,8 @@ def save_model(
     }
     if optimizer_state is not None:
         blob["optimizer"] = optimizer_state
+    if sample is not None:
+        blob["sample"] = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -74,16 +84,40 @@ def save_model(
     return path
 
 
+#: Names of the description file of a bioimage.io model package (a zip archive).
+PACKAGE_DESCRIPTIONS = ("rdf.yaml", "bioimageio.yaml")
+
+
+def _packaged_model(path: Path):
+    """The napari-ssdn model file inside a bioimage.io package written by ``ssdn export``
+    (as a file object), or None when ``path`` is not such a package."""
+    if path.suffix.lower() != ".zip" or not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        if not any(n in PACKAGE_DESCRIPTIONS for n in names):
+            return None
+        inner = [n for n in names if n.lower().endswith(".ssdn")]
+        if len(inner) != 1:
+            raise ModelFileError(
+                f"model file {str(path)!r} is a bioimage.io package without a napari-ssdn model inside; "
+                "use one written by 'ssdn export', or run other packages with bioimage.io tools"
+            )
+        return io.BytesIO(zf.read(inner[0]))
+
+
 def read_model_file(path: str | os.PathLike) -> dict:
-    """Load the raw contents (``meta`` dict, ``state``, optional ``optimizer``) safely."""
+    """Load the raw contents (``meta`` dict, ``state``, optional ``optimizer`` and
+    ``sample``) safely, from a ``.ssdn`` file or a package written by ``ssdn export``."""
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"model file {str(path)!r} is a folder; give the .ssdn file inside it")
     if not path.is_file():
         raise ModelFileError(f"model file {str(path)!r} does not exist; train one with 'ssdn train ... -o {path.name}'")
     try:
+        source = _packaged_model(path) or path
         # weights_only: tensors, numbers, strings and containers only - never arbitrary objects.
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = torch.load(source, map_location="cpu", weights_only=True)
         meta = json.loads(blob["meta"])
         if meta.get("format") != FORMAT:
             raise ValueError("not a napari-ssdn model")
@@ -107,7 +141,8 @@ def load_model(path: str | os.PathLike) -> tuple[SSDNModel, dict]:
         On the CPU, in eval mode.
     info : dict
         The file's metadata (``model``, ``training``, ``noise_params``, versions) plus
-        ``optimizer`` (state dict or None).
+        ``optimizer`` (state dict or None) and ``sample`` (the stored crop of the training
+        data as an ndarray, or None).
     """
     blob = read_model_file(path)
     meta = blob["meta"]
@@ -120,4 +155,6 @@ def load_model(path: str | os.PathLike) -> tuple[SSDNModel, dict]:
         ) from None
     model.eval()
     meta["optimizer"] = blob.get("optimizer")
+    sample = blob.get("sample")
+    meta["sample"] = sample.numpy() if isinstance(sample, torch.Tensor) else None
     return model, meta

@@ -13,7 +13,7 @@ import torch
 
 from .auto import choose_settings
 from .bayes import NOISE_PARAMS, marginal_variance, nll_loss, posterior, split_prior
-from .data import CropSampler, HoldoutPattern, Normalization, split_phases
+from .data import CropSampler, HoldoutPattern, Normalization, split_phases, training_crop
 from .device import device_name, network_precision, resolve_device
 from .errors import SSDNError, setting
 from .estimate import estimate_noise
@@ -123,6 +123,7 @@ class Trainer:
     def _load(self, raw: list[np.ndarray], norm: Normalization, targets, axes) -> list[np.ndarray]:
         """Normalised samples, masks of measured pixels and targets; returns the samples with
         missing pixels as NaN, which the noise statistics of construction skip."""
+        self.sample_crop = training_crop(raw[0][0], self.config.ndim)  # kept in the model file
         # Sub-images first, so the noise estimate, crops and validation see what the network sees.
         raw = [split_phases(s, self.subsample, crop=True) for s in raw]
         self.norm = norm
@@ -453,7 +454,8 @@ class Trainer:
         """Write the model, optimizer and training state to ``path`` (atomic)."""
         from .modelfile import save_model
 
-        save_model(self.model, path, optimizer_state=self.optimizer.state_dict(), train_state=self.train_state(checkpoint))
+        save_model(self.model, path, optimizer_state=self.optimizer.state_dict(), train_state=self.train_state(checkpoint),
+                   sample=self.sample_crop)
 
 
 def train(images, axes=None, config: TrainConfig | None = None, **kwargs) -> SSDNModel:

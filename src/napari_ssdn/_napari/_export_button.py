@@ -1,0 +1,94 @@
+"""The Denoise widget's "Export…" button: the chosen model as a bioimage.io package,
+written in a background thread (napari_ssdn.export does the work)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from qtpy.QtWidgets import QFileDialog, QPushButton
+
+__all__ = ["ExportButton"]
+
+
+def _export_job(model, info, path, sample, axes, name):
+    from ..core.errors import SSDNError
+    from ..export import export_model
+
+    try:
+        return export_model(model, path, sample=sample, axes=axes, info=info, name=name)
+    except SSDNError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one readable line in the widget, nothing written
+        raise SSDNError(f"{type(exc).__name__}: {exc}") from None
+
+
+class ExportButton(QPushButton):
+    """Ask for a ``.zip`` name and export the chosen model there.
+
+    Parameters
+    ----------
+    entry : callable
+        Returns the chosen :class:`SessionModel` (or None).
+    sample : callable
+        Returns ``(data, axes)`` of an example image for the package, or None for the
+        crop of the training data kept with the model.
+    status : QLabel
+        Where progress and the outcome are shown.
+    """
+
+    def __init__(self, entry: Callable, sample: Callable, status, parent=None):
+        super().__init__("Export…", parent)
+        self._entry, self._sample, self._status = entry, sample, status
+        self.worker = None
+        self.setToolTip("Write the model as a bioimage.io package (.zip) for deepImageJ, bioimageio.core or ilastik; "
+                        "the selected image (or the model's training crop) is its example")
+        self.clicked.connect(self._dialog)
+
+    def _dialog(self) -> None:
+        from napari.utils.notifications import show_error
+
+        entry = self._entry()
+        if entry is None:
+            show_error("napari-ssdn: no model to export: train one or load a model file first")
+            return
+        stem = entry.name.split(" (")[0].rsplit(".", 1)[0] or "model"
+        path, _ = QFileDialog.getSaveFileName(self, "Export bioimage.io package", f"{stem}.zip", "bioimage.io package (*.zip)")
+        if path:
+            self.export(path)
+
+    def export(self, path):
+        """Export the chosen model to ``path`` in a worker thread; returns the worker."""
+        from superqt.utils import create_worker
+
+        entry = self._entry()
+        if entry is None or self.worker is not None:
+            return self.worker
+        sample = self._sample()
+        data, axes = sample if sample is not None else (None, None)
+        stem = entry.name.split(" (")[0].rsplit(".", 1)[0] or "model"
+        worker = create_worker(_export_job, entry.model, entry.info, path, data, axes, stem,
+                               _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(self._done)
+        worker.errored.connect(self._failed)
+        worker.finished.connect(self._finished)
+        self.worker = worker
+        self.setEnabled(False)
+        self._status.setStyleSheet("")
+        self._status.setText(f"Exporting {entry.name!r} to {path}…")
+        worker.start()
+        return worker
+
+    def _done(self, path) -> None:
+        from napari.utils.notifications import show_info
+
+        self._status.setText(f"Exported {path} (a bioimage.io package; 'ssdn denoise -m' and Load… read it too).")
+        show_info(f"napari-ssdn: exported {path}")
+
+    def _failed(self, exc: Exception) -> None:
+        from ._common import show_failure
+
+        show_failure(self._status, "export", exc)
+
+    def _finished(self) -> None:
+        self.worker = None
+        self.setEnabled(True)
