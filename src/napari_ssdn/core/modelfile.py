@@ -125,7 +125,7 @@ def read_model_file(path: str | os.PathLike) -> dict:
         return blob
     except ModelFileError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure means the file is not a usable model
+    except Exception:  # noqa: BLE001 - any failure means the file is not a usable model
         raise ModelFileError(
             f"model file {str(path)!r} is not a readable napari-ssdn model (truncated, or another kind of file); "
             "pass a file written by 'ssdn train' or the Train widget"

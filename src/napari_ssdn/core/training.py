@@ -12,18 +12,18 @@ import numpy as np
 import torch
 
 from .auto import choose_settings
-from .bayes import NOISE_PARAMS, marginal_variance, nll_loss, posterior, split_prior
+from .bayes import marginal_variance, nll_loss, posterior, split_prior
 from .data import CropSampler, HoldoutPattern, Normalization, split_phases, training_crop
 from .device import device_name, network_precision, resolve_device
 from .errors import SSDNError, setting
-from .estimate import estimate_noise
 from .inputs import check_resumable, check_sizes, prepare_images
-from .model import WIDTHS, ModelConfig, SSDNModel, params_to_data
+from .building import model_config, new_model, new_optimizer
+from .model import WIDTHS, SSDNModel
 from .noisestats import implausible_noise
 from .settings import TrainConfig, TrainPlan, Tuning
 from .progress import TrainProgress, lr_factor
 from .validation import ValidationSet, square_plane
-from .warmstart import mean_noise_std, start_prior_std, warm_start
+from .warmstart import warm_start
 
 __all__ = ["TrainConfig", "TrainPlan", "Tuning", "TrainProgress", "Trainer", "train"]
 
@@ -81,7 +81,7 @@ class Trainer:
         else:
             config = replace(config, noise=resume.config.noise, blind=resume.config.region)
         self.config = config
-        arch = (resume.config if resume is not None else self._model_config(raw[0].shape[-1])).arch
+        arch = (resume.config if resume is not None else model_config(config, raw[0].shape[-1], self.device, self.subsample, self.choices)).arch
         # Before the noise estimate and the normalisation, which fail obscurely on a sliver of an image.
         check_sizes(raw, arch.multiples, self.subsample, config.patch_for(self.device), arch.enc == WIDTHS["tiny"][0],
                     arch.region if arch.blind else ())
@@ -143,38 +143,10 @@ class Trainer:
             return self.samples
         return [np.where(m[..., None], s, np.float32(np.nan)) for s, m in zip(self.samples, self.measured)]
 
-    def _model_config(self, channels: int) -> ModelConfig:
-        """The new model's architecture and noise model, before the data's normalisation
-        and noise estimate are known."""
-        c = self.config
-        enc, dec, depth = WIDTHS[c.width_for(self.device, c.takes_generic_start(channels, self.subsample))]
-        if c.ndim == 3:
-            # One level less for volumes: a 3D level sees 8x the voxels of a 2D one, and
-            # the receptive field (hence the tile overlap) halves.
-            depth -= 1
-        return ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, mode=c.mode, noise=c.noise,
-                           per_image=self.choices.per_image if self.choices is not None else bool(c.per_image), ndim=c.ndim, flat=min(c.flat_levels, depth - 1), subsample=self.subsample,
-                           blind_region=c.blind_region_given() if c.mode != "supervised" else (),
-                           noise_lag=self.choices.noise_lag if self.choices is not None else 0)
-
     def _new_model(self, gaps: list[np.ndarray]) -> SSDNModel:
         """A new model for the data, its learned noise parameters at their classical estimate."""
-        c = self.config
-        base = self._model_config(self.samples[0].shape[-1])
-        init = dict(c.known_noise_params)
-        learned = tuple(n for n in NOISE_PARAMS[c.noise] if n not in init)
-        if learned and c.mode == "ssdn":
-            # Volumes are estimated slice by slice: the estimators work on 2D images.
-            # Pixels as far apart as the blind region: under correlated noise, neighbours
-            # differ by only part of it.
-            est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in gaps], c.noise, lag=base.level_lag)
-            est_data = params_to_data(c.noise, est, self.norm.offset, self.norm.scale)
-            init.update({n: est_data[n] for n in learned})
-        torch.manual_seed(c.seed)
-        model = SSDNModel(replace(base, noise_init=init, learned=learned, offset=self.norm.offset, scale=self.norm.scale))
-        if c.mode == "ssdn":
-            start_prior_std(model, self.tuning.prior_std_start * mean_noise_std(model, gaps))
-        return model
+        base = model_config(self.config, self.samples[0].shape[-1], self.device, self.subsample, self.choices)
+        return new_model(self.config, base, gaps, self.norm, self.tuning)
 
     def _plan(self, init_source: str | None) -> TrainPlan:
         """Resolve crop shape, batch, learning rate and validation cadence once for the run."""
@@ -196,21 +168,10 @@ class Trainer:
         )
 
     def _optimizer(self, resume_info: dict | None) -> torch.optim.Optimizer:
-        # Groups: the prior network, the learned noise scalars (faster, see run), and the
-        # per-image estimator (the network's rate: it is a network, not a scalar).
-        est = self.model.estimator
-        groups = [{"params": list(self.model.net.parameters())}, {"params": [self.model.log_scale]},
-                  {"params": list(est.parameters()) if est is not None else []}]
-        optimizer = torch.optim.Adam(groups, lr=self.plan.lr, betas=(0.9, 0.99))
         training = (resume_info or {}).get("training", {})
         self.steps_before = int(training.get("steps", 0))
         self.elapsed_before = float(training.get("elapsed", 0.0))
-        if (resume_info or {}).get("optimizer"):
-            try:
-                optimizer.load_state_dict(resume_info["optimizer"])
-            except (ValueError, KeyError):
-                pass  # a different optimizer layout: start Adam afresh, keep the weights
-        return optimizer
+        return new_optimizer(self.model, self.plan.lr, resume_info)
 
     @property
     def init_source(self) -> str | None:
