@@ -165,7 +165,12 @@ def test_a_bad_file_is_named_and_the_others_are_written(data, cluster, tmp_path)
     assert len(errors) == 1 and "broken.tif" in errors[0] and "wrote 2 of 3 output(s)" in r.stderr
 
 
-def test_option_conflicts_fail_before_starting_anything(data, tmp_path):
+def test_without_cluster_options_dask_is_not_imported_and_conflicts_fail_early(data, tmp_path):
+    code = ("import sys; from napari_ssdn.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code, "denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o",
+                        tmp_path / "plain.tif", "-q"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.stdout.split("\n")[0] == "0 []", r.stderr
     r = ssdn("denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o", tmp_path / "o.tif", "--workers", "2",
              "--scheduler", "tcp://127.0.0.1:1")
     assert r.returncode == 2 and "pass one of them" in r.stderr and len(r.stderr.strip().splitlines()) == 1
