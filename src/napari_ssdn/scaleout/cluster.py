@@ -39,6 +39,10 @@ def _devices(args) -> list[str]:
     if devices and args.workers and args.workers != len(devices):
         raise SSDNError(f"--workers {args.workers} but --devices names {len(devices)} device(s); one worker per device: "
                         f"pass --workers {len(devices)} or leave it out")
+    from ..core.device import resolve_device
+
+    for d in devices:  # a local cluster runs on this machine: its devices can be checked here
+        resolve_device(d)
     return devices
 
 
