@@ -1,8 +1,8 @@
 """OME-Zarr images (NGFF 0.4 written, 0.4 and 0.5 read): a volume read region by region,
 and an output created empty with the block grid as its chunks, then filled block by block.
 
-One resolution level, axes ``z, y, x`` with the voxel size and its unit, so napari (with
-napari-ome-zarr) and ome-zarr-py read the result with its scale.
+One resolution level, axes ``z, y, x`` with the voxel size and its unit, so napari and
+ome-zarr-py read the result (with napari-ome-zarr or ome-zarr-py: with its scale).
 """
 
 from __future__ import annotations
