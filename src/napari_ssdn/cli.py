@@ -151,10 +151,11 @@ def cmd_train(args) -> int:
 # --- denoise --------------------------------------------------------------------------------
 def cmd_denoise(args) -> int:
     from .io import default_output_name
+    from .scaleout.zarrio import is_zarr
 
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
-    as_folder = out.is_dir() or args.output.endswith(("/", os.sep))  # "out/" names a folder to create
+    as_folder = (out.is_dir() and not is_zarr(out)) or args.output.endswith(("/", os.sep))  # "out/" names a folder to create
     if len(inputs) == 1 and not as_folder:
         targets = [out]
     else:
@@ -168,7 +169,8 @@ def cmd_denoise(args) -> int:
         _check_not_input(t, inputs + [Path(args.model)], "output")
         from .io import check_output_suffix
 
-        check_output_suffix(t)
+        if not is_zarr(t):
+            check_output_suffix(t)
     from .core import load_model
     from .core.outputs import noise_override
 
@@ -177,9 +179,17 @@ def cmd_denoise(args) -> int:
     noise_override(model, given)  # a bad flag fails before any output file is opened
     if args.compile and model.config.ndim == 3:
         raise SSDNError(f"{setting('compile_network')} is for 2D models but {args.model} is a 3D (volume) model; denoise without it")
+    from .scaleout import wanted
+
+    if wanted(args, inputs, targets):  # a Dask cluster, or OME-Zarr files
+        from .scaleout.run import denoise_many
+
+        return denoise_many(args, model, inputs, targets, given)
     from .batch import denoise_file
 
     for path, target in zip(inputs, targets):
+        if args.resume and target.exists():
+            continue
         bar = Progress(args.quiet, f"denoise {path.name}")
         for p in denoise_file(model, path, target, args.output_kind, axes=args.axes, model_name=args.model, tile=args.tile,
                               device=args.device, noise_params=given, tta=args.tta, compile_network=args.compile,
@@ -389,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "0.02 dB lower PSNR in our measurement)")
     noise_flags(d, "replaces the model's value for these inputs, e.g. a level known for this acquisition")
     common(d)
+    from .scaleout import add_options
+
+    add_options(d, _positive)
     d.set_defaults(func=cmd_denoise)
 
     from ._cli_export import add_export_parser

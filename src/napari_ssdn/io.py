@@ -381,4 +381,4 @@ class open_output:
 def default_output_name(input_path: str | os.PathLike) -> str:
     """File name for the denoised version of ``input_path`` inside an output folder."""
     p = Path(input_path)
-    return p.name if p.suffix.lower() in MRC_SUFFIXES + TIFF_SUFFIXES else p.stem + ".tif"
+    return p.name if p.suffix.lower() in MRC_SUFFIXES + TIFF_SUFFIXES + (".zarr",) else p.stem + ".tif"

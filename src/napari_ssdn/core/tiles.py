@@ -17,7 +17,7 @@ from .network import BRANCHES_3D, BlindSpotNet3D
 from .receptive import branch_margins, receptive_margin
 from .outputs import averaged_outputs, outputs, sample_noise_params, to_tensor
 
-__all__ = ["DenoiseProgress", "TileWriter", "TileJob", "default_tile", "run_tiles", "release_pages"]
+__all__ = ["DenoiseProgress", "TileWriter", "TileJob", "default_tile", "run_tiles", "release_pages", "volume_plan", "volume_block"]
 
 
 @dataclass(frozen=True)
@@ -219,66 +219,85 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     return inner_for(step)
 
 
-def _tiles_3d(job: TileJob):
-    """Blocks of a volume; each of the six branches reads its own window around the block.
+def volume_plan(model: SSDNModel, spatial, tile: int | None, dev: torch.device, half: bool = False) -> tuple[list[int], list[tuple]]:
+    """Blocks of a volume of ``spatial`` size (Z, Y, X): the kept block size per axis and
+    the start of every block, in the order :func:`run_tiles` denoises them."""
+    canvas = [round_up(s, m) for s, m in zip(spatial, model.config.arch.multiples)]
+    inner = _volume_plan(model, canvas, tile, dev, half)
+    starts = [range(0, s, i) for s, i in zip(spatial, inner)]
+    return inner, [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
 
-    A branch blind along one axis needs context on one side of that axis only, so its
-    window is much smaller than the block plus the full receptive field on every side;
-    the head's first layer is linear and is accumulated over the branches in the block.
-    """
-    model, samples, dev, norm = job.model, job.writer.samples, job.dev, job.writer.norm
-    net = model.net
-    arch = model.config.arch
+
+def _tiles_3d(job: TileJob):
+    """Blocks of a volume (see :func:`volume_block`), smaller ones after a GPU ran out of memory."""
+    samples, dev = job.writer.samples, job.dev
     n = samples.shape[0]
-    spatial = samples.shape[1:-1]
-    mults = arch.multiples
-    canvas = [round_up(s, m) for s, m in zip(spatial, mults)]
-    margins = branch_margins(arch)
-    blind = isinstance(net, BlindSpotNet3D)
-    inner = _volume_plan(model, canvas, job.tile, dev, job.half)
+    inner, blocks = volume_plan(job.model, samples.shape[1:-1], job.tile, dev, job.half)
+    margins = branch_margins(job.model.config.arch)
     t0 = time.perf_counter()
     while True:
-        starts = [range(0, s, i) for s, i in zip(spatial, inner)]
-        blocks = [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
         total = n * len(blocks)
         done = 0
         try:
             for k in range(n):
-                noise = sample_noise_params(model, samples[k], norm, dev, job.given)
+                noise = sample_noise_params(job.model, samples[k], job.writer.norm, dev, job.given)
                 for start in blocks:
-                    core = [(s0, min(cv, s0 + i)) for s0, cv, i in zip(start, canvas, inner)]
-                    y = None  # the noisy block, cut from the first window read
-                    with torch.no_grad():
-                        if blind:
-                            acc = None
-                            for b, (axis, after) in enumerate(BRANCHES_3D):
-                                x, crop = _window(samples[k], core, margins[b], canvas, norm, dev)
-                                crop = (slice(None), slice(None)) + crop
-                                if y is None:
-                                    y = x[crop].clone()
-                                acc = net.head_part(net.branch(x, axis, after)[crop], b, acc)
-                                del x
-                            raw = net.head_rest(acc)
-                            del acc
-                        else:
-                            x, crop = _window(samples[k], core, margins[0], canvas, norm, dev)
-                            crop = (slice(None), slice(None)) + crop
-                            y = x[crop].clone()
-                            raw = net(x)[crop]
-                        res = outputs(model, y, raw, noise, job.kinds)
-                    keep = tuple(slice(0, min(s, b1) - b0) for s, (b0, b1) in zip(spatial, core))
-                    region = tuple(slice(b0, min(s, b1)) for s, (b0, b1) in zip(spatial, core))
-                    job.writer.store(k, region, {kd: r[keep] for kd, r in res.items()})
+                    volume_block(job, k, start, inner, noise, margins)
                     done += 1
                     el = time.perf_counter() - t0
                     yield DenoiseProgress(done, total, el, el / done * (total - done), max(inner))
             return
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
+            mults = job.model.config.arch.multiples
             smaller = [max(m, round_up(i // 2, m)) for i, m in zip(inner, mults)]
             if smaller == inner:
                 raise SSDNError(f"the GPU ran out of memory even with the smallest block; use {setting('device', 'cpu')}") from None
             inner = smaller
+            blocks = [(z, y, x) for z in range(0, samples.shape[1], inner[0])
+                      for y in range(0, samples.shape[2], inner[1]) for x in range(0, samples.shape[3], inner[2])]
+
+
+def volume_block(job: TileJob, k: int, start, inner, noise: dict, margins=None) -> None:
+    """Denoise the block of sample ``k`` starting at ``start`` (kept size ``inner`` per
+    axis) and store it through ``job.writer``; ``noise`` from :func:`sample_noise_params`
+    of the whole sample, ``margins`` from :func:`branch_margins` (computed if omitted).
+
+    Each of the six branches reads its own window around the block: a branch blind along
+    one axis needs context on one side of that axis only, so its window is much smaller
+    than the block plus the full receptive field on every side; the head's first layer is
+    linear and is accumulated over the branches in the block. The result depends only on
+    the block, so blocks can be computed in any order, by any process.
+    """
+    model, samples, dev, norm = job.model, job.writer.samples, job.dev, job.writer.norm
+    net = model.net
+    arch = model.config.arch
+    spatial = samples.shape[1:-1]
+    canvas = [round_up(s, m) for s, m in zip(spatial, arch.multiples)]
+    margins = branch_margins(arch) if margins is None else margins
+    core = [(s0, min(cv, s0 + i)) for s0, cv, i in zip(start, canvas, inner)]
+    y = None  # the noisy block, cut from the first window read
+    with torch.no_grad():
+        if isinstance(net, BlindSpotNet3D):
+            acc = None
+            for b, (axis, after) in enumerate(BRANCHES_3D):
+                x, crop = _window(samples[k], core, margins[b], canvas, norm, dev)
+                crop = (slice(None), slice(None)) + crop
+                if y is None:
+                    y = x[crop].clone()
+                acc = net.head_part(net.branch(x, axis, after)[crop], b, acc)
+                del x
+            raw = net.head_rest(acc)
+            del acc
+        else:
+            x, crop = _window(samples[k], core, margins[0], canvas, norm, dev)
+            crop = (slice(None), slice(None)) + crop
+            y = x[crop].clone()
+            raw = net(x)[crop]
+        res = outputs(model, y, raw, noise, job.kinds)
+    keep = tuple(slice(0, min(s, b1) - b0) for s, (b0, b1) in zip(spatial, core))
+    region = tuple(slice(b0, min(s, b1)) for s, (b0, b1) in zip(spatial, core))
+    job.writer.store(k, region, {kd: r[keep] for kd, r in res.items()})
 
 
 def release_pages(*arrays) -> None:
