@@ -177,7 +177,7 @@ def test_device_line_in_widget_terms_with_help_link(viewer, qtbot, widget_class)
     w.device_combo.setCurrentText("cuda")
     qtbot.waitUntil(lambda: "\u26a0" in w.header.device_label.text(), timeout=TIMEOUT)
     text = w.header.device_label.text()
-    assert "--" not in text and "Device field" in text, text
+    assert "--" not in text and "use Device 'cpu'" in text, text
 
 
 def test_both_docks_fit_a_small_screen(viewer, qtbot):
