@@ -50,3 +50,24 @@ def test_export_failure_is_reported_and_writes_nothing(viewer, qtbot, tmp_path, 
     qtbot.waitUntil(lambda: w.export_button.worker is None, timeout=TIMEOUT)
     assert "not been trained" in w.status.text() and w.export_button.isEnabled()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u.ssdn"]
+
+
+def test_train_widget_exports_the_model_it_trained(viewer, qtbot, tmp_path, monkeypatch):
+    """The Train widget's Export… writes the model just trained, with a crop of its
+    training data as the package's example."""
+    from _napari_helpers import tiny, train
+
+    from napari_ssdn._napari._train_widget import TrainWidget
+
+    viewer.add_image(noisy_image((64, 64)), name="noisy")
+    w = TrainWidget(viewer)
+    qtbot.addWidget(w)
+    tiny(w, "3")
+    train(qtbot, w)
+    target = tmp_path / "trained.zip"
+    monkeypatch.setattr(_export_button.QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    w.export_button.click()
+    qtbot.waitUntil(lambda: w.export_button.worker is None, timeout=TIMEOUT)
+    assert target.is_file() and "Exported" in w.status.text(), w.status.text()
+    with zipfile.ZipFile(target) as zf:
+        assert "rdf.yaml" in zf.namelist() and np.load(zf.open("test_input.npy")).ndim == 4

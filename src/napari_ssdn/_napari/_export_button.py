@@ -1,5 +1,5 @@
-"""The Denoise widget's "Export…" button: the chosen model as a bioimage.io package,
-written in a background thread (napari_ssdn.export does the work)."""
+"""The widgets' "Export…" button: the chosen model as a bioimage.io package, written in a
+background thread (napari_ssdn.export does the work)."""
 
 from __future__ import annotations
 

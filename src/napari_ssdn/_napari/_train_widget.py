@@ -17,6 +17,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from ._advanced import ADVANCED_KEYS, AdvancedSettings
 from ._common import advance_progress, layer_snapshot, mark_field, show_failure
+from ._export_button import ExportButton
 from ._words import in_widget_terms
 from ._header import WidgetHeader, scrollable
 from ._jobs import TrainResult, TrainUpdate
@@ -92,6 +93,9 @@ class TrainWidget(QWidget):
         self.resume_button.setToolTip("Continue training the current model on the selected layer")
         self.files = ModelFiles(self.registry, lambda: self.current, self.panel.show_model)
         self.save_button, self.load_button = self.files.save_button, self.files.load_button
+        # The current model as a bioimage.io package; its example is the crop of the training data.
+        self.export_button = ExportButton(lambda: self.current, lambda: None, self.status)
+        self.files.layout().addWidget(self.export_button)
         # The measured noise with the current model's noise model drawn over it.
         self.noise_panel = NoisePanel(form_source(self.form))
         self.noise_plot, self.measure_button = self.noise_panel.plot, self.noise_panel.measure_button
