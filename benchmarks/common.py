@@ -119,3 +119,16 @@ def record(name: str, payload: dict) -> Path:
     payload = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "machine": machine(), **payload}
     out.write_text(json.dumps(payload, indent=2))
     return out
+
+
+def tiled_mrc(path: Path, shape: tuple[int, int, int], block: np.ndarray, voxel: float = 10.0) -> Path:
+    """A float32 MRC volume of ``shape`` tiled from the planes of ``block``, written plane by
+    plane through a memory map (volumes larger than memory), with a voxel size."""
+    import mrcfile
+
+    with mrcfile.new_mmap(path, shape=shape, mrc_mode=2) as m:
+        for z in range(shape[0]):
+            plane = block[z % block.shape[0]]
+            m.data[z] = np.tile(plane, (shape[1] // plane.shape[0] + 1, shape[2] // plane.shape[1] + 1))[: shape[1], : shape[2]]
+        m.voxel_size = (voxel, voxel, voxel)
+    return path

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import record  # noqa: E402
+from common import record, tiled_mrc  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -128,11 +128,7 @@ def cmd_memory(args):
     tmp = Path(tempfile.mkdtemp(prefix="ssdn-scaleout-"))
     block, _ = noisy_volume((32, 128, 128), sigma=0.1, seed=0)
     src = tmp / "vol.mrc"
-    with mrcfile.new_mmap(src, shape=shape, mrc_mode=2) as m:
-        for z in range(shape[0]):
-            plane = block[z % block.shape[0]]
-            m.data[z] = np.tile(plane, (shape[1] // plane.shape[0] + 1, shape[2] // plane.shape[1] + 1))[: shape[1], : shape[2]]
-        m.voxel_size = (10.0, 10.0, 10.0)
+    tiled_mrc(src, shape, block)
     _train(block, "ZYX", ndim=3, patch=24, batch=1).save(tmp / "m.ssdn")
     base = ["denoise", src, "-m", tmp / "m.ssdn", "--quiet"]
     wall, peak = _ssdn(base + ["-o", tmp / "serial.mrc"])

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import record  # noqa: E402
+from common import record, tiled_mrc  # noqa: E402
 
 from napari_ssdn.core import TrainConfig, Trainer, denoise, save_model  # noqa: E402
 from napari_ssdn.samples import DEMO_SIGMA, noisy_volume, psnr  # noqa: E402
@@ -169,11 +169,7 @@ def cmd_memory(args):
     tmp = Path(tempfile.mkdtemp(prefix="ssdn-volume-"))
     block, _ = noisy_volume((50, 128, 128), sigma=DEMO_SIGMA, seed=0)
     src = tmp / "big.mrc"
-    with mrcfile.new_mmap(src, shape=shape, mrc_mode=2) as m:
-        for z in range(shape[0]):
-            plane = block[z % block.shape[0]]
-            m.data[z] = np.tile(plane, (shape[1] // plane.shape[0] + 1, shape[2] // plane.shape[1] + 1))[: shape[1], : shape[2]]
-        m.voxel_size = (10.0, 10.0, 10.0)
+    tiled_mrc(src, shape, block)
     trainer, _ = train_for(block, "ZYX", args.budget, ndim=3, width=args.width, seed=0)
     save_model(trainer.model, tmp / "m.ssdn")
     out = tmp / "out.mrc"

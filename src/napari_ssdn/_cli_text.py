@@ -78,7 +78,7 @@ def warn_in_cli_terms() -> None:
 
 
 # Settings whose option is not --NAME (with '_' as '-').
-_CLI_OPTIONS = {"a": "--gain", "b": "--read-var", "output": "--kind", "compile_network": "--compile", "known_noise": "--sigma"}
+_CLI_OPTIONS = {"a": "--gain", "b": "--read-var", "output": "--kind", "compile_network": "--compile"}
 
 
 def cli_words(s: Setting) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 import numpy as np
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QComboBox, QWidget
 
 from ._layers import layer_axes
@@ -109,6 +110,26 @@ def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
     elif name in viewer.layers:
         viewer.layers.remove(viewer.layers[name])
     return viewer.add_image(data, name=name, **kwargs)
+
+
+class DockedWidget(QWidget):
+    """A widget that calls its ``shutdown()`` when closed or when napari removes its dock
+    (napari takes the widget out of the dock, parent None, without closing it)."""
+
+    def shutdown(self) -> None:
+        """Stop what the widget runs; called once the dock is gone."""
+
+    def closeEvent(self, event):  # noqa: N802 - Qt API
+        self.shutdown()
+        super().closeEvent(event)
+
+    def event(self, event):
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif getattr(self, "_docked", False):
+                self.shutdown()
+        return super().event(event)
 
 
 def show_failure(status_label, what: str, exc: Exception) -> None:

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -26,6 +25,7 @@ from ._batch_panel import BatchPanel
 from ._words import in_widget_terms
 from ._export_button import ExportButton
 from ._common import (
+    DockedWidget,
     ImageLayerCombo,
     advance_progress,
     channels_of,
@@ -61,7 +61,7 @@ def output_layer_name(layer_name: str, output: str) -> str:
     return f"{layer_name}{OUTPUT_SUFFIX[output]}"
 
 
-class DenoiseWidget(QWidget):
+class DenoiseWidget(DockedWidget):
     """Denoise an image layer with a trained model, in a background thread.
 
     Parameters
@@ -319,19 +319,6 @@ class DenoiseWidget(QWidget):
         more is added to the viewer. Called when the dock closes."""
         self._stop.set()
         self.batch.cancel()
-
-    def closeEvent(self, event):  # noqa: N802 - Qt API
-        self.shutdown()
-        super().closeEvent(event)
-
-    def event(self, event):
-        # napari removes a dock by taking the widget out of it (parent None), without closing it.
-        if event.type() == QEvent.Type.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-            elif getattr(self, "_docked", False):
-                self.shutdown()
-        return super().event(event)
 
     # -- batch runs ---------------------------------------------------------------------------
     def _batch_settings(self):

@@ -12,11 +12,10 @@ import logging
 from functools import partial
 from pathlib import Path
 
-from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ._advanced import ADVANCED_KEYS, AdvancedSettings
-from ._common import advance_progress, layer_snapshot, mark_field, show_failure
+from ._common import DockedWidget, advance_progress, layer_snapshot, mark_field, show_failure
 from ._export_button import ExportButton
 from ._words import in_widget_terms
 from ._header import WidgetHeader, scrollable
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 EARLY_STOP = 0.25
 
 
-class TrainWidget(QWidget):
+class TrainWidget(DockedWidget):
     """Train an SSDN model on an image layer; live loss curve, preview and noise level.
 
     Parameters
@@ -306,19 +305,6 @@ class TrainWidget(QWidget):
         if run.result is not None:
             self.last_result, self.current = run.result, run.entry
         self._on_finished()
-
-    def closeEvent(self, event):  # noqa: N802 - Qt API
-        self.shutdown()
-        super().closeEvent(event)
-
-    def event(self, event):
-        # napari removes a dock by taking the widget out of it (parent None), without closing it.
-        if event.type() == QEvent.Type.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-            elif getattr(self, "_docked", False):
-                self.shutdown()
-        return super().event(event)
 
     # -- model files --------------------------------------------------------------------
     def save_model(self, path) -> Path:

@@ -73,8 +73,8 @@ class Trainer:
         if resume is not None:
             check_resumable(resume, config, raw[0].shape[-1])
         self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
-        #: What ``auto`` settings became, and why (None when resuming: the model's are kept).
         self.warnings: list = []  # SSDNWarning of this run, for front ends that show them their own way
+        #: What ``auto`` settings became, and why (None when resuming: the model's are kept).
         self.choices = choose_settings(config, raw, self.subsample) if resume is None else None
         if resume is None:
             config = replace(config, noise=self.choices.noise, blind=self.choices.blind_region)
