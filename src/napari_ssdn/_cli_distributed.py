@@ -47,6 +47,13 @@ def launch_ranks(args, out: Path) -> int:
     return 1
 
 
+def finish() -> None:
+    """The end of a run that went well: every rank waits for the others (and rank 0's save)."""
+    from .core.distributed import finish as wait_for_all
+
+    wait_for_all()
+
+
 def join_ranks(args):
     """Join the run as one rank: only rank 0 reports progress and the errors every rank
     would repeat (bad input); returns the :class:`~napari_ssdn.core.distributed.Ranks`."""

@@ -138,6 +138,8 @@ def cmd_train(args) -> int:
             print(f"ssdn: error: training failed at step {trainer.step} ({in_cli_terms(exc)}); the model trained so far is saved in {out}", file=sys.stderr)
         raise
     trainer.save(out)
+    if ranks is not None:
+        ddp.finish()
     if not args.quiet:
         state = trainer.train_state()
         val = "" if state["val_loss"] is None else f", validation loss {state['val_loss']:.4f}"

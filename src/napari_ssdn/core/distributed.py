@@ -125,6 +125,13 @@ def close() -> None:
         dist.destroy_process_group()
 
 
+def finish() -> None:
+    """Wait for every rank at the end of a run that went well (rank 0 may still be writing
+    the model file), so that no rank tears the group down under another's feet."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def _first_line(exc: BaseException) -> str:
     """The gist of a backend's error: its first sentence, without the source file in brackets."""
     text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", str(exc).strip())
