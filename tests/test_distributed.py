@@ -185,3 +185,27 @@ def test_without_cluster_options_dask_is_not_imported_and_conflicts_fail_early(d
     r = ssdn("denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o", tmp_path / "o.ome.zarr")
     assert r.returncode == 2 and "3D model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.tif").exists() and not (tmp_path / "o.ome.zarr").exists()
+
+
+def test_a_volume_that_failed_keeps_its_whole_blocks_and_resume_writes_the_others(data, tmp_path):
+    """A block fails for good (its worker dies and Dask may not retry it): the command
+    names the volume, keeps the blocks written in a hidden partial output, and the same
+    command with --resume runs only the others, giving the serial output."""
+    model, extra = data / "m3d.ssdn", ["--tile", "16"]
+    serial("denoise", data / "vol.mrc", "-m", model, "-o", tmp_path / "serial.mrc", "--quiet", *extra)
+    out = tmp_path / "out" / "vol.mrc"
+    env = {"SSDN_FAULT_EXIT_ONCE": str(tmp_path / "died"), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    r = ssdn("denoise", data / "vol.mrc", "-m", model, "-o", out, "--workers", "2", "--retries", "0", *extra, env=env)
+    assert (tmp_path / "died").exists(), "no worker died: the test did not test anything"
+    assert r.returncode == 1 and not out.exists(), r.stderr
+    kept = [line for line in r.stderr.splitlines() if "blocks are kept" in line]
+    assert len(kept) == 1 and "--resume" in kept[0], r.stderr
+    n_kept, n_blocks = (int(w) for w in kept[0].split("': ")[1].split(" blocks")[0].split(" of "))
+    assert 0 < n_kept < n_blocks
+    assert sorted(p.name for p in out.parent.iterdir()) == [".vol.mrc.ssdn-partial.json", ".vol.ssdn-partial.mrc"]
+
+    r = ssdn("denoise", data / "vol.mrc", "-m", model, "-o", out, "--workers", "2", "--resume", *extra)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming {str(out)!r}: {n_kept} of {n_blocks} blocks" in r.stderr
+    assert _files(out.parent) == ["vol.mrc"]
+    assert_same_image(tmp_path / "serial.mrc", out)

@@ -25,7 +25,8 @@ def add_options(parser, positive) -> None:
     g.add_argument("--retries", type=positive(int, zero=True), default=2, metavar="N",
                    help="times a task that failed unexpectedly is tried again (default 2; a worker that died "
                    "is replaced and its task rerun in any case)")
-    g.add_argument("--resume", action="store_true", help="skip inputs whose output exists (outputs appear only when complete)")
+    g.add_argument("--resume", action="store_true", help="skip inputs whose output exists (outputs appear only when complete) and "
+                   "continue unfinished volumes from the blocks they kept")
 
 
 def requested(args) -> bool:

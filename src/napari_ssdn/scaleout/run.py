@@ -52,7 +52,8 @@ def _plan(args, model, pairs, given, scratch):
     specs, owners, jobs, failed = [], [], [], {}
     for path, target in pairs:
         try:
-            job = plan_volume(model, path, target, args.output_kind, {**options, "device": args.device}, args.axes, args.model)
+            job = plan_volume(model, path, target, args.output_kind, {**options, "device": args.device}, args.axes, args.model,
+                              model_path=model_path, resume=args.resume)
         except SSDNError as exc:
             failed[path] = template_of(exc)
             continue
@@ -104,12 +105,16 @@ def denoise_many(args, model, inputs: list[Path], targets: list[Path], given: di
         for job in jobs:
             for w in job.warnings:
                 print(f"ssdn: warning: {w}", file=sys.stderr)
+            if job.resumed and not args.quiet:
+                print(f"resuming {str(job.target)!r}: {job.resumed} of {job.blocks} blocks written by an earlier run",
+                      file=sys.stderr)
         with _executor(args) as run:
             _run(args, run, specs, owners, jobs, failed)
     except BaseException as exc:
         for job in jobs:
             if job.output is not None and not job.done:
                 job.finish(exc)
+                _say_kept(job)
         raise
     finally:
         for folder in folders.values():
@@ -121,7 +126,17 @@ def denoise_many(args, model, inputs: list[Path], targets: list[Path], given: di
         message = in_cli_terms(message)
         named = message if str(path) in message else f"{str(path)!r}: {message}"
         print(f"ssdn: error: {named}", file=sys.stderr)
+    for job in jobs:
+        if job.input in failed:
+            _say_kept(job)
     return 1 if failed else 0
+
+
+def _say_kept(job) -> None:
+    """Tell where the whole blocks of a volume that did not finish are kept."""
+    if job.kept:
+        print(f"ssdn: {str(job.target)!r}: {job.kept} of {job.blocks} blocks are kept; the same command with "
+              "--resume writes the others", file=sys.stderr)
 
 
 def _run(args, run, specs, owners, jobs, failed) -> None:
@@ -139,6 +154,8 @@ def _run(args, run, specs, owners, jobs, failed) -> None:
         for w in (result or {}).get("warnings", []):
             print(f"ssdn: warning: {w}", file=sys.stderr)
         if job is not None:
+            if exc is None and "error" not in result:
+                job.record.mark(specs[i]["block"])
             left[id(job)] -= 1
             if left[id(job)] == 0:  # the volume's last block: its output becomes final, or goes
                 job.done = True

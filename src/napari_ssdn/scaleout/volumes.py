@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import SSDNError
+from .partial import BlockRecord, KeptOutput, discard, partial_path, plan_key
 from .zarrio import is_zarr, open_zarr_output, read_zarr
 
 __all__ = ["VolumeJob", "plan_volume", "open_block_input", "open_block_output"]
@@ -22,8 +23,9 @@ __all__ = ["VolumeJob", "plan_volume", "open_block_input", "open_block_output"]
 
 @dataclass
 class VolumeJob:
-    """One volume: its block tasks, the warnings found while planning, and its output
-    (created, and made final by :meth:`finish`)."""
+    """One volume: its block tasks (each spec's ``block`` is its index in the plan), the
+    warnings found while planning, its output (created, and made final by :meth:`finish`)
+    and the record of its whole blocks (:class:`~.partial.BlockRecord`)."""
 
     input: Path
     target: Path
@@ -31,13 +33,27 @@ class VolumeJob:
     warnings: list = field(default_factory=list)
     output: object = None
     done: bool = False
+    record: object = None
+    blocks: int = 0
+    resumed: int = 0
 
     def finish(self, error: BaseException | None = None) -> None:
-        """Make the output final, or remove it when ``error`` is given."""
+        """Make the output final; when ``error`` is given, keep the whole blocks written so
+        far (the partial output and its record) for ``--resume``."""
         if error is None:
             self.output.__exit__(None, None, None)
+            self.record.remove()
         else:
             self.output.__exit__(type(error), error, None)
+            if self.record.done:
+                self.record.save()
+            else:  # nothing to keep
+                discard(self.target)
+
+    @property
+    def kept(self) -> int:
+        """Blocks whose values are in the partial output."""
+        return len(self.record.done) if self.record is not None else 0
 
 
 def _source(path: Path, axes_option: str | None):
@@ -56,12 +72,15 @@ def _source(path: Path, axes_option: str | None):
     return img.data, axes, img.voxel, img.unit, img.origin, img.start, {"mrc": str(path)}
 
 
-def plan_volume(model, path, target, output: str, options: dict, axes: str | None = None, model_name: str = "the model"):
+def plan_volume(model, path, target, output: str, options: dict, axes: str | None = None, model_name: str = "the model",
+                *, model_path, resume: bool = False):
     """A :class:`VolumeJob` for the volume ``path``, or None where one task does the file
     (2D models, a TIFF input, a volume that fits one block).
 
     ``options`` as for :func:`~napari_ssdn.batch.denoise_file` (``device``, ``tile``,
-    ``noise_params``, ``mixed_precision``). The output is created here (call ``finish``).
+    ``noise_params``, ``mixed_precision``). The output is created here (call ``finish``),
+    or with ``resume`` the partial output an earlier run of the same plan left is opened
+    again and only its missing blocks are planned (``model_path``: the model's file).
 
     Raises
     ------
@@ -85,10 +104,11 @@ def plan_volume(model, path, target, output: str, options: dict, axes: str | Non
         if zarr_io:
             raise SSDNError(f"{str(path)!r} has axes {axes!r}; OME-Zarr volumes are denoised with axes ZYX")
         return None
-    return _plan(model, path, target, output, options, data, (voxel, unit, origin, start), in_spec, zarr_io)
+    job = _plan(model, path, target, output, options, data, (voxel, unit, origin, start), in_spec, zarr_io, model_path, resume)
+    return job
 
 
-def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io):
+def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io, model_path, resume):
     from ..core.device import network_precision, resolve_device
     from ..core.infer import scale_mismatch
     from ..core.outputs import noise_override, sample_noise_params
@@ -118,23 +138,40 @@ def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io
         noise = sample_noise_params(model.to(dev).eval(), whole, norm, dev, noise_override(model, options.get("noise_params")))
     noise = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else v for k, v in noise.items()}
     del whole
-    job = VolumeJob(path, target, [], warnings)
+    job = VolumeJob(path, target, [], warnings, blocks=len(starts))
+    done = _kept_blocks(job, model_path, shape, inner, starts, {
+        "output": output, "tta": options.get("tta"), "tile": options.get("tile"), "half": half,
+        "noise_params": options.get("noise_params") or {}, "mixed_precision": mixed}, resume)
     voxel, unit, origin, start = geometry
     label = f"napari-ssdn {output}"
     if is_zarr(target):
-        job.output = open_zarr_output(target, shape, inner, voxel, unit, label)
+        job.output = open_zarr_output(target, shape, inner, voxel, unit, label, partial=partial_path(target), reuse=bool(done))
         out_spec = {"zarr": str(job.output.__enter__() / "0")}
     else:
-        from ..io import open_output
-
-        job.output = open_output(target, shape, "ZYX", voxel, unit, origin, label=label, start=start)
+        job.output = KeptOutput(target, shape, "ZYX", voxel, unit, origin, label=label, start=start,
+                                partial=partial_path(target), reuse=bool(done))
         mm = job.output.__enter__()
         out_spec = {"memmap": mm.filename, "offset": int(mm.offset), "dtype": mm.dtype.str, "shape": shape}
     margins = branch_margins(model.config.arch)
     common = {"task": "block", "input": in_spec, "out": out_spec, "output": output, "k": 0, "inner": list(inner),
               "noise": noise, "mixed_precision": mixed, "half": half, "margins": margins}
-    job.specs = [{**common, "start": tuple(s)} for s in starts]
+    job.specs = [{**common, "start": tuple(s), "block": i} for i, s in enumerate(starts) if i not in done]
     return job
+
+
+def _kept_blocks(job: VolumeJob, model_path, shape, inner, starts, settings: dict, resume: bool) -> set:
+    """The blocks an earlier run of the same plan left whole (with ``resume``), and the
+    job's record; a partial output that is not continued is replaced, with a warning."""
+    job.record = BlockRecord(job.target, plan_key(job.input, model_path, shape, inner, starts, settings))
+    kept = partial_path(job.target).exists()
+    done = job.record.load() if resume and kept else set()
+    if len(done) == len(starts):
+        done.discard(max(done))  # one block runs, and its completion makes the output final
+    job.record.done, job.resumed = set(done), len(done)
+    if kept and not done:
+        why = "the input, the model or the settings changed" if resume else "--resume continues it"
+        job.warnings.append(f"{str(job.target)!r}: the unfinished output of an earlier run is started afresh ({why})")
+    return done
 
 
 class _ZarrSamples:

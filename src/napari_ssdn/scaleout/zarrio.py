@@ -79,17 +79,24 @@ class open_zarr_output:
         Voxel size per axis and its unit.
     label : str
         Provenance, kept in the group's attributes.
+    partial : path-like, optional
+        A fixed hidden folder to write in, left in place if the block raises (its whole
+        blocks are kept for a later run); ``reuse`` opens it again instead of creating it.
     """
 
-    def __init__(self, path, shape, chunks, voxel=None, unit=None, label="napari-ssdn"):
+    def __init__(self, path, shape, chunks, voxel=None, unit=None, label="napari-ssdn", partial=None, reuse=False):
         self.path = Path(path)
+        self.partial, self.reuse = (Path(partial) if partial is not None else None), reuse
         self.shape, self.chunks = tuple(int(n) for n in shape), tuple(int(c) for c in chunks)
         self.voxel, self.unit, self.label = dict(voxel or {}), unit, label
 
     def __enter__(self) -> Path:
         import zarr
 
-        self.tmp = self.path.parent / f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial"
+        self.tmp = self.partial or self.path.parent / f".{self.path.name}.{uuid.uuid4().hex[:8]}.partial"
+        if self.reuse and self.tmp.is_dir():
+            return self.tmp
+        shutil.rmtree(self.tmp, ignore_errors=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             group = zarr.open_group(str(self.tmp), mode="w", zarr_format=2)
@@ -109,7 +116,8 @@ class open_zarr_output:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            if self.partial is None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
             return False
         old = None
         if self.path.exists():  # a folder cannot be renamed onto another: move the old one aside first
