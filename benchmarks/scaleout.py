@@ -12,7 +12,9 @@ started beforehand and warmed up (``--scheduler``: the model already loaded on t
 memory: a float32 MRC volume (the synthetic volume tiled), a tiny 3D model. The serial
 command in a child process (its peak resident memory, ru_maxrss), then the same volume on a
 local cluster of 1 and of 2 workers (each worker's peak resident memory, ru_maxrss, read
-from the workers at the end); outputs compared with the serial one.
+from the workers at the end, and the peak anonymous resident memory, RssAnon sampled every
+50 ms: ru_maxrss also counts the pages of the memory-mapped input and output files, which
+the kernel reclaims under pressure); outputs compared with the serial one.
 
 costs: 2,000 empty tasks through ``client.map`` + ``as_completed`` on a 2-worker local
 cluster: the scheduler's round trips per second, the figure that bounds a large cluster.
@@ -28,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,16 +53,57 @@ print("RESULT", rc, s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
 
-def _ssdn(args) -> tuple[float, float]:
-    """Run ``ssdn`` in a child process; returns (wall seconds including start-up, peak RSS MB)."""
+class AnonPeaks:
+    """Peak anonymous resident memory (RssAnon: heap and tensors, what cannot be paged back
+    to a file) of the processes ``pids``, sampled every 50 ms from /proc while the block
+    runs. ru_maxrss also counts the pages of memory-mapped input and output files, which
+    the kernel reclaims under pressure; this figure does not."""
+
+    def __init__(self, pids=()):
+        self.peaks = {int(p): 0 for p in pids}
+        self._stop = threading.Event()
+
+    def add(self, pid: int) -> None:
+        self.peaks.setdefault(int(pid), 0)
+
+    def _sample(self):
+        while not self._stop.wait(0.05):
+            for pid in list(self.peaks):
+                try:
+                    with open(f"/proc/{pid}/status") as f:
+                        kb = next(int(ln.split()[1]) for ln in f if ln.startswith("RssAnon:"))
+                except (OSError, StopIteration):
+                    continue  # the process has ended
+                self.peaks[pid] = max(self.peaks[pid], kb)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+    def mb(self) -> list[int]:
+        return sorted(round(kb / 1024) for kb in self.peaks.values())
+
+
+def _ssdn(args) -> tuple[float, float, float]:
+    """Run ``ssdn`` in a child process; returns (wall seconds including start-up, peak RSS
+    MB, peak anonymous RSS MB)."""
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    with AnonPeaks([proc.pid]) as anon:
+        out, err = proc.communicate()
     wall = time.perf_counter() - t
-    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")), None)
-    if r.returncode != 0 or line is None or line.split()[1] != "0":
-        print(r.stderr[-3000:])
+    line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
+    if proc.returncode != 0 or line is None or line.split()[1] != "0":
+        print(err[-3000:])
         raise SystemExit(f"ssdn {' '.join(map(str, args))} failed")
-    return wall, float(line.split()[3])
+    return wall, float(line.split()[3]), anon.mb()[0]
 
 
 def _cluster(n):
@@ -91,11 +135,11 @@ def cmd_files(args):
     inputs = sorted((tmp / "in").iterdir())
     base = ["denoise", *inputs, "-m", tmp / "m.ssdn", "--quiet"]
     rows = {}
-    wall, _ = _ssdn(base + ["-o", tmp / "serial"])
+    wall, _, _ = _ssdn(base + ["-o", tmp / "serial"])
     rows["serial"] = {"seconds": round(wall, 2), "files_per_s": round(args.n / wall, 3)}
     print("serial", rows["serial"], flush=True)
     for n in (1, 2):
-        wall, _ = _ssdn(base + ["-o", tmp / f"w{n}", "--workers", n])
+        wall, _, _ = _ssdn(base + ["-o", tmp / f"w{n}", "--workers", n])
         cluster, client = _cluster(n)
         with cluster, client:
             ssdn_main([str(a) for a in base[:-1]] + ["-o", str(tmp / f"warm{n}"), "--scheduler", cluster.scheduler_address, "-q"])
@@ -131,15 +175,15 @@ def cmd_memory(args):
     tiled_mrc(src, shape, block)
     _train(block, "ZYX", ndim=3, patch=24, batch=1).save(tmp / "m.ssdn")
     base = ["denoise", src, "-m", tmp / "m.ssdn", "--quiet"]
-    wall, peak = _ssdn(base + ["-o", tmp / "serial.mrc"])
-    rows = {"serial": {"seconds": round(wall, 1), "peak_rss_mb": round(peak)}}
+    wall, peak, anon = _ssdn(base + ["-o", tmp / "serial.mrc"])
+    rows = {"serial": {"seconds": round(wall, 1), "peak_rss_mb": round(peak), "peak_anon_mb": anon}}
     print("serial", rows["serial"], flush=True)
     with mrcfile.mmap(tmp / "serial.mrc", mode="r") as m:
         serial = np.array(m.data)
     for n in (1, 2):
         out = tmp / f"w{n}.{args.format}"
         cluster, client = _cluster(n)
-        with cluster, client:
+        with cluster, client, AnonPeaks(client.run(os.getpid).values()) as anon:
             t = time.perf_counter()
             rc = ssdn_main([str(a) for a in base] + ["-o", str(out), "--scheduler", cluster.scheduler_address])
             seconds = time.perf_counter() - t
@@ -153,6 +197,7 @@ def cmd_memory(args):
 
             diff = float(np.abs(zarr.open_array(str(out / "0"), mode="r")[...] - serial).max())
         rows[f"workers_{n}"] = {"seconds": round(seconds, 1), "peak_rss_mb_per_worker": sorted(round(v) for v in peaks.values()),
+                                "peak_anon_mb_per_worker": anon.mb(),
                                 "max_abs_difference_to_serial": diff}
         print(f"{n} worker(s)", rows[f"workers_{n}"], flush=True)
     _cleanup(tmp)
