@@ -209,3 +209,33 @@ def test_a_volume_that_failed_keeps_its_whole_blocks_and_resume_writes_the_other
     assert f"resuming {str(out)!r}: {n_kept} of {n_blocks} blocks" in r.stderr
     assert _files(out.parent) == ["vol.mrc"]
     assert_same_image(tmp_path / "serial.mrc", out)
+
+
+def test_an_interrupted_ome_zarr_output_resumes_from_its_kept_blocks(data, tmp_path, monkeypatch, capsys):
+    """OME-Zarr without a cluster (block by block in this process): Ctrl-C after two
+    blocks keeps them; --resume writes the rest, equal to an uninterrupted run; a changed
+    setting starts afresh."""
+    import napari_ssdn.scaleout.run as scaleout_run
+
+    args = ["denoise", data / "vol.mrc", "-m", data / "m3d.ssdn", "--tile", "16"]
+    assert serial(*args, "-o", tmp_path / "whole.ome.zarr", "-q") == 0
+    real, calls = scaleout_run.run_task, []
+
+    def interrupted(spec):
+        calls.append(spec["block"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(spec)
+
+    monkeypatch.setattr(scaleout_run, "run_task", interrupted)
+    out = tmp_path / "out.ome.zarr"
+    assert serial(*args, "-o", out, "-q") == 130
+    assert not out.exists() and "2 of " in capsys.readouterr().err
+    monkeypatch.setattr(scaleout_run, "run_task", real)
+    assert serial(*args, "-o", out, "--resume") == 0
+    err = capsys.readouterr().err
+    total = int(err.split("resuming ")[1].split(" of ")[1].split()[0])
+    assert f": 2 of {total} blocks written by an earlier run" in err and total > 2
+    np.testing.assert_array_equal(zarr.open_array(str(out / "0"), mode="r")[...],
+                                  zarr.open_array(str(tmp_path / "whole.ome.zarr" / "0"), mode="r")[...])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr", "whole.ome.zarr"]
