@@ -21,7 +21,6 @@ fine-tunes it to their data and noise model.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from napari_ssdn.core.data import CropSampler  # noqa: E402
 from napari_ssdn.core.device import network_precision, resolve_device  # noqa: E402
 from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
 from napari_ssdn.core.modelfile import read_model_file, save_model  # noqa: E402
-from napari_ssdn.core.training import _lr_factor  # noqa: E402
+from napari_ssdn.core.progress import lr_factor as _lr_factor  # noqa: E402
 
 
 def main(argv=None):

@@ -162,7 +162,7 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     _assert_clean_failure(ssdn("train", text, "-o", tmp_path / "m.ssdn"), "notes.txt", "extension")
     nan = tmp_path / "nan.tif"
     tifffile.imwrite(nan, np.full((40, 40), np.nan, np.float32))
-    _assert_clean_failure(ssdn("train", nan, "-o", tmp_path / "m.ssdn", *FAST), "finite")
+    _assert_clean_failure(ssdn("train", nan, "-o", tmp_path / "m.ssdn", *FAST), "nan.tif", "finite")
     _assert_clean_failure(ssdn("denoise", nan, "-m", model, "-o", tmp_path / "o.tif"), "finite")
     thin = tmp_path / "thin.tif"
     tifffile.imwrite(thin, np.random.default_rng(0).random((64, 1), np.float32))
@@ -172,7 +172,14 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "0"), "sigma")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--noise", "poisson", "--lam", "-1"), "lam")
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", tmp_path / "nope.ssdn", "-o", tmp_path / "o.tif"), "nope.ssdn")
-    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--lam", "3"), "lam", "gaussian")
+    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--lam", "3"),
+                          "--lam does not fit the model", "gaussian", "takes --sigma")
+    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--init", tmp_path / "gone.ssdn"),
+                          "--init", "gone.ssdn", "no such model file", "--init generic")
+    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--resume", tmp_path / "gone.ssdn"),
+                          "--resume", "gone.ssdn", "no such model file")
+    _assert_clean_failure(ssdn("denoise", noisy_tif, nan, "-m", model, "-o", tmp_path / "one.tif"),
+                          "one.tif", "names an image file but 2 inputs", "pass a folder")
     corrupt = tmp_path / "corrupt.ssdn"
     corrupt.write_bytes(model.read_bytes()[:200])
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", corrupt, "-o", tmp_path / "o.tif"), "corrupt.ssdn")
@@ -197,7 +204,7 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     # a mistyped option points to the subcommand's help, where the options are
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--tiles", "64"),
                           "unrecognized arguments: --tiles 64", "ssdn denoise --help")
-    assert not (tmp_path / "o.tif").exists()
+    assert not (tmp_path / "o.tif").exists() and not (tmp_path / "one.tif").exists()
 
 
 def test_denoise_warns_about_data_far_from_the_training_range(tmp_path, noisy_tif, model):

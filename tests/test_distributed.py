@@ -182,6 +182,10 @@ def test_without_cluster_options_dask_is_not_imported_and_conflicts_fail_early(d
     r = ssdn("denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o", tmp_path / "o.tif", "--workers", "2",
              "--scheduler", "tcp://127.0.0.1:1")
     assert r.returncode == 2 and "pass one of them" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # Dask would wait for a scheduler file that does not exist with no time limit
+    r = ssdn("denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o", tmp_path / "o.tif", "--scheduler-file",
+             tmp_path / "nothere.json")
+    assert r.returncode == 2 and "--scheduler-file" in r.stderr and "does not exist" in r.stderr, r.stderr
     r = ssdn("denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o", tmp_path / "o.ome.zarr")
     assert r.returncode == 2 and "3D model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.tif").exists() and not (tmp_path / "o.ome.zarr").exists()

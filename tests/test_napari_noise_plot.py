@@ -11,7 +11,6 @@ pytest.importorskip("pytestqt")
 from _napari_helpers import TIMEOUT, tiny, train  # noqa: E402
 from _napari_helpers import fresh_registry, one_torch_thread, viewer  # noqa: E402,F401 - shared fixtures
 
-from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
 from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
 from napari_ssdn.core.noisecurve import model_variance  # noqa: E402
 from napari_ssdn.samples import DEMO_SIGMA, noisy_cells  # noqa: E402

@@ -6,7 +6,8 @@ from scipy.ndimage import convolve
 
 from napari_ssdn.core import TrainConfig, Trainer, load_model
 from napari_ssdn.core.estimate import estimate_noise
-from napari_ssdn.core.noisestats import choose_blind_region, choose_noise_model, level_lag, noise_stats
+from napari_ssdn.core.noisemodel import choose_noise_model
+from napari_ssdn.core.noisestats import choose_blind_region, level_lag, noise_stats
 
 KERNELS = {"white": np.ones((1, 1)), "box3": np.ones((3, 3)), "line3": np.ones((1, 3)), "tent": np.outer([1, 2, 1], [1, 2, 1])}
 

@@ -5,9 +5,7 @@ import pytest
 import torch
 
 from conftest import psnr
-from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, denoise_iter, load_model, save_model, train
-from napari_ssdn.core.receptive import receptive_margin
-from napari_ssdn.core.warmstart import generic_start
+from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, train
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
 

@@ -13,19 +13,13 @@ import sys
 from pathlib import Path
 
 from ._cli_info import cmd_info
+from ._cli_paths import check_not_input, denoise_targets
 from ._cli_text import Progress, choice_lines, fmt_time, in_cli_terms, params_str, warn_in_cli_terms
 from .core.errors import SSDNError, setting
 
 log = logging.getLogger("napari_ssdn")
 
 NOISE_FLAGS = {"sigma": "sigma", "lam": "lam", "alpha": "alpha", "gain": "a", "read_var": "b"}
-
-
-def _check_not_input(out: Path, inputs: list[Path], what: str) -> None:
-    o = out.resolve()
-    for i in inputs:
-        if i.exists() and o == i.resolve():
-            raise SSDNError(f"{what} {str(out)!r} is also an input file; choose another output path so the input is not overwritten")
 
 
 # --- train ----------------------------------------------------------------------------------
@@ -35,11 +29,13 @@ def _noise_flags(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    import numpy as np
+
     from .io import read_image
 
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
-    _check_not_input(out, inputs + ([Path(args.resume)] if args.resume else []), "model output -o")
+    check_not_input(out, inputs + ([Path(args.resume)] if args.resume else []), "model output -o")
     if out.suffix.lower() in (".tif", ".tiff", ".mrc", ".png"):
         raise SSDNError(f"model output -o {str(out)!r} looks like an image; name the model file e.g. model.ssdn")
     if out.is_dir():
@@ -51,6 +47,9 @@ def cmd_train(args) -> int:
     ranks = ddp.join_ranks(args) if ddp.is_rank() else None  # one rank of several: under torchrun or --distributed
     given = _noise_flags(args)
     imgs = [read_image(p) for p in inputs]
+    for p, im in zip(inputs, imgs):
+        if not np.isfinite(im.data).any():
+            raise SSDNError(f"{str(p)!r} holds no finite values (all NaN or infinite): nothing to train on; check the file")
     axes = args.axes
     if args.three_d:  # say which file lacks Z and where its axes came from
         from .batch import volume_axes
@@ -91,6 +90,8 @@ def cmd_train(args) -> int:
     )
     resume = info = None
     if args.resume:
+        if not Path(args.resume).exists():
+            raise SSDNError(f"--resume {args.resume!r}: no such model file; pass the file an earlier 'ssdn train -o' wrote")
         resume, info = load_model(args.resume)
         config = config.__class__(**{**config.__dict__, "ndim": resume.config.ndim})
     if ranks is not None:
@@ -152,27 +153,8 @@ def cmd_train(args) -> int:
 
 # --- denoise --------------------------------------------------------------------------------
 def cmd_denoise(args) -> int:
-    from .io import default_output_name
-    from .scaleout.zarrio import is_zarr
-
     inputs = [Path(p) for p in args.inputs]
-    out = Path(args.output)
-    as_folder = (out.is_dir() and not is_zarr(out)) or args.output.endswith(("/", os.sep))  # "out/" names a folder to create
-    if len(inputs) == 1 and not as_folder:
-        targets = [out]
-    else:
-        if out.exists() and not out.is_dir():
-            raise SSDNError(f"-o {str(out)!r} is a file but several inputs were given; pass a folder for the outputs")
-        targets = [out / default_output_name(p) for p in inputs]
-        names = [t.name for t in targets]
-        if len(set(names)) != len(names):
-            raise SSDNError("several inputs have the same file name; denoise them into different folders")
-    for t in targets:
-        _check_not_input(t, inputs + [Path(args.model)], "output")
-        from .io import check_output_suffix
-
-        if not is_zarr(t):
-            check_output_suffix(t)
+    targets = denoise_targets(inputs, args.output, args.model)
     from .core import load_model
     from .core.outputs import noise_override
 
@@ -214,7 +196,7 @@ def cmd_demo(args) -> int:
     out = Path(args.output)
     noisy, clean = noisy_cells()
     if not args.quiet:
-        print(f"demo: {noisy.shape[0]}x{noisy.shape[1]} synthetic fluorescence image, Gaussian noise sigma {DEMO_SIGMA:.4f} (learned)", file=sys.stderr)
+        print(f"demo: {noisy.shape[0]}x{noisy.shape[1]} synthetic fluorescence image with Gaussian noise of sigma {DEMO_SIGMA:.4f} (not given to the training: it learns the level)", file=sys.stderr)
     trainer = Trainer(noisy, "YX", TrainConfig(time_limit=args.time_limit, seed=args.seed, device=args.device))
     bar = Progress(args.quiet, "train")
     for rec in trainer.run():
@@ -269,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--lam", type=_positive(float), help=f"Poisson lambda: variance = mean / lambda, data units ({note})")
         sp.add_argument("--alpha", type=_positive(float), help=f"impulse: fraction of corrupted pixels ({note})")
         sp.add_argument("--gain", type=_positive(float), help=f"Poisson-Gaussian a: variance = a * mean + b ({note})")
-        sp.add_argument("--read-var", "--offset", dest="read_var", type=_positive(float),
+        sp.add_argument("--read-var", dest="read_var", type=_positive(float),
                         help=f"Poisson-Gaussian b: noise variance at zero signal (variance = a * mean + b), data units squared ({note})")
 
     def common(sp):
@@ -391,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         print("ssdn: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("ssdn: error: out of memory; use a smaller --tile or --batch", file=sys.stderr)
+        hint = "a smaller --tile" if args.command == "denoise" else "a smaller --batch or --patch" if args.command == "train" else "less data"
+        print(f"ssdn: error: out of memory; use {hint}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `ssdn info --json | head`: the reader has what it wanted
         # Point stdout at devnull so that the flush at exit does not raise again.

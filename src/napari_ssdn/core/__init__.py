@@ -32,7 +32,7 @@ _EXPORTS = {
     "TrainPlan": "settings",
     "Tuning": "settings",
     "TrainProgress": "training",
-    "train": "training",
+    "train": "api",
 }
 
 __all__ = list(_EXPORTS)

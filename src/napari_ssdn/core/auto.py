@@ -10,7 +10,8 @@ from .data import split_phases
 from .constants import NOISE_PARAMS
 from .errors import SSDNError
 from .estimate import PER_IMAGE_SPREAD, level_spread
-from .noisestats import choose_blind_region, choose_noise_model, dark_level, level_lag, noise_stats
+from .noisemodel import choose_noise_model, dark_level
+from .noisestats import choose_blind_region, level_lag, noise_stats
 
 __all__ = ["DataChoices", "choose_settings"]
 
@@ -34,7 +35,7 @@ class DataChoices:
     dark_level : float
         Poisson-Gaussian data with both parameters learned: the level (data units) where
         the variance line meets zero, a camera's pedestal (see
-        :func:`~.noisestats.dark_level`); else 0.
+        :func:`~.noisemodel.dark_level`); else 0.
     per_image, per_image_why : bool, str
         Whether the noise parameters vary per image, and why.
     """

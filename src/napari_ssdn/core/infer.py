@@ -232,6 +232,24 @@ def scale_mismatch(model: SSDNModel, image: np.ndarray, axes: str | None = None)
 def denoise(model: SSDNModel, image: np.ndarray, axes: str | None = None, output: str = "posterior-mean", **kwargs) -> np.ndarray:
     """Denoise ``image`` and return a float32 array of the same shape (see :func:`denoise_iter`).
 
+    Parameters
+    ----------
+    model : SSDNModel
+        A trained model (:func:`~napari_ssdn.core.load_model`, :func:`~napari_ssdn.core.train`).
+    image : ndarray
+        The noisy data, in the units the model was trained on.
+    axes : str, optional
+        Its axes (e.g. ``"YX"``, ``"ZYX"``, ``"SYXC"``); guessed from the shape if omitted.
+    output : str
+        ``posterior-mean`` (the default), ``prior-mean``, ``posterior-std``, ...
+    **kwargs
+        As for :func:`denoise_iter`: ``tile``, ``device``, ``noise_params``, ``tta``, ...
+
+    Returns
+    -------
+    ndarray
+        float32, the shape of ``image``; NaN where the input is not finite.
+
     Warns (:class:`SSDNWarning`) when the image's values are far from the training data's
     (see :func:`scale_mismatch`).
 

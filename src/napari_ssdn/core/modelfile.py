@@ -135,6 +135,12 @@ def read_model_file(path: str | os.PathLike) -> dict:
 def load_model(path: str | os.PathLike) -> tuple[SSDNModel, dict]:
     """Load a model file.
 
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.ssdn`` file, or a bioimage.io package (``.zip``) written by ``ssdn export``.
+        Read without unpickling arbitrary objects.
+
     Returns
     -------
     model : SSDNModel

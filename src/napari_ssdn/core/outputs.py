@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from .bayes import posterior, split_prior
-from .constants import check_noise_params
-from .errors import SSDNError
+from .constants import NOISE_PARAMS, check_noise_params
+from .errors import SSDNError, setting
 from .model import SSDNModel, params_to_norm
 from .network import BlindSpotNet
 
@@ -23,7 +23,16 @@ def noise_override(model: SSDNModel, noise_params: dict | None) -> dict:
         return {}
     if cfg.mode != "ssdn":
         raise SSDNError(f"a {cfg.mode} model has no noise model; give it no noise parameters")
-    clean = check_noise_params(cfg.noise, noise_params)
+    try:
+        clean = check_noise_params(cfg.noise, noise_params)
+    except SSDNError:
+        bad = [k for k in noise_params if k not in NOISE_PARAMS[cfg.noise]]
+        if not bad:
+            raise
+        # Inference cannot change the noise model: say which one the model has.
+        takes = ", ".join(setting(k) for k in NOISE_PARAMS[cfg.noise])
+        raise SSDNError(f"{setting(bad[0])} does not fit the model: its noise model is {cfg.noise}, which takes {takes} "
+                        f"(data units); give {'it' if len(NOISE_PARAMS[cfg.noise]) == 1 else 'those'} or no noise parameter") from None
     if "b" in clean and "a" not in clean:
         # b is the variance at zero signal: converting it to the model's offset needs a.
         a = model.noise_params_data()["a"]

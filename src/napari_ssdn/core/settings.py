@@ -382,4 +382,4 @@ class TrainPlan:
 
     def describe(self) -> str:
         crops = " x ".join(str(p) for p in self.patch)
-        return f"{self.width} network, {self.batch} crops of {crops} per step, learning rate {self.lr:g}, validation every {self.val_every} steps"
+        return f"{self.width} network, {self.batch} crops of {crops} per step, learning rate {self.lr:g}, validation every {self.val_every} step{'s' if self.val_every != 1 else ''}"

@@ -25,7 +25,7 @@ from .progress import TrainProgress, lr_factor
 from .validation import ValidationSet, square_plane
 from .warmstart import warm_start
 
-__all__ = ["TrainConfig", "TrainPlan", "Tuning", "TrainProgress", "Trainer", "train"]
+__all__ = ["TrainConfig", "TrainPlan", "Tuning", "TrainProgress", "Trainer"]
 
 
 def _masked_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -417,17 +417,3 @@ class Trainer:
 
         save_model(self.model, path, optimizer_state=self.optimizer.state_dict(), train_state=self.train_state(checkpoint),
                    sample=self.sample_crop)
-
-
-def train(images, axes=None, config: TrainConfig | None = None, **kwargs) -> SSDNModel:
-    """Train to the end of the budget and return the model (see :class:`Trainer`).
-
-    Keyword arguments not taken by :class:`Trainer` update ``config``, e.g.
-    ``train(img, "YX", iterations=500, noise_params={"sigma": 25})``.
-    """
-    trainer_kw = {k: kwargs.pop(k) for k in ("targets", "resume", "resume_info", "nll") if k in kwargs}
-    config = replace(config or TrainConfig(), **kwargs)
-    trainer = Trainer(images, axes, config, **trainer_kw)
-    for _ in trainer.run():
-        pass
-    return trainer.model

@@ -4,7 +4,7 @@ new model, and the prior variance every pixel starts with."""
 from __future__ import annotations
 
 import math
-
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,6 +95,9 @@ def warm_start(model, init) -> str | None:
                 f"{setting('init', 'generic')}: no generic starting network fits a {model.describe()} "
                 f"(shipped: gray or RGB 2D images, tiny width, ssdn or mu-only mode); use {setting('init', 'none')} or a model file"
             )
+    if not shipped and not Path(path).exists():
+        raise SSDNError(f"{setting('init', init)}: no such model file; pass a model file, "
+                        f"{setting('init', 'generic')} or {setting('init', 'none')}")
     state = read_model_file(path)["state"]
     own = model.state_dict()
     # Every tensor of the prior network must fit. The head's last layer may differ only for

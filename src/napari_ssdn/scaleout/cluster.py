@@ -42,7 +42,11 @@ def _devices(args) -> list[str]:
     from ..core.device import resolve_device
 
     for d in devices:  # a local cluster runs on this machine: its devices can be checked here
-        resolve_device(d)
+        try:
+            resolve_device(d)
+        except SSDNError:
+            raise SSDNError(f"--devices {args.devices}: {d!r} is not available on this machine; name devices torch "
+                            "sees here (cpu, cuda:N) or leave --devices out") from None
     return devices
 
 
@@ -55,6 +59,10 @@ def connect(args, quiet: bool = False):
         raise SSDNError("--scheduler and --scheduler-file both given; pass one of them")
     if args.workers and (args.scheduler or args.scheduler_file):
         raise SSDNError("--workers starts a local cluster but --scheduler/--scheduler-file names a running one; pass one of them")
+    if args.scheduler_file and not os.path.isfile(args.scheduler_file):
+        # Dask would wait for the file to appear, with no time limit.
+        raise SSDNError(f"--scheduler-file {args.scheduler_file!r} does not exist; start the scheduler first "
+                        f"(dask scheduler --scheduler-file {args.scheduler_file}) or check the path")
     if args.scheduler or args.scheduler_file:
         what = args.scheduler or args.scheduler_file
         try:
