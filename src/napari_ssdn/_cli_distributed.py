@@ -54,6 +54,17 @@ def finish() -> None:
     wait_for_all()
 
 
+def leave(code: int) -> None:
+    """End this rank's process now with ``code``, its output flushed, skipping the process
+    group's and the interpreter's clean-up: gloo's threads could abort a rank at exit
+    ("terminate called without an active exception", SIGABRT) after a run that went well.
+    By now rank 0 has written the model file and every rank has passed the last barrier."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def join_ranks(args):
     """Join the run as one rank: only rank 0 reports progress and the errors every rank
     would repeat (bad input); returns the :class:`~napari_ssdn.core.distributed.Ranks`."""

@@ -363,6 +363,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"ssdn: error: unrecognized arguments: {' '.join(unknown)} (see 'ssdn {args.command} --help')\n")
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
     warn_in_cli_terms()
+    code = _run(args)
+    if args.command == "train":
+        from . import _cli_distributed as ddp
+
+        if ddp.is_rank():
+            ddp.leave(code)
+    return code
+
+
+def _run(args) -> int:
+    """Run the subcommand; its exit code, with the errors a user can act on in one line."""
     try:
         return args.func(args)
     except SSDNError as exc:
