@@ -75,6 +75,7 @@ def join_ranks(args):
         raise SSDNError(f"--distributed {args.distributed} under torchrun, which started {local_world} rank(s) here; "
                         "drop --distributed (torchrun starts the ranks)")
     ranks = init_ranks(args.device, args.dist_timeout)
+    args.joined_ranks = True
     atexit.register(close)
     exit_on_sigterm()  # after close: its exit hook runs first
     if ranks.rank:

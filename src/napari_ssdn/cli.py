@@ -364,11 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
     warn_in_cli_terms()
     code = _run(args)
-    if args.command == "train":
-        from . import _cli_distributed as ddp
+    if getattr(args, "joined_ranks", False):  # this process joined a process group
+        from ._cli_distributed import leave
 
-        if ddp.is_rank():
-            ddp.leave(code)
+        leave(code)
     return code
 
 
