@@ -87,6 +87,11 @@ def _two_rank_steps(rank: int, port: int, out: str) -> None:
         torch.save({"steps": timed.step, "state": timed.model.state_dict()}, f"{out}.timed.{rank}")
     finally:
         close()
+    # Skip the interpreter's finalization, as `ssdn train` ranks do: gloo's threads could
+    # abort the process there (SIGABRT) after everything went well.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _single(batch: int, share=(0, 1)) -> tuple[Trainer, dict, np.ndarray]:
