@@ -332,28 +332,44 @@ class open_output:
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         try:
-            if self.suffix in MRC_SUFFIXES:
-                import mrcfile
-
-                self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=2, overwrite=True)
-                return self._mrc.data
-            import tifffile
-
-            self._mrc = None
-            return tifffile.memmap(tmp, shape=self.shape, dtype=np.float32, **tiff_options(self.axes, self.voxel, self.unit, self.label, is_ome(self.path)))
+            return self._open(tmp)
         except BaseException:
             self._atomic.__exit__(*sys.exc_info())
             raise
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            if self._mrc is not None:
-                if exc_type is None:
-                    self._finish_mrc()
-                self._mrc.close()
+            self._close(exc_type is None)
         finally:
             self._atomic.__exit__(exc_type, exc, tb)
         return False
+
+    def _open(self, path: Path, reuse: bool = False) -> np.ndarray:
+        """The float32 map of the file ``path``: created, or with ``reuse`` opened again."""
+        if self.suffix in MRC_SUFFIXES:
+            import mrcfile
+
+            self._mrc = mrcfile.mmap(path, mode="r+") if reuse else mrcfile.new_mmap(path, shape=self.shape, mrc_mode=2, overwrite=True)
+            return self._mrc.data
+        import tifffile
+
+        self._mrc = None
+        if reuse:
+            self._data = tifffile.memmap(path, mode="r+")
+        else:
+            opts = tiff_options(self.axes, self.voxel, self.unit, self.label, is_ome(self.path))
+            self._data = tifffile.memmap(path, shape=self.shape, dtype=np.float32, **opts)
+        return self._data
+
+    def _close(self, complete: bool) -> None:
+        """Flush and close the map; a complete MRC gets its header first."""
+        if self._mrc is not None:
+            if complete:
+                self._finish_mrc()
+            self._mrc.close()
+        else:
+            self._data.flush()
+            del self._data
 
     def _finish_mrc(self):
         mrc, data = self._mrc, self._mrc.data

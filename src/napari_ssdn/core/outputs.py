@@ -23,16 +23,12 @@ def noise_override(model: SSDNModel, noise_params: dict | None) -> dict:
         return {}
     if cfg.mode != "ssdn":
         raise SSDNError(f"a {cfg.mode} model has no noise model; give it no noise parameters")
-    try:
-        clean = check_noise_params(cfg.noise, noise_params)
-    except SSDNError:
-        bad = [k for k in noise_params if k not in NOISE_PARAMS[cfg.noise]]
-        if not bad:
-            raise
-        # Inference cannot change the noise model: say which one the model has.
+    bad = [k for k in noise_params if k not in NOISE_PARAMS[cfg.noise]]
+    if bad:  # inference cannot change the noise model: say which one the model has
         takes = ", ".join(setting(k) for k in NOISE_PARAMS[cfg.noise])
         raise SSDNError(f"{setting(bad[0])} does not fit the model: its noise model is {cfg.noise}, which takes {takes} "
-                        f"(data units); give {'it' if len(NOISE_PARAMS[cfg.noise]) == 1 else 'those'} or no noise parameter") from None
+                        f"(data units); give {'it' if len(NOISE_PARAMS[cfg.noise]) == 1 else 'those'} or no noise parameter")
+    clean = check_noise_params(cfg.noise, noise_params)
     if "b" in clean and "a" not in clean:
         # b is the variance at zero signal: converting it to the model's offset needs a.
         a = model.noise_params_data()["a"]

@@ -10,6 +10,7 @@ settings that change the values; a partial output whose record differs is starte
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import MRC_SUFFIXES, _umask_permissions, open_output
+from ..io import _umask_permissions, open_output
 from .zarrio import is_zarr
 
 __all__ = ["partial_path", "record_path", "plan_key", "BlockRecord", "KeptOutput", "discard"]
@@ -44,6 +45,13 @@ def record_path(target) -> Path:
 
 
 def _sha256(path) -> str:
+    st = Path(path).stat()
+    return _sha256_of(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """A file's SHA-256, read once per version of it: a run plans every volume with one model."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -106,36 +114,12 @@ class KeptOutput(open_output):
 
     def __enter__(self) -> np.ndarray:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.suffix in MRC_SUFFIXES:
-            import mrcfile
-
-            if self.reuse:
-                self._mrc = mrcfile.mmap(self.partial, mode="r+")
-            else:
-                self._mrc = mrcfile.new_mmap(self.partial, shape=self.shape, mrc_mode=2, overwrite=True)
-            return self._mrc.data
-        import tifffile
-
-        from .._tiff import is_ome, tiff_options
-
-        self._mrc = None
-        if self.reuse:
-            self._data = tifffile.memmap(self.partial, mode="r+")
-        else:
+        if not self.reuse:
             self.partial.unlink(missing_ok=True)
-            opts = tiff_options(self.axes, self.voxel, self.unit, self.label, is_ome(self.path))
-            self._data = tifffile.memmap(self.partial, shape=self.shape, dtype=np.float32, **opts)
-        return self._data
+        return self._open(self.partial, self.reuse)
 
     def __exit__(self, exc_type, exc, tb):
-        if self._mrc is not None:
-            if exc_type is None:
-                self._finish_mrc()
-            self._mrc.flush()
-            self._mrc.close()
-        else:
-            self._data.flush()
-            del self._data
+        self._close(exc_type is None)
         if exc_type is None:
             _umask_permissions(self.partial)
             os.replace(self.partial, self.path)
