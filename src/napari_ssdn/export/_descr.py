@@ -24,7 +24,8 @@ def _spec():
     try:
         from bioimageio.spec.model import v0_5
     except ImportError:
-        raise SSDNError("exporting needs the bioimage.io packages; install them with: pip install 'napari-ssdn[bmz]'") from None
+        raise SSDNError("exporting needs the bioimage.io packages; install them with: pip install 'napari-ssdn[bmz]' "
+                         "(in a source checkout: pip install -e '.[bmz]')") from None
     return v0_5
 
 

@@ -38,7 +38,8 @@ def _executor(args):
         from .cluster import connect, map_tasks
     except ImportError as exc:
         raise SSDNError(f"--workers, --scheduler and --scheduler-file need Dask ({exc}); "
-                        "install it with: pip install 'napari-ssdn[distributed]'") from None
+                        "install it with: pip install 'napari-ssdn[distributed]' "
+                        "(in a source checkout: pip install -e '.[distributed]')") from None
 
     with connect(args, args.quiet) as client:
         yield lambda fn, specs, retries: map_tasks(client, fn, specs, retries)
