@@ -74,10 +74,10 @@ def gat_bm3d(y: np.ndarray, a: float, b: float) -> np.ndarray:
     return (a * inv - b / a).astype(np.float32)
 
 
-def train(noisy, noise, budget, seed, subsample=None, init="auto", blind="auto"):
+def train(noisy, noise, budget, seed, subsample=None, init="auto", blind="auto", lr=None):
     from napari_ssdn.core import Trainer, TrainConfig
 
-    cfg = TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample, init=init, blind=blind)
+    cfg = TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample, init=init, blind=blind, lr=lr)
     trainer = Trainer(noisy, ["YX"] * len(noisy), cfg)
     for _ in trainer.run():
         pass
@@ -93,6 +93,7 @@ def main(argv=None):
                    help="auto (the defaults), pg, pg1 (Poisson-Gaussian, blind region 1), gaussian, pg2 (subsample 2), bm3d, n2v")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="auto", help="starting weights of our rows: auto (the engine's default), generic, none or a model file")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate of our rows (default: the engine's)")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     from napari_ssdn.core import denoise
@@ -110,7 +111,7 @@ def main(argv=None):
                     "gaussian": ("gaussian", None, "auto"), "pg2": ("poisson-gaussian", 2, 1)}
         for row in [r for r in variants if r in rows_wanted]:
             noise, sub, blind = variants[row]
-            trainer = train(noisy, noise, args.budget, args.seed, sub, args.init, blind)
+            trainer = train(noisy, noise, args.budget, args.seed, sub, args.init, blind, args.lr)
             t0 = time.perf_counter()
             out = [denoise(trainer.model, y, "YX", ("prior-mean", "posterior-mean")) for y in noisy]
             info[row] = {"steps": trainer.step, "learned": trainer.model.noise_params_data(), "noise": trainer.model.config.noise,
@@ -139,7 +140,7 @@ def main(argv=None):
         results[name], runs[name] = res, info
         print(name, res, flush=True)
     if args.name:
-        print("recorded", record(args.name, {"budget_seconds": args.budget, "init": args.init, "psnr": results, "runs": runs}))
+        print("recorded", record(args.name, {"budget_seconds": args.budget, "init": args.init, "lr": args.lr, "psnr": results, "runs": runs}))
 
 
 if __name__ == "__main__":
