@@ -177,3 +177,31 @@ def test_poisson_gaussian_channels_of_different_gains_get_a_level_each():
     same = [rng.poisson(clean * 50.0) / 50.0 for _ in range(2)]
     assert level_spread([c[None, ..., None] for c in cams], "poisson-gaussian") > 3 * PER_IMAGE_SPREAD
     assert level_spread([c[None, ..., None] for c in same], "poisson-gaussian") < 1.2
+
+
+def test_frozen_per_image_noise_leaves_its_idle_estimator_out():
+    """Poisson-Gaussian parameters keep their estimates, so a per-image model's estimator
+    network never learns: training leaves it out with the same losses and untouched weights.
+    A Gaussian per-image model, whose levels are learned, keeps running it."""
+    import torch
+
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(2)
+    cams = [(rng.poisson(clean_cells(96, seed=s) * g + 2) / g).astype(np.float32) for s, g in ((1, 20.0), (2, 200.0))]
+    fast = dict(patch=32, device="cpu", blind=1, per_image=True)
+    trainer = Trainer(cams, ["YX"] * 2, TrainConfig(noise="poisson-gaussian", iterations=3, **fast))
+    assert trainer.model.estimator_idle() and not trainer.refine
+    before = {k: v.clone() for k, v in trainer.model.estimator.state_dict().items()}
+    y = torch.from_numpy(np.stack([c[:32, :32] for c in cams])[:, None]).float()
+    anchor = torch.stack([trainer.anchors[0][0], trainer.anchors[1][0]])
+    with torch.no_grad():
+        without = trainer.model.noise_params(y, anchor, refine=False)
+        with_it = trainer.model.noise_params(y, anchor, refine=True)
+    for name in without:
+        assert torch.equal(without[name], with_it[name])
+    for _ in trainer.run():
+        pass
+    assert all(torch.equal(v, before[k]) for k, v in trainer.model.estimator.state_dict().items())
+    gaussian = Trainer(cams, ["YX"] * 2, TrainConfig(noise="gaussian", iterations=1, **fast))
+    assert gaussian.refine and gaussian.model.estimator is not None

@@ -226,22 +226,33 @@ class SSDNModel(nn.Module):
             rows.append([math.log(max(est[n], 1e-12) / float(self.base[self.param_names.index(n)])) for n in self.learned])
         return torch.tensor(rows, dtype=torch.float64).clamp(-ANCHOR_RANGE, ANCHOR_RANGE)
 
-    def noise_params(self, y: torch.Tensor | None = None, anchor: torch.Tensor | None = None) -> dict:
+    def estimator_idle(self) -> bool:
+        """Whether the per-image estimator network exists and outputs exactly zero for any
+        input (its start: a zero last layer), so that leaving it out changes nothing."""
+        if self.estimator is None:
+            return False
+        return not any(bool(p.detach().any()) for p in self.estimator.head[-1].parameters())
+
+    def noise_params(self, y: torch.Tensor | None = None, anchor: torch.Tensor | None = None, refine: bool = True) -> dict:
         """Noise parameters in normalised units: floats or ``(N, 1, 1)`` tensors per image.
 
         Per-image models given ``y`` return each image's classical estimate times the
         global learned factor times the estimator network's bounded correction. The
         estimate is ``anchor`` (:meth:`image_anchor` of the whole images when ``y`` holds
-        crops of them), or computed from ``y`` itself when not given.
+        crops of them), or computed from ``y`` itself when not given. ``refine=False``
+        leaves the estimator's correction out (for an :meth:`estimator_idle` one: the same
+        values, without its forward and backward pass).
         """
         out = {}
         per_image = None
         if self.estimator is not None and y is not None:
             if anchor is None:
                 anchor = self.image_anchor(y.detach().movedim(1, -1).float().cpu().numpy())
-            spatial = tuple(range(2, y.dim()))
-            raw = self.estimator(y.float()).float().mean(dim=spatial).to(torch.float64)  # (N, L)
-            per_image = PER_IMAGE_BOUND * torch.tanh(raw / PER_IMAGE_BOUND) + anchor.to(raw.device)
+            per_image = anchor.to(device=y.device, dtype=torch.float64)
+            if refine:
+                spatial = tuple(range(2, y.dim()))
+                raw = self.estimator(y.float()).float().mean(dim=spatial).to(torch.float64)  # (N, L)
+                per_image = PER_IMAGE_BOUND * torch.tanh(raw / PER_IMAGE_BOUND) + per_image
         for i, name in enumerate(self.param_names):
             base = self.base[i]
             if name in self.learned:
