@@ -10,6 +10,8 @@ whole budget of wall-clock seconds per trained method):
 - ``confocal_fish``: Confocal_FISH_3, one 512 x 512 gray image;
 - ``widefield_bpae``: WideField_BPAE_raw_rgb_new1, its 3 fluorescence channels as 3 gray
   images (one camera, one noise model);
+- ``widefield_bpae_rgb``: the same file as one RGB image, as a user opens it (axes YXC);
+  scored per channel, like the gray set (``--sets`` only: not in the default list);
 - ``bpae_r``: FMD_dataset/BPAE_R_Channel (R = G = B, read as gray);
 - ``confocal_bpae_3d``: 3D_volume_raw_stack1, its 3 planes as 3 gray images.
 
@@ -52,6 +54,7 @@ def load_sets(root: Path) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]
     sets["confocal_fish"] = ([_png(raw / "Confocal_FISH_3.png")], [_png(gt / "gt_Confocal_FISH_3.png")])
     wn, wg = _png(raw / "WideField_BPAE_raw_rgb_new1.png"), _png(gt / "WideField_BPAE_gt_rgb_new1.png")
     sets["widefield_bpae"] = ([wn[..., c] for c in range(3)], [wg[..., c] for c in range(3)])
+    sets["widefield_bpae_rgb"] = ([wn], [wg])
     fmd = root / "FMD_dataset"
     sets["bpae_r"] = ([_png(fmd / "BPAE_R_Channel_noisy_image.png")[..., 0]], [_png(fmd / "BPAE_R_Channel_gt_image.png")[..., 0]])
     vn = tifffile.imread(root / "3D_images" / "Raw_Images" / "3D_volume_raw_stack1_32bit.tif")
@@ -74,11 +77,18 @@ def gat_bm3d(y: np.ndarray, a: float, b: float) -> np.ndarray:
     return (a * inv - b / a).astype(np.float32)
 
 
+def channel_psnr(x: np.ndarray, ref: np.ndarray) -> float:
+    """PSNR of a gray image, or the mean over the channels of a YXC one."""
+    if x.ndim == 2:
+        return psnr8(x, ref)
+    return float(np.mean([psnr8(x[..., c], ref[..., c]) for c in range(x.shape[-1])]))
+
+
 def train(noisy, noise, budget, seed, subsample=None, init="auto", blind="auto", lr=None):
     from napari_ssdn.core import Trainer, TrainConfig
 
     cfg = TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample, init=init, blind=blind, lr=lr)
-    trainer = Trainer(noisy, ["YX"] * len(noisy), cfg)
+    trainer = Trainer(noisy, ["YX" if y.ndim == 2 else "YXC" for y in noisy], cfg)
     for _ in trainer.run():
         pass
     return trainer
@@ -104,7 +114,8 @@ def main(argv=None):
     results, runs = {}, {}
     for name in args.sets.split(","):
         noisy, ref = sets[name]
-        score = lambda xs: round(float(np.mean([psnr8(x, r) for x, r in zip(xs, ref)])), 3)  # noqa: E731
+        score = lambda xs: round(float(np.mean([channel_psnr(x, r) for x, r in zip(xs, ref)])), 3)  # noqa: E731
+        axes = "YX" if noisy[0].ndim == 2 else "YXC"
         res = {"noisy input": score(noisy)}
         info = {"images": len(noisy), "shape": list(noisy[0].shape)}
         variants = {"auto": ("auto", None, "auto"), "pg": ("poisson-gaussian", None, "auto"), "pg1": ("poisson-gaussian", None, 1),
@@ -113,7 +124,7 @@ def main(argv=None):
             noise, sub, blind = variants[row]
             trainer = train(noisy, noise, args.budget, args.seed, sub, args.init, blind, args.lr)
             t0 = time.perf_counter()
-            out = [denoise(trainer.model, y, "YX", ("prior-mean", "posterior-mean")) for y in noisy]
+            out = [denoise(trainer.model, y, axes, ("prior-mean", "posterior-mean")) for y in noisy]
             info[row] = {"steps": trainer.step, "learned": trainer.model.noise_params_data(), "noise": trainer.model.config.noise,
                          "blind_region": list(trainer.model.config.region), "auto": trainer.choices.to_dict(),
                          "infer_seconds": round(time.perf_counter() - t0, 1)}
@@ -126,12 +137,12 @@ def main(argv=None):
             if row != "auto":
                 res[f"posterior mean, {noise} learned{tag}"] = score([o["posterior-mean"] for o in out])
             print(name, row, info[row], res, file=sys.stderr, flush=True)
-        if "bm3d" in rows_wanted:
+        if "bm3d" in rows_wanted and axes == "YX":
             t0 = time.perf_counter()
             est = estimate_noise([y[None, ..., None] for y in noisy], "poisson-gaussian")
             res["BM3D (generalised Anscombe, a and b estimated)"] = score([gat_bm3d(y, est["a"], est["b"]) for y in noisy])
             info["bm3d"] = {"a": est["a"], "b": est["b"], "seconds": round(time.perf_counter() - t0, 1)}
-        if "n2v" in rows_wanted:
+        if "n2v" in rows_wanted and axes == "YX":
             import n2v
 
             if n2v.available():

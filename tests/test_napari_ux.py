@@ -320,3 +320,25 @@ def test_closing_the_denoise_dock_cancels_its_run(viewer, qtbot, tiny_model, how
     qtbot.waitUntil(lambda: d.worker is None, timeout=TIMEOUT)
     assert max(tiles) < 200, "the run went on to the end"
     assert "stack_ssdn" not in viewer.layers and [lay.name for lay in viewer.layers] == ["stack"]
+
+
+def test_rgb_layer_of_different_channel_noise_trains_channel_by_channel(viewer, qtbot):
+    """An RGB layer whose channels carry different noise levels (fluorescence channels of one
+    camera) trains channel by channel, the choices line says why, and the Denoise widget
+    returns an RGB layer."""
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(3)
+    clean = np.stack([clean_cells(64, seed=s) for s in (1, 2, 3)], axis=-1)
+    noisy = np.stack([rng.poisson(clean[..., c] * g + 1) / g for c, g in enumerate((160.0, 40.0, 10.0))], axis=-1)
+    viewer.add_image((noisy / noisy.max()).astype(np.float32), name="cells", rgb=True)
+    t = TrainWidget(viewer)
+    tiny(t, "3")
+    train(qtbot, t)
+    assert t.last_result.model.config.channels_apart
+    assert "Channels: trained apart as gray images \u2014 noise levels differ between channels" in t.choices_label.text()
+    d = DenoiseWidget(viewer)
+    assert d.model_combo.currentText() == "cells (trained)" and d.run_button.isEnabled(), d.status.text()
+    assert d.run() is not None
+    wait(qtbot, d)
+    assert viewer.layers["cells_ssdn"].data.shape == noisy.shape and viewer.layers["cells_ssdn"].rgb

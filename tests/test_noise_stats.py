@@ -205,3 +205,54 @@ def test_frozen_per_image_noise_leaves_its_idle_estimator_out():
     assert all(torch.equal(v, before[k]) for k, v in trainer.model.estimator.state_dict().items())
     gaussian = Trainer(cams, ["YX"] * 2, TrainConfig(noise="gaussian", iterations=1, **fast))
     assert gaussian.refine and gaussian.model.estimator is not None
+
+
+def _three_cameras(seed=3, size=96):
+    """An RGB-like image whose channels have the noise of three gains (1:4:16 in variance)."""
+    from napari_ssdn.samples import clean_cells
+
+    rng = np.random.default_rng(seed)
+    clean = np.stack([clean_cells(size, seed=s) for s in (1, 2, 3)], axis=-1)
+    noisy = np.stack([rng.poisson(clean[..., c] * g + 1) / g for c, g in enumerate((160.0, 40.0, 10.0))], axis=-1)
+    return clean.astype(np.float32), noisy.astype(np.float32)
+
+
+def test_channels_of_different_noise_levels_train_apart():
+    """Channels of different noise levels (fluorescence channels of one camera in an RGB
+    file) train as gray images with a level each; the model denoises a multi-channel image
+    channel by channel. Channels of one level keep one multi-channel network."""
+    from napari_ssdn.core import denoise
+
+    clean, noisy = _three_cameras()
+    trainer = Trainer(noisy, "YXC", TrainConfig(iterations=20, patch=32, device="cpu"))
+    assert trainer.choices.channels_apart and "differ between channels" in trainer.choices.channels_why
+    assert trainer.model.config.channels == 1 and trainer.model.config.per_image
+    for _ in trainer.run():
+        pass
+    out = denoise(trainer.model, noisy, "YXC", ("prior-mean", "posterior-mean"), device="cpu")
+    assert out["posterior-mean"].shape == noisy.shape
+    alone = denoise(trainer.model, np.ascontiguousarray(noisy[..., 2]), "YX", "posterior-mean", device="cpu")
+    np.testing.assert_allclose(out["posterior-mean"][..., 2], alone, rtol=1e-5, atol=1e-6)
+    gray = (clean + 0.05 * np.random.default_rng(4).standard_normal(clean.shape)).astype(np.float32)
+    same = Trainer(gray, "YXC", TrainConfig(iterations=1, patch=32, device="cpu"))
+    assert not same.choices.channels_apart and "share one noise level" in same.choices.channels_why
+    assert same.model.config.channels == 3
+
+
+def test_cli_trains_an_rgb_file_channel_by_channel(tmp_path):
+    """`ssdn train` says why it trains the channels apart; `ssdn denoise` writes the RGB image."""
+    import subprocess
+    import sys
+
+    import tifffile
+    from PIL import Image
+
+    _, noisy = _three_cameras(size=64)
+    Image.fromarray(np.clip(noisy / noisy.max() * 255, 0, 255).astype(np.uint8)).save(tmp_path / "cells.png")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "napari_ssdn.cli", *a], capture_output=True, text=True, timeout=300)  # noqa: E731
+    r = run("train", str(tmp_path / "cells.png"), "-o", str(tmp_path / "m.ssdn"), "--iterations", "2", "--patch", "32", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "channels trained apart, as gray images: noise levels differ between channels" in r.stdout + r.stderr
+    r = run("denoise", str(tmp_path / "cells.png"), "-m", str(tmp_path / "m.ssdn"), "-o", str(tmp_path / "den.tif"), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert tifffile.imread(tmp_path / "den.tif").shape == (64, 64, 3)

@@ -55,6 +55,8 @@ def choice_lines(auto: dict | None) -> list[str]:
         out.append(f"noise model {auto['noise']}: {auto['noise_why']}")
     if auto.get("blind_why") != "given":
         out.append(f"blind region {region} pixel(s): {auto['blind_why']}")
+    if auto.get("channels_apart"):
+        out.append(f"channels trained apart, as gray images: {auto['channels_why']}")
     if auto.get("per_image_why", "given") != "given":
         out.append(f"noise level {'per image' if auto['per_image'] else 'shared by all images'}: {auto['per_image_why']}")
     return out

@@ -167,6 +167,8 @@ def fmt_choices(choices: dict) -> str:
             out.append(f"{what}: {value} (as set).")
         else:
             out.append(f"{what}: {value} \u2014 {why}." if why else f"{what}: {value}.")
+    if choices.get("channels_apart"):
+        out.append(f"Channels: trained apart as gray images \u2014 {choices['channels_why']}.")
     return " ".join(out)
 
 

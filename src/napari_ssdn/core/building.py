@@ -31,7 +31,8 @@ def model_config(c: TrainConfig, channels: int, device: torch.device, subsample:
                        per_image=choices.per_image if choices is not None else bool(c.per_image), ndim=c.ndim,
                        flat=min(c.flat_levels, depth - 1), subsample=subsample,
                        blind_region=c.blind_region_given() if c.mode != "supervised" else (),
-                       noise_lag=choices.noise_lag if choices is not None else 0)
+                       noise_lag=choices.noise_lag if choices is not None else 0,
+                       channels_apart=choices is not None and choices.channels_apart)
 
 
 def new_model(c: TrainConfig, base: ModelConfig, gaps: list[np.ndarray], norm: Normalization, tuning: Tuning) -> SSDNModel:

@@ -25,6 +25,16 @@ __all__ = ["OUTPUTS", "DenoiseProgress", "denoise", "denoise_iter", "default_til
 TTA_AUTO_PIXELS = {"cpu": 2**20, "mps": 2**22, "cuda": 2**24}
 
 
+def channels_to_samples(samples: np.ndarray) -> np.ndarray:
+    """``(S, *spatial, C)`` as ``(S * C, *spatial, 1)``: each channel a gray sample."""
+    return np.moveaxis(samples, -1, 1).reshape((-1,) + samples.shape[1:-1] + (1,))
+
+
+def samples_to_channels(samples: np.ndarray, chans: int) -> np.ndarray:
+    """The inverse of :func:`channels_to_samples` for ``chans`` channels."""
+    return np.moveaxis(samples[..., 0].reshape((-1, chans) + samples.shape[1:-1]), 1, -1)
+
+
 def denoise_iter(
     model: SSDNModel,
     image: np.ndarray,
@@ -46,7 +56,9 @@ def denoise_iter(
         A trained model (see :func:`~napari_ssdn.core.load_model`).
     image : ndarray
         Noisy data in the units the model was trained on. May be a memory map: only the
-        tile being processed is read.
+        tile being processed is read. A model trained on the channels of
+        multi-channel data apart (``model.config.channels_apart``) denoises each channel
+        of such data as an image.
     axes : str, optional
         Axes of ``image`` (e.g. ``"YX"``, ``"ZYX"``, ``"YXC"``); guessed when omitted.
         A volume model (trained with ``ndim=3``) needs a Z axis.
@@ -111,9 +123,14 @@ def denoise_iter(
         raise SSDNError(f"image has dtype {image.dtype}; pass real-valued image data")
     if out is not None and tuple(out.shape) != tuple(image.shape):
         raise SSDNError(f"out has shape {tuple(out.shape)} but the image has {tuple(image.shape)}; pass an array of the image's shape")
-    axes = axes or guess_axes(image.shape, rgb=cfg.channels in (3, 4) and image.shape[-1] == cfg.channels, ndim=nd)
+    colour = image.shape[-1] == cfg.channels or cfg.channels_apart
+    axes = axes or guess_axes(image.shape, rgb=colour and image.shape[-1] in (3, 4), ndim=nd)
     samples = to_samples(image, axes, nd)
-    if samples.shape[-1] != cfg.channels:
+    chans = samples.shape[-1]
+    apart = cfg.channels_apart and chans > 1
+    if apart:
+        samples = channels_to_samples(samples)
+    elif chans != cfg.channels:
         raise SSDNError(
             f"the image has {samples.shape[-1]} channel(s) (axes {axes!r}) but the model was trained on "
             f"{cfg.channels}; pick a model trained on this kind of data or fix the axes"
@@ -133,7 +150,7 @@ def denoise_iter(
     model = model.to(dev).eval()
     if compile_network:
         model = compiled(model)
-    results = {k: (np.empty(samples.shape, np.float32) if out is None or f > 1 else to_samples(out, axes, nd)) for k in kinds}
+    results = {k: (np.empty(samples.shape, np.float32) if out is None or f > 1 or apart else to_samples(out, axes, nd)) for k in kinds}
 
     # Row by row (slice by slice for volumes), stopping at the first finite value: real data
     # cost one row, and a volume larger than memory is never held whole.
@@ -148,6 +165,8 @@ def denoise_iter(
     final = {}
     for kind, result in results.items():
         result = merge_phases(result, f, height, width)
+        if apart:
+            result = samples_to_channels(result, chans)
         if out is None:
             final[kind] = from_samples(result, image.shape, axes, nd)
         else:

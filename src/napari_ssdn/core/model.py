@@ -64,6 +64,9 @@ class ModelConfig:
         The network never sees the offsets with ``|d| < k`` on every axis, so noise
         correlated over shorter distances stays independent of what it sees. Empty: 1
         on every axis (the centre pixel alone).
+    channels_apart : bool
+        A gray model trained on the channels of multi-channel data as separate images
+        (their noise levels differ): it denoises each channel of such data as an image.
     """
 
     channels: int = 1
@@ -82,6 +85,7 @@ class ModelConfig:
     subsample: int = 1
     blind_region: tuple = ()
     noise_lag: int = 0
+    channels_apart: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "blind_region", check_blind_region(self.blind_region, self.ndim))

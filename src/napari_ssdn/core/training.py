@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .auto import choose_settings
+from .auto import channels_as_images, choose_layout
 from .bayes import marginal_variance, nll_loss, posterior, split_prior
 from .data import CropSampler, HoldoutPattern, Normalization, split_phases, training_crop
 from .device import device_name, network_precision, resolve_device
@@ -71,12 +71,15 @@ class Trainer:
         self._stop = threading.Event()
         self.resumed = resume is not None
         if resume is not None:
+            if resume.config.channels_apart and raw[0].shape[-1] > 1:
+                raw = channels_as_images(raw)
             check_resumable(resume, config, raw[0].shape[-1])
         self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
         self.warnings: list = []  # SSDNWarning of this run, for front ends that show them their own way
         #: What ``auto`` settings became, and why (None when resuming: the model's are kept).
-        self.choices = choose_settings(config, raw, self.subsample) if resume is None else None
+        self.choices = None
         if resume is None:
+            raw, self.choices = choose_layout(config, raw, self.subsample)
             config = replace(config, noise=self.choices.noise, blind=self.choices.blind_region)
         else:
             config = replace(config, noise=resume.config.noise, blind=resume.config.region)
