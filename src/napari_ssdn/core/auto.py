@@ -134,7 +134,7 @@ def choose_layout(config, raw: list[np.ndarray], subsample: int = 1) -> tuple[li
     noise levels differ by :data:`~.estimate.PER_IMAGE_SPREAD` or more (fluorescence
     channels of one camera composed into an RGB file), the channels train as separate gray
     images with a level each: with one level, the FMD widefield RGB file's posterior mean
-    fell 0.7 dB below the prior mean. Not where the user set the noise or ``per_image=False``.
+    fell 0.63 dB below the prior mean. Not where the user set the noise or ``per_image=False``.
 
     Parameters
     ----------

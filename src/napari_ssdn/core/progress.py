@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["TrainProgress", "lr_factor"]
+__all__ = ["TrainProgress", "lr_factor", "run_record"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,37 @@ def lr_factor(f: float, warmup: float, rampdown: float) -> float:
     if rampdown > 0 and f > 1 - rampdown:
         return 0.5 + 0.5 * math.cos(math.pi * (f - (1 - rampdown)) / rampdown)
     return 1.0
+
+
+def run_record(trainer, checkpoint: bool = False) -> dict:
+    """Plain values saved with a :class:`~.training.Trainer`'s model: steps, time, losses,
+    the kept step, the plan and the ``auto`` choices.
+
+    Parameters
+    ----------
+    trainer : Trainer
+    checkpoint : bool
+        A mid-run save, which holds the current weights (not the best).
+    """
+    t = trainer
+    last = t.history[-1] if t.history else None
+    return {
+        "steps": t.steps_before + t.step,
+        "elapsed": t.elapsed_before + t.elapsed,
+        "last_loss": None if last is None else last.loss,
+        "last_val_loss": next((r.val_loss for r in reversed(t.history) if r.val_loss is not None), None),
+        # The weights saved: the lowest validation loss's with keep_best.
+        "kept_step": t.steps_before + (t.step if checkpoint else t.kept_step),
+        "checkpoint": checkpoint,
+        "val_loss": t.final_val_loss,
+        "holdout": t.config.holdout,
+        "seed": t.config.seed,
+        "plan": t.plan.to_dict(),
+        "auto": t.choices.to_dict() if t.choices is not None else None,
+        # Flat copies of the plan, as earlier model files had them.
+        "device": t.plan.device,
+        "patch": list(t.plan.patch),
+        "batch": t.plan.batch,
+        "lr": t.plan.lr,
+        "init": t.plan.init,
+    }

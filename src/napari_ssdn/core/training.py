@@ -21,7 +21,7 @@ from .building import model_config, new_model, new_optimizer
 from .model import WIDTHS, SSDNModel
 from .noisestats import implausible_noise
 from .settings import TrainConfig, TrainPlan, Tuning
-from .progress import TrainProgress, lr_factor
+from .progress import TrainProgress, lr_factor, run_record
 from .validation import ValidationSet, square_plane
 from .warmstart import warm_start
 
@@ -394,30 +394,9 @@ class Trainer:
 
     # -- results ------------------------------------------------------------------------
     def train_state(self, checkpoint: bool = False) -> dict:
-        """Plain values saved with the model: steps, time, losses, the kept step and the plan.
-
-        ``checkpoint``: a mid-run save, which holds the current weights (not the best)."""
-        last = self.history[-1] if self.history else None
-        return {
-            "steps": self.steps_before + self.step,
-            "elapsed": self.elapsed_before + self.elapsed,
-            "last_loss": None if last is None else last.loss,
-            "last_val_loss": next((r.val_loss for r in reversed(self.history) if r.val_loss is not None), None),
-            # The weights saved: the lowest validation loss's with keep_best.
-            "kept_step": self.steps_before + (self.step if checkpoint else self.kept_step),
-            "checkpoint": checkpoint,
-            "val_loss": self.final_val_loss,
-            "holdout": self.config.holdout,
-            "seed": self.config.seed,
-            "plan": self.plan.to_dict(),
-            "auto": self.choices.to_dict() if self.choices is not None else None,
-            # Flat copies of the plan, as earlier model files had them.
-            "device": self.plan.device,
-            "patch": list(self.plan.patch),
-            "batch": self.plan.batch,
-            "lr": self.plan.lr,
-            "init": self.plan.init,
-        }
+        """Plain values saved with the model (:func:`~.progress.run_record`); ``checkpoint``:
+        a mid-run save, which holds the current weights (not the best)."""
+        return run_record(self, checkpoint)
 
     def save(self, path, checkpoint: bool = False) -> None:
         """Write the model, optimizer and training state to ``path`` (atomic)."""
