@@ -233,6 +233,10 @@ def test_channels_of_different_noise_levels_train_apart():
     assert out["posterior-mean"].shape == noisy.shape
     alone = denoise(trainer.model, np.ascontiguousarray(noisy[..., 2]), "YX", "posterior-mean", device="cpu")
     np.testing.assert_allclose(out["posterior-mean"][..., 2], alone, rtol=1e-5, atol=1e-6)
+    resumed = Trainer(noisy, "YXC", TrainConfig(iterations=2, patch=32, device="cpu"), resume=trainer.model)
+    for _ in resumed.run():
+        pass
+    assert resumed.step == 2 and resumed.model.config.channels == 1
     gray = (clean + 0.05 * np.random.default_rng(4).standard_normal(clean.shape)).astype(np.float32)
     same = Trainer(gray, "YXC", TrainConfig(iterations=1, patch=32, device="cpu"))
     assert not same.choices.channels_apart and "share one noise level" in same.choices.channels_why
