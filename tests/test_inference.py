@@ -42,6 +42,9 @@ def test_tiled_inference_equals_whole_image(clean_and_noisy):
     tiled = denoise(model, noisy, "YX", tile=32, mixed_precision=False, tta=False)
     assert steps[-1].total == 7 * 7 and steps[-1].done == 7 * 7
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    # A tile below 16 (mostly margin, a whole window each) is raised to 16.
+    small = list(denoise_iter(model, noisy, "YX", tile=1, mixed_precision=False, tta=False))
+    assert small[-1].tile == 16 and small[-1].total == 14 * 13
     # Mixed precision (bfloat16 network where the hardware has it) stays close.
     fast = denoise(model, noisy, "YX", tile=32, tta=False)
     assert np.abs(fast - whole).mean() < 5e-3 * float(np.abs(whole).max())

@@ -68,7 +68,7 @@ def denoise_iter(
         kinds give a dict of arrays computed from one network pass.
     tile : int, optional
         Largest side of the part of each tile that is kept (tiles are made equal, so it may
-        be smaller; for volumes at least 16, as smaller blocks are mostly margin); tiles
+        be smaller; at least 16, as smaller tiles are mostly margin); tiles
         overlap by the network's receptive field so the result equals a whole-image pass.
         Default: as large as memory allows.
     device : str

@@ -19,6 +19,9 @@ from .outputs import averaged_outputs, outputs, sample_noise_params, to_tensor
 
 __all__ = ["DenoiseProgress", "TileWriter", "TileJob", "default_tile", "run_tiles", "release_pages", "volume_plan", "volume_block"]
 
+#: Smallest kept tile side: smaller tiles are mostly margin, each costing a whole window.
+MIN_TILE = 16
+
 
 @dataclass(frozen=True)
 class DenoiseProgress:
@@ -135,7 +138,7 @@ def _tiles_2d(job: TileJob):
     mult = model.multiple
     margin = receptive_margin(model.config.arch)
     side = round_up(max(h, w), mult)
-    max_side = default_tile(model, dev) if job.tile is None else round_up(int(job.tile), mult) + 2 * margin
+    max_side = default_tile(model, dev) if job.tile is None else round_up(max(int(job.tile), MIN_TILE), mult) + 2 * margin
     t0 = time.perf_counter()
     done = 0
     while True:
@@ -179,9 +182,6 @@ def _tiles_2d(job: TileJob):
             max_side, done = new, 0
 
 
-MIN_VOLUME_TILE = 16
-
-
 def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: torch.device, half: bool = False) -> list[int]:
     """Kept block size per axis: the largest cube-like block whose branch windows fit.
 
@@ -209,7 +209,7 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     if tile is not None:
         # Each block recomputes its margins: below this side the margins dominate (tile 3
         # meant 5,760 blocks and 200x the time for a 40 x 96^2 volume).
-        return inner_for(max(int(tile), MIN_VOLUME_TILE))
+        return inner_for(max(int(tile), MIN_TILE))
     budget = _budget(dev, 0.9e9)
     step = max(mults)
     for side in range(round_up(max(canvas), step), 0, -step):
