@@ -211,7 +211,7 @@ class DenoiseWidget(DockedWidget):
             )
         elif layer is not None and "axes" not in errors:
             have = channels_of(shape, axes)
-            if have != entry.channels and not entry.model.config.channels_apart:
+            if not entry.model.config.accepts_channels(have):
                 errors["model"] = (
                     f"layer {layer.name!r} has {have} channel(s) (axes {axes!r}) but model {entry.name!r} was trained on "
                     f"{entry.channels}; pick a model trained on this kind of data or fix the axes"

@@ -87,7 +87,7 @@ class TrainRun:
 def resume_problem(entry: SessionModel, layer_name: str, shape: tuple, axes: str) -> str | None:
     """Why ``entry`` cannot resume on a layer of ``shape`` and ``axes`` (None when it can)."""
     have = channels_of(shape, axes)
-    if entry.channels == have or entry.model.config.channels_apart:
+    if entry.model.config.accepts_channels(have):
         return None
     return (f"the model {entry.name!r} has {entry.channels} channel(s) but layer {layer_name!r} has {have} "
             f"(axes {axes!r}); resume on data of the same kind or press Start to train a new model")

@@ -149,20 +149,21 @@ def choose_layout(config, raw: list[np.ndarray], subsample: int = 1) -> tuple[li
         ``raw`` itself, or its channels as images (:func:`channels_as_images`).
     """
     chans = raw[0].shape[-1]
-    if chans < 2 or config.mode != "ssdn" or config.known_noise_params or config.per_image_given() is False:
-        choices = choose_settings(config, raw, subsample)
-        return raw, replace(choices, channels_why="" if chans < 2 else "one noise level set or asked for")
-    gray = channels_as_images(raw)
-    choices = choose_settings(config, gray, subsample)
+    choices = choose_settings(config, raw, subsample)
+    if chans < 2:
+        return raw, choices
+    if config.mode != "ssdn" or config.known_noise_params or config.per_image_given() is False:
+        return raw, replace(choices, channels_why="one noise level set or asked for")
     channels = [_slices([s[..., c : c + 1] for s in raw[:1]])[0] for c in range(chans)]
     spread = level_spread(channels, choices.noise, choices.noise_lag)
-    if spread >= PER_IMAGE_SPREAD:
-        why = f"noise levels differ between channels (up to {spread:.1f}x in variance)"
-        per_image = choices.per_image or config.per_image_given() is None
-        return gray, replace(choices, channels_apart=True, channels_why=why, per_image=per_image,
-                             per_image_why=choices.per_image_why if choices.per_image else why)
-    return raw, replace(choose_settings(config, raw, subsample),
-                        channels_why=f"the channels share one noise level (within {spread:.2f}x in variance)")
+    if spread < PER_IMAGE_SPREAD:
+        return raw, replace(choices, channels_why=f"the channels share one noise level (within {spread:.2f}x in variance)")
+    gray = channels_as_images(raw)
+    choices = choose_settings(config, gray, subsample)  # the statistics of what the network will see
+    why = f"noise levels differ between channels (up to {spread:.1f}x in variance)"
+    per_image = choices.per_image or config.per_image_given() is None
+    return gray, replace(choices, channels_apart=True, channels_why=why, per_image=per_image,
+                         per_image_why=choices.per_image_why if choices.per_image else why)
 
 
 def _per_image(config, samples: list[np.ndarray], noise: str, lag: int) -> tuple[bool, str]:

@@ -123,18 +123,18 @@ def denoise_iter(
         raise SSDNError(f"image has dtype {image.dtype}; pass real-valued image data")
     if out is not None and tuple(out.shape) != tuple(image.shape):
         raise SSDNError(f"out has shape {tuple(out.shape)} but the image has {tuple(image.shape)}; pass an array of the image's shape")
-    colour = image.shape[-1] == cfg.channels or cfg.channels_apart
-    axes = axes or guess_axes(image.shape, rgb=colour and image.shape[-1] in (3, 4), ndim=nd)
+    colour = image.shape[-1] in (3, 4) and cfg.accepts_channels(image.shape[-1])
+    axes = axes or guess_axes(image.shape, rgb=colour, ndim=nd)
     samples = to_samples(image, axes, nd)
     chans = samples.shape[-1]
-    apart = cfg.channels_apart and chans > 1
-    if apart:
-        samples = channels_to_samples(samples)
-    elif chans != cfg.channels:
+    if not cfg.accepts_channels(chans):
         raise SSDNError(
-            f"the image has {samples.shape[-1]} channel(s) (axes {axes!r}) but the model was trained on "
+            f"the image has {chans} channel(s) (axes {axes!r}) but the model was trained on "
             f"{cfg.channels}; pick a model trained on this kind of data or fix the axes"
         )
+    apart = cfg.splits_channels(chans)
+    if apart:
+        samples = channels_to_samples(samples)
     given = noise_override(model, noise_params)
     dev = resolve_device(device)
     # A subsampling model sees the interleaved sub-images; results are merged back at the end.

@@ -124,6 +124,15 @@ class ModelConfig:
         d["blind_region"] = tuple(d.get("blind_region", ()))
         return cls(**d)
 
+    def splits_channels(self, channels: int) -> bool:
+        """Whether data of ``channels`` channels go through this model channel by channel
+        (a model trained on the channels of multi-channel data apart)."""
+        return self.channels_apart and channels > 1
+
+    def accepts_channels(self, channels: int) -> bool:
+        """Whether this model denoises (or resumes training on) data of ``channels`` channels."""
+        return channels == self.channels or self.splits_channels(channels)
+
     @property
     def level_lag(self) -> int:
         """Distance of the pixels whose differences give the classical noise estimates."""

@@ -71,7 +71,7 @@ class Trainer:
         self._stop = threading.Event()
         self.resumed = resume is not None
         if resume is not None:
-            if resume.config.channels_apart and raw[0].shape[-1] > 1:
+            if resume.config.splits_channels(raw[0].shape[-1]):
                 raw = channels_as_images(raw)
             check_resumable(resume, config, raw[0].shape[-1])
         self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
