@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 
-def load_clean(folder: str, limit: int | None = None, size: int | None = None, gray: bool = True, crop: int = 0) -> list[tuple[str, np.ndarray]]:
+def load_clean(
+    folder: str, limit: int | None = None, size: int | None = None, gray: bool = True, crop: int = 0
+) -> list[tuple[str, np.ndarray]]:
     """Clean images as float64 in [0, 1] (the paper's protocol, docs/design.md); optional square size filter;
     ``crop`` pixels cut from the bottom and right (Kodak's black last row and column)."""
     from PIL import Image
@@ -106,7 +108,9 @@ def machine() -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     try:
-        info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        info["commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         pass
     return info
@@ -129,6 +133,8 @@ def tiled_mrc(path: Path, shape: tuple[int, int, int], block: np.ndarray, voxel:
     with mrcfile.new_mmap(path, shape=shape, mrc_mode=2) as m:
         for z in range(shape[0]):
             plane = block[z % block.shape[0]]
-            m.data[z] = np.tile(plane, (shape[1] // plane.shape[0] + 1, shape[2] // plane.shape[1] + 1))[: shape[1], : shape[2]]
+            m.data[z] = np.tile(plane, (shape[1] // plane.shape[0] + 1, shape[2] // plane.shape[1] + 1))[
+                : shape[1], : shape[2]
+            ]
         m.voxel_size = (voxel, voxel, voxel)
     return path

@@ -48,38 +48,50 @@ def noise_psd(shape, kernel: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def run_ours(noisy, budget: float, seed: int, **config):
-    from napari_ssdn.core import Trainer, TrainConfig, denoise
+    from napari_ssdn.core import TrainConfig, Trainer, denoise
 
     trainer = Trainer(noisy, ["YX"] * len(noisy), TrainConfig(time_limit=budget, seed=seed, **config))
     for _ in trainer.run():
         pass
     t0 = time.perf_counter()
     out = [denoise(trainer.model, y, "YX", ("prior-mean", "posterior-mean")) for y in noisy]
-    info = {"steps": trainer.step, "kept_step": trainer.kept_step, "noise": trainer.model.config.noise,
-            "blind_region": list(trainer.model.config.region), "learned": trainer.model.noise_params_data(),
-            "auto": trainer.choices.to_dict() if trainer.choices else None, "infer_seconds": round(time.perf_counter() - t0, 1)}
+    info = {
+        "steps": trainer.step,
+        "kept_step": trainer.kept_step,
+        "noise": trainer.model.config.noise,
+        "blind_region": list(trainer.model.config.region),
+        "learned": trainer.model.noise_params_data(),
+        "auto": trainer.choices.to_dict() if trainer.choices else None,
+        "infer_seconds": round(time.perf_counter() - t0, 1),
+    }
     return out, info
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="folder of clean gray images, e.g. DATA/bsd68_gray (benchmarks/README.md)")
+    p.add_argument(
+        "--data", required=True, help="folder of clean gray images, e.g. DATA/bsd68_gray (benchmarks/README.md)"
+    )
     p.add_argument("--kernel", choices=list(KERNELS), default="box3")
     p.add_argument("--sigma", type=float, default=25.0, help="per-pixel noise std on the 0-255 scale")
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--budget", type=float, default=300, help="training seconds per trained row")
-    p.add_argument("--rows", default="defaults,pixel,bm3d", help="defaults (auto), pixel (Gaussian, blind region 1), bm3d")
+    p.add_argument(
+        "--rows", default="defaults,pixel,bm3d", help="defaults (auto), pixel (Gaussian, blind region 1), bm3d"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     kernel, sigma = KERNELS[args.kernel], args.sigma / 255.0
     clean = [c for _, c in load_clean(args.data, args.limit)]
     noisy = [(c + correlated_noise(c.shape, kernel, sigma, 1000 + i)).astype(np.float32) for i, c in enumerate(clean)]
-    score = lambda xs: round(float(np.mean([psnr8(x, c) for x, c in zip(xs, clean)])), 3)  # noqa: E731
+    score = lambda xs: round(float(np.mean([psnr8(x, c) for x, c in zip(xs, clean, strict=True)])), 3)  # noqa: E731
     res, runs = {"noisy input": score(noisy)}, {}
     rows = args.rows.split(",")
-    variants = {"defaults": ("defaults (auto noise model and blind region)", {}),
-                "pixel": ("Gaussian, blind region 1 pixel (the engine before auto)", {"noise": "gaussian", "blind": 1})}
+    variants = {
+        "defaults": ("defaults (auto noise model and blind region)", {}),
+        "pixel": ("Gaussian, blind region 1 pixel (the engine before auto)", {"noise": "gaussian", "blind": 1}),
+    }
     for row in [r for r in rows if r in variants]:
         label, config = variants[row]
         out, runs[row] = run_ours(noisy, args.budget, args.seed, **config)
@@ -92,12 +104,26 @@ def main(argv=None):
         if not hasattr(np, "trapz"):  # bm3d 4.x calls np.trapz, which NumPy 2.4 removed
             np.trapz = np.trapezoid
         t0 = time.perf_counter()
-        res["BM3D, true noise power spectrum"] = score([bm3d.bm3d(y, sigma_psd=noise_psd(y.shape, kernel, sigma)) for y in noisy])
+        res["BM3D, true noise power spectrum"] = score(
+            [bm3d.bm3d(y, sigma_psd=noise_psd(y.shape, kernel, sigma)) for y in noisy]
+        )
         runs["bm3d"] = {"seconds": round(time.perf_counter() - t0, 1)}
     print(res, flush=True)
     if args.name:
-        print("recorded", record(args.name, {"kernel": args.kernel, "sigma": args.sigma, "limit": args.limit,
-                                             "budget_seconds": args.budget, "psnr": res, "runs": runs}))
+        print(
+            "recorded",
+            record(
+                args.name,
+                {
+                    "kernel": args.kernel,
+                    "sigma": args.sigma,
+                    "limit": args.limit,
+                    "budget_seconds": args.budget,
+                    "psnr": res,
+                    "runs": runs,
+                },
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,17 @@ from common import record  # noqa: E402
 def _config(args, batch: int):
     from napari_ssdn.core import TrainConfig
 
-    return TrainConfig(iterations=args.steps, patch=args.patch, batch=batch, width="tiny", noise="gaussian", blind=1,
-                       val_every=10**6, device="cpu", seed=0)
+    return TrainConfig(
+        iterations=args.steps,
+        patch=args.patch,
+        batch=batch,
+        width="tiny",
+        noise="gaussian",
+        blind=1,
+        val_every=10**6,
+        device="cpu",
+        seed=0,
+    )
 
 
 def _data(size: int) -> np.ndarray:
@@ -57,13 +66,27 @@ def _worker(rank: int, world: int, threads: int, port: int, args, queue) -> None
     else:
         from napari_ssdn.core.distributed import DistributedTrainer, close, init_ranks
 
-        os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "LOCAL_RANK": str(rank),
-                           "WORLD_SIZE": str(world), "GLOO_SOCKET_IFNAME": "lo"})
+        os.environ.update(
+            {
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": str(world),
+                "GLOO_SOCKET_IFNAME": "lo",
+            }
+        )
         ranks = init_ranks("cpu", timeout=120)
         trainer = DistributedTrainer(_data(args.size), "YX", _config(args, args.batch // world), ranks=ranks)
     records = list(trainer.run())
-    result = {"ranks": world, "threads_per_rank": threads, "batch_per_rank": args.batch // world,
-              "steps": records[-1].step, "steps_per_s": round(_rate(records, args.skip), 3), "final_loss": records[-2].loss}
+    result = {
+        "ranks": world,
+        "threads_per_rank": threads,
+        "batch_per_rank": args.batch // world,
+        "steps": records[-1].step,
+        "steps_per_s": round(_rate(records, args.skip), 3),
+        "final_loss": records[-2].loss,
+    }
     if world > 1:
         result.update(_collectives(trainer))
         close()
@@ -78,8 +101,10 @@ def _collectives(trainer, reps: int = 50) -> dict:
 
     flat = torch.zeros(sum(p.numel() for p in trainer.model.parameters()))
     out = {"parameters": flat.numel()}
-    for name, op in (("allreduce_gradients_ms", lambda: dist.all_reduce(flat)),
-                     ("broadcast_scalar_ms", lambda: dist.broadcast(torch.zeros(2, dtype=torch.float64), src=0))):
+    for name, op in (
+        ("allreduce_gradients_ms", lambda: dist.all_reduce(flat)),
+        ("broadcast_scalar_ms", lambda: dist.broadcast(torch.zeros(2, dtype=torch.float64), src=0)),
+    ):
         dist.barrier()
         t = time.perf_counter()
         for _ in range(reps):
@@ -113,8 +138,13 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--size", type=int, default=256, help="side of the synthetic image")
     parser.add_argument("--rounds", type=int, default=2, help="times each setting runs, interleaved")
-    parser.add_argument("--threads", type=int, choices=[1, 2], default=1,
-                        help="2: also one process with 2 threads (meaningless on a machine busy with other work)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="2: also one process with 2 threads (meaningless on a machine busy with other work)",
+    )
     parser.add_argument("--name", default="ddp_cpu")
     args = parser.parse_args()
     # Interleaved rounds: the machine's other load drifts, and each setting sees some of it.

@@ -71,7 +71,9 @@ def run_width(width: str, size: int, repeats: int, folder: Path) -> dict:
     outs = {}
 
     def ours(mixed):
-        outs[f"ssdn_{'default' if mixed is None else 'float32'}"] = denoise(model, img, "YX", tta=False, mixed_precision=mixed, device="cpu")
+        outs[f"ssdn_{'default' if mixed is None else 'float32'}"] = denoise(
+            model, img, "YX", tta=False, mixed_precision=mixed, device="cpu"
+        )
 
     def torchscript():
         with torch.no_grad():
@@ -80,8 +82,15 @@ def run_width(width: str, size: int, repeats: int, folder: Path) -> dict:
     def onnx():
         outs["onnx"] = session.run(None, {"input": x.numpy()})[0][0, 0]
 
-    speed = _interleaved_medians({"ssdn_denoise_default": lambda: ours(None), "ssdn_denoise_float32": lambda: ours(False),
-                                  "torchscript": torchscript, "onnx": onnx}, repeats)
+    speed = _interleaved_medians(
+        {
+            "ssdn_denoise_default": lambda: ours(None),
+            "ssdn_denoise_float32": lambda: ours(False),
+            "torchscript": torchscript,
+            "onnx": onnx,
+        },
+        repeats,
+    )
     ref = outs["ssdn_float32"]
     return {
         "width": width,
@@ -106,6 +115,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     import bioimageio.spec.model.v0_5  # noqa: F401 - once per process, not part of a width's export time
+
     import_s = time.perf_counter() - t0
     rows = []
     load_before = os.getloadavg()
@@ -114,9 +124,16 @@ def main() -> None:
             row = run_width(width, args.size, args.repeats, Path(tmp))
             print({k: v for k, v in row.items() if k != "member_bytes"}, flush=True)
             rows.append(row)
-    out = record(f"export_{args.widths.replace(',', '_')}_{args.size}", {"threads": args.threads, "rows": rows, "bioimageio_import_s": import_s,
-                 "load_average_before_after": [load_before[0], os.getloadavg()[0]],
-                 "torch": torch.__version__})
+    out = record(
+        f"export_{args.widths.replace(',', '_')}_{args.size}",
+        {
+            "threads": args.threads,
+            "rows": rows,
+            "bioimageio_import_s": import_s,
+            "load_average_before_after": [load_before[0], os.getloadavg()[0]],
+            "torch": torch.__version__,
+        },
+    )
     print(f"wrote {out}")
 
 

@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import psnr8, record  # noqa: E402
 
+
 def _png(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -56,11 +57,17 @@ def load_sets(root: Path) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]
     sets["widefield_bpae"] = ([wn[..., c] for c in range(3)], [wg[..., c] for c in range(3)])
     sets["widefield_bpae_rgb"] = ([wn], [wg])
     fmd = root / "FMD_dataset"
-    sets["bpae_r"] = ([_png(fmd / "BPAE_R_Channel_noisy_image.png")[..., 0]], [_png(fmd / "BPAE_R_Channel_gt_image.png")[..., 0]])
+    sets["bpae_r"] = (
+        [_png(fmd / "BPAE_R_Channel_noisy_image.png")[..., 0]],
+        [_png(fmd / "BPAE_R_Channel_gt_image.png")[..., 0]],
+    )
     vn = tifffile.imread(root / "3D_images" / "Raw_Images" / "3D_volume_raw_stack1_32bit.tif")
     vg = tifffile.imread(root / "3D_images" / "Target(ground_truth)_Images" / "3D_volume_gt_stack1_32bit.tif")
     sets["confocal_bpae_3d"] = (list(vn.astype(np.float64)), list(vg.astype(np.float64)))
-    return {k: ([(a / 255).astype(np.float32) for a in n], [(a / 255).astype(np.float32) for a in g]) for k, (n, g) in sets.items()}
+    return {
+        k: ([(a / 255).astype(np.float32) for a in n], [(a / 255).astype(np.float32) for a in g])
+        for k, (n, g) in sets.items()
+    }
 
 
 def gat_bm3d(y: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -85,7 +92,7 @@ def channel_psnr(x: np.ndarray, ref: np.ndarray) -> float:
 
 
 def train(noisy, noise, budget, seed, subsample=None, init="auto", blind="auto", lr=None):
-    from napari_ssdn.core import Trainer, TrainConfig
+    from napari_ssdn.core import TrainConfig, Trainer
 
     cfg = TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample, init=init, blind=blind, lr=lr)
     trainer = Trainer(noisy, ["YX" if y.ndim == 2 else "YXC" for y in noisy], cfg)
@@ -96,13 +103,24 @@ def train(noisy, noise, budget, seed, subsample=None, init="auto", blind="auto",
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="folder of the FMD sample pairs (2D_images/, 3D_images/, FMD_dataset/; see benchmarks/README.md)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="folder of the FMD sample pairs (2D_images/, 3D_images/, FMD_dataset/; see benchmarks/README.md)",
+    )
     p.add_argument("--budget", type=float, default=180, help="training seconds per trained method and data set")
     p.add_argument("--sets", default="confocal_fish,widefield_bpae,bpae_r,confocal_bpae_3d")
-    p.add_argument("--rows", default="auto,pg,gaussian,bm3d,n2v",
-                   help="auto (the defaults), pg, pg1 (Poisson-Gaussian, blind region 1), gaussian, pg2 (subsample 2), bm3d, n2v")
+    p.add_argument(
+        "--rows",
+        default="auto,pg,gaussian,bm3d,n2v",
+        help="auto (the defaults), pg, pg1 (Poisson-Gaussian, blind region 1), gaussian, pg2 (subsample 2), bm3d, n2v",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", default="auto", help="starting weights of our rows: auto (the engine's default), generic, none or a model file")
+    p.add_argument(
+        "--init",
+        default="auto",
+        help="starting weights of our rows: auto (the engine's default), generic, none or a model file",
+    )
     p.add_argument("--lr", type=float, default=None, help="peak learning rate of our rows (default: the engine's)")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
@@ -114,21 +132,36 @@ def main(argv=None):
     results, runs = {}, {}
     for name in args.sets.split(","):
         noisy, ref = sets[name]
-        score = lambda xs: round(float(np.mean([channel_psnr(x, r) for x, r in zip(xs, ref)])), 3)  # noqa: E731
+
+        def score(xs, ref=ref):
+            return round(float(np.mean([channel_psnr(x, r) for x, r in zip(xs, ref, strict=True)])), 3)
+
         axes = "YX" if noisy[0].ndim == 2 else "YXC"
         res = {"noisy input": score(noisy)}
         info = {"images": len(noisy), "shape": list(noisy[0].shape)}
-        variants = {"auto": ("auto", None, "auto"), "pg": ("poisson-gaussian", None, "auto"), "pg1": ("poisson-gaussian", None, 1),
-                    "gaussian": ("gaussian", None, "auto"), "pg2": ("poisson-gaussian", 2, 1)}
+        variants = {
+            "auto": ("auto", None, "auto"),
+            "pg": ("poisson-gaussian", None, "auto"),
+            "pg1": ("poisson-gaussian", None, 1),
+            "gaussian": ("gaussian", None, "auto"),
+            "pg2": ("poisson-gaussian", 2, 1),
+        }
         for row in [r for r in variants if r in rows_wanted]:
             noise, sub, blind = variants[row]
             trainer = train(noisy, noise, args.budget, args.seed, sub, args.init, blind, args.lr)
             t0 = time.perf_counter()
             out = [denoise(trainer.model, y, axes, ("prior-mean", "posterior-mean")) for y in noisy]
-            info[row] = {"steps": trainer.step, "learned": trainer.model.noise_params_data(), "noise": trainer.model.config.noise,
-                         "blind_region": list(trainer.model.config.region), "auto": trainer.choices.to_dict(),
-                         "infer_seconds": round(time.perf_counter() - t0, 1)}
-            tag = (f", subsample {sub}" if sub else "") + (f", blind region {blind}" if blind != "auto" and not sub else "")
+            info[row] = {
+                "steps": trainer.step,
+                "learned": trainer.model.noise_params_data(),
+                "noise": trainer.model.config.noise,
+                "blind_region": list(trainer.model.config.region),
+                "auto": trainer.choices.to_dict(),
+                "infer_seconds": round(time.perf_counter() - t0, 1),
+            }
+            tag = (f", subsample {sub}" if sub else "") + (
+                f", blind region {blind}" if blind != "auto" and not sub else ""
+            )
             if row == "auto":
                 res["defaults: prior mean"] = score([o["prior-mean"] for o in out])
                 res["defaults: posterior mean"] = score([o["posterior-mean"] for o in out])
@@ -140,7 +173,9 @@ def main(argv=None):
         if "bm3d" in rows_wanted and axes == "YX":
             t0 = time.perf_counter()
             est = estimate_noise([y[None, ..., None] for y in noisy], "poisson-gaussian")
-            res["BM3D (generalised Anscombe, a and b estimated)"] = score([gat_bm3d(y, est["a"], est["b"]) for y in noisy])
+            res["BM3D (generalised Anscombe, a and b estimated)"] = score(
+                [gat_bm3d(y, est["a"], est["b"]) for y in noisy]
+            )
             info["bm3d"] = {"a": est["a"], "b": est["b"], "seconds": round(time.perf_counter() - t0, 1)}
         if "n2v" in rows_wanted and axes == "YX":
             import n2v
@@ -151,7 +186,13 @@ def main(argv=None):
         results[name], runs[name] = res, info
         print(name, res, flush=True)
     if args.name:
-        print("recorded", record(args.name, {"budget_seconds": args.budget, "init": args.init, "lr": args.lr, "psnr": results, "runs": runs}))
+        print(
+            "recorded",
+            record(
+                args.name,
+                {"budget_seconds": args.budget, "init": args.init, "lr": args.lr, "psnr": results, "runs": runs},
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from common import add_gaussian, load_clean, psnr8, record  # noqa: E402
 
 
 def run_ssdn(noisy: list[np.ndarray], sigma: float | None, args) -> tuple[list, list, dict]:
-    from napari_ssdn.core import Trainer, TrainConfig, denoise
+    from napari_ssdn.core import TrainConfig, Trainer, denoise
 
     extra = {"init": args.init} if args.init else {}
     cfg = TrainConfig(
@@ -44,7 +44,11 @@ def run_ssdn(noisy: list[np.ndarray], sigma: float | None, args) -> tuple[list, 
     t0 = time.perf_counter()
     for rec in trainer.run():
         if not args.quiet and (rec.step % 200 == 0 or rec.done):
-            print(f"  step {rec.step}/{rec.total} loss {rec.loss:.4f} val {rec.val_loss} sigma {rec.noise_params.get('sigma', 0) * 255:.2f}", file=sys.stderr)
+            print(
+                f"  step {rec.step}/{rec.total} loss {rec.loss:.4f} val {rec.val_loss} sigma "
+                f"{rec.noise_params.get('sigma', 0) * 255:.2f}",
+                file=sys.stderr,
+            )
     train_s = time.perf_counter() - t0
     priors, posts = [], []
     t0 = time.perf_counter()
@@ -79,7 +83,9 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None, help="default: the engine's")
     p.add_argument("--init", default=None, help="warm start: 'generic' or a model file")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fp32-inference", action="store_true", help="float32 network at inference (default: bf16 where fast)")
+    p.add_argument(
+        "--fp32-inference", action="store_true", help="float32 network at inference (default: bf16 where fast)"
+    )
     p.add_argument("--name", default=None, help="results file name")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -89,7 +95,7 @@ def main(argv=None):
     data = load_clean(args.data, args.limit, args.size)
     clean = [c for _, c in data]
     noisy = [add_gaussian(c, sigma, 1000 + i) for i, c in enumerate(clean)]
-    rows = {"noisy": [psnr8(y, c) for y, c in zip(noisy, clean)]}
+    rows = {"noisy": [psnr8(y, c) for y, c in zip(noisy, clean, strict=True)]}
     infos = {}
     groups = [[i] for i in range(len(clean))] if args.per_image else [list(range(len(clean)))]
     for label, given in (("known", sigma if args.known else None), ("learned", None if args.learned else False)):
@@ -102,21 +108,39 @@ def main(argv=None):
                 pri[i], post[i] = pr[j], po[j]
             inf.append(info)
             if not args.quiet:
-                print(f"{label} {[data[i][0] for i in g][:3]}: prior {np.mean([psnr8(pr[j], clean[i]) for j, i in enumerate(g)]):.2f} post {np.mean([psnr8(po[j], clean[i]) for j, i in enumerate(g)]):.2f} {info}", file=sys.stderr)
-        rows[f"prior mean (sigma {label})"] = [psnr8(x, c) for x, c in zip(pri, clean)]
-        rows[f"posterior mean (sigma {label})"] = [psnr8(x, c) for x, c in zip(post, clean)]
+                print(
+                    f"{label} {[data[i][0] for i in g][:3]}: prior "
+                    f"{np.mean([psnr8(pr[j], clean[i]) for j, i in enumerate(g)]):.2f} post "
+                    f"{np.mean([psnr8(po[j], clean[i]) for j, i in enumerate(g)]):.2f} {info}",
+                    file=sys.stderr,
+                )
+        rows[f"prior mean (sigma {label})"] = [psnr8(x, c) for x, c in zip(pri, clean, strict=True)]
+        rows[f"posterior mean (sigma {label})"] = [psnr8(x, c) for x, c in zip(post, clean, strict=True)]
         infos[label] = inf
     if args.bm3d:
         import bm3d
 
         t0 = time.perf_counter()
-        rows["BM3D (sigma known)"] = [psnr8(bm3d.bm3d(y, sigma_psd=sigma), c) for y, c in zip(noisy, clean)]
+        rows["BM3D (sigma known)"] = [
+            psnr8(bm3d.bm3d(y, sigma_psd=sigma), c) for y, c in zip(noisy, clean, strict=True)
+        ]
         infos["bm3d_seconds"] = round(time.perf_counter() - t0, 1)
-    print(f"{len(clean)} images from {args.data}, sigma {args.sigma:g}, budget {args.budget:g} s {'per image' if args.per_image else 'for the set'}, width {args.width}")
+    print(
+        f"{len(clean)} images from {args.data}, sigma {args.sigma:g}, budget {args.budget:g} s "
+        f"{'per image' if args.per_image else 'for the set'}, width {args.width}"
+    )
     for k, v in rows.items():
         print(f"  {k:32s} {np.mean(v):6.2f} dB")
     name = args.name or f"gaussian_{Path(args.data).name}_{int(args.budget)}s{'_per_image' if args.per_image else ''}"
-    path = record(name, {"images": [n for n, _ in data], "mean_psnr": {k: round(float(np.mean(v)), 3) for k, v in rows.items()}, "per_image_psnr": {k: [round(x, 3) for x in v] for k, v in rows.items()}, "runs": infos})
+    path = record(
+        name,
+        {
+            "images": [n for n, _ in data],
+            "mean_psnr": {k: round(float(np.mean(v)), 3) for k, v in rows.items()},
+            "per_image_psnr": {k: [round(x, 3) for x in v] for k, v in rows.items()},
+            "runs": infos,
+        },
+    )
     print(f"recorded {path}")
 
 

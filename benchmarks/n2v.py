@@ -35,7 +35,9 @@ def _hms(seconds: float) -> str:
     return f"00:{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def train_predict(noisy: list[np.ndarray], budget: float, seed: int = 0, patch: int = 64, batch: int = 16) -> tuple[list[np.ndarray], dict]:
+def train_predict(
+    noisy: list[np.ndarray], budget: float, seed: int = 0, patch: int = 64, batch: int = 16
+) -> tuple[list[np.ndarray], dict]:
     """Train N2V on ``noisy`` (YX or YXC arrays) for ``budget`` seconds, denoise each image.
 
     Returns the predictions (same shapes) and a dict with the training time and steps.
@@ -70,12 +72,18 @@ def train_predict(noisy: list[np.ndarray], budget: float, seed: int = 0, patch: 
         steps = int(engine.trainer.global_step) if getattr(engine, "trainer", None) is not None else None
         t0 = time.perf_counter()
         preds = []
-        for y, d in zip(noisy, data):
+        for _y, d in zip(noisy, data, strict=True):
             out = engine.predict(d, axes=axes, data_type="array", tile_size=(256, 256), tile_overlap=(48, 48))
             out = out[0] if isinstance(out, tuple) else out
             p = np.asarray(out[0] if isinstance(out, list) else out, dtype=np.float32)
             p = p.reshape(d.shape)
             preds.append(np.moveaxis(p, 0, -1) if color else p)
-    info = {"careamics": careamics.__version__, "train_seconds": round(train_s, 1), "steps": steps,
-            "infer_seconds": round(time.perf_counter() - t0, 1), "patch": patch, "batch": batch}
+    info = {
+        "careamics": careamics.__version__,
+        "train_seconds": round(train_s, 1),
+        "steps": steps,
+        "infer_seconds": round(time.perf_counter() - t0, 1),
+        "patch": patch,
+        "batch": batch,
+    }
     return preds, info

@@ -41,7 +41,9 @@ from napari_ssdn.core.progress import lr_factor as _lr_factor  # noqa: E402
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="folder of clean training images, e.g. DATA/kodak24 (see benchmarks/README.md)")
+    p.add_argument(
+        "--data", required=True, help="folder of clean training images, e.g. DATA/kodak24 (see benchmarks/README.md)"
+    )
     p.add_argument("--color", action="store_true", help="RGB network (default: images converted to gray)")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--budget", type=float, default=1500)
@@ -61,7 +63,9 @@ def main(argv=None):
     channels = clean[0].shape[-1]
     enc, dec, depth = WIDTHS[args.width]
     torch.manual_seed(0)
-    model = SSDNModel(ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, noise="gaussian", noise_init={"sigma": 25 / 255})).to(dev)
+    model = SSDNModel(
+        ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, noise="gaussian", noise_init={"sigma": 25 / 255})
+    ).to(dev)
     opt = torch.optim.Adam(model.net.parameters(), lr=args.lr, betas=(0.9, 0.99))
     steps_before, seconds_before = 0, 0.0
     warmup = 0.05
@@ -106,7 +110,8 @@ def main(argv=None):
         train_state={
             "steps": steps_before + step,
             "elapsed": seconds_before + time.perf_counter() - t0,
-            "generic": f"self-supervised on {Path(args.data).name} {'RGB' if args.color else 'gray'}, Gaussian sigma U[5,50]/255, {args.width}",
+            "generic": f"self-supervised on {Path(args.data).name} {'RGB' if args.color else 'gray'}, Gaussian sigma "
+            f"U[5,50]/255, {args.width}",
         },
     )
     print(f"saved {args.output}: {steps_before + step} steps")

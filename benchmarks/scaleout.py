@@ -37,11 +37,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import torch  # noqa: E402
 from common import record, tiled_mrc  # noqa: E402
 
-import torch  # noqa: E402
-
-from napari_ssdn.core import Trainer, TrainConfig  # noqa: E402
+from napari_ssdn.core import TrainConfig, Trainer  # noqa: E402
 
 torch.set_num_threads(os.cpu_count() or 1)  # this process trains the small models and runs the client
 
@@ -94,8 +93,9 @@ def _ssdn(args) -> tuple[float, float, float]:
     """Run ``ssdn`` in a child process; returns (wall seconds including start-up, peak RSS
     MB, peak anonymous RSS MB)."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     with AnonPeaks([proc.pid]) as anon:
         out, err = proc.communicate()
     wall = time.perf_counter() - t
@@ -109,8 +109,13 @@ def _ssdn(args) -> tuple[float, float, float]:
 def _cluster(n):
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n, threads_per_worker=max(1, (os.cpu_count() or 1) // n), processes=True,
-                           host="127.0.0.1", dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=max(1, (os.cpu_count() or 1) // n),
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
     return cluster, Client(cluster)
 
 
@@ -142,19 +147,32 @@ def cmd_files(args):
         wall, _, _ = _ssdn(base + ["-o", tmp / f"w{n}", "--workers", n])
         cluster, client = _cluster(n)
         with cluster, client:
-            ssdn_main([str(a) for a in base[:-1]] + ["-o", str(tmp / f"warm{n}"), "--scheduler", cluster.scheduler_address, "-q"])
+            ssdn_main(
+                [str(a) for a in base[:-1]]
+                + ["-o", str(tmp / f"warm{n}"), "--scheduler", cluster.scheduler_address, "-q"]
+            )
             t = time.perf_counter()
-            ssdn_main([str(a) for a in base] + ["-o", str(tmp / f"steady{n}"), "--scheduler", cluster.scheduler_address])
+            ssdn_main(
+                [str(a) for a in base] + ["-o", str(tmp / f"steady{n}"), "--scheduler", cluster.scheduler_address]
+            )
             steady = time.perf_counter() - t
-        same = max(float(np.abs(read_image(tmp / "serial" / p.name).data - read_image(tmp / f"w{n}" / p.name).data).max())
-                   for p in inputs)
-        rows[f"workers_{n}"] = {"seconds": round(wall, 2), "files_per_s": round(args.n / wall, 3),
-                                "steady_seconds": round(steady, 2), "steady_files_per_s": round(args.n / steady, 3),
-                                "steady_seconds_per_file_per_worker": round(steady * n / args.n, 3),
-                                "max_abs_difference_to_serial": same}
+        same = max(
+            float(np.abs(read_image(tmp / "serial" / p.name).data - read_image(tmp / f"w{n}" / p.name).data).max())
+            for p in inputs
+        )
+        rows[f"workers_{n}"] = {
+            "seconds": round(wall, 2),
+            "files_per_s": round(args.n / wall, 3),
+            "steady_seconds": round(steady, 2),
+            "steady_files_per_s": round(args.n / steady, 3),
+            "steady_seconds_per_file_per_worker": round(steady * n / args.n, 3),
+            "max_abs_difference_to_serial": same,
+        }
         print(f"{n} worker(s)", rows[f"workers_{n}"], flush=True)
     _cleanup(tmp)
-    path = record(args.name or "scaleout_files", {"files": args.n, "size": args.size, "network": "tiny 2D", "runs": rows})
+    path = record(
+        args.name or "scaleout_files", {"files": args.n, "size": args.size, "network": "tiny 2D", "runs": rows}
+    )
     print(f"recorded {path}")
 
 
@@ -196,13 +214,24 @@ def cmd_memory(args):
             import zarr
 
             diff = float(np.abs(zarr.open_array(str(out / "0"), mode="r")[...] - serial).max())
-        rows[f"workers_{n}"] = {"seconds": round(seconds, 1), "peak_rss_mb_per_worker": sorted(round(v) for v in peaks.values()),
-                                "peak_anon_mb_per_worker": anon.mb(),
-                                "max_abs_difference_to_serial": diff}
+        rows[f"workers_{n}"] = {
+            "seconds": round(seconds, 1),
+            "peak_rss_mb_per_worker": sorted(round(v) for v in peaks.values()),
+            "peak_anon_mb_per_worker": anon.mb(),
+            "max_abs_difference_to_serial": diff,
+        }
         print(f"{n} worker(s)", rows[f"workers_{n}"], flush=True)
     _cleanup(tmp)
-    path = record(args.name or "scaleout_memory", {"shape": list(shape), "bytes": int(np.prod(shape)) * 4, "output": args.format,
-                                                  "network": "tiny 3D", "runs": rows})
+    path = record(
+        args.name or "scaleout_memory",
+        {
+            "shape": list(shape),
+            "bytes": int(np.prod(shape)) * 4,
+            "output": args.format,
+            "network": "tiny 3D",
+            "runs": rows,
+        },
+    )
     print(f"recorded {path}")
 
 

@@ -50,7 +50,7 @@ def _to_param(kind: str, level: float) -> float:
 
 
 def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, targets=None):
-    from napari_ssdn.core import Trainer, TrainConfig
+    from napari_ssdn.core import TrainConfig, Trainer
 
     cfg = TrainConfig(
         noise=args.noise,
@@ -74,8 +74,13 @@ def train_ours(noisy, axes, args, *, mode="ssdn", known=None, per_image=False, t
     for rec in trainer.run():
         if not args.quiet and (rec.step % 250 == 0 or rec.done):
             print(f"    {mode} step {rec.step}/{rec.total} loss {rec.loss:.4f} {rec.noise_params}", file=sys.stderr)
-    return trainer.model, {"steps": trainer.step, "kept_step": trainer.kept_step,
-                           "init": trainer.init_source, "lr": trainer.lr, "train_seconds": round(time.perf_counter() - t0, 1)}
+    return trainer.model, {
+        "steps": trainer.step,
+        "kept_step": trainer.kept_step,
+        "init": trainer.init_source,
+        "lr": trainer.lr,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def infer(model, noisy, axes, kinds, params=None):
@@ -108,26 +113,49 @@ def anscombe_bm3d(y: np.ndarray, lam: float, color: bool) -> np.ndarray:
 def main(argv=None, nll=None):
     """Run the table; ``nll`` replaces the per-pixel likelihood of our rows (ablations)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
+    p.add_argument(
+        "--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)"
+    )
     p.add_argument("--color", action="store_true", help="RGB images (default: converted to gray)")
     p.add_argument("--noise", choices=list(PARAM), default="gaussian")
-    p.add_argument("--level", type=float, nargs="+", default=[25.0],
-                   help="sigma (0-255 scale), lambda or alpha; two values: a range, one level per image")
+    p.add_argument(
+        "--level",
+        type=float,
+        nargs="+",
+        default=[25.0],
+        help="sigma (0-255 scale), lambda or alpha; two values: a range, one level per image",
+    )
     p.add_argument("--limit", type=int, help="first N images only")
     p.add_argument("--budget", type=float, default=300, help="training seconds for each trained method")
-    p.add_argument("--rows", default="known,learned,supervised,bm3d,n2v",
-                   help="comma-separated subset of known,learned,mu-only,supervised,bm3d,n2v (noisy is always there)")
+    p.add_argument(
+        "--rows",
+        default="known,learned,supervised,bm3d,n2v",
+        help="comma-separated subset of known,learned,mu-only,supervised,bm3d,n2v (noisy is always there)",
+    )
     p.add_argument("--width", default=None)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the engine's)")
     p.add_argument("--patch", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", default="auto", help="starting weights of our rows: auto (the engine's default), generic, none (from scratch) or a model file")
-    p.add_argument("--holdout", type=float, default=None, help="share of pixels held out of the loss (default: the engine's; 0: off)")
+    p.add_argument(
+        "--init",
+        default="auto",
+        help="starting weights of our rows: auto (the engine's default), generic, none (from scratch) or a model file",
+    )
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=None,
+        help="share of pixels held out of the loss (default: the engine's; 0: off)",
+    )
     p.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last step's weights")
     p.add_argument("--name", default=None, help="results file name")
-    p.add_argument("--save-model", metavar="FOLDER", default=None,
-                   help="also save each trained model to FOLDER/<row>.ssdn, for later analysis")
+    p.add_argument(
+        "--save-model",
+        metavar="FOLDER",
+        default=None,
+        help="also save each trained model to FOLDER/<row>.ssdn, for later analysis",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     args.nll = nll
@@ -139,23 +167,30 @@ def main(argv=None, nll=None):
     names = [n for n, _ in data]
     clean = [c.astype(np.float32) for _, c in data]
     levels = noise_levels(args.noise, (lo, hi), len(clean))
-    noisy = [add_noise(c, args.noise, lv, 1000 + i) for i, (c, lv) in enumerate(zip(clean, levels))]
+    noisy = [add_noise(c, args.noise, lv, 1000 + i) for i, (c, lv) in enumerate(zip(clean, levels, strict=True))]
     axes = "YXC" if args.color else "YX"
     variable = lo != hi
     truth = [{PARAM[args.noise]: _to_param(args.noise, lv)} for lv in levels]
-    rows = {"noisy input": [psnr8(y, c) for y, c in zip(noisy, clean)]}
+    rows = {"noisy input": [psnr8(y, c) for y, c in zip(noisy, clean, strict=True)]}
     runs = {}
-    score = lambda xs: [psnr8(x, c) for x, c in zip(xs, clean)]  # noqa: E731
+    score = lambda xs: [psnr8(x, c) for x, c in zip(xs, clean, strict=True)]  # noqa: E731
 
     level_tag = f"{lo:g}" if not variable else f"{lo:g}-{hi:g}"
     name = args.name or f"table_{Path(args.data).name}_{args.noise}{level_tag}_{int(args.budget)}s"
 
     def save():
-        return record(name, {
-            "images": names, "noise": args.noise, "levels": levels, "budget_seconds": args.budget,
-            "mean_psnr": {k: round(float(np.mean(v)), 3) for k, v in rows.items()},
-            "per_image_psnr": {k: [round(x, 3) for x in v] for k, v in rows.items()}, "runs": runs,
-        })
+        return record(
+            name,
+            {
+                "images": names,
+                "noise": args.noise,
+                "levels": levels,
+                "budget_seconds": args.budget,
+                "mean_psnr": {k: round(float(np.mean(v)), 3) for k, v in rows.items()},
+                "per_image_psnr": {k: [round(x, 3) for x in v] for k, v in rows.items()},
+                "runs": runs,
+            },
+        )
 
     def say(label):
         save()  # after every row: a long run that is cut short keeps what it measured
@@ -187,9 +222,13 @@ def main(argv=None, nll=None):
         if variable and learned_model is not None:
             model, info = learned_model, {"model": "the parameter-learned model"}
         else:
-            model, info = train_ours(noisy, axes, args, known=None if variable else truth[0][PARAM[args.noise]], per_image=variable)
+            model, info = train_ours(
+                noisy, axes, args, known=None if variable else truth[0][PARAM[args.noise]], per_image=variable
+            )
             keep(model, "known")
-        out, info["infer_seconds"] = infer(model, noisy, axes, ("prior-mean", "posterior-mean"), truth if variable else None)
+        out, info["infer_seconds"] = infer(
+            model, noisy, axes, ("prior-mean", "posterior-mean"), truth if variable else None
+        )
         runs["known"] = info
         if "prior mean (no Bayes)" not in rows:
             rows["prior mean (no Bayes)"] = score(out["prior-mean"])
@@ -215,10 +254,15 @@ def main(argv=None, nll=None):
 
         t0 = time.perf_counter()
         if args.noise == "gaussian":
-            den = [bm3d.bm3d_rgb(y, lv / 255.0) if args.color else bm3d.bm3d(y, sigma_psd=lv / 255.0) for y, lv in zip(noisy, levels)]
+            den = [
+                bm3d.bm3d_rgb(y, lv / 255.0) if args.color else bm3d.bm3d(y, sigma_psd=lv / 255.0)
+                for y, lv in zip(noisy, levels, strict=True)
+            ]
         else:
-            den = [anscombe_bm3d(y, lv, args.color) for y, lv in zip(noisy, levels)]
-        label = ("CBM3D" if args.color else "BM3D") + (" (sigma known)" if args.noise == "gaussian" else " (Anscombe, lambda known)")
+            den = [anscombe_bm3d(y, lv, args.color) for y, lv in zip(noisy, levels, strict=True)]
+        label = ("CBM3D" if args.color else "BM3D") + (
+            " (sigma known)" if args.noise == "gaussian" else " (Anscombe, lambda known)"
+        )
         rows[label] = score(den)
         runs["bm3d"] = {"seconds": round(time.perf_counter() - t0, 1)}
         say(label)
@@ -231,10 +275,15 @@ def main(argv=None, nll=None):
             runs["n2v"] = info
             say("Noise2Void (CAREamics)")
         else:
-            print("  Noise2Void row left out: CAREamics is not importable (bash benchmarks/setup_n2v.sh)", file=sys.stderr)
+            print(
+                "  Noise2Void row left out: CAREamics is not importable (bash benchmarks/setup_n2v.sh)", file=sys.stderr
+            )
     level_txt = f"{lo:g}" if not variable else f"[{lo:g}, {hi:g}] per image"
-    print(f"{len(clean)} {'colour' if args.color else 'gray'} images from {args.data}, {args.noise} {PARAM[args.noise]} {level_txt}, "
-          f"{args.budget:g} s of training per method")
+    print(
+        f"{len(clean)} {'colour' if args.color else 'gray'} images from {args.data}, {args.noise} {PARAM[args.noise]} "
+        f"{level_txt}, "
+        f"{args.budget:g} s of training per method"
+    )
     for k, v in rows.items():
         print(f"  {k:40s} {np.mean(v):6.2f} dB")
     print(f"recorded {save()}")

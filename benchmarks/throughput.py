@@ -62,7 +62,9 @@ BLIND = 1  # the blind region's k on both axes (--blind)
 def speed_model(width, dev):
     """An untrained model of a preset: speed does not depend on the weights."""
     enc, dec, depth = WIDTHS[width]
-    return SSDNModel(ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1}, blind_region=(BLIND, BLIND))).to(dev)
+    return SSDNModel(
+        ModelConfig(enc=enc, dec=dec, depth=depth, noise_init={"sigma": 0.1}, blind_region=(BLIND, BLIND))
+    ).to(dev)
 
 
 def bench_train(width, dev, patch, batch, mixed, steps=None):
@@ -119,11 +121,21 @@ def bench_tiles(width, dev, side, tiles, compiled=False):
     image = np.random.default_rng(0).random((side, side), dtype=np.float32)
     out = {}
     for t in tiles:
-        runs = [("seconds", False)] + ([("compiled_first_seconds", True), ("compiled_seconds", True)] if compiled else [])
+        runs = [("seconds", False)] + (
+            [("compiled_first_seconds", True), ("compiled_seconds", True)] if compiled else []
+        )
         out[t] = {}
         for key, comp in runs:
             start = time.perf_counter()
-            denoise(model, image, "YX", tile=None if t == "default" else int(t), tta=False, device=str(dev), compile_network=comp)
+            denoise(
+                model,
+                image,
+                "YX",
+                tile=None if t == "default" else int(t),
+                tta=False,
+                device=str(dev),
+                compile_network=comp,
+            )
             dt = time.perf_counter() - start
             out[t][key] = round(dt, 1)
             out[t][key.replace("seconds", "mpx_per_s")] = round(image.size / dt / 1e6, 4)
@@ -186,7 +198,11 @@ def bench_memory(kind, width, extra=()):
     if r.returncode != 0:
         return {"error": r.stderr[-500:]}
     rc, dt, peak, base, gpu = r.stdout.split()[-5:]
-    out = {"seconds": round(float(dt), 1), "peak_rss_mb": round(float(peak)), "rss_before_denoise_mb": round(float(base))}
+    out = {
+        "seconds": round(float(dt), 1),
+        "peak_rss_mb": round(float(peak)),
+        "rss_before_denoise_mb": round(float(base)),
+    }
     if float(gpu) >= 0:
         out["peak_gpu_allocated_mb"] = round(float(gpu))
     return out
@@ -198,18 +214,31 @@ def main(argv=None):
     p.add_argument("--widths", default="tiny,light,paper")
     p.add_argument("--patch", type=int, default=64)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--train-shapes", default=None,
-                   help="only training, one row per crops x side per width, e.g. 4x64,8x128,16x128 (a GPU's batch sweep)")
+    p.add_argument(
+        "--train-shapes",
+        default=None,
+        help="only training, one row per crops x side per width, e.g. 4x64,8x128,16x128 (a GPU's batch sweep)",
+    )
     p.add_argument("--infer-side", type=int, default=512)
     p.add_argument("--memory", action="store_true")
     p.add_argument("--memory-only", action="store_true", help="only the peak-memory part (it takes minutes on a CPU)")
     p.add_argument("--memory-width", default="tiny", help="preset for the memory part (tiny: the CPU default)")
-    p.add_argument("--memory-kinds", default="image,stack", help="memory part: image (4096^2) and/or stack (200 x 512^2)")
+    p.add_argument(
+        "--memory-kinds", default="image,stack", help="memory part: image (4096^2) and/or stack (200 x 512^2)"
+    )
     p.add_argument("--memory-compile", action="store_true", help="memory part: ssdn denoise --compile")
-    p.add_argument("--tiles", default=None,
-                   help="only time denoise() of one large image per kept tile side, e.g. default,256 (default: the engine's choice)")
+    p.add_argument(
+        "--tiles",
+        default=None,
+        help="only time denoise() of one large image per kept tile side, e.g. default,256 "
+        "(default: the engine's choice)",
+    )
     p.add_argument("--tiles-side", type=int, default=2048)
-    p.add_argument("--compile", action="store_true", help="with --tiles: also time denoise(compile_network=True), first and second call")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="with --tiles: also time denoise(compile_network=True), first and second call",
+    )
     p.add_argument("--views", action="store_true", help="only: denoise() time with the 8-view averaging on and off")
     p.add_argument("--views-shape", default="321x481", help="image shape for --views (BSD68's)")
     p.add_argument("--blind", type=int, default=1, help="blind region k on both axes (speed of a larger region)")
@@ -239,30 +268,49 @@ def main(argv=None):
         for w in args.widths.split(","):
             for shape in args.train_shapes.split(","):
                 batch, patch = (int(v) for v in shape.split("x"))
-                for mp in ([False, True] if mixed else [False]):
+                for mp in [False, True] if mixed else [False]:
                     r = bench_train(w, dev, patch, batch, mp)
                     r["roofline_ratio"] = r["gflop_per_s"] / rates["bf16" if mp else "fp32"]
                     results["train"][f"{w}_{shape}{'_mixed' if mp else '_fp32'}"] = r
-                    print(f"train {w:6s} {shape:7s} {'mixed' if mp else 'fp32 '}: {r['steps_per_s']:.2f} steps/s, {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
+                    print(
+                        f"train {w:6s} {shape:7s} {'mixed' if mp else 'fp32 '}: {r['steps_per_s']:.2f} steps/s, "
+                        f"{r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s "
+                        f"= {100 * r['roofline_ratio']:.0f} % of matmul",
+                        flush=True,
+                    )
     for w in [] if args.memory_only or args.tiles or args.views or args.train_shapes else args.widths.split(","):
-        for mp in ([False, True] if mixed else [False]):
+        for mp in [False, True] if mixed else [False]:
             r = bench_train(w, dev, args.patch, args.batch, mp)
             roof = rates["bf16" if mp else "fp32"]
             r["roofline_ratio"] = r["gflop_per_s"] / roof
             results["train"][f"{w}{'_mixed' if mp else '_fp32'}"] = r
-            print(f"train {w:6s} {'mixed' if mp else 'fp32 '}: {r['steps_per_s']:.2f} steps/s, {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
-        for mp in ([False, True] if mixed else [False]):
+            print(
+                f"train {w:6s} {'mixed' if mp else 'fp32 '}: {r['steps_per_s']:.2f} steps/s, {r['mpx_per_s']:.3f} "
+                f"Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul",
+                flush=True,
+            )
+        for mp in [False, True] if mixed else [False]:
             r = bench_infer(w, dev, args.infer_side, mixed=mp)
             r["roofline_ratio"] = r["gflop_per_s"] / rates["bf16" if mp else "fp32"]
             results["infer"][w + ("_mixed" if mp else "")] = r
-            print(f"infer {w:6s} {'mixed' if mp else 'fp32 '}: {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul", flush=True)
+            print(
+                f"infer {w:6s} {'mixed' if mp else 'fp32 '}: {r['mpx_per_s']:.3f} Mpx/s, {r['gflop_per_s']:.0f} "
+                f"GFLOP/s = {100 * r['roofline_ratio']:.0f} % of matmul",
+                flush=True,
+            )
         gc.collect()
     if args.memory or args.memory_only:
         for kind in args.memory_kinds.split(","):
             r = bench_memory(kind, args.memory_width, ["--compile"] if args.memory_compile else [])
             results[f"memory_{kind}"] = {"width": args.memory_width, "compile": args.memory_compile, **r}
-            print(f"denoise {'4096x4096 image' if kind == 'image' else '200x512x512 stack'} ({args.memory_width}): {r}", flush=True)
-    path = record(args.name or f"throughput_{dev.type}", {"patch": args.patch, "batch": args.batch, "blind": args.blind, **results})
+            print(
+                f"denoise {'4096x4096 image' if kind == 'image' else '200x512x512 stack'} ({args.memory_width}): {r}",
+                flush=True,
+            )
+    path = record(
+        args.name or f"throughput_{dev.type}",
+        {"patch": args.patch, "batch": args.batch, "blind": args.blind, **results},
+    )
     print(f"recorded {path}")
 
 

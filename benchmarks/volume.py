@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def train_for(noisy, axes, budget, **cfg):
     trainer = Trainer(noisy, axes, TrainConfig(time_limit=budget, **cfg))
     rec = None
-    for rec in trainer.run():
-        pass
+    for progress in trainer.run():
+        rec = progress
     return trainer, rec
 
 
@@ -99,7 +99,9 @@ def _picture(noisy, den, path, title):
         return (np.clip((a - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
 
     top = np.concatenate([u8(noisy[z], noisy), np.full((noisy.shape[1], 4), 255, np.uint8), u8(den[z], den)], axis=1)
-    bottom = np.concatenate([u8(noisy[:, y], noisy), np.full((noisy.shape[0], 4), 255, np.uint8), u8(den[:, y], den)], axis=1)
+    bottom = np.concatenate(
+        [u8(noisy[:, y], noisy), np.full((noisy.shape[0], 4), 255, np.uint8), u8(den[:, y], den)], axis=1
+    )
     sheet = np.concatenate([top, np.full((4, top.shape[1]), 255, np.uint8), bottom], axis=0)
     scale = max(1, 400 // sheet.shape[1])
     Image.fromarray(sheet).resize((sheet.shape[1] * scale, sheet.shape[0] * scale), Image.NEAREST).save(path)
@@ -110,7 +112,11 @@ def cmd_cryoem(args):
     from napari_ssdn.io import read_image
 
     data = Path(args.data)
-    files = [data / "cylindra_tomo_crops" / "13pf_MT.tif", data / "cylindra_tomo_crops" / "14pf_MT.tif", data / "tardis_tomo_crop" / "mrc3D.mrc"]
+    files = [
+        data / "cylindra_tomo_crops" / "13pf_MT.tif",
+        data / "cylindra_tomo_crops" / "14pf_MT.tif",
+        data / "tardis_tomo_crop" / "mrc3D.mrc",
+    ]
     rows = {}
     for f in files:
         img = read_image(f)
@@ -137,9 +143,13 @@ def cmd_cryoem(args):
             "data_std": float(vol.std()),
         }
         r = rows[f.name]
-        print(f"{f.name}: {r['steps']} steps, {r['noise']}, region {r['blind_region']}, start {r['start']} -> learned {r['learned']}; "
-              f"classical sigma: neighbours {r['sigma_neighbours']:.3f}, per pixel {r['sigma_per_pixel']:.3f}; "
-              f"data std {r['data_std']:.3f}, residual std {r['residual_std']:.3f}; {trainer.choices.blind_why}", flush=True)
+        print(
+            f"{f.name}: {r['steps']} steps, {r['noise']}, region {r['blind_region']}, start {r['start']} -> learned "
+            f"{r['learned']}; "
+            f"classical sigma: neighbours {r['sigma_neighbours']:.3f}, per pixel {r['sigma_per_pixel']:.3f}; "
+            f"data std {r['data_std']:.3f}, residual std {r['residual_std']:.3f}; {trainer.choices.blind_why}",
+            flush=True,
+        )
         _picture(vol, den, ROOT / "docs" / "images" / f"volume_{f.stem}.png", f.name)
     path = record(args.name or "volume_cryoem", {"budget_s": args.budget, "rows": rows})
     print(f"recorded {path}")
@@ -173,8 +183,21 @@ def cmd_memory(args):
     trainer, _ = train_for(block, "ZYX", args.budget, ndim=3, width=args.width, seed=0)
     save_model(trainer.model, tmp / "m.ssdn")
     out = tmp / "out.mrc"
-    cmd = [sys.executable, "-c", MEMORY_CHILD, "denoise", str(src), "-m", str(tmp / "m.ssdn"), "-o", str(out), "--quiet"]
-    print(f"denoising {shape} float32 ({np.prod(shape) * 4 / 1e9:.2f} GB) with {trainer.model.describe()} ...", flush=True)
+    cmd = [
+        sys.executable,
+        "-c",
+        MEMORY_CHILD,
+        "denoise",
+        str(src),
+        "-m",
+        str(tmp / "m.ssdn"),
+        "-o",
+        str(out),
+        "--quiet",
+    ]
+    print(
+        f"denoising {shape} float32 ({np.prod(shape) * 4 / 1e9:.2f} GB) with {trainer.model.describe()} ...", flush=True
+    )
     r = subprocess.run(cmd, capture_output=True, text=True)
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")), None)
     if r.returncode != 0 or line is None:
@@ -211,7 +234,11 @@ def main(argv=None):
     q.add_argument("--configs", default="2d_light,3d_tiny,3d_light")
     q.add_argument("--sigma", type=float, default=25.0, help="noise std in 8-bit units (intensities are in [0, 1])")
     c = sub.add_parser("cryoem")
-    c.add_argument("--data", required=True, help="folder of the cryo-EM crops (cylindra_tomo_crops/, tardis_tomo_crop/; see benchmarks/README.md)")
+    c.add_argument(
+        "--data",
+        required=True,
+        help="folder of the cryo-EM crops (cylindra_tomo_crops/, tardis_tomo_crop/; see benchmarks/README.md)",
+    )
     c.add_argument("--budget", type=float, default=90.0)
     m = sub.add_parser("memory")
     m.add_argument("--shape", type=int, nargs=3, default=[200, 512, 512])

@@ -26,4 +26,50 @@ def clean_and_noisy():
     return clean, (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32), sigma
 
 
+# -- fixtures of the napari test modules ------------------------------------------------
+# Each of those modules applies fresh_registry and one_torch_thread to all its tests with
+# pytest.mark.usefixtures; tests request viewer and tiny_model by name.
+
+
+@pytest.fixture
+def fresh_registry():
+    """Each test starts with no trained or loaded models."""
+    from napari_ssdn._napari._model_registry import session_models
+
+    session_models().clear()
+    yield
+    session_models().clear()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on a small shared CI machine, OpenMP threads competing with the GUI
+    thread and other jobs make each step many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A 1-channel model trained for a few steps (not through the widget)."""
+    from napari_ssdn.core import TrainConfig, Trainer
+    from napari_ssdn.samples import noisy_cells
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    noisy, _ = noisy_cells(64)
+    trainer = Trainer(noisy, "YX", TrainConfig(iterations=3, width="tiny", patch=16, batch=2, device="cpu"))
+    for _ in trainer.run():
+        pass
+    torch.set_num_threads(n)
+    return trainer.model
+
+
 from napari_ssdn.samples import psnr  # noqa: E402,F401 - the tests' PSNR is the package's

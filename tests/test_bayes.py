@@ -88,7 +88,10 @@ def test_colour_posterior_matches_integration():
 
 
 @pytest.mark.parametrize("c", [1, 3])
-@pytest.mark.parametrize("noise,params", [("gaussian", {"sigma": 0.1}), ("poisson", {"lam": 20.0}), ("poisson-gaussian", {"a": 0.02, "b": 0.003})])
+@pytest.mark.parametrize(
+    "noise,params",
+    [("gaussian", {"sigma": 0.1}), ("poisson", {"lam": 20.0}), ("poisson-gaussian", {"a": 0.02, "b": 0.003})],
+)
 def test_loss_is_the_gaussian_negative_log_density(c, noise, params):
     """L = -2 log N(y; mu, Sigma_x + Sigma_n) - C log(2 pi), checked with scipy."""
     k = c + c * (c + 1) // 2

@@ -19,16 +19,20 @@ REGIONS_2D = [(1, 1), (2, 2), (1, 3), (3, 1), (2, 3)]
 
 def _expected(shape, p, region):
     """Boolean maps of the offsets that must be hidden and of the ring just outside them."""
-    grids = np.meshgrid(*[np.arange(n) - c for n, c in zip(shape, p)], indexing="ij")
-    inside = np.all([np.abs(g) < k for g, k in zip(grids, region)], axis=0)
-    ring = np.all([np.abs(g) <= k for g, k in zip(grids, region)], axis=0) & ~inside
+    grids = np.meshgrid(*[np.arange(n) - c for n, c in zip(shape, p, strict=True)], indexing="ij")
+    inside = np.all([np.abs(g) < k for g, k in zip(grids, region, strict=True)], axis=0)
+    ring = np.all([np.abs(g) <= k for g, k in zip(grids, region, strict=True)], axis=0) & ~inside
     return inside, ring
 
 
 def _check(g: np.ndarray, p, region):
     inside, ring = _expected(g.shape, p, region)
-    assert np.all(g[inside] == 0), f"output at {p} sees {np.argwhere(inside & (g != 0))[:3].tolist()} inside region {region}"
-    assert np.all(g[ring] != 0), f"output at {p} misses {np.argwhere(ring & (g == 0))[:3].tolist()} just outside region {region}"
+    assert np.all(g[inside] == 0), (
+        f"output at {p} sees {np.argwhere(inside & (g != 0))[:3].tolist()} inside region {region}"
+    )
+    assert np.all(g[ring] != 0), (
+        f"output at {p} misses {np.argwhere(ring & (g == 0))[:3].tolist()} just outside region {region}"
+    )
 
 
 @pytest.mark.parametrize("region", REGIONS_2D)
@@ -60,7 +64,7 @@ def test_2d_region_holds_in_the_inference_paths(region):
                 x2[(0, slice(None)) + q] += 100.0
                 with torch.no_grad():
                     got = [net(x2)] + net.turned_head_outputs(net.branch_features(x2))
-                for a, b in zip(ref, got):
+                for a, b in zip(ref, got, strict=True):
                     changed = bool((b - a)[(0, slice(None)) + p].abs().sum() > 0)
                     assert changed == moves, f"output at {p}, input at {q}: moved={changed}, region {region}"
 
@@ -84,8 +88,11 @@ def test_3d_region_hidden_exactly_at_centre_faces_and_corners(region):
         net.eval()
         ref = net(x)
         x2 = x.detach().clone()
-        for q in itertools.product(*[range(4 - k + 1, 4 + k) for k in (region[0],)], range(7 - region[1], 6 + region[1]),
-                                   range(7 - region[2], 6 + region[2])):
+        for q in itertools.product(
+            *[range(4 - k + 1, 4 + k) for k in (region[0],)],
+            range(7 - region[1], 6 + region[1]),
+            range(7 - region[2], 6 + region[2]),
+        ):
             x2[(0, 0) + q] += 100.0
         assert (net(x2) - ref)[0, :, 4, 6, 6].abs().sum() == 0
 
@@ -101,7 +108,7 @@ def test_margins_cover_the_shifted_field(ndim, region):
     c = tuple(s // 2 for s in shape)
     (g,) = torch.autograd.grad(net(x)[(0, 0) + c], x)
     reach = (torch.nonzero(g[0, 0]) - torch.tensor(c)).abs().max(dim=0).values.tolist()
-    assert all(0 < r <= mi for r, mi in zip(reach, m)), (reach, m)
+    assert all(0 < r <= mi for r, mi in zip(reach, m, strict=True)), (reach, m)
 
 
 @pytest.mark.parametrize("region,ndim", [((0, 1), 2), ((9,), 2), ((2, 2, 2), 2), ((1, 2), 3), (("a",), 2), ((1.5,), 2)])
@@ -112,13 +119,19 @@ def test_bad_regions_name_the_setting_and_the_remedy(region, ndim):
 
 def test_one_k_means_every_axis_and_old_model_files_mean_the_centre_pixel():
     assert ModelConfig(blind_region=(2,), ndim=3).region == (2, 2, 2)
-    assert ModelConfig.from_dict({k: v for k, v in ModelConfig().to_dict().items() if k != "blind_region"}).region == (1, 1)
+    assert ModelConfig.from_dict({k: v for k, v in ModelConfig().to_dict().items() if k != "blind_region"}).region == (
+        1,
+        1,
+    )
 
 
 def test_a_region_too_large_for_the_data_is_refused_with_a_smaller_one_suggested():
     from napari_ssdn.core import TrainConfig, Trainer
 
     img = np.random.default_rng(0).random((20, 64)).astype(np.float32)
-    with pytest.raises(SSDNError, match=r"blind='6,6' hides 11 pixels across but the smallest image is 20 pixels along Y; "
-                                        r"use a smaller blind region \(e.g. blind='5,6'\)"):
+    with pytest.raises(
+        SSDNError,
+        match=r"blind='6,6' hides 11 pixels across but the smallest image is 20 pixels along Y; "
+        r"use a smaller blind region \(e.g. blind='5,6'\)",
+    ):
         Trainer(img, "YX", TrainConfig(blind=6, iterations=1, patch=16, device="cpu"))

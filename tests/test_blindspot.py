@@ -88,7 +88,7 @@ def test_turned_head_outputs_are_the_turned_views_and_keep_the_blind_spot():
         x2[0, :, i, j] += 100.0
         with torch.no_grad():
             moved = net.turned_head_outputs(net.branch_features(x2))
-        for k, (a, b) in enumerate(zip(turned, moved)):
+        for k, (a, b) in enumerate(zip(turned, moved, strict=True)):
             diff = (b - a).abs()[0].sum(0)
             assert diff[i, j].item() == 0.0, f"turn {k}: output at {(i, j)} sees its own input pixel"
             assert int((diff != 0).sum()) > 1, f"turn {k}: perturbing {(i, j)} changed nothing"
@@ -177,7 +177,7 @@ def test_volume_margins_bound_the_field(flat):
     (g,) = torch.autograd.grad(net(x)[(0, 0) + c], x)
     nz = torch.nonzero(g[0, 0])
     reach = (nz - torch.tensor(c)).abs().max(dim=0).values.tolist()
-    assert all(0 < r <= mi for r, mi in zip(reach, m)), (reach, m)
+    assert all(0 < r <= mi for r, mi in zip(reach, m, strict=True)), (reach, m)
 
 
 @pytest.mark.gpu

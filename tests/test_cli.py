@@ -16,7 +16,9 @@ FAST = ["--width", "tiny", "--patch", "32", "--iterations", "4", "--device", "cp
 
 
 def ssdn(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 @pytest.fixture
@@ -61,7 +63,6 @@ def test_known_parameter_is_kept_in_data_units(tmp_path, noisy_tif):
     assert info["noise"]["learned"] == []
 
 
-
 def test_denoise_with_a_known_noise_level(tmp_path, noisy_tif, model):
     """--sigma at denoise time replaces the learned level: a level near zero means the
     noisy pixel is trusted, so the posterior mean returns the input."""
@@ -75,6 +76,7 @@ def test_denoise_with_a_known_noise_level(tmp_path, noisy_tif, model):
     default = tmp_path / "default.tif"
     assert ssdn("denoise", noisy_tif, "-m", model, "-o", default, "--quiet").returncode == 0
     assert np.mean(np.abs(read_image(default).data - noisy) < 0.05) < 0.5
+
 
 def test_tta_flag(tmp_path, noisy_tif, model):
     """A small image is averaged over the 8 flips and rotations by default; --no-tta gives
@@ -121,11 +123,28 @@ def test_resume_continues_counting_steps(tmp_path, noisy_tif, model):
 def test_ctrl_c_saves_the_model_trained_so_far(tmp_path, noisy_tif):
     """An interrupted `ssdn train` exits 130 and leaves a loadable model of the steps it took."""
     out = tmp_path / "stopped.ssdn"
-    args = ["train", noisy_tif, "-o", out, "--width", "tiny", "--patch", "32", "--iterations", "100000", "--device", "cpu"]
+    args = [
+        "train",
+        noisy_tif,
+        "-o",
+        out,
+        "--width",
+        "tiny",
+        "--patch",
+        "32",
+        "--iterations",
+        "100000",
+        "--device",
+        "cpu",
+    ]
     # A shell that starts jobs in the background ignores SIGINT for them, and the child would
     # inherit that: give it the default, which Python turns into KeyboardInterrupt.
-    proc = subprocess.Popen([sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_ssdn.cli", *map(str, args)],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         seen = []
         while not (seen and seen[-1].startswith("train [")):  # the first progress line: training has begun
@@ -153,7 +172,9 @@ def _assert_clean_failure(r, *words):
 
 def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     """Each bad input: one line on stderr naming it, exit code 2, no traceback."""
-    _assert_clean_failure(ssdn("train", tmp_path / "missing.tif", "-o", tmp_path / "m.ssdn"), "missing.tif", "does not exist")
+    _assert_clean_failure(
+        ssdn("train", tmp_path / "missing.tif", "-o", tmp_path / "m.ssdn"), "missing.tif", "does not exist"
+    )
     garbage = tmp_path / "garbage.tif"
     garbage.write_bytes(b"this is not a tiff at all" * 10)
     _assert_clean_failure(ssdn("train", garbage, "-o", tmp_path / "m.ssdn"), "garbage.tif")
@@ -170,16 +191,37 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", tmp_path, "-o", tmp_path / "o.tif"), "is a folder")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "-3"), "sigma")
     _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--sigma", "0"), "sigma")
-    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--noise", "poisson", "--lam", "-1"), "lam")
-    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", tmp_path / "nope.ssdn", "-o", tmp_path / "o.tif"), "nope.ssdn")
-    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--lam", "3"),
-                          "--lam does not fit the model", "gaussian", "takes --sigma")
-    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--init", tmp_path / "gone.ssdn"),
-                          "--init", "gone.ssdn", "no such model file", "--init generic")
-    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--resume", tmp_path / "gone.ssdn"),
-                          "--resume", "gone.ssdn", "no such model file")
-    _assert_clean_failure(ssdn("denoise", noisy_tif, nan, "-m", model, "-o", tmp_path / "one.tif"),
-                          "one.tif", "names an image file but 2 inputs", "pass a folder")
+    _assert_clean_failure(
+        ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--noise", "poisson", "--lam", "-1"), "lam"
+    )
+    _assert_clean_failure(
+        ssdn("denoise", noisy_tif, "-m", tmp_path / "nope.ssdn", "-o", tmp_path / "o.tif"), "nope.ssdn"
+    )
+    _assert_clean_failure(
+        ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--lam", "3"),
+        "--lam does not fit the model",
+        "gaussian",
+        "takes --sigma",
+    )
+    _assert_clean_failure(
+        ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--init", tmp_path / "gone.ssdn"),
+        "--init",
+        "gone.ssdn",
+        "no such model file",
+        "--init generic",
+    )
+    _assert_clean_failure(
+        ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--resume", tmp_path / "gone.ssdn"),
+        "--resume",
+        "gone.ssdn",
+        "no such model file",
+    )
+    _assert_clean_failure(
+        ssdn("denoise", noisy_tif, nan, "-m", model, "-o", tmp_path / "one.tif"),
+        "one.tif",
+        "names an image file but 2 inputs",
+        "pass a folder",
+    )
     corrupt = tmp_path / "corrupt.ssdn"
     corrupt.write_bytes(model.read_bytes()[:200])
     _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", corrupt, "-o", tmp_path / "o.tif"), "corrupt.ssdn")
@@ -189,21 +231,37 @@ def test_bad_inputs_fail_cleanly(tmp_path, noisy_tif, model):
     Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(rgb)
     _assert_clean_failure(ssdn("denoise", rgb, "-m", model, "-o", tmp_path / "o.tif"), "channel")
     # the core's Python argument names are written as the command's options
-    _assert_clean_failure(ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--3d"),
-                          "--3d needs a Z axis", "noisy.tif", "axes YX (from the file)", "no --3d")
+    _assert_clean_failure(
+        ssdn("train", noisy_tif, "-o", tmp_path / "m.ssdn", "--3d"),
+        "--3d needs a Z axis",
+        "noisy.tif",
+        "axes YX (from the file)",
+        "no --3d",
+    )
     vol = tmp_path / "vol.mrc"
     with mrcfile.new(vol) as m:
         m.set_data(np.zeros((6, 32, 32), np.float32))
-    _assert_clean_failure(ssdn("train", vol, "-o", tmp_path / "m.ssdn", "--3d", "--subsample", "2"),
-                          "--subsample 2 is for images; volumes (--3d) take --subsample 1")
+    _assert_clean_failure(
+        ssdn("train", vol, "-o", tmp_path / "m.ssdn", "--3d", "--subsample", "2"),
+        "--subsample 2 is for images; volumes (--3d) take --subsample 1",
+    )
     # a wrong --axes is caught before the output file is opened
-    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--axes", "ZYX"),
-                          "noisy.tif", "--axes ZYX has 3 letters", "2 dimensions")
-    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", noisy_tif.parent / "noisy.tif" / "o.mrc"),
-                          "is a file, not a folder")
+    _assert_clean_failure(
+        ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--axes", "ZYX"),
+        "noisy.tif",
+        "--axes ZYX has 3 letters",
+        "2 dimensions",
+    )
+    _assert_clean_failure(
+        ssdn("denoise", noisy_tif, "-m", model, "-o", noisy_tif.parent / "noisy.tif" / "o.mrc"),
+        "is a file, not a folder",
+    )
     # a mistyped option points to the subcommand's help, where the options are
-    _assert_clean_failure(ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--tiles", "64"),
-                          "unrecognized arguments: --tiles 64", "ssdn denoise --help")
+    _assert_clean_failure(
+        ssdn("denoise", noisy_tif, "-m", model, "-o", tmp_path / "o.tif", "--tiles", "64"),
+        "unrecognized arguments: --tiles 64",
+        "ssdn denoise --help",
+    )
     assert not (tmp_path / "o.tif").exists() and not (tmp_path / "one.tif").exists()
 
 
@@ -230,8 +288,13 @@ def test_output_folder_with_a_trailing_slash_and_info_into_a_closed_pipe(tmp_pat
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        r = subprocess.run([sys.executable, "-m", "napari_ssdn.cli", "info", str(model), "--json"], stdout=write_end,
-                           stderr=subprocess.PIPE, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "napari_ssdn.cli", "info", str(model), "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(write_end)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
@@ -294,8 +357,25 @@ def test_a_killed_training_leaves_a_checkpoint_that_resume_continues(tmp_path):
     rng = np.random.default_rng(0)
     write_image(src, (rng.random((96, 96)) * 50 + 100).astype(np.float32), "YX")
     out = tmp_path / "m.ssdn"
-    cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(src), "-o", str(out), "--time-limit", "600",
-           "--patch", "32", "--device", "cpu", "--checkpoint-every", "1", "--init", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_ssdn.cli",
+        "train",
+        str(src),
+        "-o",
+        str(out),
+        "--time-limit",
+        "600",
+        "--patch",
+        "32",
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "1",
+        "--init",
+        "none",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

@@ -10,11 +10,15 @@ import mrcfile
 import numpy as np
 import pytest
 
-pytest.importorskip("distributed", reason="the distributed extra is not installed (pip install 'napari-ssdn[distributed]')")
-zarr = pytest.importorskip("zarr", reason="the distributed extra is not installed (pip install 'napari-ssdn[distributed]')")
+pytest.importorskip(
+    "distributed", reason="the distributed extra is not installed (pip install 'napari-ssdn[distributed]')"
+)
+zarr = pytest.importorskip(
+    "zarr", reason="the distributed extra is not installed (pip install 'napari-ssdn[distributed]')"
+)
 
 from napari_ssdn.cli import main  # noqa: E402
-from napari_ssdn.core import Trainer, TrainConfig  # noqa: E402
+from napari_ssdn.core import TrainConfig, Trainer  # noqa: E402
 from napari_ssdn.io import read_image, write_image  # noqa: E402
 from napari_ssdn.samples import noisy_volume  # noqa: E402
 
@@ -27,8 +31,13 @@ def serial(*args):
 
 
 def ssdn(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=TIMEOUT, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "napari_ssdn.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +57,13 @@ def data(tmp_path_factory):
     folder = root / "in"
     folder.mkdir()
     for i in range(2):
-        write_image(folder / f"a{i}.tif", (rng.random((48, 64)) * 100).astype(np.float32), "YX", {"Y": 0.25, "X": 0.25}, "micrometer")
+        write_image(
+            folder / f"a{i}.tif",
+            (rng.random((48, 64)) * 100).astype(np.float32),
+            "YX",
+            {"Y": 0.25, "X": 0.25},
+            "micrometer",
+        )
         with mrcfile.new(folder / f"b{i}.mrc") as m:
             m.set_data((rng.random((40, 56)) * 100).astype(np.float32))
             m.voxel_size = 2.5
@@ -109,7 +124,12 @@ def test_cluster_outputs_equal_the_serial_command(data, cluster, tmp_path, capsy
 
     r = ssdn("denoise", vol, "-m", m3d, "-o", tmp_path / "dask.ome.zarr", "--tile", "16", "--scheduler", cluster, "-q")
     assert r.returncode == 0, r.stderr
-    assert serial("denoise", tmp_path / "dask.ome.zarr", "-m", m3d, "-o", tmp_path / "again.ome.zarr", "--tile", "16", "-q") == 0
+    assert (
+        serial(
+            "denoise", tmp_path / "dask.ome.zarr", "-m", m3d, "-o", tmp_path / "again.ome.zarr", "--tile", "16", "-q"
+        )
+        == 0
+    )
     group = zarr.open_group(str(tmp_path / "dask.ome.zarr"), mode="r")
     np.testing.assert_allclose(group["0"][...], want, rtol=0, atol=1e-6)
     assert group["0"].chunks == (16, 16, 16)
@@ -117,7 +137,9 @@ def test_cluster_outputs_equal_the_serial_command(data, cluster, tmp_path, capsy
     (meta,) = again.attrs["multiscales"]  # OME-NGFF 0.4: axes with units, a scale per level
     assert meta["version"] == "0.4" and [a["name"] for a in meta["axes"]] == ["z", "y", "x"]
     assert [a["unit"] for a in meta["axes"]] == ["angstrom"] * 3
-    assert meta["datasets"] == [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [10.0, 5.0, 5.0]}]}]
+    assert meta["datasets"] == [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [10.0, 5.0, 5.0]}]}
+    ]
     if importlib.util.find_spec("ome_zarr") is not None:  # ome-zarr-py, where installed, reads it the same way
         from ome_zarr.io import parse_url
         from ome_zarr.reader import Reader
@@ -130,7 +152,9 @@ def test_cluster_outputs_equal_the_serial_command(data, cluster, tmp_path, capsy
     # --resume: complete outputs are left alone, without starting anything.
     before = (tmp_path / "dask" / "a0.tif").stat().st_mtime_ns
     capsys.readouterr()
-    assert serial("denoise", *inputs, "-m", data / "m2d.ssdn", "-o", tmp_path / "dask", "--workers", "2", "--resume") == 0
+    assert (
+        serial("denoise", *inputs, "-m", data / "m2d.ssdn", "-o", tmp_path / "dask", "--workers", "2", "--resume") == 0
+    )
     err = capsys.readouterr().err
     assert "skipped 4 input(s)" in err and "cluster" not in err
     assert (tmp_path / "dask" / "a0.tif").stat().st_mtime_ns == before
@@ -152,7 +176,9 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_task_rerun(data, tmp_path,
         out = tmp_path / "out" / "vol.mrc"
         serial("denoise", *inputs, "-m", model, "-o", tmp_path / "serial.mrc", "--quiet", *extra)
         expected = {out: tmp_path / "serial.mrc"}
-    r = ssdn("denoise", *inputs, "-m", model, "-o", out, "--workers", "2", *extra, env={"SSDN_FAULT_EXIT_ONCE": str(marker)})
+    r = ssdn(
+        "denoise", *inputs, "-m", model, "-o", out, "--workers", "2", *extra, env={"SSDN_FAULT_EXIT_ONCE": str(marker)}
+    )
     assert marker.exists(), "no worker died: the test did not test anything"
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in expected)
@@ -166,7 +192,9 @@ def test_a_bad_file_is_named_and_the_others_are_written(data, cluster, tmp_path)
     for name in ("a0.tif", "b0.mrc"):
         (folder / name).write_bytes((data / "in" / name).read_bytes())
     (folder / "broken.tif").write_bytes(b"not a tiff at all")
-    r = ssdn("denoise", *sorted(folder.iterdir()), "-m", data / "m2d.ssdn", "-o", tmp_path / "out", "--scheduler", cluster)
+    r = ssdn(
+        "denoise", *sorted(folder.iterdir()), "-m", data / "m2d.ssdn", "-o", tmp_path / "out", "--scheduler", cluster
+    )
     assert r.returncode == 1, r.stderr
     assert _files(tmp_path / "out") == ["a0.tif", "b0.mrc"]
     errors = [line for line in r.stderr.splitlines() if line.startswith("ssdn: error:")]
@@ -174,17 +202,52 @@ def test_a_bad_file_is_named_and_the_others_are_written(data, cluster, tmp_path)
 
 
 def test_without_cluster_options_dask_is_not_imported_and_conflicts_fail_early(data, tmp_path):
-    code = ("import sys; from napari_ssdn.cli import main; rc = main(sys.argv[1:]); "
-            "print(rc, sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules))")
-    r = subprocess.run([sys.executable, "-c", code, "denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o",
-                        tmp_path / "plain.tif", "-q"], capture_output=True, text=True, timeout=TIMEOUT)
+    code = (
+        "import sys; from napari_ssdn.cli import main; rc = main(sys.argv[1:]); "
+        "print(rc, sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules))"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "denoise",
+            data / "in" / "a0.tif",
+            "-m",
+            data / "m2d.ssdn",
+            "-o",
+            tmp_path / "plain.tif",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert r.stdout.split("\n")[0] == "0 []", r.stderr
-    r = ssdn("denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o", tmp_path / "o.tif", "--workers", "2",
-             "--scheduler", "tcp://127.0.0.1:1")
+    r = ssdn(
+        "denoise",
+        data / "in" / "a0.tif",
+        "-m",
+        data / "m2d.ssdn",
+        "-o",
+        tmp_path / "o.tif",
+        "--workers",
+        "2",
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+    )
     assert r.returncode == 2 and "pass one of them" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     # Dask would wait for a scheduler file that does not exist with no time limit
-    r = ssdn("denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o", tmp_path / "o.tif", "--scheduler-file",
-             tmp_path / "nothere.json")
+    r = ssdn(
+        "denoise",
+        data / "in" / "a0.tif",
+        "-m",
+        data / "m2d.ssdn",
+        "-o",
+        tmp_path / "o.tif",
+        "--scheduler-file",
+        tmp_path / "nothere.json",
+    )
     assert r.returncode == 2 and "--scheduler-file" in r.stderr and "does not exist" in r.stderr, r.stderr
     r = ssdn("denoise", data / "in" / "a0.tif", "-m", data / "m2d.ssdn", "-o", tmp_path / "o.ome.zarr")
     assert r.returncode == 2 and "3D model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
@@ -240,6 +303,8 @@ def test_an_interrupted_ome_zarr_output_resumes_from_its_kept_blocks(data, tmp_p
     err = capsys.readouterr().err
     total = int(err.split("resuming ")[1].split(" of ")[1].split()[0])
     assert f": 2 of {total} blocks written by an earlier run" in err and total > 2
-    np.testing.assert_array_equal(zarr.open_array(str(out / "0"), mode="r")[...],
-                                  zarr.open_array(str(tmp_path / "whole.ome.zarr" / "0"), mode="r")[...])
+    np.testing.assert_array_equal(
+        zarr.open_array(str(out / "0"), mode="r")[...],
+        zarr.open_array(str(tmp_path / "whole.ome.zarr" / "0"), mode="r")[...],
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr", "whole.ome.zarr"]

@@ -20,8 +20,19 @@ from napari_ssdn.io import write_image
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 # Two learned-noise steps of a tiny network, float32 (bfloat16 would round differently per batch split).
-STEPS = dict(iterations=2, noise="gaussian", blind=1, width="tiny", patch=32, init="none", holdout=0.0, lr=0.05,
-             mixed_precision=False, device="cpu", val_size=32)
+STEPS = dict(
+    iterations=2,
+    noise="gaussian",
+    blind=1,
+    width="tiny",
+    patch=32,
+    init="none",
+    holdout=0.0,
+    lr=0.05,
+    mixed_precision=False,
+    device="cpu",
+    val_size=32,
+)
 LIMIT = 120  # seconds any multi-process test may take before it is stopped
 
 
@@ -39,8 +50,16 @@ def _free_port() -> int:
 
 
 def _rank_env(rank: int, world: int, port: int) -> dict:
-    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    return {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "RANK": str(rank),
+        "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": str(world),
+        "LOCAL_WORLD_SIZE": str(world),
+        "GLOO_SOCKET_IFNAME": "lo",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 class ShareOfBatch:
@@ -64,7 +83,9 @@ def _feed(trainer, rank: int, world: int) -> None:
     normalised first steps turn rounding-level differences of vanishing gradients into
     differences of the learning rate's size)."""
     trainer.sampler = ShareOfBatch(trainer, rank, world)
-    trainer.optimizer = torch.optim.SGD([{"params": g["params"]} for g in trainer.optimizer.param_groups], lr=trainer.lr)
+    trainer.optimizer = torch.optim.SGD(
+        [{"params": g["params"]} for g in trainer.optimizer.param_groups], lr=trainer.lr
+    )
 
 
 def _two_rank_steps(rank: int, port: int, out: str) -> None:
@@ -79,9 +100,14 @@ def _two_rank_steps(rank: int, port: int, out: str) -> None:
         own = trainer.sampler.sample(2)[0]  # the crops this rank would draw by itself
         _feed(trainer, rank, 2)
         records = list(trainer.run())
-        torch.save({"state": trainer.model.state_dict(), "val": [r.val_loss for r in records], "own": torch.from_numpy(own)}, f"{out}.{rank}")
+        torch.save(
+            {"state": trainer.model.state_dict(), "val": [r.val_loss for r in records], "own": torch.from_numpy(own)},
+            f"{out}.{rank}",
+        )
         # A time budget follows rank 0's clock, even when rank 1 starts later.
-        timed = DistributedTrainer(_noisy(), "YX", TrainConfig(batch=2, **{**STEPS, "iterations": None, "time_limit": 1.5}), ranks=ranks)
+        timed = DistributedTrainer(
+            _noisy(), "YX", TrainConfig(batch=2, **{**STEPS, "iterations": None, "time_limit": 1.5}), ranks=ranks
+        )
         time.sleep(0.5 * rank)
         list(timed.run())
         torch.save({"steps": timed.step, "state": timed.model.state_dict()}, f"{out}.timed.{rank}")
@@ -124,7 +150,9 @@ def test_two_ranks_with_half_the_batch_match_one_process_with_all(tmp_path):
                 p.kill()
     ddp, other = (torch.load(f"{out}.{r}", weights_only=True) for r in range(2))
     whole, start, alone = _single(4)
-    assert whole.step == 2 and whole.model.noise_params_data()["sigma"] != pytest.approx(whole.model.config.noise_init["sigma"], rel=1e-9)
+    assert whole.step == 2 and whole.model.noise_params_data()["sigma"] != pytest.approx(
+        whole.model.config.noise_init["sigma"], rel=1e-9
+    )
     moved = 0.0
     for name, value in whole.model.state_dict().items():
         assert torch.allclose(ddp["state"][name], value, atol=1e-6, rtol=0), name
@@ -152,14 +180,41 @@ def test_ssdn_train_distributed_writes_one_model_from_rank_0(tmp_path):
     timeout and fail); rank 0 alone reports and writes the model, which `ssdn info` reads."""
     write_image(tmp_path / "img.tif", _noisy(), "YX")
     out = tmp_path / "m.ssdn"
-    cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(tmp_path / "img.tif"), "-o", str(out), "--time-limit", "3",
-           "--device", "cpu", "--patch", "32", "--batch", "2", "--checkpoint-every", "0", "--distributed", "2", "--dist-timeout", "30"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_ssdn.cli",
+        "train",
+        str(tmp_path / "img.tif"),
+        "-o",
+        str(out),
+        "--time-limit",
+        "3",
+        "--device",
+        "cpu",
+        "--patch",
+        "32",
+        "--batch",
+        "2",
+        "--checkpoint-every",
+        "0",
+        "--distributed",
+        "2",
+        "--dist-timeout",
+        "30",
+    ]
     run = subprocess.run(cmd, check=False, env=_env(), capture_output=True, text=True, timeout=LIMIT, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif", "m.ssdn"]
     assert run.stderr.count("saved ") == 1 and run.stderr.count("plan: ") == 1, run.stderr
-    info = subprocess.run([sys.executable, "-m", "napari_ssdn.cli", "info", str(out), "--json"], check=False, env=_env(),
-                          capture_output=True, text=True, timeout=LIMIT)
+    info = subprocess.run(
+        [sys.executable, "-m", "napari_ssdn.cli", "info", str(out), "--json"],
+        check=False,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+    )
     assert info.returncode == 0, info.stderr
     training = json.loads(info.stdout)["training"]
     assert (training["ranks"], training["backend"], training["batch"]) == (2, "gloo", 2) and training["steps"] > 1
@@ -175,10 +230,33 @@ def test_a_lost_rank_ends_the_run_with_the_last_checkpoint_kept(tmp_path, how):
     write_image(tmp_path / "img.tif", _noisy(), "YX")
     out = tmp_path / "m.ssdn"
     port, timeout = _free_port(), 6
-    cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(tmp_path / "img.tif"), "-o", str(out), "--iterations", "100000",
-           "--device", "cpu", "--patch", "32", "--batch", "2", "--checkpoint-every", "0.5", "--dist-timeout", str(timeout)]
-    ranks = [subprocess.Popen(cmd, env={**_env(), **_rank_env(r, 2, port)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for r in range(2)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_ssdn.cli",
+        "train",
+        str(tmp_path / "img.tif"),
+        "-o",
+        str(out),
+        "--iterations",
+        "100000",
+        "--device",
+        "cpu",
+        "--patch",
+        "32",
+        "--batch",
+        "2",
+        "--checkpoint-every",
+        "0.5",
+        "--dist-timeout",
+        str(timeout),
+    ]
+    ranks = [
+        subprocess.Popen(
+            cmd, env={**_env(), **_rank_env(r, 2, port)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for r in range(2)
+    ]
     try:
         deadline = time.monotonic() + LIMIT
         while not out.exists():
@@ -220,7 +298,9 @@ def test_bad_distributed_settings_are_one_clear_error(tmp_path, capsys):
         with pytest.raises(SSDNError, match="dist_timeout=0"):
             init_ranks("cpu", timeout=0)
         write_image(tmp_path / "img.tif", _noisy(), "YX")
-        assert main(["train", str(tmp_path / "img.tif"), "-o", str(tmp_path / "m.ssdn"), "--distributed", "3", "-q"]) == 2
+        assert (
+            main(["train", str(tmp_path / "img.tif"), "-o", str(tmp_path / "m.ssdn"), "--distributed", "3", "-q"]) == 2
+        )
     err = capsys.readouterr().err
     assert err.count("ssdn: error:") == 1 and "--distributed 3 under torchrun" in err, err
     assert not (tmp_path / "m.ssdn").exists()
@@ -233,8 +313,21 @@ def test_distributed_on_gpus_uses_nccl(tmp_path):
     n = min(2, torch.cuda.device_count())
     write_image(tmp_path / "img.tif", _noisy(128), "YX")
     out = tmp_path / "m.ssdn"
-    cmd = [sys.executable, "-m", "napari_ssdn.cli", "train", str(tmp_path / "img.tif"), "-o", str(out), "--iterations", "20",
-           "--device", "cuda", "--distributed", str(n)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_ssdn.cli",
+        "train",
+        str(tmp_path / "img.tif"),
+        "-o",
+        str(out),
+        "--iterations",
+        "20",
+        "--device",
+        "cuda",
+        "--distributed",
+        str(n),
+    ]
     run = subprocess.run(cmd, check=False, env=_env(), capture_output=True, text=True, timeout=LIMIT)
     assert run.returncode == 0, run.stderr
     training = load_model(out)[1]["training"]

@@ -15,7 +15,9 @@ from napari_ssdn.core.errors import Setting, SSDNError, setting
 
 
 def test_error_names_its_setting_in_each_front_end():
-    err = SSDNError(f"{setting('blind', (6, 6))} is too large; use {setting('blind', '5,5')} or give {setting('sigma')}")
+    err = SSDNError(
+        f"{setting('blind', (6, 6))} is too large; use {setting('blind', '5,5')} or give {setting('sigma')}"
+    )
     assert str(err) == "blind='6,6' is too large; use blind='5,5' or give sigma"
     assert err.setting == "blind" and err.settings[1] == Setting("blind", "5,5")
     assert in_cli_terms(err) == "--blind 6,6 is too large; use --blind 5,5 or give --sigma"
@@ -29,12 +31,19 @@ def test_error_keeps_its_settings_through_pickling():
     assert in_cli_terms(back) == "--device cuda:3 is missing; use --device cpu"
 
 
-@pytest.mark.parametrize("config, python, cli_text, widget", [
-    (dict(subsample=9), "subsample=9 must", "--subsample 9 must", "Subsample '9' must"),
-    (dict(ndim=3, subsample=2), "volumes (ndim=3) take subsample=1", "volumes (--3d) take --subsample 1",
-     "volumes (Network 3D) take Subsample '1'"),
-    (dict(noise="salt"), "noise='salt' is not a noise model", "--noise salt is not", "Noise model 'salt' is not"),
-])
+@pytest.mark.parametrize(
+    "config, python, cli_text, widget",
+    [
+        (dict(subsample=9), "subsample=9 must", "--subsample 9 must", "Subsample '9' must"),
+        (
+            dict(ndim=3, subsample=2),
+            "volumes (ndim=3) take subsample=1",
+            "volumes (--3d) take --subsample 1",
+            "volumes (Network 3D) take Subsample '1'",
+        ),
+        (dict(noise="salt"), "noise='salt' is not a noise model", "--noise salt is not", "Noise model 'salt' is not"),
+    ],
+)
 def test_core_settings_errors_are_worded_per_front_end(config, python, cli_text, widget):
     with pytest.raises(SSDNError) as info:
         TrainConfig(**config).validate()
@@ -52,7 +61,9 @@ def test_cli_error_names_the_option(tmp_path, capsys):
     import tifffile
 
     tifffile.imwrite(tmp_path / "small.tif", np.random.default_rng(0).random((20, 40), dtype=np.float32))
-    code = cli.main(["train", str(tmp_path / "small.tif"), "-o", str(tmp_path / "m.ssdn"), "--blind", "6,6", "--iterations", "1"])
+    code = cli.main(
+        ["train", str(tmp_path / "small.tif"), "-o", str(tmp_path / "m.ssdn"), "--blind", "6,6", "--iterations", "1"]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert "ssdn: error: --blind 6,6 hides 11 pixels across but the smallest image is 20 pixels along Y" in err

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-
 from _export_helpers import make_model_file, noisy_image
+
 from napari_ssdn.cli import main
 from napari_ssdn.core import denoise, load_model
 
@@ -28,8 +28,11 @@ CASES = {
     "volume-3d": dict(ndim=3, depth=1),
     "poisson-gaussian": dict(noise="poisson-gaussian"),
 }
-SIZES = {"gray-2d": [(37, 50), (64, 64), (90, 23)], "poisson-gaussian": [(37, 50), (64, 64), (90, 23)],
-         "volume-3d": [(5, 19, 22), (8, 16, 16), (11, 30, 9)]}
+SIZES = {
+    "gray-2d": [(37, 50), (64, 64), (90, 23)],
+    "poisson-gaussian": [(37, 50), (64, 64), (90, 23)],
+    "volume-3d": [(5, 19, 22), (8, 16, 16), (11, 30, 9)],
+}
 
 
 def _model_file(path, case):
@@ -40,7 +43,9 @@ def _model_file(path, case):
     from napari_ssdn.core import ModelConfig, SSDNModel, save_model
 
     torch.manual_seed(0)
-    cfg = ModelConfig(enc=4, dec=6, depth=depth, ndim=3, noise_init={"sigma": 0.1}, learned=("sigma",), offset=0.1, scale=0.8)
+    cfg = ModelConfig(
+        enc=4, dec=6, depth=depth, ndim=3, noise_init={"sigma": 0.1}, learned=("sigma",), offset=0.1, scale=0.8
+    )
     model = SSDNModel(cfg).eval()
     save_model(model, path, train_state={"steps": 3}, sample=noisy_image((12, 40, 40))[..., None])
     return path, model
@@ -101,10 +106,25 @@ def test_package_contents(packages):
         names = set(zf.namelist())
         readme = zf.read("README.md").decode()
         rdf = zf.read("rdf.yaml").decode()
-    assert {"rdf.yaml", "cover.png", "README.md", "test_input.npy", "test_output.npy", "weights.onnx",
-            "weights_torchscript.pt", "napari_ssdn_model.ssdn"} <= names
-    for text in ("High-Quality Self-Supervised Deep Image Denoising", "napari-ssdn", "BSD-3-Clause", "poisson-gaussian",
-                 "blind region: 1 x 1", "a = ", "b = "):
+    assert {
+        "rdf.yaml",
+        "cover.png",
+        "README.md",
+        "test_input.npy",
+        "test_output.npy",
+        "weights.onnx",
+        "weights_torchscript.pt",
+        "napari_ssdn_model.ssdn",
+    } <= names
+    for text in (
+        "High-Quality Self-Supervised Deep Image Denoising",
+        "napari-ssdn",
+        "BSD-3-Clause",
+        "poisson-gaussian",
+        "blind region: 1 x 1",
+        "a = ",
+        "b = ",
+    ):
         assert text in readme
     assert "halo: 36" in rdf and "license: BSD-3-Clause" in rdf
 
@@ -133,7 +153,10 @@ def test_denoise_reads_exported_package(packages, tmp_path):
     outs = []
     for m in (model_path, package):
         out = tmp_path / f"out_{m.suffix[1:]}.tif"
-        assert main(["denoise", str(tmp_path / "in.tif"), "-m", str(m), "-o", str(out), "--no-tta", "--float32", "-q"]) == 0
+        assert (
+            main(["denoise", str(tmp_path / "in.tif"), "-m", str(m), "-o", str(out), "--no-tta", "--float32", "-q"])
+            == 0
+        )
         outs.append(tifffile.imread(out))
     np.testing.assert_array_equal(outs[0], outs[1])
 
@@ -143,7 +166,9 @@ def test_api_export_of_a_loaded_model_with_a_sample_array(tmp_path):
 
     model_path, _ = make_model_file(tmp_path / "m.ssdn", sample=False)
     model, info = load_model(model_path)
-    out = export_model(model, tmp_path / "m.zip", sample=noisy_image((70, 90)), axes="YX", info=info, name="m", onnx=False)
+    out = export_model(
+        model, tmp_path / "m.zip", sample=noisy_image((70, 90)), axes="YX", info=info, name="m", onnx=False
+    )
     with zipfile.ZipFile(out) as zf:
         assert "weights.onnx" not in zf.namelist()
         x = np.load(io.BytesIO(zf.read("test_input.npy")))
@@ -172,9 +197,11 @@ def test_torchscript_loads_without_napari_ssdn(packages):
 
 
 def test_no_bioimageio_import_until_exporting():
-    code = ("import sys, napari_ssdn, napari_ssdn.cli, napari_ssdn.export\n"
-            "napari_ssdn.cli.build_parser()\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bioimageio', 'onnx', 'onnxruntime')))")
+    code = (
+        "import sys, napari_ssdn, napari_ssdn.cli, napari_ssdn.export\n"
+        "napari_ssdn.cli.build_parser()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bioimageio', 'onnx', 'onnxruntime')))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
@@ -199,7 +226,13 @@ def test_bad_input_ends_in_one_line_and_writes_nothing(tmp_path, capsys):
     _fails(["export", str(untrained), "-o", out], capsys, "not been trained")
     _fails(["export", str(tmp_path / "corrupt.ssdn"), "-o", out], capsys, "corrupt.ssdn", "not a readable")
     _fails(["export", str(good), "-o", str(tmp_path / "pkg.tif")], capsys, "must end in .zip")
-    _fails(["export", str(good), "-o", out, "--sample", str(tmp_path / "rgb.tif")], capsys, "--sample", "3 channel(s)", "trained on 1")
+    _fails(
+        ["export", str(good), "-o", out, "--sample", str(tmp_path / "rgb.tif")],
+        capsys,
+        "--sample",
+        "3 channel(s)",
+        "trained on 1",
+    )
     _fails(["export", str(old), "-o", out], capsys, "--sample")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     (tmp_path / "pkg.zip").write_bytes(b"keep me")
@@ -212,8 +245,13 @@ def test_denoise_names_a_zip_that_is_not_ours(tmp_path, capsys):
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
         zf.writestr("rdf.yaml", json.dumps({"type": "model"}))
         zf.writestr("weights.pt", b"x")
-    _fails(["denoise", str(tmp_path / "in.tif"), "-m", str(tmp_path / "other.zip"), "-o", str(tmp_path / "o.tif")],
-           capsys, "other.zip", "without a napari-ssdn model", "ssdn export")
+    _fails(
+        ["denoise", str(tmp_path / "in.tif"), "-m", str(tmp_path / "other.zip"), "-o", str(tmp_path / "o.tif")],
+        capsys,
+        "other.zip",
+        "without a napari-ssdn model",
+        "ssdn export",
+    )
     assert not (tmp_path / "o.tif").exists()
 
 

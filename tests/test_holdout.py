@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from test_cli import ssdn
 
-from napari_ssdn.core import SSDNError, Trainer, TrainConfig, load_model
+from napari_ssdn.core import SSDNError, TrainConfig, Trainer, load_model
 from napari_ssdn.core.data import CropSampler, HoldoutPattern
 from napari_ssdn.io import write_image
-from test_cli import ssdn
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", init="none")
 
@@ -50,7 +50,12 @@ def test_loss_ignores_held_out_pixels():
     spoiled[held] = 5.0
 
     def weights(targets, holdout):
-        trainer = Trainer(noisy, "YX", TrainConfig(mode="supervised", iterations=5, holdout=holdout, keep_best=False, **FAST), targets=targets)
+        trainer = Trainer(
+            noisy,
+            "YX",
+            TrainConfig(mode="supervised", iterations=5, holdout=holdout, keep_best=False, **FAST),
+            targets=targets,
+        )
         for _ in trainer.run():
             pass
         return torch.cat([p.detach().ravel() for p in trainer.model.net.parameters()]), trainer.validate()
@@ -100,7 +105,22 @@ def test_cli_reports_the_kept_step(tmp_path):
     src = tmp_path / "noisy.tif"
     write_image(src, _cells_noisy(), "YX")
     out = tmp_path / "m.ssdn"
-    r = ssdn("train", src, "-o", out, "--iterations", "40", "--lr", "0.3", "--init", "none", "--patch", "32", "--device", "cpu")
+    r = ssdn(
+        "train",
+        src,
+        "-o",
+        out,
+        "--iterations",
+        "40",
+        "--lr",
+        "0.3",
+        "--init",
+        "none",
+        "--patch",
+        "32",
+        "--device",
+        "cpu",
+    )
     assert r.returncode == 0, r.stderr
     meta = load_model(out)[1]["training"]
     assert meta["steps"] == 40 and meta["holdout"] == pytest.approx(1 / 16)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, denoise_iter, load_model, save_model, train
+from napari_ssdn.core import SSDNError, TrainConfig, Trainer, denoise, denoise_iter, load_model, save_model, train
 from napari_ssdn.core.receptive import receptive_margin
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
@@ -94,9 +94,13 @@ def test_test_time_averaging_is_the_mean_of_the_eight_views():
     views = [(back, denoise(model, np.ascontiguousarray(v), "YX", kinds, tta=False, **kw)) for v, back in _views(noisy)]
     for kind in ("prior-mean", "posterior-mean"):
         np.testing.assert_allclose(tta[kind], np.mean([back(r[kind]) for back, r in views], axis=0), atol=1e-5)
-    np.testing.assert_allclose(tta["posterior-std"], np.sqrt(np.mean([back(r["posterior-std"]) ** 2 for back, r in views], axis=0)), atol=1e-5)
+    np.testing.assert_allclose(
+        tta["posterior-std"], np.sqrt(np.mean([back(r["posterior-std"]) ** 2 for back, r in views], axis=0)), atol=1e-5
+    )
     rotated = np.ascontiguousarray(np.rot90(noisy))
-    np.testing.assert_allclose(denoise(model, rotated, "YX", tta=True, **kw), np.rot90(tta["posterior-mean"]), atol=1e-5)
+    np.testing.assert_allclose(
+        denoise(model, rotated, "YX", tta=True, **kw), np.rot90(tta["posterior-mean"]), atol=1e-5
+    )
     single = denoise(model, noisy, "YX", tta=False, **kw)
     assert np.abs(denoise(model, rotated, "YX", tta=False, **kw) - np.rot90(single)).max() > 1e-4
     np.testing.assert_array_equal(denoise(model, noisy, "YX", **kw), tta["posterior-mean"])
@@ -180,7 +184,9 @@ def test_subsampled_model_sees_only_its_own_phase(tmp_path):
 def test_all_nan_input_is_refused():
     with pytest.raises(SSDNError, match="no finite values"):
         Trainer(np.full((32, 32), np.nan, np.float32), "YX", TrainConfig(**FAST))
-    model = Trainer(np.random.default_rng(0).random((32, 32), np.float32), "YX", TrainConfig(iterations=1, **FAST)).model
+    model = Trainer(
+        np.random.default_rng(0).random((32, 32), np.float32), "YX", TrainConfig(iterations=1, **FAST)
+    ).model
     with pytest.raises(SSDNError, match="no finite values"):
         denoise(model, np.full((32, 32), np.nan, np.float32), "YX")
 
@@ -190,7 +196,9 @@ def test_missing_pixels_stay_missing(clean_and_noisy, subsample):
     """NaN pixels of the input come out NaN in every output, and every other pixel is
     finite: inference makes up no value where nothing was measured."""
     _, noisy, sigma = clean_and_noisy
-    model = Trainer(noisy, "YX", TrainConfig(iterations=1, subsample=subsample, noise_params={"sigma": sigma}, **FAST)).model
+    model = Trainer(
+        noisy, "YX", TrainConfig(iterations=1, subsample=subsample, noise_params={"sigma": sigma}, **FAST)
+    ).model
     holed = noisy.copy()
     holed[10:20, 5:9] = np.nan
     holed[40, 50] = np.inf
@@ -232,6 +240,7 @@ def test_compile_failure_falls_back_to_the_plain_network(clean_and_noisy, monkey
     def no_compiler(fn, **kwargs):
         def run(*args, **kw):
             raise RuntimeError("no C++ compiler found")
+
         return run
 
     monkeypatch.setattr(torch, "compile", no_compiler)

@@ -9,8 +9,17 @@ from napari_ssdn.core.errors import SSDNError
 from napari_ssdn.io import read_image, write_image
 
 
-@pytest.mark.parametrize("axes,shape", [("YX", (20, 30)), ("ZYX", (4, 20, 30)), ("SYX", (3, 20, 30)), ("YXC", (20, 30, 3)),
-                                        ("ZCYX", (4, 2, 20, 30)), ("TZYX", (2, 4, 20, 30))])
+@pytest.mark.parametrize(
+    "axes,shape",
+    [
+        ("YX", (20, 30)),
+        ("ZYX", (4, 20, 30)),
+        ("SYX", (3, 20, 30)),
+        ("YXC", (20, 30, 3)),
+        ("ZCYX", (4, 2, 20, 30)),
+        ("TZYX", (2, 4, 20, 30)),
+    ],
+)
 def test_tiff_round_trip_keeps_axes_and_voxel_size(tmp_path, axes, shape):
     data = np.random.default_rng(0).random(shape).astype(np.float32)
     voxel = {a: v for a, v in {"Z": 0.8, "Y": 0.2, "X": 0.2}.items() if a in axes}
@@ -29,7 +38,13 @@ def test_tiff_round_trip_keeps_axes_and_voxel_size(tmp_path, axes, shape):
 def test_imagej_tiff_from_another_program(tmp_path):
     """A Fiji-style ImageJ hyperstack: spacing, resolution and unit are read."""
     data = np.zeros((5, 16, 16), np.uint16)
-    tifffile.imwrite(tmp_path / "ij.tif", data, imagej=True, resolution=(1 / 0.1, 1 / 0.1), metadata={"spacing": 0.5, "unit": "micron", "axes": "ZYX"})
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        data,
+        imagej=True,
+        resolution=(1 / 0.1, 1 / 0.1),
+        metadata={"spacing": 0.5, "unit": "micron", "axes": "ZYX"},
+    )
     img = read_image(tmp_path / "ij.tif")
     assert img.axes == "ZYX"
     assert img.voxel == pytest.approx({"Z": 0.5, "Y": 0.1, "X": 0.1})
@@ -79,9 +94,18 @@ def test_failed_write_leaves_no_file(tmp_path):
 
 def test_ome_tiff_axes_with_their_own_units(tmp_path):
     """OME gives each axis a unit: a Z step of 300 nm beside X in µm reads as 0.3 µm."""
-    tifffile.imwrite(tmp_path / "z.ome.tif", np.zeros((3, 16, 16), np.uint16), ome=True,
-                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.108, "PhysicalSizeY": 0.108, "PhysicalSizeZ": 300,
-                               "PhysicalSizeZUnit": "nm"})
+    tifffile.imwrite(
+        tmp_path / "z.ome.tif",
+        np.zeros((3, 16, 16), np.uint16),
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 0.108,
+            "PhysicalSizeY": 0.108,
+            "PhysicalSizeZ": 300,
+            "PhysicalSizeZUnit": "nm",
+        },
+    )
     img = read_image(tmp_path / "z.ome.tif")
     assert img.unit == "micrometer"
     assert img.voxel == pytest.approx({"Z": 0.3, "Y": 0.108, "X": 0.108})

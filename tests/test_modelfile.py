@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, load_model
+from napari_ssdn.core import SSDNError, TrainConfig, Trainer, denoise, load_model
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
 

@@ -12,7 +12,6 @@ pytest.importorskip("qtpy")
 pytest.importorskip("pytestqt")
 
 from _napari_helpers import TIMEOUT  # noqa: E402
-from _napari_helpers import fresh_registry, one_torch_thread, viewer, tiny_model  # noqa: E402,F401 - shared fixtures
 
 from napari_ssdn._napari._batch_jobs import BatchProgress, FileItem, ItemDone, batch_denoise_job  # noqa: E402
 from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
@@ -20,15 +19,7 @@ from napari_ssdn._napari._model_registry import SessionModel, session_models  # 
 from napari_ssdn.io import read_image, write_image  # noqa: E402
 from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 
-pytestmark = pytest.mark.gui
-
-
-
-
-
-
-
-
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
 
 
 @pytest.fixture
@@ -86,7 +77,11 @@ def test_denoise_several_layers_with_one_progress_bar(viewer, qtbot, tiny_model,
     assert viewer.layers["a_ssdn"].metadata["ssdn"] == {"output": "posterior-mean", "model": "tiny"}
     s = w.batch.summary
     assert s.done == ["a", "b"] and [n for n, _ in s.failed] == ["rgb"] and not s.cancelled
-    assert "2 of 3 layers" in w.batch.status.text() and "'rgb'" in w.batch.status.text() and "channel" in w.batch.status.text()
+    assert (
+        "2 of 3 layers" in w.batch.status.text()
+        and "'rgb'" in w.batch.status.text()
+        and "channel" in w.batch.status.text()
+    )
     batch_bars = [b for b in bars if "3 layers" in b.desc]
     assert len(batch_bars) == 1 and batch_bars[0].total == 300 and batch_bars[0].most >= 200
     assert w.run_button.isEnabled() and not w.cancel_button.isEnabled()
@@ -95,7 +90,9 @@ def test_denoise_several_layers_with_one_progress_bar(viewer, qtbot, tiny_model,
     assert set(w.batch.selected_layers()) == {lay.name for lay in viewer.layers}
 
 
-def test_denoise_folder_keeps_voxel_size_reports_bad_files_and_never_overwrites(viewer, qtbot, tiny_model, tmp_path, bars):
+def test_denoise_folder_keeps_voxel_size_reports_bad_files_and_never_overwrites(
+    viewer, qtbot, tiny_model, tmp_path, bars
+):
     """Every TIFF and MRC file of the folder is denoised into the output folder under its
     own name with its voxel size; an unreadable file is named at the end while the others
     finish; the inputs are unchanged; the input folder cannot be the output folder."""
@@ -116,10 +113,14 @@ def test_denoise_folder_keeps_voxel_size_reports_bad_files_and_never_overwrites(
     _wait(qtbot, w)
     assert sorted(p.name for p in dst.iterdir()) == ["a.tif", "vol.mrc"]  # no temporary files left
     img = read_image(dst / "a.tif")
-    assert img.data.dtype == np.float32 and img.data.shape == a.shape and img.unit in ("um", "µm", "micron", "micrometer")
+    assert (
+        img.data.dtype == np.float32 and img.data.shape == a.shape and img.unit in ("um", "µm", "micron", "micrometer")
+    )
     assert img.voxel["Y"] == pytest.approx(0.5) and img.voxel["X"] == pytest.approx(0.25)
     vol = read_image(dst / "vol.mrc")
-    assert vol.data.shape == stack.shape and vol.voxel["Z"] == pytest.approx(4.0) and vol.voxel["X"] == pytest.approx(2.0)
+    assert (
+        vol.data.shape == stack.shape and vol.voxel["Z"] == pytest.approx(4.0) and vol.voxel["X"] == pytest.approx(2.0)
+    )
     assert np.abs(img.data - a).mean() > 0
     s = w.batch.summary
     assert sorted(s.done) == ["a.tif", "vol.mrc"] and [n for n, _ in s.failed] == ["broken.tif"]

@@ -12,12 +12,11 @@ pytest.importorskip("bioimageio.spec")
 
 from _export_helpers import make_model_file, noisy_image  # noqa: E402
 from _napari_helpers import TIMEOUT  # noqa: E402
-from _napari_helpers import fresh_registry, one_torch_thread, viewer  # noqa: E402,F401 - shared fixtures
 
 from napari_ssdn._napari import _export_button  # noqa: E402
 from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
 
 
 def test_export_button_writes_a_package_that_loads_back(viewer, qtbot, tmp_path, monkeypatch):

@@ -1,13 +1,13 @@
 """napari readers, writers and sample data, exercised through npe2 and the manifest."""
 
 import mrcfile
-import numpy as np
 import npe2
+import numpy as np
 import pytest
 import tifffile
 
-from napari_ssdn.core.errors import SSDNError
 from napari_ssdn._napari._reader import get_reader
+from napari_ssdn.core.errors import SSDNError
 
 PLUGIN = "napari-ssdn"
 
@@ -146,7 +146,9 @@ def test_mrc_writer_converts_units_to_angstrom(tmp_path):
     out = _write(tmp_path / "v.mrc", data, scale=(2.0, 1.5, 1.0), units="nm", axis_labels=("z", "y", "x"))
     with mrcfile.open(out) as m:
         assert m.data.dtype == np.float32
-        assert (float(m.voxel_size.x), float(m.voxel_size.y), float(m.voxel_size.z)) == pytest.approx((10.0, 15.0, 20.0))
+        assert (float(m.voxel_size.x), float(m.voxel_size.y), float(m.voxel_size.z)) == pytest.approx(
+            (10.0, 15.0, 20.0)
+        )
         assert int(m.header.ispg) != 0
     got, kw = _read(out)
     np.testing.assert_allclose(kw["scale"], (20.0, 15.0, 10.0))
@@ -211,9 +213,16 @@ def test_save_dialog_name_without_extension(tmp_path, command, ext):
     from napari_ssdn.io import read_image
 
     viewer = ViewerModel()
-    viewer.add_image(np.zeros((3, 8, 8), np.float32), name="cells_ssdn", scale=(2.0, 0.5, 0.5), units="nm",
-                     axis_labels=("z", "y", "x"))
-    writer = next(w for w in npe2.PluginManager.instance().get_manifest(PLUGIN).contributions.writers if w.command == command)
+    viewer.add_image(
+        np.zeros((3, 8, 8), np.float32),
+        name="cells_ssdn",
+        scale=(2.0, 0.5, 0.5),
+        units="nm",
+        axis_labels=("z", "y", "x"),
+    )
+    writer = next(
+        w for w in npe2.PluginManager.instance().get_manifest(PLUGIN).contributions.writers if w.command == command
+    )
     saved = viewer.layers.save(str(tmp_path / "cells_ssdn"), _writer=writer)
     assert saved == [str(tmp_path / f"cells_ssdn{ext}")]
     img = read_image(saved[0])

@@ -17,7 +17,9 @@ def manifest():
 
 def test_npe2_validate_passes():
     """`npe2 validate napari-ssdn` accepts the installed manifest."""
-    res = subprocess.run([sys.executable, "-m", "npe2", "validate", "napari-ssdn"], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-ssdn"], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "valid" in res.stdout
 
@@ -50,7 +52,10 @@ def test_manifest_modules_import_without_torch(manifest):
     code = "\n".join(
         ["import importlib, sys", "import napari_ssdn, napari_ssdn.core"]
         + [f"getattr(importlib.import_module({t.split(':')[0]!r}), {t.split(':')[1]!r})" for t in targets]
-        + ["bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]", "print('TORCH' if bad else 'CLEAN')"]
+        + [
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]",
+            "print('TORCH' if bad else 'CLEAN')",
+        ]
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

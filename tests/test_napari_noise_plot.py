@@ -9,19 +9,12 @@ pytest.importorskip("qtpy")
 pytest.importorskip("pytestqt")
 
 from _napari_helpers import TIMEOUT, tiny, train  # noqa: E402
-from _napari_helpers import fresh_registry, one_torch_thread, viewer  # noqa: E402,F401 - shared fixtures
 
 from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
 from napari_ssdn.core.noisecurve import model_variance  # noqa: E402
 from napari_ssdn.samples import DEMO_SIGMA, noisy_cells  # noqa: E402
 
-pytestmark = pytest.mark.gui
-
-
-
-
-
-
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
 
 
 def _measure(qtbot, w):
@@ -77,8 +70,9 @@ def test_a_loaded_model_is_drawn_and_bad_axes_are_named(viewer, qtbot, tmp_path)
     from napari_ssdn.core import TrainConfig, Trainer, save_model
 
     noisy, _ = noisy_cells(64)
-    trainer = Trainer(noisy, "YX", TrainConfig(iterations=2, width="tiny", patch=16, batch=2, device="cpu",
-                                               noise="poisson-gaussian"))
+    trainer = Trainer(
+        noisy, "YX", TrainConfig(iterations=2, width="tiny", patch=16, batch=2, device="cpu", noise="poisson-gaussian")
+    )
     for _ in trainer.run():
         pass
     path = tmp_path / "pg.ssdn"

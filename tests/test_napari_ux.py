@@ -10,15 +10,20 @@ import pytest
 pytest.importorskip("qtpy")
 pytest.importorskip("pytestqt")
 
-from _napari_helpers import TIMEOUT, fast_previews, tiny, train, wait  # noqa: E402
-from _napari_helpers import fresh_registry, one_torch_thread, viewer, tiny_model  # noqa: E402,F401 - shared fixtures
+from _napari_helpers import (  # noqa: E402
+    TIMEOUT,
+    fast_previews,
+    tiny,
+    train,
+    wait,
+)
 
 from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
 from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
 from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
 
 
 def _long_run(qtbot, viewer, name="img"):
@@ -171,7 +176,9 @@ def test_device_line_in_widget_terms_with_help_link(viewer, qtbot, widget_class)
     assert w.header.device_label.wordWrap()
     assert docs_url() in w.header.help_url and w.header.help_url in w.header.help_label.text()
     assert w.header.help_label.openExternalLinks()
-    qtbot.waitUntil(lambda: "CPU" in w.header.device_label.text() or "CUDA" in w.header.device_label.text(), timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: "CPU" in w.header.device_label.text() or "CUDA" in w.header.device_label.text(), timeout=TIMEOUT
+    )
     if torch.cuda.is_available():
         return
     w.device_combo.setCurrentText("cuda")
@@ -186,8 +193,10 @@ def test_both_docks_fit_a_small_screen(viewer, qtbot):
     viewer.add_image(np.zeros((32, 32), np.float32), name="img")
     t, d = TrainWidget(viewer), DenoiseWidget(viewer)
     t.advanced_button.setChecked(True)
-    docks = [viewer.window.add_dock_widget(t, name="Train denoiser", area="right"),
-             viewer.window.add_dock_widget(d, name="Denoise", area="right")]
+    docks = [
+        viewer.window.add_dock_widget(t, name="Train denoiser", area="right"),
+        viewer.window.add_dock_widget(d, name="Denoise", area="right"),
+    ]
     viewer.window._qt_window.resize(1366, 768)
     for w in (t, d, *docks):
         assert w.minimumSizeHint().height() < 350, (w, w.minimumSizeHint())
@@ -336,7 +345,9 @@ def test_rgb_layer_of_different_channel_noise_trains_channel_by_channel(viewer, 
     tiny(t, "3")
     train(qtbot, t)
     assert t.last_result.model.config.channels_apart
-    assert "Channels: trained apart as gray images \u2014 noise levels differ between channels" in t.choices_label.text()
+    assert (
+        "Channels: trained apart as gray images \u2014 noise levels differ between channels" in t.choices_label.text()
+    )
     d = DenoiseWidget(viewer)
     assert d.model_combo.currentText() == "cells (trained)" and d.run_button.isEnabled(), d.status.text()
     assert d.run() is not None

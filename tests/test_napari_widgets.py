@@ -10,7 +10,6 @@ pytest.importorskip("qtpy")
 pytest.importorskip("pytestqt")
 
 from _napari_helpers import TIMEOUT, tiny, train, wait  # noqa: E402
-from _napari_helpers import fresh_registry, one_torch_thread, viewer, tiny_model  # noqa: E402,F401 - shared fixtures
 
 from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn._napari._jobs import TrainRequest, train_job  # noqa: E402
@@ -18,18 +17,7 @@ from napari_ssdn._napari._model_registry import SessionModel, session_models  # 
 from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
 from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 
-pytestmark = pytest.mark.gui
-
-
-
-
-
-
-
-
-
-
-
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
 
 
 def test_train_through_widget(viewer, qtbot):
@@ -50,7 +38,6 @@ def test_train_through_widget(viewer, qtbot):
     assert preview.data.shape == (64, 64)
     assert tuple(preview.scale) == (0.5, 0.5)
     assert w.start_button.isEnabled() and w.resume_button.isEnabled() and not w.stop_button.isEnabled()
-
 
 
 def test_auto_width_and_learning_rate(viewer, qtbot):
@@ -77,6 +64,7 @@ def test_auto_width_and_learning_rate(viewer, qtbot):
     assert model.config.subsample == 2
     assert model.config.per_image and model.estimator is not None
     assert viewer.layers["noisy_ssdn_preview"].data.shape == (64, 64)
+
 
 def test_event_loop_runs_during_training(viewer, qtbot):
     """The viewer stays responsive: a 20 ms QTimer keeps firing while a time-budget run trains."""
@@ -233,8 +221,15 @@ def test_denoise_adds_layer_with_input_geometry(viewer, qtbot, tiny_model):
     """Denoising writes <name>_ssdn with the input's scale, translate, units and labels; a rerun updates it."""
     session_models().add(SessionModel("tiny", tiny_model))
     noisy, _ = noisy_cells_stack(n=2, size=48)
-    layer = viewer.add_image(noisy, name="tomo", scale=(2.0, 0.5, 0.5), translate=(1.0, 3.0, 4.0),
-                             units="nm", axis_labels=("z", "y", "x"), metadata={"who": "me"})
+    layer = viewer.add_image(
+        noisy,
+        name="tomo",
+        scale=(2.0, 0.5, 0.5),
+        translate=(1.0, 3.0, 4.0),
+        units="nm",
+        axis_labels=("z", "y", "x"),
+        metadata={"who": "me"},
+    )
     w = DenoiseWidget(viewer)
     assert w.model_combo.currentText() == "tiny"
     assert w.axes_edit.text() == "ZYX"
@@ -319,7 +314,9 @@ def test_trained_model_offered_to_denoise(viewer, qtbot):
     assert d.run_button.isEnabled()
     # A model trained next, on another layer, becomes the Denoise widget's choice.
     viewer.add_image(noisy[::-1].copy(), name="more cells")
-    t.layer_combo.setCurrentIndex(next(i for i in range(t.layer_combo.count()) if t.layer_combo.itemText(i) == "more cells"))
+    t.layer_combo.setCurrentIndex(
+        next(i for i in range(t.layer_combo.count()) if t.layer_combo.itemText(i) == "more cells")
+    )
     train(qtbot, t)
     assert d.model_combo.count() == 2
     assert d.model_combo.currentText() == "more cells (trained)"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import psnr
-from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, train
+
+from napari_ssdn.core import SSDNError, TrainConfig, Trainer, denoise, train
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
 
@@ -15,8 +15,8 @@ def test_learned_sigma_lands_near_the_truth(clean_and_noisy):
     clean, noisy, sigma = clean_and_noisy
     scale = 255.0  # data in other units than [0, 1]: the parameter is reported in them
     trainer = Trainer(noisy * scale, "YX", TrainConfig(iterations=150, **FAST))
-    for rec in trainer.run():
-        pass
+    for progress in trainer.run():
+        rec = progress
     learned = trainer.model.noise_params_data()["sigma"]
     assert learned == pytest.approx(sigma * scale, rel=0.10)
     assert rec.noise_params["sigma"] == pytest.approx(learned)
@@ -35,8 +35,8 @@ def test_missing_pixels_stay_out_of_the_noise_level():
     noisy[:, 96 + 20 :] = np.nan
     trainer = Trainer(noisy, "YX", TrainConfig(iterations=150, **FAST))
     assert trainer.model.config.noise_init["sigma"] == pytest.approx(sigma, rel=0.10)
-    for rec in trainer.run():
-        pass
+    for progress in trainer.run():
+        rec = progress
     assert np.isfinite(rec.val_loss)
     assert trainer.model.noise_params_data()["sigma"] == pytest.approx(sigma, rel=0.10)
     out = denoise(trainer.model, noisy, "YX")
@@ -92,7 +92,9 @@ def test_noise_estimate_on_integer_data(sigma):
     """Integer data with noise of a grey level or two (int8 tomograms): the starting
     estimate is not fooled by details that are mostly exactly zero."""
     rng = np.random.default_rng(0)
-    img = np.round(40 + 10 * np.sin(np.arange(128) / 9)[None, :] + sigma * rng.standard_normal((128, 128))).astype(np.int16)
+    img = np.round(40 + 10 * np.sin(np.arange(128) / 9)[None, :] + sigma * rng.standard_normal((128, 128))).astype(
+        np.int16
+    )
     trainer = Trainer(img, "YX", TrainConfig(iterations=1, width="tiny"))
     truth = np.sqrt(sigma**2 + 1 / 12)  # rounding adds its own variance
     assert abs(trainer.model.config.noise_init["sigma"] - truth) / truth < 0.1
@@ -120,10 +122,10 @@ def test_per_image_noise_levels_follow_each_image():
     rng = np.random.default_rng(11)
     clean = [clean_cells(96, seed=s) for s in (3, 4)]
     sigmas = [0.04, 0.2]
-    noisy = [(c + s * rng.standard_normal(c.shape)).astype(np.float32) for c, s in zip(clean, sigmas)]
+    noisy = [(c + s * rng.standard_normal(c.shape)).astype(np.float32) for c, s in zip(clean, sigmas, strict=True)]
     model = train(noisy, "YX", TrainConfig(iterations=200, per_image=True, lr=2e-3, **FAST))
     assert model.estimator is not None
-    for c, y, s in zip(clean, noisy, sigmas):
+    for c, y, s in zip(clean, noisy, sigmas, strict=True):
         t = torch.from_numpy((y - model.config.offset) / model.config.scale)[None, None]
         assert model.noise_params_data(t)["sigma"] == pytest.approx(s, rel=0.25)
         learned = denoise(model, y, "YX")

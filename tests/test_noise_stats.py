@@ -9,7 +9,12 @@ from napari_ssdn.core.estimate import estimate_noise
 from napari_ssdn.core.noisemodel import choose_noise_model
 from napari_ssdn.core.noisestats import choose_blind_region, level_lag, noise_stats
 
-KERNELS = {"white": np.ones((1, 1)), "box3": np.ones((3, 3)), "line3": np.ones((1, 3)), "tent": np.outer([1, 2, 1], [1, 2, 1])}
+KERNELS = {
+    "white": np.ones((1, 1)),
+    "box3": np.ones((3, 3)),
+    "line3": np.ones((1, 3)),
+    "tent": np.outer([1, 2, 1], [1, 2, 1]),
+}
 
 
 def _noise(kernel, shape=(512, 512), seed=1):
@@ -24,7 +29,10 @@ def _signal(shape=(512, 512)):
 
 
 def _true_rho(n, lags=4):
-    return {ax: [float(np.mean(n * np.roll(n, -lag, axis=i)) / np.mean(n * n)) for lag in range(1, lags + 1)] for i, ax in enumerate("YX")}
+    return {
+        ax: [float(np.mean(n * np.roll(n, -lag, axis=i)) / np.mean(n * n)) for lag in range(1, lags + 1)]
+        for i, ax in enumerate("YX")
+    }
 
 
 @pytest.mark.parametrize("kernel", list(KERNELS))
@@ -82,7 +90,7 @@ def test_noise_model_follows_how_the_variance_grows_with_the_signal():
 def test_auto_choices_are_used_stored_and_given_settings_win(tmp_path):
     """A run on correlated noise takes the measured region and records why; a given
     noise model or region is kept as given."""
-    y = (_signal((256, 256)) + 0.1 * _noise(KERNELS["box3"], (256, 256)))
+    y = _signal((256, 256)) + 0.1 * _noise(KERNELS["box3"], (256, 256))
     y = y.astype(np.float32)
     fast = dict(iterations=2, patch=32, device="cpu")
     trainer = Trainer(y, "YX", TrainConfig(**fast))
@@ -137,8 +145,29 @@ def test_a_given_noise_level_larger_than_the_data_is_flagged(tmp_path):
         Trainer(y, "YX", TrainConfig(noise_params={"sigma": 0.1}, **fast))
     src = tmp_path / "img.tif"
     write_image(src, y, "YX")
-    r = subprocess.run([sys.executable, "-m", "napari_ssdn.cli", "train", str(src), "-o", str(tmp_path / "m.ssdn"), "--sigma", "25",
-                        "--iterations", "1", "--patch", "32", "--device", "cpu", "--quiet"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_ssdn.cli",
+            "train",
+            str(src),
+            "-o",
+            str(tmp_path / "m.ssdn"),
+            "--sigma",
+            "25",
+            "--iterations",
+            "1",
+            "--patch",
+            "32",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "ssdn: warning: the given noise (--sigma 25)" in r.stderr and "Traceback" not in r.stderr
 
@@ -151,7 +180,9 @@ def test_noise_level_per_image_where_the_images_levels_differ():
     rng = np.random.default_rng(0)
     clean = [clean_cells(128, seed=s) for s in range(3)]
     fast = dict(iterations=1, patch=32, device="cpu", noise="gaussian", blind=1)
-    differ = [(c + s * rng.standard_normal(c.shape)).astype(np.float32) for c, s in zip(clean, (0.02, 0.05, 0.1))]
+    differ = [
+        (c + s * rng.standard_normal(c.shape)).astype(np.float32) for c, s in zip(clean, (0.02, 0.05, 0.1), strict=True)
+    ]
     trainer = Trainer(differ, ["YX"] * 3, TrainConfig(**fast))
     assert trainer.choices.per_image and "differ between images" in trainer.choices.per_image_why
     assert trainer.model.config.per_image and trainer.anchors is not None
@@ -253,10 +284,35 @@ def test_cli_trains_an_rgb_file_channel_by_channel(tmp_path):
 
     _, noisy = _three_cameras(size=64)
     Image.fromarray(np.clip(noisy / noisy.max() * 255, 0, 255).astype(np.uint8)).save(tmp_path / "cells.png")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "napari_ssdn.cli", *a], capture_output=True, text=True, timeout=300)  # noqa: E731
-    r = run("train", str(tmp_path / "cells.png"), "-o", str(tmp_path / "m.ssdn"), "--iterations", "2", "--patch", "32", "--device", "cpu")
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "napari_ssdn.cli", *a], capture_output=True, text=True, timeout=300
+        )
+
+    r = run(
+        "train",
+        str(tmp_path / "cells.png"),
+        "-o",
+        str(tmp_path / "m.ssdn"),
+        "--iterations",
+        "2",
+        "--patch",
+        "32",
+        "--device",
+        "cpu",
+    )
     assert r.returncode == 0, r.stderr
     assert "channels trained apart, as gray images: noise levels differ between channels" in r.stdout + r.stderr
-    r = run("denoise", str(tmp_path / "cells.png"), "-m", str(tmp_path / "m.ssdn"), "-o", str(tmp_path / "den.tif"), "--device", "cpu")
+    r = run(
+        "denoise",
+        str(tmp_path / "cells.png"),
+        "-m",
+        str(tmp_path / "m.ssdn"),
+        "-o",
+        str(tmp_path / "den.tif"),
+        "--device",
+        "cpu",
+    )
     assert r.returncode == 0, r.stderr
     assert tifffile.imread(tmp_path / "den.tif").shape == (64, 64, 3)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import psnr
-from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, train
+
+from napari_ssdn.core import SSDNError, TrainConfig, Trainer, denoise, train
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
 
@@ -82,22 +82,37 @@ def test_defaults_follow_the_device():
     assert light.model.config.enc == 32 and light.lr == pytest.approx(1e-3)
     given = Trainer(img, "YX", TrainConfig(device="cpu", iterations=1, lr=5e-4))
     assert given.lr == pytest.approx(5e-4)
-    vol = Trainer(np.random.default_rng(0).random((24, 24, 24)).astype(np.float32), "ZYX", TrainConfig(device="cpu", iterations=1, ndim=3))
+    vol = Trainer(
+        np.random.default_rng(0).random((24, 24, 24)).astype(np.float32),
+        "ZYX",
+        TrainConfig(device="cpu", iterations=1, ndim=3),
+    )
     assert vol.model.config.enc == 16 and vol.lr == pytest.approx(1e-3)
     # A GPU (measured on an H200): 8 crops of 128^2; the tiny width where the shipped start
     # fits (gray Gaussian), light where none does (Poisson-Gaussian, from scratch).
     cuda = torch.device("cuda")
     gpu = TrainConfig(noise="gaussian", blind=1)  # as a run resolves the data's auto settings
-    assert (gpu.patch_for(cuda), gpu.batch_for(cuda), gpu.patch_for(torch.device("cpu")), gpu.batch_for(torch.device("cpu"))) == (128, 8, 64, 4)
+    assert (
+        gpu.patch_for(cuda),
+        gpu.batch_for(cuda),
+        gpu.patch_for(torch.device("cpu")),
+        gpu.batch_for(torch.device("cpu")),
+    ) == (128, 8, 64, 4)
     assert TrainConfig(ndim=3).patch_for(cuda) == 24 and TrainConfig(ndim=3).batch_for(cuda) == 1
     assert TrainConfig(patch=32, batch=2).patch_for(cuda) == 32 and TrainConfig(patch=32, batch=2).batch_for(cuda) == 2
     assert gpu.width_for(cuda, start_fits=True) == "tiny" and gpu.width_for(cuda) == "light"
     assert gpu.takes_generic_start(1, 1) and gpu.takes_generic_start(3, 1)
-    assert TrainConfig(noise="poisson-gaussian").takes_generic_start(1, 1) and not TrainConfig(noise="poisson-gaussian").takes_generic_start(3, 1)
+    assert TrainConfig(noise="poisson-gaussian").takes_generic_start(1, 1) and not TrainConfig(
+        noise="poisson-gaussian"
+    ).takes_generic_start(3, 1)
     assert not TrainConfig(init="none").takes_generic_start(1, 1)
-    assert not TrainConfig(noise="impulse").takes_generic_start(3, 1) and TrainConfig(noise="impulse", init="generic").takes_generic_start(3, 1)
+    assert not TrainConfig(noise="impulse").takes_generic_start(3, 1) and TrainConfig(
+        noise="impulse", init="generic"
+    ).takes_generic_start(3, 1)
     assert not gpu.takes_generic_start(2, 1) and not gpu.takes_generic_start(1, 2)
-    assert TrainConfig(noise="gaussian", blind="1,3").takes_generic_start(1, 1)  # weights fit any region; measured to help at k = 3
+    assert TrainConfig(noise="gaussian", blind="1,3").takes_generic_start(
+        1, 1
+    )  # weights fit any region; measured to help at k = 3
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -8,7 +8,17 @@ import mrcfile
 import numpy as np
 import pytest
 
-from napari_ssdn.core import ModelConfig, SSDNError, SSDNModel, TrainConfig, Trainer, denoise, denoise_iter, load_model, save_model
+from napari_ssdn.core import (
+    ModelConfig,
+    SSDNError,
+    SSDNModel,
+    TrainConfig,
+    Trainer,
+    denoise,
+    denoise_iter,
+    load_model,
+    save_model,
+)
 from napari_ssdn.io import open_output, read_image
 from napari_ssdn.samples import noisy_volume, psnr
 
@@ -23,7 +33,9 @@ def volume():
 @pytest.fixture(scope="module")
 def trained(volume):
     noisy, _ = volume
-    trainer = Trainer(noisy, "ZYX", TrainConfig(ndim=3, width="tiny", iterations=80, batch=2, patch=24, lr=2e-3, device="cpu"))
+    trainer = Trainer(
+        noisy, "ZYX", TrainConfig(ndim=3, width="tiny", iterations=80, batch=2, patch=24, lr=2e-3, device="cpu")
+    )
     for _ in trainer.run():
         pass
     return trainer
@@ -118,7 +130,9 @@ def test_anisotropic_voxels_pool_in_plane_first(volume):
 
 
 def ssdn(*args):
-    return subprocess.run([sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "napari_ssdn.cli", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_3d_train_and_denoise_mrc(tmp_path, volume):
@@ -130,7 +144,22 @@ def test_cli_3d_train_and_denoise_mrc(tmp_path, volume):
         m.set_data(noisy)
         m.voxel_size = (5.0, 5.0, 10.0)
     model = tmp_path / "m.ssdn"
-    r = ssdn("train", src, "-o", model, "--3d", "--width", "tiny", "--iterations", "3", "--batch", "1", "--patch", "16", "--quiet")
+    r = ssdn(
+        "train",
+        src,
+        "-o",
+        model,
+        "--3d",
+        "--width",
+        "tiny",
+        "--iterations",
+        "3",
+        "--batch",
+        "1",
+        "--patch",
+        "16",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(ssdn("info", model, "--json").stdout)
     assert info["architecture"]["ndim"] == 3 and info["architecture"]["z_flat_levels"] == 1
@@ -187,12 +216,18 @@ def test_every_noise_model_trains_and_denoises_volumes(noise, params, per_image)
     rng = np.random.default_rng(0)
     clean = noisy_volume((8, 24, 24), sigma=0.0, seed=2)[1] * 50 + 5
     if noise in ("poisson", "poisson-gaussian"):
-        noisy = rng.poisson(clean).astype(np.float32) + (rng.normal(0, 2, clean.shape) if noise == "poisson-gaussian" else 0)
+        noisy = rng.poisson(clean).astype(np.float32) + (
+            rng.normal(0, 2, clean.shape) if noise == "poisson-gaussian" else 0
+        )
     elif noise == "impulse":
         noisy = np.where(rng.random(clean.shape) < 0.2, rng.uniform(0, 60, clean.shape), clean).astype(np.float32)
     else:
         noisy = [clean + rng.normal(0, s, clean.shape).astype(np.float32) for s in (2.0, 4.0)]
-    trainer = Trainer(noisy, "ZYX", TrainConfig(ndim=3, noise=noise, noise_params=params, per_image=per_image, iterations=3, device="cpu"))
+    trainer = Trainer(
+        noisy,
+        "ZYX",
+        TrainConfig(ndim=3, noise=noise, noise_params=params, per_image=per_image, iterations=3, device="cpu"),
+    )
     for _ in trainer.run():
         pass
     learned = trainer.model.noise_params_data()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import psnr
-from napari_ssdn.core import SSDNError, Trainer, TrainConfig, denoise, load_model, save_model, train
+
+from napari_ssdn.core import SSDNError, TrainConfig, Trainer, denoise, load_model, save_model, train
 from napari_ssdn.core.warmstart import generic_start
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
@@ -116,7 +116,10 @@ def test_generic_start_for_colour_images():
     assert warm.train_state()["init"] == "generic" and cold.train_state()["init"] is None
     impulse = Trainer(noisy, "YXC", TrainConfig(iterations=1, noise="impulse", **FAST))
     assert impulse.train_state()["init"] is None
-    assert Trainer(noisy, "YXC", TrainConfig(iterations=1, noise="impulse", init="generic", **FAST)).train_state()["init"] == "generic"
+    assert (
+        Trainer(noisy, "YXC", TrainConfig(iterations=1, noise="impulse", init="generic", **FAST)).train_state()["init"]
+        == "generic"
+    )
     warm_prior = denoise(warm.model, noisy, "YXC", "prior-mean", device="cpu")
     cold_prior = denoise(cold.model, noisy, "YXC", "prior-mean", device="cpu")
     assert psnr(warm_prior, clean) > psnr(noisy, clean) + 4

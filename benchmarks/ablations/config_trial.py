@@ -1,6 +1,7 @@
-"""One Set12 image, one training configuration: the quick trial behind default choices.
+r"""One Set12 image, one training configuration: the quick trial behind default choices.
 
-    python benchmarks/ablations/config_trial.py SET12 02.png 300 /tmp/m.ssdn '{"nll_beta": 0.0, "width": "tiny", "lr": 2e-3}'
+    python benchmarks/ablations/config_trial.py SET12 02.png 300 /tmp/m.ssdn \
+        '{"nll_beta": 0.0, "width": "tiny", "lr": 2e-3}'
 
 SET12 is the folder of the Set12 images (01.png ... 12.png; see benchmarks/README.md).
 
@@ -15,11 +16,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
-from common import add_gaussian, load_clean, psnr8  # noqa: E402
-
 from dataclasses import fields  # noqa: E402
 
-from napari_ssdn.core import Trainer, TrainConfig, Tuning, denoise  # noqa: E402
+from common import add_gaussian, load_clean, psnr8  # noqa: E402
+
+from napari_ssdn.core import TrainConfig, Trainer, Tuning, denoise  # noqa: E402
 
 if len(sys.argv) < 5:
     sys.exit(__doc__)
@@ -36,5 +37,16 @@ for _ in trainer.run():
 trainer.save(out)
 res = denoise(trainer.model, noisy, "YX", ("prior-mean", "posterior-mean"))
 p, q = psnr8(res["prior-mean"], clean), psnr8(res["posterior-mean"], clean)
-print(json.dumps(dict(img=name, cfg=sys.argv[5] if len(sys.argv) > 5 else "{}", steps=trainer.step,
-                      sigma=round(trainer.model.noise_params_data()["sigma"] * 255, 2), prior=round(p, 2), post=round(q, 2), gain=round(q - p, 2))))
+print(
+    json.dumps(
+        dict(
+            img=name,
+            cfg=sys.argv[5] if len(sys.argv) > 5 else "{}",
+            steps=trainer.step,
+            sigma=round(trainer.model.noise_params_data()["sigma"] * 255, 2),
+            prior=round(p, 2),
+            post=round(q, 2),
+            gain=round(q - p, 2),
+        )
+    )
+)

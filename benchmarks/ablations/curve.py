@@ -34,11 +34,12 @@ def measure(method: str, seconds: float, noisy, clean, seed: int, init: str = "n
     """Train ``method`` for ``seconds``, denoise every image; mean PSNRs and steps."""
     from table import infer, train_ours
 
-    score = lambda xs: round(float(np.mean([psnr8(x, c) for x, c in zip(xs, clean)])), 3)  # noqa: E731
+    score = lambda xs: round(float(np.mean([psnr8(x, c) for x, c in zip(xs, clean, strict=True)])), 3)  # noqa: E731
     # ``init`` must reach train_ours, else the engine's default start (the shipped network)
     # is taken whatever --init says.
-    opts = argparse.Namespace(noise="gaussian", budget=seconds, width=None, lr=None, patch=None, batch=None, seed=seed,
-                              init=init, quiet=True)
+    opts = argparse.Namespace(
+        noise="gaussian", budget=seconds, width=None, lr=None, patch=None, batch=None, seed=seed, init=init, quiet=True
+    )
     if method == "ours":
         model, info = train_ours(noisy, "YX", opts)
         out, info["infer_seconds"] = infer(model, noisy, "YX", ("prior-mean", "posterior-mean"))
@@ -63,12 +64,16 @@ def plot(payload: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    series = [("ours", "posterior", "ours: posterior mean"), ("ours", "prior", "ours: prior mean (no Bayes)"),
-              ("supervised", "psnr", "supervised (clean targets)"), ("n2v", "psnr", "Noise2Void (CAREamics)")]
+    series = [
+        ("ours", "posterior", "ours: posterior mean"),
+        ("ours", "prior", "ours: prior mean (no Bayes)"),
+        ("supervised", "psnr", "supervised (clean targets)"),
+        ("n2v", "psnr", "Noise2Void (CAREamics)"),
+    ]
     for method, key, label in series:
         pts = sorted((float(m), r[key]) for m, r in payload["results"].get(method, {}).items())
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=label, linestyle="--" if key == "prior" else "-")
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label, linestyle="--" if key == "prior" else "-")
     if payload.get("bm3d") is not None:
         ax.axhline(payload["bm3d"], color="grey", linestyle=":", label="BM3D (sigma known)")
     ax.set_xscale("log")
@@ -87,14 +92,19 @@ def plot(payload: dict, path: Path) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
+    p.add_argument(
+        "--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)"
+    )
     p.add_argument("--limit", type=int, default=10, help="first N images")
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 5, 10, 20, 40])
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--bm3d", action="store_true", help="also run BM3D (sigma known) once")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", default="none",
-                   help="our starting weights: none (from scratch, the default, as in the recorded curve), auto or generic")
+    p.add_argument(
+        "--init",
+        default="none",
+        help="our starting weights: none (from scratch, the default, as in the recorded curve), auto or generic",
+    )
     p.add_argument("--name", required=True)
     p.add_argument("--plot-only", action="store_true")
     args = p.parse_args(argv)
@@ -109,7 +119,10 @@ def main(argv=None):
         if args.bm3d:
             import bm3d
 
-            payload["bm3d"] = round(float(np.mean([psnr8(bm3d.bm3d(y, sigma_psd=25 / 255), c) for y, c in zip(noisy, clean)])), 3)
+            payload["bm3d"] = round(
+                float(np.mean([psnr8(bm3d.bm3d(y, sigma_psd=25 / 255), c) for y, c in zip(noisy, clean, strict=True)])),
+                3,
+            )
         for minutes in args.minutes:
             for method in args.methods.split(","):
                 res = measure(method, minutes * 60, noisy, clean, args.seed, args.init)
@@ -118,7 +131,9 @@ def main(argv=None):
                 # Keep what was measured so far: a long run stopped by hand loses nothing.
                 record(args.name, {k: v for k, v in payload.items() if k not in ("command", "machine")})
                 payload = json.loads(path.read_text())
-        payload["runs"] = payload.get("runs", []) + [{"command": " ".join(["curve.py"] + (argv or sys.argv[1:])), "machine": machine()}]
+        payload["runs"] = payload.get("runs", []) + [
+            {"command": " ".join(["curve.py"] + (argv or sys.argv[1:])), "machine": machine()}
+        ]
         record(args.name, {k: v for k, v in payload.items() if k not in ("command", "machine")})
     png = Path(__file__).resolve().parents[2] / "docs" / "images" / f"{args.name}.png"
     plot(payload, png)

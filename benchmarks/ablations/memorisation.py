@@ -40,7 +40,7 @@ def measure(model, clean, noisy, holdout) -> dict:
 
     sig = model.noise_params_data()["sigma"]
     rows: dict[str, list[float]] = {}
-    for c, y in zip(clean, noisy):
+    for c, y in zip(clean, noisy, strict=True):
         o = denoise(model, y, "YX", ("prior-mean", "posterior-mean", "posterior-std"), tta=False, mixed_precision=False)
         mu, post, ps = (o[k].astype(np.float64) for k in ("prior-mean", "posterior-mean", "posterior-std"))
         # Gaussian posterior: ps^2 = s2 sigma^2 / (s2 + sigma^2), so the prior variance is:
@@ -65,9 +65,11 @@ def measure(model, clean, noisy, holdout) -> dict:
 
 def track(noisy, clean, steps: int, init: str, lr) -> list[dict]:
     """Train ``steps`` steps on one image; score the model at every validation."""
-    from napari_ssdn.core import Trainer, TrainConfig, denoise
+    from napari_ssdn.core import TrainConfig, Trainer, denoise
 
-    config = TrainConfig(noise="gaussian", iterations=steps, init=init, lr=lr, val_every=max(steps // 24, 10), keep_best=False)
+    config = TrainConfig(
+        noise="gaussian", iterations=steps, init=init, lr=lr, val_every=max(steps // 24, 10), keep_best=False
+    )
     trainer = Trainer(noisy, "YX", config)
     held = trainer.holdout.window((0, 0), clean.shape)
     rows = []
@@ -78,21 +80,28 @@ def track(noisy, clean, steps: int, init: str, lr) -> list[dict]:
         trainer.model.train()
         mu, post = out["prior-mean"].astype(np.float64), out["posterior-mean"].astype(np.float64)
         err, noise = mu - clean, noisy - clean
-        rows.append({
-            "step": rec.step, "val_loss": round(rec.val_loss, 5), "sigma": round(rec.noise_params["sigma"] * 255, 2),
-            "prior": round(psnr8(mu, clean), 3), "posterior": round(psnr8(post, clean), 3),
-            "corr_err_noise_held_out": round(float(np.corrcoef(err[held], noise[held])[0, 1]), 4),
-            "corr_err_noise_trained": round(float(np.corrcoef(err[~held], noise[~held])[0, 1]), 4),
-        })
+        rows.append(
+            {
+                "step": rec.step,
+                "val_loss": round(rec.val_loss, 5),
+                "sigma": round(rec.noise_params["sigma"] * 255, 2),
+                "prior": round(psnr8(mu, clean), 3),
+                "posterior": round(psnr8(post, clean), 3),
+                "corr_err_noise_held_out": round(float(np.corrcoef(err[held], noise[held])[0, 1]), 4),
+                "corr_err_noise_trained": round(float(np.corrcoef(err[~held], noise[~held])[0, 1]), 4),
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 
 
 def main(argv=None):
-    from napari_ssdn.core import Trainer, TrainConfig
+    from napari_ssdn.core import TrainConfig, Trainer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
+    ap.add_argument(
+        "--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)"
+    )
     ap.add_argument("--images", type=int, nargs="+", default=[0], help="indices of the images to train on")
     ap.add_argument("--budgets", type=float, nargs="+", default=[120, 480], help="training seconds")
     ap.add_argument("--init", default="none", help="none, auto or generic")
@@ -104,7 +113,7 @@ def main(argv=None):
 
     data = load_clean(args.data, max(args.images) + 1)
     clean = [data[i][1] for i in args.images]
-    noisy = [add_noise(c, "gaussian", 25, 1000 + i) for i, c in zip(args.images, clean)]
+    noisy = [add_noise(c, "gaussian", 25, 1000 + i) for i, c in zip(args.images, clean, strict=True)]
     if args.track:
         rows = track(noisy[0], clean[0], args.track, args.init, args.lr)
         path = record(args.name, {"images": [data[args.images[0]][0]], "track": rows})
@@ -119,8 +128,12 @@ def main(argv=None):
         # Passes over the data: crop pixels seen over the images' pixels.
         seen = trainer.step * trainer.config.batch_for(trainer.device) * float(np.prod(trainer.patch_shape))
         key = f"{budget:g}"
-        results[key] = {"steps": trainer.step, "kept_step": trainer.kept_step, "epochs": round(seen / sum(y.size for y in noisy), 1),
-                        **measure(trainer.model, clean, noisy, trainer.holdout)}
+        results[key] = {
+            "steps": trainer.step,
+            "kept_step": trainer.kept_step,
+            "epochs": round(seen / sum(y.size for y in noisy), 1),
+            **measure(trainer.model, clean, noisy, trainer.holdout),
+        }
         print(f"{key} s: {results[key]}", flush=True)
     path = record(args.name, {"images": [data[i][0] for i in args.images], "results": results})
     print(f"recorded {path}")

@@ -34,7 +34,9 @@ sn = model.noise_params_data()["sigma"]
 
 
 def outputs(img):
-    r = denoise(model, img.astype(np.float32), "YX", ("prior-mean", "posterior-mean", "posterior-std"), mixed_precision=False)
+    r = denoise(
+        model, img.astype(np.float32), "YX", ("prior-mean", "posterior-mean", "posterior-std"), mixed_precision=False
+    )
     return [r[k].astype(np.float64) for k in ("prior-mean", "posterior-mean", "posterior-std")]
 
 
@@ -56,24 +58,41 @@ print(f"one constant prior variance, the true mean of (x - mu)^2: {psnr8(combine
 bins = np.quantile(sx2, np.linspace(0, 1, 51))
 which = np.clip(np.searchsorted(bins, sx2, side="right") - 1, 0, 49)
 calibrated = np.array([((x - mu) ** 2)[which == b].mean() if (which == b).any() else 0.0 for b in range(50)])[which]
-print(f"prior variance recalibrated with the truth in 50 bins of the predicted one: {psnr8(combine(calibrated, (25 / 255) ** 2), x):.2f}")
+print(
+    "prior variance recalibrated with the truth in 50 bins of the predicted one: "
+    f"{psnr8(combine(calibrated, (25 / 255) ** 2), x):.2f}"
+)
 sx, err = np.sqrt(sx2) * 255, np.abs(x - mu) * 255
-print(f"predicted prior std percentiles 5/25/50/75/95: {np.round(np.percentile(sx, [5, 25, 50, 75, 95]), 2)}; below 1 grey level: {(sx < 1).mean():.1%}")
+print(
+    f"predicted prior std percentiles 5/25/50/75/95: {np.round(np.percentile(sx, [5, 25, 50, 75, 95]), 2)}; below 1 "
+    f"grey level: {(sx < 1).mean():.1%}"
+)
 edges = np.quantile(sx, np.linspace(0, 1, 11))
-for lo, hi in zip(edges[:-1], edges[1:]):
+for lo, hi in zip(edges[:-1], edges[1:], strict=True):
     sel = (sx >= lo) & (sx <= hi)
-    print(f"  predicted prior std decile {lo:5.2f}-{hi:5.2f}: rms predicted {np.sqrt((sx[sel] ** 2).mean()):5.2f}, rms real error {np.sqrt((err[sel] ** 2).mean()):5.2f}")
-print(f"predicted prior std (rms) {np.sqrt(sx2.mean()) * 255:.2f}, actual prior error (rms) {np.sqrt(((x - mu) ** 2).mean()) * 255:.2f}")
+    print(
+        f"  predicted prior std decile {lo:5.2f}-{hi:5.2f}: rms predicted {np.sqrt((sx[sel] ** 2).mean()):5.2f}, rms "
+        f"real error {np.sqrt((err[sel] ** 2).mean()):5.2f}"
+    )
+print(
+    f"predicted prior std (rms) {np.sqrt(sx2.mean()) * 255:.2f}, actual prior error (rms) "
+    f"{np.sqrt(((x - mu) ** 2).mean()) * 255:.2f}"
+)
 for s in (0.5, 1.5, 2.0, 3.0):
     print(f"  prior variance x{s}: {psnr8(combine(s * sx2, sn**2), x):.2f}")
-print(f"E[(y - mu)^2] {((y - mu) ** 2).mean() * 255**2:.1f} vs mean Sigma_x + sigma^2 {(sx2.mean() + sn**2) * 255**2:.1f}")
+print(
+    f"E[(y - mu)^2] {((y - mu) ** 2).mean() * 255**2:.1f} vs mean Sigma_x + sigma^2 {(sx2.mean() + sn**2) * 255**2:.1f}"
+)
 P, Q = [], []
 for k in range(4):
     for flip in (False, True):
         t = np.rot90(y, k)
         t = t[:, ::-1] if flip else t
         a, b, _ = outputs(np.ascontiguousarray(t))
-        back = lambda z: np.rot90(z[:, ::-1] if flip else z, -k)  # noqa: E731
+
+        def back(z, flip=flip, k=k):
+            return np.rot90(z[:, ::-1] if flip else z, -k)
+
         P.append(back(a))
         Q.append(back(b))
 print(f"8-fold test-time averaging: prior {psnr8(np.mean(P, 0), x):.2f}, posterior {psnr8(np.mean(Q, 0), x):.2f}")

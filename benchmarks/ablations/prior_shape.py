@@ -94,7 +94,9 @@ def npmle(r, n2, iters=200):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
+    p.add_argument(
+        "--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)"
+    )
     p.add_argument("--model", required=True)
     p.add_argument("--limit", type=int)
     p.add_argument("--level", type=float, default=25.0)
@@ -118,9 +120,11 @@ def main(argv=None):
     x, y, mu, s2 = map(np.concatenate, (xs, ys, mus, s2s))
     r, e = y - mu, x - mu
     z = e / np.sqrt(np.maximum(s2, 1e-12))
-    print(f"{len(data)} images, {x.size} pixels, learned sigma {np.sqrt(n2) * 255:.2f}; "
-          f"E[(x - mu)^2] / E[s2] = {np.mean(e * e) / np.mean(s2):.3f}, kurtosis of (x - mu) / sqrt(s2) = "
-          f"{np.mean(z**4) / np.mean(z**2) ** 2:.2f}")
+    print(
+        f"{len(data)} images, {x.size} pixels, learned sigma {np.sqrt(n2) * 255:.2f}; "
+        f"E[(x - mu)^2] / E[s2] = {np.mean(e * e) / np.mean(s2):.3f}, kurtosis of (x - mu) / sqrt(s2) = "
+        f"{np.mean(z**4) / np.mean(z**2) ** 2:.2f}"
+    )
 
     estimates = {"prior mean": np.zeros_like(r), "Gaussian (the model's posterior)": s2 / (s2 + n2) * r}
     fits = {}
@@ -137,7 +141,9 @@ def main(argv=None):
         if not m.any():
             continue
         deconv[m] = grid_posterior_mean(r[m], npmle(r[m], n2), n2)
-        hist = np.histogram(np.clip(e[m], GRID[0], GRID[-1]), bins=np.append(GRID - 0.00125, GRID[-1] + 0.00125))[0].astype(np.float64)
+        hist = np.histogram(np.clip(e[m], GRID[0], GRID[-1]), bins=np.append(GRID - 0.00125, GRID[-1] + 0.00125))[
+            0
+        ].astype(np.float64)
         oracle[m] = grid_posterior_mean(r[m], hist / hist.sum(), n2)
     estimates[f"deconvolved per bin ({args.bins}), fitted to r alone"] = deconv
     estimates[f"oracle per bin ({args.bins}, true x - mu)"] = oracle
@@ -145,16 +151,26 @@ def main(argv=None):
     rows = {}
     for label, d in estimates.items():
         est, start, scores = mu + d, 0, []
-        for shape, xc in zip(sizes, xs):
+        for shape, xc in zip(sizes, xs, strict=True):
             n = int(np.prod(shape))
             scores.append(psnr8(est[start : start + n].reshape(shape), xc.reshape(shape)))
             start += n
         rows[label] = scores
         print(f"  {label:52s} {np.mean(scores):6.3f} dB")
     if args.name:
-        print("recorded", record(args.name, {"model": args.model, "sigma_learned": float(np.sqrt(n2)), "fits": fits,
-                                             "mean_psnr": {k: round(float(np.mean(v)), 3) for k, v in rows.items()},
-                                             "per_image_psnr": {k: [round(v, 3) for v in vs] for k, vs in rows.items()}}))
+        print(
+            "recorded",
+            record(
+                args.name,
+                {
+                    "model": args.model,
+                    "sigma_learned": float(np.sqrt(n2)),
+                    "fits": fits,
+                    "mean_psnr": {k: round(float(np.mean(v)), 3) for k, v in rows.items()},
+                    "per_image_psnr": {k: [round(v, 3) for v in vs] for k, vs in rows.items()},
+                },
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ from napari_ssdn.core import denoise, load_model  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--models", nargs="+", required=True, metavar="IMAGE=MODEL")
-p.add_argument("--data", required=True, help="folder of the Set12 images the models were trained on (see benchmarks/README.md)")
+p.add_argument(
+    "--data", required=True, help="folder of the Set12 images the models were trained on (see benchmarks/README.md)"
+)
 p.add_argument("--name", default=None)
 args = p.parse_args()
 

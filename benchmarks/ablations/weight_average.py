@@ -7,8 +7,9 @@ denoises the same noisy images.
 
 Horizons are half-lives as a share of the run's planned steps (the planned total of a
 time-limited run is re-estimated every step, as the learning-rate schedule does). Rows:
-the weights the trainer keeps (lowest held-out loss, the default) and each EMA, with their held-out validation loss (what the trainer could select on) and
-their posterior / prior PSNR. Gaussian noise as in table.py (seed 1000 + index).
+the weights the trainer keeps (lowest held-out loss, the default) and each EMA, with their
+held-out validation loss (what the trainer could select on) and their posterior / prior PSNR.
+Gaussian noise as in table.py (seed 1000 + index).
 """
 
 from __future__ import annotations
@@ -24,17 +25,24 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
 from common import add_noise, load_clean, psnr8, record  # noqa: E402
 
-from napari_ssdn.core import Trainer, TrainConfig, denoise  # noqa: E402
+from napari_ssdn.core import TrainConfig, Trainer, denoise  # noqa: E402
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)")
+    p.add_argument(
+        "--data", required=True, help="folder of clean images, e.g. DATA/bsd68_gray (see benchmarks/README.md)"
+    )
     p.add_argument("--limit", type=int)
     p.add_argument("--level", type=float, default=25.0)
     p.add_argument("--budget", type=float, default=900, help="training seconds")
-    p.add_argument("--half-lives", type=float, nargs="+", default=[0.01, 0.03, 0.1],
-                   help="EMA half-lives as shares of the planned steps")
+    p.add_argument(
+        "--half-lives",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.03, 0.1],
+        help="EMA half-lives as shares of the planned steps",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
@@ -62,7 +70,7 @@ def main(argv=None):
     variants = {"kept (default)": kept}
     for h, ema in emas.items():
         state = dict(kept)
-        state.update(zip(names, ema))
+        state.update(zip(names, ema, strict=True))
         variants[f"EMA half-life {h:g}"] = state
     rows = {}
     for label, state in variants.items():
@@ -70,17 +78,31 @@ def main(argv=None):
         val = trainer.validate()
         model.eval()
         post, prior = [], []
-        for y, c in zip(noisy, clean):
+        for y, c in zip(noisy, clean, strict=True):
             out = denoise(model, y, "YX", ("posterior-mean", "prior-mean"))
             post.append(psnr8(out["posterior-mean"], c))
             prior.append(psnr8(out["prior-mean"], c))
-        rows[label] = {"val_loss": val, "posterior": post, "prior": prior,
-                       "sigma": float(model.noise_params_data()["sigma"]) * 255}
-        print(f"  {label:22s} val {val:.6f}  posterior {np.mean(post):6.3f}  prior {np.mean(prior):6.3f}  "
-              f"sigma {rows[label]['sigma']:.2f}")
+        rows[label] = {
+            "val_loss": val,
+            "posterior": post,
+            "prior": prior,
+            "sigma": float(model.noise_params_data()["sigma"]) * 255,
+        }
+        print(
+            f"  {label:22s} val {val:.6f}  posterior {np.mean(post):6.3f}  prior {np.mean(prior):6.3f}  "
+            f"sigma {rows[label]['sigma']:.2f}"
+        )
     if args.name:
-        out = record(args.name, {"budget_seconds": args.budget, "steps": trainer.step, "kept_step": trainer.kept_step,
-                                 "images": [n for n, _ in data], "rows": rows})
+        out = record(
+            args.name,
+            {
+                "budget_seconds": args.budget,
+                "steps": trainer.step,
+                "kept_step": trainer.kept_step,
+                "images": [n for n, _ in data],
+                "rows": rows,
+            },
+        )
         print(f"results: {out}")
 
 

@@ -50,8 +50,10 @@ def main():
     viewer.open_sample("napari-ssdn", "noisy_cells")
     train = TrainWidget(viewer)
     den = DenoiseWidget(viewer)
-    docks = [viewer.window.add_dock_widget(train, name="Train denoiser", area="right"),
-             viewer.window.add_dock_widget(den, name="Denoise", area="right")]
+    docks = [
+        viewer.window.add_dock_widget(train, name="Train denoiser", area="right"),
+        viewer.window.add_dock_widget(den, name="Denoise", area="right"),
+    ]
     viewer.window._qt_window.resizeDocks(docks, [430, 300], Qt.Orientation.Vertical)
     # Small settings so the screenshots regenerate in a minute on a laptop CPU.
     train.width_combo.setCurrentText("tiny")

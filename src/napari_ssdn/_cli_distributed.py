@@ -33,8 +33,10 @@ def launch_ranks(args, out: Path) -> int:
         import torch
 
         if n > torch.cuda.device_count():
-            raise SSDNError(f"--distributed {n} asks for one rank per GPU but this machine shows {torch.cuda.device_count()}; "
-                            f"use --distributed {torch.cuda.device_count()} or fewer")
+            raise SSDNError(
+                f"--distributed {n} asks for one rank per GPU but this machine shows {torch.cuda.device_count()}; "
+                f"use --distributed {torch.cuda.device_count()} or fewer"
+            )
     failures = launch(n, ["-m", "napari_ssdn.cli", *args.argv], timeout=args.dist_timeout)
     if not failures:
         return 0
@@ -72,8 +74,10 @@ def join_ranks(args):
 
     local_world = os.environ.get("LOCAL_WORLD_SIZE")
     if args.distributed and local_world is not None and int(local_world) != args.distributed:
-        raise SSDNError(f"--distributed {args.distributed} under torchrun, which started {local_world} rank(s) here; "
-                        "drop --distributed (torchrun starts the ranks)")
+        raise SSDNError(
+            f"--distributed {args.distributed} under torchrun, which started {local_world} rank(s) here; "
+            "drop --distributed (torchrun starts the ranks)"
+        )
     ranks = init_ranks(args.device, args.dist_timeout)
     args.joined_ranks = True
     atexit.register(close)
@@ -104,7 +108,10 @@ def ended_early(exc: Exception, trainer, out: Path) -> int:
     if trainer.ranks.rank:
         kept = ""
     elif trainer.saved_steps is not None:
-        kept = f"; the last checkpoint (step {trainer.saved_steps}) is kept in {out} (continue it with --resume {out} and a new -o)"
+        kept = (
+            f"; the last checkpoint (step {trainer.saved_steps}) is kept in {out} "
+            f"(continue it with --resume {out} and a new -o)"
+        )
     else:
         kept = "; no checkpoint had been written (--checkpoint-every)"
     print(f"ssdn: error: {in_cli_terms(exc)}{kept}", file=sys.stderr)

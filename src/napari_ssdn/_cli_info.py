@@ -48,9 +48,14 @@ def cmd_info(args) -> int:
     sub = f", on {cfg.subsample} x {cfg.subsample} interleaved sub-images" if cfg.subsample > 1 else ""
     print(f"network     {model.describe()}, {a['parameters']:,} parameters{sub}")
     learned = ", ".join(cfg.learned) or "none"
-    print(f"noise       {cfg.noise}: {params_str(info['noise']['params'])} (learned: {learned}{', per image' if cfg.per_image else ''})")
+    print(
+        f"noise       {cfg.noise}: {params_str(info['noise']['params'])} (learned: "
+        f"{learned}{', per image' if cfg.per_image else ''})"
+    )
     ranks = f" x {tr['ranks']} ranks" if tr.get("ranks", 1) > 1 else ""
-    print(f"training    {tr.get('steps', 0)} steps, {fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}{ranks}")
+    print(
+        f"training    {tr.get('steps', 0)} steps, {fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}{ranks}"
+    )
     val = tr.get("val_loss", tr.get("last_val_loss"))
     if val is not None:
         kept = tr.get("kept_step")

@@ -16,7 +16,9 @@ def check_not_input(out: Path, inputs: list[Path], what: str) -> None:
     o = out.resolve()
     for i in inputs:
         if i.exists() and o == i.resolve():
-            raise SSDNError(f"{what} {str(out)!r} is also an input file; choose another output path so the input is not overwritten")
+            raise SSDNError(
+                f"{what} {str(out)!r} is also an input file; choose another output path so the input is not overwritten"
+            )
 
 
 def denoise_targets(inputs: list[Path], output: str, model: str) -> list[Path]:
@@ -33,8 +35,10 @@ def denoise_targets(inputs: list[Path], output: str, model: str) -> list[Path]:
         if out.exists() and not out.is_dir():
             raise SSDNError(f"-o {str(out)!r} is a file but several inputs were given; pass a folder for the outputs")
         if not as_folder and out.suffix.lower() in MRC_SUFFIXES + TIFF_SUFFIXES:
-            raise SSDNError(f"-o {str(out)!r} names an image file but {len(inputs)} inputs were given; pass a folder "
-                            f"for the outputs (e.g. -o {str(out.with_suffix(''))}/)")
+            raise SSDNError(
+                f"-o {str(out)!r} names an image file but {len(inputs)} inputs were given; pass a folder "
+                f"for the outputs (e.g. -o {str(out.with_suffix(''))}/)"
+            )
         targets = [out / default_output_name(p) for p in inputs]
         names = [t.name for t in targets]
         if len(set(names)) != len(names):

@@ -58,7 +58,9 @@ def choice_lines(auto: dict | None) -> list[str]:
     if auto.get("channels_apart"):
         out.append(f"channels trained apart, as gray images: {auto['channels_why']}")
     if auto.get("per_image_why", "given") != "given":
-        out.append(f"noise level {'per image' if auto['per_image'] else 'shared by all images'}: {auto['per_image_why']}")
+        out.append(
+            f"noise level {'per image' if auto['per_image'] else 'shared by all images'}: {auto['per_image_why']}"
+        )
     return out
 
 

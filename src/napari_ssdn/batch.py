@@ -33,14 +33,23 @@ def folder_plan(input_dir: str | os.PathLike, output_dir: str | os.PathLike) -> 
     """
     src, dst = Path(input_dir), Path(output_dir)
     if not src.is_dir():
-        raise SSDNError(f"input folder {str(src)!r} does not exist or is not a folder; choose a folder of TIFF or MRC files")
+        raise SSDNError(
+            f"input folder {str(src)!r} does not exist or is not a folder; choose a folder of TIFF or MRC files"
+        )
     if dst.exists() and not dst.is_dir():
         raise SSDNError(f"output {str(dst)!r} is a file; choose a folder for the outputs")
     if dst.exists() and dst.resolve() == src.resolve():
-        raise SSDNError("the output folder is the input folder, so the outputs would replace the inputs; choose another output folder")
-    inputs = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_SUFFIXES)
+        raise SSDNError(
+            "the output folder is the input folder, so the outputs would replace the inputs; "
+            "choose another output folder"
+        )
+    inputs = sorted(
+        p for p in src.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_SUFFIXES
+    )
     if not inputs:
-        raise SSDNError(f"{str(src)!r} holds no TIFF or MRC files ({', '.join(FOLDER_SUFFIXES)}); choose another input folder")
+        raise SSDNError(
+            f"{str(src)!r} holds no TIFF or MRC files ({', '.join(FOLDER_SUFFIXES)}); choose another input folder"
+        )
     return [(p, dst / default_output_name(p)) for p in inputs]
 
 
@@ -50,8 +59,16 @@ def volume_axes(axes: str) -> str:
     return "ZYX" if len(axes) == 3 and axes.endswith("YX") and axes[0] in "SQT" else axes
 
 
-def denoise_file(model, path, target, output: str = "posterior-mean", axes: str | None = None, model_name: str = "the model",
-                 axes_option: str | None = "--axes", **options):
+def denoise_file(
+    model,
+    path,
+    target,
+    output: str = "posterior-mean",
+    axes: str | None = None,
+    model_name: str = "the model",
+    axes_option: str | None = "--axes",
+    **options,
+):
     """Denoise the file ``path`` into ``target`` (TIFF or MRC, float32, atomically),
     yielding a warning (a str) where the data's values are far from the model's training
     data, then :class:`~napari_ssdn.core.DenoiseProgress` per tile; returns ``target``.
@@ -82,7 +99,9 @@ def denoise_file(model, path, target, output: str = "posterior-mean", axes: str 
 
     path, target = Path(path), Path(target)
     if target.exists() and path.exists() and target.resolve() == path.resolve():
-        raise SSDNError(f"output {str(target)!r} is the input file; choose another output path so the input is not overwritten")
+        raise SSDNError(
+            f"output {str(target)!r} is the input file; choose another output path so the input is not overwritten"
+        )
     img = read_image(path, mmap=True)
     if axes is None and model.config.ndim == 3:
         img.axes = volume_axes(img.axes)
@@ -94,16 +113,20 @@ def denoise_file(model, path, target, output: str = "posterior-mean", axes: str 
         raise SSDNError(f"{str(path)!r} has axes {axes!r} that MRC cannot hold; write a .tif output instead")
     if model.config.ndim == 3 and "Z" not in axes.upper():
         # Only data with a third axis can be read as a volume by naming its axes.
-        remedy = (f"if its first axis is Z, say so with {axes_option} (e.g. ZYX), or use a 2D model"
-                  if img.data.ndim >= 3 and axes_option else "use a 2D model")
+        remedy = (
+            f"if its first axis is Z, say so with {axes_option} (e.g. ZYX), or use a 2D model"
+            if img.data.ndim >= 3 and axes_option
+            else "use a 2D model"
+        )
         raise SSDNError(f"{model_name} is a 3D (volume) model but {str(path)!r} has axes {axes!r}; {remedy}")
     mismatch = scale_mismatch(model, img.data, axes)
     if mismatch:
         yield f"{str(path)!r}: {mismatch}"
     # The result goes straight into a memory-mapped output file, tile by tile: a volume
     # larger than memory is denoised without holding input or output in RAM.
-    with open_output(target, img.data.shape, axes, img.voxel, img.unit, img.origin,
-                     label=f"napari-ssdn {output}", start=img.start) as result:
+    with open_output(
+        target, img.data.shape, axes, img.voxel, img.unit, img.origin, label=f"napari-ssdn {output}", start=img.start
+    ) as result:
         try:
             yield from denoise_iter(model, img.data, axes, output, out=result, **options)
         except SSDNError as exc:  # name the file: several may be denoised in one run

@@ -7,7 +7,6 @@ so Fiji reads them too, or tifffile's JSON description when the axes do not fit 
 
 from __future__ import annotations
 
-
 import logging
 import os
 import sys
@@ -102,16 +101,21 @@ def read_image(path: str | os.PathLike, mmap: bool = False) -> ImageData:
             img = _read_pil(path)
         else:
             raise SSDNError(
-                f"input file {str(path)!r} has an unsupported extension {suffix!r}; use TIFF, MRC ({', '.join(MRC_SUFFIXES)}), PNG or JPEG"
+                f"input file {str(path)!r} has an unsupported extension {suffix!r}; use TIFF, MRC "
+                f"({', '.join(MRC_SUFFIXES)}), PNG or JPEG"
             )
     except SSDNError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means "not a readable image"
-        raise SSDNError(f"cannot read {str(path)!r} as an image ({type(exc).__name__}: {exc}); check that the file is complete") from None
+        raise SSDNError(
+            f"cannot read {str(path)!r} as an image ({type(exc).__name__}: {exc}); check that the file is complete"
+        ) from None
     if img.data.size == 0:
         raise SSDNError(f"input file {str(path)!r} holds an empty image")
     if not np.issubdtype(img.data.dtype, np.number) or np.issubdtype(img.data.dtype, np.complexfloating):
-        raise SSDNError(f"input file {str(path)!r} holds {img.data.dtype} data; only real-valued images can be denoised")
+        raise SSDNError(
+            f"input file {str(path)!r} holds {img.data.dtype} data; only real-valued images can be denoised"
+        )
     return img
 
 
@@ -191,13 +195,17 @@ class atomic_path:
     def __enter__(self) -> Path:
         blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
         if blocking is not None:
-            raise SSDNError(f"cannot write {str(self.path)!r}: {str(blocking)!r} is a file, not a folder; choose another output path")
+            raise SSDNError(
+                f"cannot write {str(self.path)!r}: {str(blocking)!r} is a file, not a folder; "
+                "choose another output path"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
         except OSError as exc:  # a parent that is a file, a read-only or missing mount, no permission
             raise SSDNError(
-                f"cannot write {str(self.path)!r} ({exc.strerror or exc}); choose an output in a folder you can write to"
+                f"cannot write {str(self.path)!r} ({exc.strerror or exc}); "
+                "choose an output in a folder you can write to"
             ) from None
         os.close(fd)
         self.tmp = Path(tmp)
@@ -261,7 +269,8 @@ def check_output_suffix(path) -> None:
     suffix = Path(path).suffix.lower()
     if suffix not in TIFF_SUFFIXES + MRC_SUFFIXES:
         raise SSDNError(
-            f"output {str(path)!r} has extension {suffix!r}; outputs are float32, so use .tif or an MRC extension ({', '.join(MRC_SUFFIXES)})"
+            f"output {str(path)!r} has extension {suffix!r}; "
+            f"outputs are float32, so use .tif or an MRC extension ({', '.join(MRC_SUFFIXES)})"
         )
 
 
@@ -324,7 +333,9 @@ class open_output:
         self.suffix = self.path.suffix.lower()
         if self.suffix in MRC_SUFFIXES:
             if "C" in axes or len(self.shape) > 3:
-                raise SSDNError(f"MRC holds 2D images, stacks and volumes, not data with axes {axes!r}; write a .tif instead")
+                raise SSDNError(
+                    f"MRC holds 2D images, stacks and volumes, not data with axes {axes!r}; write a .tif instead"
+                )
         else:
             check_output_suffix(path)
 
@@ -349,7 +360,11 @@ class open_output:
         if self.suffix in MRC_SUFFIXES:
             import mrcfile
 
-            self._mrc = mrcfile.mmap(path, mode="r+") if reuse else mrcfile.new_mmap(path, shape=self.shape, mrc_mode=2, overwrite=True)
+            self._mrc = (
+                mrcfile.mmap(path, mode="r+")
+                if reuse
+                else mrcfile.new_mmap(path, shape=self.shape, mrc_mode=2, overwrite=True)
+            )
             return self._mrc.data
         import tifffile
 

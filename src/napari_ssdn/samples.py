@@ -53,7 +53,7 @@ def clean_cells(size: int = 256, seed: int = 0, phase: float = 0.0) -> np.ndarra
         t = (yy - p[0]) * d[1] - (xx - p[1]) * d[0]
         s = (yy - p[0]) * d[0] + (xx - p[1]) * d[1]
         dist = t - curve * s * s
-        img += 0.4 * np.exp(-(dist / 0.006) ** 2)
+        img += 0.4 * np.exp(-((dist / 0.006) ** 2))
     return np.clip(img / img.max() * 0.9, 0, 1).astype(np.float32)
 
 
@@ -64,7 +64,9 @@ def noisy_cells(size: int = 256, sigma: float = DEMO_SIGMA, seed: int = 0) -> tu
     return (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32), clean
 
 
-def noisy_cells_stack(n: int = 8, size: int = 128, sigma: float = DEMO_SIGMA, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def noisy_cells_stack(
+    n: int = 8, size: int = 128, sigma: float = DEMO_SIGMA, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A time-lapse ``(n, size, size)`` of a slowly drifting scene with Gaussian noise."""
     clean = np.stack([clean_cells(size, seed, phase=i / max(n - 1, 1)) for i in range(n)])
     rng = np.random.default_rng(seed + 2000)
@@ -130,4 +132,3 @@ def psnr(x: np.ndarray, clean: np.ndarray, peak: float = 1.0, eight_bit: bool = 
         a, b = (np.clip(v * 255 + 0.5, 0, 255).astype(np.uint8).astype(np.float64) / 255 for v in (a, b))
     mse = np.mean((a - b) ** 2)
     return float(10 * np.log10(1.0 / max(mse, 1e-20)))
-

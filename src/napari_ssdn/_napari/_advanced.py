@@ -59,9 +59,16 @@ class AdvancedSettings(QWidget):
         self.device_combo.setEditable(True)
         self.device_combo.addItems(list(DEVICES))
         self.device_combo.setToolTip(HELP["device"])
-        for label, w in (("Patch", self.patch_edit), ("Batch", self.batch_edit), ("Width", self.width_combo),
-                         ("Learning rate", self.lr_edit), ("Seed", self.seed_edit), ("Subsample", self.subsample_edit),
-                         ("Blind region", self.blind_edit), ("Device", self.device_combo)):
+        for label, w in (
+            ("Patch", self.patch_edit),
+            ("Batch", self.batch_edit),
+            ("Width", self.width_combo),
+            ("Learning rate", self.lr_edit),
+            ("Seed", self.seed_edit),
+            ("Subsample", self.subsample_edit),
+            ("Blind region", self.blind_edit),
+            ("Device", self.device_combo),
+        ):
             form.addRow(label, w)
         form.addRow("Noise level", self.per_image_combo)
         self.body.setVisible(False)
@@ -84,13 +91,27 @@ class AdvancedSettings(QWidget):
 
     def values(self) -> dict:
         """This part's :class:`~napari_ssdn._napari._validation.TrainFields` values."""
-        return {"patch": self.patch_edit.text(), "batch": self.batch_edit.text(), "width": self.width_combo.currentText(),
-                "lr": self.lr_edit.text(), "seed": self.seed_edit.text(), "device": self.device_combo.currentText(),
-                "subsample": self.subsample_edit.text(), "blind": self.blind_edit.text(),
-                "per_image": self.per_image_combo.currentText()}
+        return {
+            "patch": self.patch_edit.text(),
+            "batch": self.batch_edit.text(),
+            "width": self.width_combo.currentText(),
+            "lr": self.lr_edit.text(),
+            "seed": self.seed_edit.text(),
+            "device": self.device_combo.currentText(),
+            "subsample": self.subsample_edit.text(),
+            "blind": self.blind_edit.text(),
+            "per_image": self.per_image_combo.currentText(),
+        }
 
     def field_widgets(self) -> dict[str, QWidget]:
         """Field key -> widget, for error marks."""
-        return {"patch": self.patch_edit, "batch": self.batch_edit, "width": self.width_combo, "lr": self.lr_edit,
-                "seed": self.seed_edit, "device": self.device_combo, "subsample": self.subsample_edit,
-                "blind": self.blind_edit}
+        return {
+            "patch": self.patch_edit,
+            "batch": self.batch_edit,
+            "width": self.width_combo,
+            "lr": self.lr_edit,
+            "seed": self.seed_edit,
+            "device": self.device_combo,
+            "subsample": self.subsample_edit,
+            "blind": self.blind_edit,
+        }

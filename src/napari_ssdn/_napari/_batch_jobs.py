@@ -95,11 +95,16 @@ def _layer_run(model, item: LayerItem, output: str, device: str):
 def _file_run(model, item: FileItem, output: str, device: str, model_name: str):
     from ..batch import denoise_file
 
-    return (yield from denoise_file(model, item.path, item.target, output, model_name=model_name,
-                                    axes_option=None, device=device))
+    return (
+        yield from denoise_file(
+            model, item.path, item.target, output, model_name=model_name, axes_option=None, device=device
+        )
+    )
 
 
-def batch_denoise_job(model, items: list, output: str, device: str, stop: threading.Event, model_name: str = "the model"):
+def batch_denoise_job(
+    model, items: list, output: str, device: str, stop: threading.Event, model_name: str = "the model"
+):
     """Denoise ``items`` (:class:`LayerItem` or :class:`FileItem`) one after the other,
     yielding :class:`BatchProgress` per tile and :class:`ItemDone` per item; returns a
     :class:`BatchSummary`. ``stop``: set from the main thread to cancel."""

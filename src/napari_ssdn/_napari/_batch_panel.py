@@ -8,12 +8,22 @@ The run is :func:`~._batch_jobs.batch_denoise_job` in a worker thread; files go 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
-                            QTableWidgetItem, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ._batch_jobs import PER_ITEM, BatchProgress, BatchSummary, FileItem, ItemDone, LayerItem, batch_denoise_job
 from ._common import advance_progress, geometry_of, in_widget_terms, layer_snapshot, set_or_add_image
@@ -73,10 +83,14 @@ class BatchPanel(QWidget):
         self.layer_list.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.layer_list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.layer_list.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        self.layer_list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.layer_list.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
         self.layer_list.setMaximumHeight(110)
-        self.layer_list.setToolTip("Image layers to denoise in one run (click to select several); double-click an Axes "
-                                   "cell to change the axes a layer is denoised with, e.g. TYX or ZYX")
+        self.layer_list.setToolTip(
+            "Image layers to denoise in one run (click to select several); double-click an Axes "
+            "cell to change the axes a layer is denoised with, e.g. TYX or ZYX"
+        )
         self._axes: dict[str, str] = {}  # axes typed for a layer, by name
         self.layer_list.itemChanged.connect(self._on_axes_edited)
         lay.addWidget(self.layer_list)
@@ -92,9 +106,12 @@ class BatchPanel(QWidget):
         self.folder_button = QPushButton("Denoise folder\u2026")
         self.folder_button.setToolTip(
             "Denoise every TIFF and MRC file of a folder into another folder (same names, float32, with the "
-            "voxel size), as `ssdn denoise` does; inputs are never overwritten")
+            "voxel size), as `ssdn denoise` does; inputs are never overwritten"
+        )
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop after the current tile; finished outputs are kept, an unfinished file is not written")
+        self.cancel_button.setToolTip(
+            "Stop after the current tile; finished outputs are kept, an unfinished file is not written"
+        )
         self.cancel_button.setEnabled(False)
         row.addWidget(self.folder_button, 1)
         row.addWidget(self.cancel_button)
@@ -218,8 +235,17 @@ class BatchPanel(QWidget):
         self._stop = threading.Event()
         self._what, self._where, self._output, self._model_name = what, where, output, entry.name
         self.summary = None
-        worker = create_worker(batch_denoise_job, entry.model, items, output, device, self._stop, model_name=repr(entry.name),
-                               _start_thread=False, _ignore_errors=True)
+        worker = create_worker(
+            batch_denoise_job,
+            entry.model,
+            items,
+            output,
+            device,
+            self._stop,
+            model_name=repr(entry.name),
+            _start_thread=False,
+            _ignore_errors=True,
+        )
         worker.yielded.connect(self._on_yield)
         worker.returned.connect(self._on_result)
         worker.errored.connect(lambda exc: self._say(f"\u26a0 Denoising failed: {in_widget_terms(exc)}", error=True))
@@ -247,7 +273,10 @@ class BatchPanel(QWidget):
                 self._add_layer(rec.name, rec.result)
             return
         if isinstance(rec, BatchProgress):
-            self._say(f"{self._what.capitalize()[:-1]} {rec.index + 1} / {rec.count} {rec.name!r}: tile {rec.done} / {rec.total}")
+            self._say(
+                f"{self._what.capitalize()[:-1]} {rec.index + 1} / {rec.count} {rec.name!r}: "
+                f"tile {rec.done} / {rec.total}"
+            )
             advance_progress(self._pbar, rec.units, rec.count * PER_ITEM)
 
     def _add_layer(self, name: str, result) -> None:
@@ -258,7 +287,9 @@ class BatchPanel(QWidget):
             result = np.clip(result, 0, None)
         meta = dict(geom["metadata"])
         meta["ssdn"] = {"output": self._output, "model": self._model_name}
-        set_or_add_image(self.viewer, f"{name}{OUTPUT_SUFFIX[self._output]}", result, rgb=rgb, **{**geom, "metadata": meta})
+        set_or_add_image(
+            self.viewer, f"{name}{OUTPUT_SUFFIX[self._output]}", result, rgb=rgb, **{**geom, "metadata": meta}
+        )
 
     def _on_result(self, summary: BatchSummary) -> None:
         from napari.utils.notifications import show_info, show_warning

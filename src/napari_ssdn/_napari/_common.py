@@ -3,7 +3,6 @@ layer snapshots and output layers that keep the input's geometry."""
 
 from __future__ import annotations
 
-
 import numpy as np
 from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QComboBox, QWidget
@@ -159,8 +158,8 @@ def advance_progress(pbar, done: int, total: int, description: str | None = None
 
 
 def load_model_dialog(parent: QWidget, load) -> None:
-    """Ask for a ``.ssdn`` file (or a package from ``ssdn export``) and ``load(path)`` it; a file that fails to load is reported
-    as a notification and the widget stays usable."""
+    """Ask for a ``.ssdn`` file (or a package from ``ssdn export``) and ``load(path)`` it; a
+    file that fails to load is reported as a notification and the widget stays usable."""
     from napari.utils.notifications import show_error
     from qtpy.QtWidgets import QFileDialog
 

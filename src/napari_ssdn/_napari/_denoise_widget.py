@@ -22,8 +22,6 @@ from qtpy.QtWidgets import (
 from ..core.data import check_axes
 from ..core.errors import SSDNError
 from ._batch_panel import BatchPanel
-from ._words import in_widget_terms
-from ._export_button import ExportButton
 from ._common import (
     DockedWidget,
     ImageLayerCombo,
@@ -37,10 +35,12 @@ from ._common import (
     set_or_add_image,
     show_failure,
 )
+from ._export_button import ExportButton
 from ._header import WidgetHeader, scrollable
 from ._jobs import denoise_job
-from ._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
 from ._model_registry import SessionModel, session_models
+from ._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
+from ._words import in_widget_terms
 
 __all__ = ["DenoiseWidget", "output_layer_name"]
 
@@ -48,8 +48,10 @@ log = logging.getLogger(__name__)
 
 HELP = {
     "layer": "The image layer to denoise (any layer with the model's channels, not only the training one).",
-    "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (denoised slice by slice), e.g. YX, ZYX, YXC.",
-    "model": "A model trained in this session (Train widget) or loaded from a .ssdn file or an exported package (.zip).",
+    "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (denoised slice by slice), "
+    "e.g. YX, ZYX, YXC.",
+    "model": "A model trained in this session (Train widget) or loaded from a .ssdn file "
+    "or an exported package (.zip).",
     "output": "posterior-mean: the denoised image; prior-mean: the blind-spot prediction alone; "
     "posterior-std: per-pixel uncertainty; residual: noisy minus denoised (should look like pure noise).",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
@@ -111,7 +113,11 @@ class DenoiseWidget(DockedWidget):
         form.addRow("Device", self.device_combo)
         # Several layers or a folder of files, with the model, output and device above.
         self.batch = BatchPanel(self.viewer, self._batch_settings, self._batch_axes)
-        self.layer_list, self.folder_button, self.cancel_button = self.batch.layer_list, self.batch.folder_button, self.batch.cancel_button
+        self.layer_list, self.folder_button, self.cancel_button = (
+            self.batch.layer_list,
+            self.batch.folder_button,
+            self.batch.cancel_button,
+        )
         self.batch.running.connect(self._validate)
         form.addRow(self.batch)
         root = QVBoxLayout(self)
@@ -122,7 +128,9 @@ class DenoiseWidget(DockedWidget):
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Denoise")
         self.save_button = QPushButton("Save result…")
-        self.save_button.setToolTip("Write the result layer as float32 TIFF or MRC with its voxel size (the layer's scale and unit)")
+        self.save_button.setToolTip(
+            "Write the result layer as float32 TIFF or MRC with its voxel size (the layer's scale and unit)"
+        )
         self.save_button.setEnabled(False)
         buttons.addWidget(self.run_button, 1)
         buttons.addWidget(self.save_button)
@@ -174,7 +182,9 @@ class DenoiseWidget(DockedWidget):
         self.model_combo.clear()
         self.model_combo.addItems(names)
         # A model just trained or loaded is the one to try next; otherwise keep the user's pick.
-        self.model_combo.setCurrentText(added[-1] if added else (current if current in names else (names[-1] if names else "")))
+        self.model_combo.setCurrentText(
+            added[-1] if added else (current if current in names else (names[-1] if names else ""))
+        )
         self.model_combo.blockSignals(False)
         self._validate()
 
@@ -213,7 +223,8 @@ class DenoiseWidget(DockedWidget):
             have = channels_of(shape, axes)
             if not entry.model.config.accepts_channels(have):
                 errors["model"] = (
-                    f"layer {layer.name!r} has {have} channel(s) (axes {axes!r}) but model {entry.name!r} was trained on "
+                    f"layer {layer.name!r} has {have} channel(s) (axes {axes!r}) "
+                    f"but model {entry.name!r} was trained on "
                     f"{entry.channels}; pick a model trained on this kind of data or fix the axes"
                 )
         output = self.output_combo.currentText()
@@ -240,9 +251,9 @@ class DenoiseWidget(DockedWidget):
         A refusal (invalid field, channel mismatch) is shown as a notification and in
         the status line.
         """
-        from superqt.utils import create_worker
         from napari.utils import progress
         from napari.utils.notifications import show_error
+        from superqt.utils import create_worker
 
         if self.worker is not None:
             return self.worker
@@ -298,7 +309,9 @@ class DenoiseWidget(DockedWidget):
         set_or_add_image(self.viewer, name, result, rgb=rgb, **geom)
         self.result_layer = name
         self._update_save()
-        self._done = f"Done: wrote layer {name!r}. Run again to update it, or Save result… to write it with its voxel size."
+        self._done = (
+            f"Done: wrote layer {name!r}. Run again to update it, or Save result… to write it with its voxel size."
+        )
         if self._warning:
             self._done += f" \u26a0 Check it: {self._warning}"
 
@@ -380,8 +393,11 @@ class DenoiseWidget(DockedWidget):
         from napari.utils.notifications import show_error, show_info
 
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save result", f"{self.result_layer}.tif",
-            "TIFF with voxel size (*.tif *.tiff);;MRC with voxel size (*.mrc *.mrcs *.map *.rec *.st *.ali)")
+            self,
+            "Save result",
+            f"{self.result_layer}.tif",
+            "TIFF with voxel size (*.tif *.tiff);;MRC with voxel size (*.mrc *.mrcs *.map *.rec *.st *.ali)",
+        )
         if path:
             try:
                 show_info(f"napari-ssdn: saved {self.save_result(path)}")

@@ -3,7 +3,7 @@ background thread (napari_ssdn.export does the work)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from qtpy.QtWidgets import QFileDialog, QPushButton
 
@@ -19,7 +19,7 @@ def _export_job(model, info, path, sample, axes, name):
     except SSDNError:
         raise
     except Exception as exc:  # noqa: BLE001 - one readable line in the widget, nothing written
-        raise SSDNError(f"{type(exc).__name__}: {exc}") from None
+        raise SSDNError(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
 
 
 class ExportButton(QPushButton):
@@ -40,8 +40,10 @@ class ExportButton(QPushButton):
         super().__init__("Export…", parent)
         self._entry, self._sample, self._status = entry, sample, status
         self.worker = None
-        self.setToolTip("Write the model as a bioimage.io package (.zip) for deepImageJ, bioimageio.core or ilastik; "
-                        "the selected image (or the model's training crop) is its example")
+        self.setToolTip(
+            "Write the model as a bioimage.io package (.zip) for deepImageJ, bioimageio.core or ilastik; "
+            "the selected image (or the model's training crop) is its example"
+        )
         self.clicked.connect(self._dialog)
 
     def _dialog(self) -> None:
@@ -52,7 +54,9 @@ class ExportButton(QPushButton):
             show_error("napari-ssdn: no model to export: train one or load a model file first")
             return
         stem = entry.name.split(" (")[0].rsplit(".", 1)[0] or "model"
-        path, _ = QFileDialog.getSaveFileName(self, "Export bioimage.io package", f"{stem}.zip", "bioimage.io package (*.zip)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export bioimage.io package", f"{stem}.zip", "bioimage.io package (*.zip)"
+        )
         if path:
             self.export(path)
 
@@ -66,8 +70,9 @@ class ExportButton(QPushButton):
         sample = self._sample()
         data, axes = sample if sample is not None else (None, None)
         stem = entry.name.split(" (")[0].rsplit(".", 1)[0] or "model"
-        worker = create_worker(_export_job, entry.model, entry.info, path, data, axes, stem,
-                               _start_thread=False, _ignore_errors=True)
+        worker = create_worker(
+            _export_job, entry.model, entry.info, path, data, axes, stem, _start_thread=False, _ignore_errors=True
+        )
         worker.returned.connect(self._done)
         worker.errored.connect(self._failed)
         worker.finished.connect(self._finished)

@@ -29,7 +29,7 @@ def docs_url() -> str:
 
 
 class WidgetHeader(QWidget):
-    """"Device: …" (word-wrapped, in the widget's own wording) and a "Help" link.
+    """ "Device: …" (word-wrapped, in the widget's own wording) and a "Help" link.
 
     Parameters
     ----------
@@ -42,7 +42,9 @@ class WidgetHeader(QWidget):
         self.device_label = QLabel("Device: resolved when you run")
         self.device_label.setWordWrap(True)
         self.device_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.device_label.setToolTip("The device training and denoising run on (Device field; auto picks CUDA, then Apple MPS, then the CPU)")
+        self.device_label.setToolTip(
+            "The device training and denoising run on (Device field; auto picks CUDA, then Apple MPS, then the CPU)"
+        )
         self.help_url = f"{docs_url()}/napari.md" + (f"#{anchor}" if anchor else "")
         self.help_label = QLabel(f'<a href="{self.help_url}">Help</a>')
         self.help_label.setOpenExternalLinks(True)

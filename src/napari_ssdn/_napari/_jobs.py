@@ -80,8 +80,14 @@ class TrainResult:
     steps: int = 0
 
 
-def train_job(data: np.ndarray, request: TrainRequest, stop: threading.Event, crop: np.ndarray | None = None,
-              resume=None, resume_info: dict | None = None):
+def train_job(
+    data: np.ndarray,
+    request: TrainRequest,
+    stop: threading.Event,
+    crop: np.ndarray | None = None,
+    resume=None,
+    resume_info: dict | None = None,
+):
     """Train on ``data``, yielding :class:`TrainUpdate` records; return a :class:`TrainResult`.
 
     Parameters
@@ -113,9 +119,7 @@ def _guard(gen, what: str):
     except SSDNError:
         raise
     except MemoryError:
-        raise SSDNError(
-            f"{what} ran out of memory; use a smaller patch, batch or width, or a smaller image"
-        ) from None
+        raise SSDNError(f"{what} ran out of memory; use a smaller patch, batch or width, or a smaller image") from None
     except Exception as exc:  # noqa: BLE001 - anything else: say what happened and what to try
         log.exception("napari-ssdn %s failed", what)
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -124,7 +128,8 @@ def _guard(gen, what: str):
                 f"{what} ran out of GPU memory ({msg}); use a smaller patch/batch/width or {setting('device', 'cpu')}"
             ) from exc
         raise SSDNError(
-            f"{what} failed ({type(exc).__name__}: {msg}); check the axes and settings, or try {setting('device', 'cpu')}"
+            f"{what} failed ({type(exc).__name__}: {msg}); "
+            f"check the axes and settings, or try {setting('device', 'cpu')}"
         ) from exc
 
 
@@ -140,8 +145,12 @@ def _train(data, request, stop, crop, resume, resume_info):
     trainer = Trainer(data, request.axes, config, resume=resume, resume_info=resume_info)
     if stop.is_set():
         trainer.request_stop()
-    yield TrainUpdate(device=device_name(trainer.device), steps_before=trainer.steps_before, choices=_choices(trainer),
-                      warnings=tuple(trainer.warnings))
+    yield TrainUpdate(
+        device=device_name(trainer.device),
+        steps_before=trainer.steps_before,
+        choices=_choices(trainer),
+        warnings=tuple(trainer.warnings),
+    )
     last_preview = time.perf_counter()
     steps = trainer.run()
     while True:
@@ -162,8 +171,12 @@ def _train(data, request, stop, crop, resume, resume_info):
     if crop is not None and not (trainer.history and trainer.history[-1].done):
         preview, plane = _preview(trainer, crop)
         yield TrainUpdate(preview=preview, preview_plane=plane, steps_before=trainer.steps_before)
-    info = {"training": trainer.train_state(), "optimizer": trainer.optimizer.state_dict(),
-            "noise_params": trainer.model.noise_params_data(), "sample": trainer.sample_crop}
+    info = {
+        "training": trainer.train_state(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "noise_params": trainer.model.noise_params_data(),
+        "sample": trainer.sample_crop,
+    }
     return TrainResult(trainer.model, info, stopped=trainer.stop_requested, steps=trainer.step)
 
 
@@ -173,8 +186,13 @@ def _choices(trainer) -> dict:
     if trainer.choices is not None:
         return trainer.choices.to_dict()
     config = trainer.model.config
-    return {"noise": config.noise, "noise_why": "kept from the resumed model", "blind_region": list(config.region),
-            "blind_why": "kept from the resumed model", "correlation": None}
+    return {
+        "noise": config.noise,
+        "noise_why": "kept from the resumed model",
+        "blind_region": list(config.region),
+        "blind_why": "kept from the resumed model",
+        "correlation": None,
+    }
 
 
 def _preview(trainer, crop) -> tuple[np.ndarray, dict | None]:
@@ -197,7 +215,9 @@ def _preview(trainer, crop) -> tuple[np.ndarray, dict | None]:
         model.train(was)
 
 
-def denoise_job(model, data: np.ndarray, axes: str, output: str, device: str = "auto", stop: threading.Event | None = None):
+def denoise_job(
+    model, data: np.ndarray, axes: str, output: str, device: str = "auto", stop: threading.Event | None = None
+):
     """Denoise ``data``, yielding ``DenoiseProgress`` per tile; return the float32 result,
     or None when ``stop`` was set (checked between tiles).
 

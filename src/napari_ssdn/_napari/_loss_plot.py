@@ -104,7 +104,9 @@ class LossPlot(QWidget):
         def at(s, v, yr):
             lo, hi = yr
             v = min(max(v, lo), hi)
-            return QPointF(rect.left() + (s - x0) / (x1 - x0) * rect.width(), rect.bottom() - (v - lo) / (hi - lo) * rect.height())
+            return QPointF(
+                rect.left() + (s - x0) / (x1 - x0) * rect.width(), rect.bottom() - (v - lo) / (hi - lo) * rect.height()
+            )
 
         if train:
             path = QPainterPath(at(*train[0], train_range))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget
@@ -33,8 +33,13 @@ class ModelFiles(QWidget):
 
     loaded = Signal(object)
 
-    def __init__(self, registry: ModelRegistry, current: Callable[[], SessionModel | None],
-                 report: Callable[[str, dict | None], None], parent=None):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        current: Callable[[], SessionModel | None],
+        report: Callable[[str, dict | None], None],
+        parent=None,
+    ):
         super().__init__(parent)
         self.registry, self._current, self._report = registry, current, report
         self.save_button = QPushButton("Save model…")
@@ -56,8 +61,13 @@ class ModelFiles(QWidget):
         if entry is None:
             raise ValueError("there is no model to save; train one or load a model file first")
         info = entry.info
-        out = save_model(entry.model, path, optimizer_state=info.get("optimizer"), train_state=info.get("training"),
-                         sample=info.get("sample"))
+        out = save_model(
+            entry.model,
+            path,
+            optimizer_state=info.get("optimizer"),
+            train_state=info.get("training"),
+            sample=info.get("sample"),
+        )
         self._report(f"Model {entry.name!r} saved to {out}", None)
         return out
 
@@ -68,8 +78,10 @@ class ModelFiles(QWidget):
         model, info = load_model(path)
         entry = self.registry.add(SessionModel(Path(path).name, model, info, str(path)))
         steps = info.get("training", {}).get("steps", "?")
-        self._report(f"Model {entry.name!r} loaded ({steps} steps, {model.config.noise} noise); Resume continues it.",
-                     info.get("noise_params", {}))
+        self._report(
+            f"Model {entry.name!r} loaded ({steps} steps, {model.config.noise} noise); Resume continues it.",
+            info.get("noise_params", {}),
+        )
         self.loaded.emit(entry)
         return entry
 

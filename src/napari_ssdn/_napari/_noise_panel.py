@@ -7,7 +7,7 @@ The numbers come from :func:`napari_ssdn.core.noisestats.measure_noise` and
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget

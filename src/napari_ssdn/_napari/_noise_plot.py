@@ -25,7 +25,8 @@ MEASURED_COLOR = VAL_COLOR
 MODEL_COLOR = QColor(90, 200, 120)
 # Centred, word-wrapped text (the two flags are of different enum types under Qt 6).
 _CENTER_WRAP = int(getattr(Qt.AlignmentFlag.AlignCenter, "value", Qt.AlignmentFlag.AlignCenter)) | int(
-    getattr(Qt.TextFlag.TextWordWrap, "value", Qt.TextFlag.TextWordWrap))
+    getattr(Qt.TextFlag.TextWordWrap, "value", Qt.TextFlag.TextWordWrap)
+)
 AXIS_COLORS = {"X": QColor(235, 80, 80), "Y": QColor(110, 170, 255), "Z": QColor(200, 120, 220)}
 
 
@@ -67,7 +68,7 @@ class NoisePlot(QWidget):
             return []
         xs = _span(self.measured["mean"])
         v = model_variance(self.noise, self.params, xs)
-        return [] if v is None else list(zip(xs.tolist(), v.tolist()))
+        return [] if v is None else list(zip(xs.tolist(), v.tolist(), strict=True))
 
     def variance_range(self) -> tuple[float, float]:
         vals = [v for v in (self.measured or {}).get("variance", []) if math.isfinite(v)]
@@ -87,8 +88,11 @@ class NoisePlot(QWidget):
         right = QRectF(half, 0, self.width() - half, self.height())
         if not self.measured:
             p.setPen(QPen(fg, 1))
-            p.drawText(QRectF(self.rect()), _CENTER_WRAP,
-                       "Measure noise to see the noise variance against intensity and its correlation")
+            p.drawText(
+                QRectF(self.rect()),
+                _CENTER_WRAP,
+                "Measure noise to see the noise variance against intensity and its correlation",
+            )
             p.end()
             return
         self._paint_variance(p, left.adjusted(46, 18, -6, -20), fg)
@@ -105,17 +109,19 @@ class NoisePlot(QWidget):
 
         def at(x, v):
             v = min(max(v, y0), y1)
-            return QPointF(rect.left() + (x - x0) / (x1 - x0) * rect.width(), rect.bottom() - (v - y0) / (y1 - y0) * rect.height())
+            return QPointF(
+                rect.left() + (x - x0) / (x1 - x0) * rect.width(), rect.bottom() - (v - y0) / (y1 - y0) * rect.height()
+            )
 
         _frame(p, rect, fg, "variance vs mean", (f"{x0:.3g}", "mean", f"{x1:.3g}"), (f"{y0:.3g}", f"{y1:.3g}"), 46)
         line = self.model_line()
         if line:
             p.setPen(QPen(MODEL_COLOR, 2))
-            for (xa, va), (xb, vb) in zip(line[:-1], line[1:]):
+            for (xa, va), (xb, vb) in zip(line[:-1], line[1:], strict=True):
                 p.drawLine(at(xa, va), at(xb, vb))
         p.setPen(QPen(MEASURED_COLOR, 1))
         p.setBrush(MEASURED_COLOR)
-        for x, v in zip(m["mean"], m["variance"]):
+        for x, v in zip(m["mean"], m["variance"], strict=True):
             if math.isfinite(v):
                 p.drawEllipse(at(x, v), 3, 3)
         p.setBrush(Qt.BrushStyle.NoBrush)
@@ -127,7 +133,9 @@ class NoisePlot(QWidget):
 
         def at(lag, r):
             r = min(max(r, y0), y1)
-            return QPointF(rect.left() + (lag - 0.5) / lags * rect.width(), rect.bottom() - (r - y0) / (y1 - y0) * rect.height())
+            return QPointF(
+                rect.left() + (lag - 0.5) / lags * rect.width(), rect.bottom() - (r - y0) / (y1 - y0) * rect.height()
+            )
 
         _frame(p, rect, fg, "correlation", ("1", "lag", str(lags)), (f"{y0:g}", f"{y1:g}"), 30)
         if not rho:
@@ -144,9 +152,9 @@ class NoisePlot(QWidget):
             shift = (k - (len(rho) - 1) / 2) * 0.12
             p.setPen(QPen(color, 2))
             pts = [at(lag + shift, r) for lag, r in enumerate(values, start=1)]
-            for a, b in zip(pts[:-1], pts[1:]):
+            for a, b in zip(pts[:-1], pts[1:], strict=True):
                 p.drawLine(a, b)
-            for lag, (r, e) in enumerate(zip(values, se.get(axis, [0.0] * len(values))), start=1):
+            for lag, (r, e) in enumerate(zip(values, se.get(axis, [0.0] * len(values)), strict=True), start=1):
                 p.drawLine(at(lag + shift, r - 2 * e), at(lag + shift, r + 2 * e))
             legend.append((axis.lower(), color))
         x = rect.right() - 14 * len(legend)
@@ -169,7 +177,9 @@ def _frame(p: QPainter, rect: QRectF, fg: QColor, title: str, xlabels: tuple, yl
     p.drawRect(rect)
     p.drawText(QRectF(rect.left(), rect.top() - 16, rect.width(), 14), Qt.AlignmentFlag.AlignHCenter, title)
     below = QRectF(rect.left(), rect.bottom() + 2, rect.width(), 16)
-    for text, align in zip(xlabels, (Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignHCenter, Qt.AlignmentFlag.AlignRight)):
+    for text, align in zip(
+        xlabels, (Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignHCenter, Qt.AlignmentFlag.AlignRight), strict=True
+    ):
         p.drawText(below, align, text)
     right = Qt.AlignmentFlag.AlignRight
     p.drawText(QRectF(rect.left() - margin, rect.top() - 6, margin - 2, 14), right, ylabels[1])

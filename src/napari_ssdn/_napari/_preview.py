@@ -52,8 +52,9 @@ class PreviewSource:
             self._target = target
 
 
-def preview_crop(data: np.ndarray, axes: str, side: int = PREVIEW_SIDE, ndim: int = 2,
-                 plane: dict | None = None) -> PreviewTarget:
+def preview_crop(
+    data: np.ndarray, axes: str, side: int = PREVIEW_SIDE, ndim: int = 2, plane: dict | None = None
+) -> PreviewTarget:
     """A centred crop of one 2D sample of ``data``: the one at ``plane`` (index per
     non-spatial axis, e.g. ``{"T": 3}``; missing axes: the middle).
 
@@ -69,7 +70,9 @@ def preview_crop(data: np.ndarray, axes: str, side: int = PREVIEW_SIDE, ndim: in
         side = min(side, 64)
     plane = dict(plane or {})
     lead = [data.shape[ax.index(a)] for a in sample_axes]
-    at = {a: int(np.clip(plane.get(a, (size - 1) // 2), 0, size - 1)) for a, size in zip(sample_axes, lead)}
+    at = {
+        a: int(np.clip(plane.get(a, (size - 1) // 2), 0, size - 1)) for a, size in zip(sample_axes, lead, strict=True)
+    }
     n = int(np.ravel_multi_index([at[a] for a in sample_axes], lead)) if lead else 0
     h, w = samples.shape[-3], samples.shape[-2]
     sy, sx = min(side, h), min(side, w)

@@ -40,7 +40,9 @@ class ProgressPanel(QWidget):
         self.progress_label.setWordWrap(True)
         self.noise_label = QLabel("")
         self.noise_label.setWordWrap(True)
-        self.noise_label.setToolTip("Noise parameters of the model, in image units (learned ones change during training)")
+        self.noise_label.setToolTip(
+            "Noise parameters of the model, in image units (learned ones change during training)"
+        )
         self.model_label = QLabel("No model yet")
         self.model_label.setWordWrap(True)
         self.loss_plot = LossPlot()

@@ -90,7 +90,7 @@ def _read_one(path) -> tuple:
     dims = axes[:-1] if rgb else axes
     unit = img.unit or "pixel"
     units = tuple(unit if a in "ZYX" else "pixel" for a in dims)
-    scale = tuple(s for a, s in zip(axes, img.scale()) if not (rgb and a == "C"))
+    scale = tuple(s for a, s in zip(axes, img.scale(), strict=True) if not (rgb and a == "C"))
     meta = {
         META_KEY: {
             "axes": axes,

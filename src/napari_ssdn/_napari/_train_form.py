@@ -137,14 +137,26 @@ class TrainForm(QWidget):
         shape = None if layer is None else tuple((layer.data[0] if layer.multiscale else layer.data).shape)
         noise = self.noise_combo.currentText()
         axes = self.axes_edit.text()
-        return {"shape": shape, "axes": axes, "noise": noise, "params": self.noise_params.values(noise),
-                "budget": self.budget_edit.text(), "budget_unit": self.budget_unit.currentText(),
-                "dims": self.dims_combo.currentText(), "anisotropy": anisotropy(layer, axes.strip().upper())}
+        return {
+            "shape": shape,
+            "axes": axes,
+            "noise": noise,
+            "params": self.noise_params.values(noise),
+            "budget": self.budget_edit.text(),
+            "budget_unit": self.budget_unit.currentText(),
+            "dims": self.dims_combo.currentText(),
+            "anisotropy": anisotropy(layer, axes.strip().upper()),
+        }
 
     def field_widgets(self) -> dict[str, QWidget]:
         """Field key (as in :func:`~napari_ssdn._napari._validation.validate_train`) -> widget."""
-        ws = {"layer": self.layer_combo, "axes": self.axes_edit, "noise": self.noise_combo,
-              "budget": self.budget_edit, "dims": self.dims_combo}
+        ws = {
+            "layer": self.layer_combo,
+            "axes": self.axes_edit,
+            "noise": self.noise_combo,
+            "budget": self.budget_edit,
+            "dims": self.dims_combo,
+        }
         ws.update({f"param:{n}": e for n, e in self.noise_params.edits().items()})
         return ws
 
@@ -160,9 +172,11 @@ def fmt_choices(choices: dict) -> str:
         shown = " x ".join(str(2 * k - 1) for k in region) + " pixels"
     out = []
     level = "per image" if choices.get("per_image") else "shared"
-    for what, value, why in (("Noise model", choices.get("noise"), choices.get("noise_why")),
-                             ("Blind region", shown, choices.get("blind_why")),
-                             ("Noise level", level, choices.get("per_image_why", "given"))):
+    for what, value, why in (
+        ("Noise model", choices.get("noise"), choices.get("noise_why")),
+        ("Blind region", shown, choices.get("blind_why")),
+        ("Noise level", level, choices.get("per_image_why", "given")),
+    ):
         if why == "given":
             out.append(f"{what}: {value} (as set).")
         else:

@@ -52,8 +52,9 @@ class TrainRun:
         """A superqt worker (not started) running the job."""
         from superqt.utils import create_worker
 
-        self.worker = create_worker(self._job, data, request, crop, resume, resume_info,
-                                    _start_thread=False, _ignore_errors=True)
+        self.worker = create_worker(
+            self._job, data, request, crop, resume, resume_info, _start_thread=False, _ignore_errors=True
+        )
         return self.worker
 
     def _job(self, data, request, crop, resume, resume_info):
@@ -79,7 +80,9 @@ class TrainRun:
         if self.ended.wait(wait):
             self.keep()
             return True
-        log.warning("napari-ssdn: training still busy %.0f s after the widget closed; its model is kept when it ends", wait)
+        log.warning(
+            "napari-ssdn: training still busy %.0f s after the widget closed; its model is kept when it ends", wait
+        )
         self.worker.returned.connect(lambda *_: self.keep())
         return False
 
@@ -89,5 +92,7 @@ def resume_problem(entry: SessionModel, layer_name: str, shape: tuple, axes: str
     have = channels_of(shape, axes)
     if entry.model.config.accepts_channels(have):
         return None
-    return (f"the model {entry.name!r} has {entry.channels} channel(s) but layer {layer_name!r} has {have} "
-            f"(axes {axes!r}); resume on data of the same kind or press Start to train a new model")
+    return (
+        f"the model {entry.name!r} has {entry.channels} channel(s) but layer {layer_name!r} has {have} "
+        f"(axes {axes!r}); resume on data of the same kind or press Start to train a new model"
+    )

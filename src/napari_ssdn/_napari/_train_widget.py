@@ -17,7 +17,6 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from ._advanced import ADVANCED_KEYS, AdvancedSettings
 from ._common import DockedWidget, advance_progress, layer_snapshot, mark_field, show_failure
 from ._export_button import ExportButton
-from ._words import in_widget_terms
 from ._header import WidgetHeader, scrollable
 from ._jobs import TrainResult, TrainUpdate
 from ._model_files import ModelFiles
@@ -29,6 +28,7 @@ from ._train_form import TrainForm
 from ._train_help import HELP, param_help
 from ._train_run import TrainRun, resume_problem
 from ._validation import TrainFields, validate_train
+from ._words import in_widget_terms
 
 __all__ = ["TrainWidget"]
 
@@ -72,15 +72,29 @@ class TrainWidget(DockedWidget):
         self.panel = ProgressPanel()
         # The names the tests, the screenshots script and users' scripts use.
         f, a, p = self.form, self.advanced_settings, self.panel
-        self.layer_combo, self.axes_edit, self.dims_combo, self.noise_combo = f.layer_combo, f.axes_edit, f.dims_combo, f.noise_combo
+        self.layer_combo, self.axes_edit, self.dims_combo, self.noise_combo = (
+            f.layer_combo,
+            f.axes_edit,
+            f.dims_combo,
+            f.noise_combo,
+        )
         self.budget_edit, self.budget_unit, self.param_rows = f.budget_edit, f.budget_unit, f.noise_params.rows
         self.choices_label, self.blind_edit = f.choices_label, a.blind_edit
-        self.patch_edit, self.batch_edit, self.width_combo, self.lr_edit = a.patch_edit, a.batch_edit, a.width_combo, a.lr_edit
+        self.patch_edit, self.batch_edit, self.width_combo, self.lr_edit = (
+            a.patch_edit,
+            a.batch_edit,
+            a.width_combo,
+            a.lr_edit,
+        )
         self.seed_edit, self.subsample_edit, self.per_image_combo = a.seed_edit, a.subsample_edit, a.per_image_combo
         self.device_combo, self.advanced_button, self.advanced = a.device_combo, a.button, a.body
         self.device_label = self.header.device_label
         self.progress_label, self.noise_label, self.model_label, self.loss_plot = (
-            p.progress_label, p.noise_label, p.model_label, p.loss_plot)
+            p.progress_label,
+            p.noise_label,
+            p.model_label,
+            p.loss_plot,
+        )
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -165,7 +179,9 @@ class TrainWidget(DockedWidget):
         self.save_button.setEnabled(not running and self.current is not None)
         self.load_button.setEnabled(not running)
         self.start_button.setToolTip(
-            "Train a new model on the selected layer" if ok else "Fix the marked field first: " + next(iter(self._errors.values()))
+            "Train a new model on the selected layer"
+            if ok
+            else "Fix the marked field first: " + next(iter(self._errors.values()))
         )
 
     # -- training -----------------------------------------------------------------------
@@ -295,8 +311,11 @@ class TrainWidget(DockedWidget):
         worker, run = getattr(self, "worker", None), getattr(self, "run", None)
         if worker is None or run is None:
             return
-        for signal, slot in ((worker.yielded, self._on_update), (worker.returned, self._on_result),
-                             (worker.errored, self._on_error)):
+        for signal, slot in (
+            (worker.yielded, self._on_update),
+            (worker.returned, self._on_result),
+            (worker.errored, self._on_error),
+        ):
             try:
                 signal.disconnect(slot)
             except (TypeError, RuntimeError):
@@ -325,4 +344,3 @@ class TrainWidget(DockedWidget):
         model = self.current.model if self.current is not None else None
         if model is not None:
             self.noise_panel.set_model(model.config.noise, model.noise_params_data())
-

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from ..core.data import check_axes
 from ..core.errors import SSDNError
 from ._jobs import TrainRequest
-from ._words import in_widget_terms
 from ._options import DEVICES, NOISE_CHOICES, NOISE_PARAMS, PER_IMAGE_CHOICES, WIDTHS
+from ._words import in_widget_terms
 
 __all__ = ["TrainFields", "validate_train"]
 
@@ -52,7 +52,11 @@ def _positive_int(name: str, text: str, minimum: int = 1) -> tuple[int | None, s
     try:
         v = int(str(text).strip())
     except ValueError:
-        return None, f"{name} {text!r} is not a whole number; type e.g. {max(minimum, 4)}{' or auto' if name in ('patch', 'batch') else ''}"
+        return (
+            None,
+            f"{name} {text!r} is not a whole number; type e.g. "
+            f"{max(minimum, 4)}{' or auto' if name in ('patch', 'batch') else ''}",
+        )
     if v < minimum:
         return None, f"{name} {v} is too small; use {minimum} or more"
     return v, None
@@ -89,7 +93,9 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
     errors: dict[str, str] = {}
     axes = f.axes.strip().upper()
     if f.shape is None:
-        errors["layer"] = "no image layer: open an image (File > Open) or a sample (File > Open Sample > SSDN denoising)"
+        errors["layer"] = (
+            "no image layer: open an image (File > Open) or a sample (File > Open Sample > SSDN denoising)"
+        )
     else:
         try:
             axes = check_axes(axes, tuple(f.shape), name="axes")

@@ -8,9 +8,23 @@ from ..core.errors import Setting, template_of, worded
 __all__ = ["widget_words", "in_widget_terms"]
 
 # The widgets' field for each core setting (the Python argument name).
-_FIELDS = {"blind": "Blind region", "noise": "Noise model", "device": "Device", "axes": "Axes", "patch": "Patch",
-           "batch": "Batch", "width": "Width", "lr": "Learning rate", "seed": "Seed", "subsample": "Subsample",
-           "time_limit": "Budget", "iterations": "Budget", "tile": "Tile", "output": "Output", "per_image": "Noise level"}
+_FIELDS = {
+    "blind": "Blind region",
+    "noise": "Noise model",
+    "device": "Device",
+    "axes": "Axes",
+    "patch": "Patch",
+    "batch": "Batch",
+    "width": "Width",
+    "lr": "Learning rate",
+    "seed": "Seed",
+    "subsample": "Subsample",
+    "time_limit": "Budget",
+    "iterations": "Budget",
+    "tile": "Tile",
+    "output": "Output",
+    "per_image": "Noise level",
+}
 
 
 def widget_words(s: Setting) -> str:

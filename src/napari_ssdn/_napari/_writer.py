@@ -62,12 +62,15 @@ def _write(path: str, data, attributes: dict, mrc: bool) -> list[str]:
     axes = layer_axes(data.shape, attributes.get("axis_labels"), rgb, attributes.get("metadata"))
     if not axes:
         raise SSDNError(
-            f"cannot tell the axes of a layer of shape {data.shape}; give it axis labels such as ('z', 'y', 'x') before saving"
+            f"cannot tell the axes of a layer of shape {data.shape}; "
+            "give it axis labels such as ('z', 'y', 'x') before saving"
         )
     if mrc and len(axes) == 3 and axes[0] in "ST" and Path(path).suffix.lower() != ".mrcs":
         # An unlabelled 3D layer with a physical spacing on its first axis is a volume.
         scale = attributes.get("scale")
-        labelled = axes[0] == "T" or (meta.get("axes") or "") == axes or "sample" in (attributes.get("axis_labels") or ())
+        labelled = (
+            axes[0] == "T" or (meta.get("axes") or "") == axes or "sample" in (attributes.get("axis_labels") or ())
+        )
         if scale is not None and float(scale[0]) != 1.0 and not labelled:
             axes = "Z" + axes[1:]
     if mrc and Path(path).suffix.lower() == ".mrcs" and len(axes) == 3:
@@ -83,7 +86,9 @@ def _write(path: str, data, attributes: dict, mrc: bool) -> list[str]:
     file_axes = axes.replace("T", "S") if mrc else axes
     origin = meta.get("origin") if mrc else None
     start = meta.get("start") if mrc else None
-    out = write_image(path, data, file_axes, voxel=voxel, unit=unit, origin=origin, label=_label(attributes), start=start)
+    out = write_image(
+        path, data, file_axes, voxel=voxel, unit=unit, origin=origin, label=_label(attributes), start=start
+    )
     log.info("napari-ssdn wrote %s: axes %s, voxel %s %s", out, file_axes, voxel, unit)
     return [str(out)]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .data import split_phases
 from .constants import NOISE_PARAMS
+from .data import split_phases
 from .errors import SSDNError
 from .estimate import PER_IMAGE_SPREAD, level_spread
 from .noisemodel import choose_noise_model, dark_level
@@ -56,10 +56,19 @@ class DataChoices:
     channels_why: str = ""
 
     def to_dict(self) -> dict:
-        return {"noise": self.noise, "noise_why": self.noise_why, "blind_region": list(self.blind_region),
-                "blind_why": self.blind_why, "correlation": self.correlation, "noise_lag": self.noise_lag,
-                "dark_level": self.dark_level, "per_image": self.per_image, "per_image_why": self.per_image_why,
-                "channels_apart": self.channels_apart, "channels_why": self.channels_why}
+        return {
+            "noise": self.noise,
+            "noise_why": self.noise_why,
+            "blind_region": list(self.blind_region),
+            "blind_why": self.blind_why,
+            "correlation": self.correlation,
+            "noise_lag": self.noise_lag,
+            "dark_level": self.dark_level,
+            "per_image": self.per_image,
+            "per_image_why": self.per_image_why,
+            "channels_apart": self.channels_apart,
+            "channels_why": self.channels_why,
+        }
 
 
 def _slices(samples: list[np.ndarray]) -> list[np.ndarray]:
@@ -96,7 +105,10 @@ def choose_settings(config, raw: list[np.ndarray], subsample: int = 1) -> DataCh
             try:
                 measured = noise_stats(samples, ndim)
             except SSDNError:
-                region, blind_why = (1,) * ndim, "too little data to measure the noise's correlation: the centre pixel alone"
+                region, blind_why = (
+                    (1,) * ndim,
+                    "too little data to measure the noise's correlation: the centre pixel alone",
+                )
             else:
                 stats = measured.to_dict()
                 region, blind_why = choose_blind_region(measured, ndim)
@@ -118,8 +130,17 @@ def choose_settings(config, raw: list[np.ndarray], subsample: int = 1) -> DataCh
         except (SSDNError, ValueError, np.linalg.LinAlgError):
             pass
     per_image, per_image_why = _per_image(config, samples, noise, lag)
-    return DataChoices(noise=noise, noise_why=noise_why, blind_region=tuple(region), blind_why=blind_why,
-                       correlation=stats, noise_lag=lag, dark_level=dark, per_image=per_image, per_image_why=per_image_why)
+    return DataChoices(
+        noise=noise,
+        noise_why=noise_why,
+        blind_region=tuple(region),
+        blind_why=blind_why,
+        correlation=stats,
+        noise_lag=lag,
+        dark_level=dark,
+        per_image=per_image,
+        per_image_why=per_image_why,
+    )
 
 
 def channels_as_images(raw: list[np.ndarray]) -> list[np.ndarray]:
@@ -157,13 +178,20 @@ def choose_layout(config, raw: list[np.ndarray], subsample: int = 1) -> tuple[li
     channels = [_slices([s[..., c : c + 1] for s in raw[:1]])[0] for c in range(chans)]
     spread = level_spread(channels, choices.noise, choices.noise_lag)
     if spread < PER_IMAGE_SPREAD:
-        return raw, replace(choices, channels_why=f"the channels share one noise level (within {spread:.2f}x in variance)")
+        return raw, replace(
+            choices, channels_why=f"the channels share one noise level (within {spread:.2f}x in variance)"
+        )
     gray = channels_as_images(raw)
     choices = choose_settings(config, gray, subsample)  # the statistics of what the network will see
     why = f"noise levels differ between channels (up to {spread:.1f}x in variance)"
     per_image = choices.per_image or config.per_image_given() is None
-    return gray, replace(choices, channels_apart=True, channels_why=why, per_image=per_image,
-                         per_image_why=choices.per_image_why if choices.per_image else why)
+    return gray, replace(
+        choices,
+        channels_apart=True,
+        channels_why=why,
+        per_image=per_image,
+        per_image_why=choices.per_image_why if choices.per_image else why,
+    )
 
 
 def _per_image(config, samples: list[np.ndarray], noise: str, lag: int) -> tuple[bool, str]:
@@ -181,4 +209,3 @@ def _per_image(config, samples: list[np.ndarray], noise: str, lag: int) -> tuple
     if spread >= PER_IMAGE_SPREAD:
         return True, f"noise levels differ between images (up to {spread:.1f}x in variance)"
     return False, f"the images share one noise level (within {spread:.2f}x in variance)"
-

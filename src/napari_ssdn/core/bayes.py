@@ -25,6 +25,7 @@ __all__ = [
 
 EPS = 1e-9
 from .constants import NOISE_MODELS, NOISE_PARAMS  # noqa: E402
+
 POISSON_FLOOR = 1e-3
 
 

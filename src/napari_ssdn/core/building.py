@@ -27,15 +27,26 @@ def model_config(c: TrainConfig, channels: int, device: torch.device, subsample:
         # One level less for volumes: a 3D level sees 8x the voxels of a 2D one, and
         # the receptive field (hence the tile overlap) halves.
         depth -= 1
-    return ModelConfig(channels=channels, enc=enc, dec=dec, depth=depth, mode=c.mode, noise=c.noise,
-                       per_image=choices.per_image if choices is not None else bool(c.per_image), ndim=c.ndim,
-                       flat=min(c.flat_levels, depth - 1), subsample=subsample,
-                       blind_region=c.blind_region_given() if c.mode != "supervised" else (),
-                       noise_lag=choices.noise_lag if choices is not None else 0,
-                       channels_apart=choices is not None and choices.channels_apart)
+    return ModelConfig(
+        channels=channels,
+        enc=enc,
+        dec=dec,
+        depth=depth,
+        mode=c.mode,
+        noise=c.noise,
+        per_image=choices.per_image if choices is not None else bool(c.per_image),
+        ndim=c.ndim,
+        flat=min(c.flat_levels, depth - 1),
+        subsample=subsample,
+        blind_region=c.blind_region_given() if c.mode != "supervised" else (),
+        noise_lag=choices.noise_lag if choices is not None else 0,
+        channels_apart=choices is not None and choices.channels_apart,
+    )
 
 
-def new_model(c: TrainConfig, base: ModelConfig, gaps: list[np.ndarray], norm: Normalization, tuning: Tuning) -> SSDNModel:
+def new_model(
+    c: TrainConfig, base: ModelConfig, gaps: list[np.ndarray], norm: Normalization, tuning: Tuning
+) -> SSDNModel:
     """A model of ``base`` for the normalised data ``gaps`` (``(S, *spatial, C)``, NaN where
     held out), its learned noise parameters at their classical estimate and its prior's
     spread at the noise's."""
@@ -59,8 +70,11 @@ def new_optimizer(model: SSDNModel, lr: float, resume_info: dict | None = None) 
     """Adam over the prior network, the learned noise scalars and the per-image estimator
     (three groups: the run sets each one's rate), with a resumed model's state."""
     est = model.estimator
-    groups = [{"params": list(model.net.parameters())}, {"params": [model.log_scale]},
-              {"params": list(est.parameters()) if est is not None else []}]
+    groups = [
+        {"params": list(model.net.parameters())},
+        {"params": [model.log_scale]},
+        {"params": list(est.parameters()) if est is not None else []},
+    ]
     optimizer = torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.99))
     if (resume_info or {}).get("optimizer"):
         try:

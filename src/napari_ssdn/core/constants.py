@@ -33,7 +33,9 @@ def check_noise_params(noise: str, params: dict) -> dict:
     out = {}
     for k, v in params.items():
         if k not in allowed:
-            raise SSDNError(f"noise parameter {k!r} does not belong to {setting('noise', noise)}; it takes {', '.join(allowed)}")
+            raise SSDNError(
+                f"noise parameter {k!r} does not belong to {setting('noise', noise)}; it takes {', '.join(allowed)}"
+            )
         if v is None:
             continue
         try:
@@ -41,7 +43,10 @@ def check_noise_params(noise: str, params: dict) -> dict:
         except (TypeError, ValueError):
             v = float("nan")
         if not (math.isfinite(v) and v > 0):
-            raise SSDNError(f"noise parameter {setting(k, v)} must be a positive number; give a positive value or leave it out to learn it")
+            raise SSDNError(
+                f"noise parameter {setting(k, v)} must be a positive number; "
+                "give a positive value or leave it out to learn it"
+            )
         if k == "alpha" and v >= 1:
             raise SSDNError(f"noise parameter {setting('alpha', v)} must be below 1 (the fraction of corrupted pixels)")
         out[k] = v
@@ -71,6 +76,8 @@ def check_blind_region(region, ndim: int, name: str = "blind", shown=None) -> tu
     axes = "y, x" if ndim == 2 else "z, y, x"
     if not ok or (ks and len(ks) not in (1, ndim)) or any(not 1 <= k <= MAX_BLIND for k in ks):
         given = shown if shown is not None else region
-        raise SSDNError(f"{setting(name, given)} is not a blind region: give one whole number from 1 to {MAX_BLIND} for every axis "
-                        f"or one per axis ({axes}), e.g. 2 or {'1,3' if ndim == 2 else '2,1,1'}; 1 hides the centre pixel alone")
+        raise SSDNError(
+            f"{setting(name, given)} is not a blind region: give one whole number from 1 to {MAX_BLIND} for every axis "
+            f"or one per axis ({axes}), e.g. 2 or {'1,3' if ndim == 2 else '2,1,1'}; 1 hides the centre pixel alone"
+        )
     return ks * ndim if len(ks) == 1 else ks

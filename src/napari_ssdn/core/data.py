@@ -7,8 +7,16 @@ import numpy as np
 from .errors import SSDNError, setting
 
 __all__ = [
-    "SAMPLE_AXES", "guess_axes", "check_axes", "to_samples", "from_samples", "Normalization", "CropSampler",
-    "split_phases", "merge_phases", "HoldoutPattern",
+    "SAMPLE_AXES",
+    "guess_axes",
+    "check_axes",
+    "to_samples",
+    "from_samples",
+    "Normalization",
+    "CropSampler",
+    "split_phases",
+    "merge_phases",
+    "HoldoutPattern",
 ]
 
 #: Axes trained as independent 2D samples (time, z, stack index, anything else).
@@ -29,7 +37,10 @@ def guess_axes(shape: tuple[int, ...], rgb: bool = False, ndim: int = 2) -> str:
             return "ZYX"
         if nd == 4:
             return "ZYXC" if rgb and shape[-1] in (3, 4) else "TZYX"
-        raise SSDNError(f"a volume model needs 3D data (ZYX) but the array has shape {tuple(shape)}; pass axes, e.g. {setting('axes', 'ZYX')}")
+        raise SSDNError(
+            f"a volume model needs 3D data (ZYX) but the array has shape {tuple(shape)}; "
+            f"pass axes, e.g. {setting('axes', 'ZYX')}"
+        )
     if nd == 2:
         return "YX"
     if nd == 3:
@@ -57,10 +68,14 @@ def check_axes(axes: str, shape: tuple[int, ...], name: str = "axes", ndim: int 
             f"and any of {', '.join(SAMPLE_AXES)} (trained as separate 2D samples), e.g. 'YX' or 'ZYX'"
         )
     if len(ax) != len(shape):
-        raise SSDNError(f"{shown} has {len(ax)} letters but the image has {len(shape)} dimensions {tuple(shape)}; give one letter per dimension")
+        raise SSDNError(
+            f"{shown} has {len(ax)} letters but the image has {len(shape)} dimensions {tuple(shape)}; "
+            "give one letter per dimension"
+        )
     if "C" in ax and shape[ax.index("C")] > MAX_CHANNELS:
         raise SSDNError(
-            f"{shown} puts {shape[ax.index('C')]} values on the channel axis; at most {MAX_CHANNELS} channels are supported, check the axes"
+            f"{shown} puts {shape[ax.index('C')]} values on the channel axis; "
+            f"at most {MAX_CHANNELS} channels are supported, check the axes"
         )
     return ax
 
@@ -115,13 +130,17 @@ def split_phases(samples: np.ndarray, factor: int, crop: bool = False) -> np.nda
     if crop:
         h, w = (h // f) * f, (w // f) * f
         if h == 0 or w == 0:
-            raise SSDNError(f"an image of {samples.shape[1]} x {samples.shape[2]} pixels is too small for {setting('subsample', f)}")
+            raise SSDNError(
+                f"an image of {samples.shape[1]} x {samples.shape[2]} pixels is too small for {setting('subsample', f)}"
+            )
         grid = np.asarray(samples[:, :h, :w], dtype=np.float32)
     else:
         grid = np.full((n, -(-h // f) * f, -(-w // f) * f, c), np.nan, np.float32)
         grid[:, :h, :w] = samples
     hs, ws = grid.shape[1] // f, grid.shape[2] // f
-    return np.ascontiguousarray(grid.reshape(n, hs, f, ws, f, c).transpose(0, 2, 4, 1, 3, 5).reshape(n * f * f, hs, ws, c))
+    return np.ascontiguousarray(
+        grid.reshape(n, hs, f, ws, f, c).transpose(0, 2, 4, 1, 3, 5).reshape(n * f * f, hs, ws, c)
+    )
 
 
 #: Largest crop of the training data kept in a model file, per spatial axis (images, volumes).
@@ -132,7 +151,10 @@ def training_crop(sample: np.ndarray, ndim: int) -> np.ndarray:
     """Central crop ``(*spatial, C)`` float32 of one ``(*spatial, C)`` training sample, at
     most :data:`SAMPLE_CROP` in size: the example image of an exported model package."""
     spatial = sample.shape[:-1]
-    region = tuple(slice((n - min(n, m)) // 2, (n - min(n, m)) // 2 + min(n, m)) for n, m in zip(spatial, SAMPLE_CROP[ndim]))
+    region = tuple(
+        slice((n - min(n, m)) // 2, (n - min(n, m)) // 2 + min(n, m))
+        for n, m in zip(spatial, SAMPLE_CROP[ndim], strict=True)
+    )
     return np.array(sample[region], dtype=np.float32)
 
 
@@ -142,7 +164,11 @@ def merge_phases(phases: np.ndarray, factor: int, height: int, width: int) -> np
     if f == 1:
         return phases
     m, hs, ws, c = phases.shape
-    full = phases.reshape(m // (f * f), f, f, hs, ws, c).transpose(0, 3, 1, 4, 2, 5).reshape(m // (f * f), hs * f, ws * f, c)
+    full = (
+        phases.reshape(m // (f * f), f, f, hs, ws, c)
+        .transpose(0, 3, 1, 4, 2, 5)
+        .reshape(m // (f * f), hs * f, ws * f, c)
+    )
     return full[:, :height, :width]
 
 
@@ -160,7 +186,7 @@ class Normalization:
         self.scale = float(scale)
 
     @classmethod
-    def fit(cls, samples: list[np.ndarray], noise: str, dark: float = 0.0) -> "Normalization":
+    def fit(cls, samples: list[np.ndarray], noise: str, dark: float = 0.0) -> Normalization:
         """Fit to ``samples`` for ``noise``; ``dark`` is the offset of Poisson-Gaussian
         data (the level where the noise variance line meets the read noise alone, e.g. a
         camera's pedestal), so that the variance stays a * signal + b with b >= 0."""
@@ -239,7 +265,7 @@ class HoldoutPattern:
 
     def window(self, starts, size) -> np.ndarray:
         """Boolean mask (True: held out) of the window at ``starts`` with ``size`` (spatial axes)."""
-        index = np.ix_(*[(int(st) + np.arange(n)) % p for st, n, p in zip(starts, size, self.tile.shape)])
+        index = np.ix_(*[(int(st) + np.arange(n)) % p for st, n, p in zip(starts, size, self.tile.shape, strict=True)])
         return self.tile[index]
 
 
@@ -265,8 +291,15 @@ class CropSampler:
         dropped too (:attr:`kept` is then always set).
     """
 
-    def __init__(self, samples: list[np.ndarray], patch, rng: np.random.Generator, augment: bool = True,
-                 holdout: HoldoutPattern | None = None, measured: list[np.ndarray] | None = None):
+    def __init__(
+        self,
+        samples: list[np.ndarray],
+        patch,
+        rng: np.random.Generator,
+        augment: bool = True,
+        holdout: HoldoutPattern | None = None,
+        measured: list[np.ndarray] | None = None,
+    ):
         self.samples = samples
         self.ndim = samples[0].ndim - 2
         self.patch = tuple(patch) if np.ndim(patch) else (int(patch),) * self.ndim
@@ -300,10 +333,14 @@ class CropSampler:
             k = self.rng.integers(s.shape[0])
             self.drawn.append((int(i), int(k)))
             starts = [self.rng.integers(s.shape[1 + a] - p[a] + 1) for a in range(self.ndim)]
-            window = (k,) + tuple(slice(st, st + pa) for st, pa in zip(starts, p))
+            window = (k,) + tuple(slice(st, st + pa) for st, pa in zip(starts, p, strict=True))
             rot = self.rng.integers(4) if self.augment else 0
-            flips = [bool(f) for f in self.rng.integers(2, size=self.ndim - 1)] if self.augment else [False] * (self.ndim - 1)
-            for dst, src in zip(out, (self.samples,) + extra):
+            flips = (
+                [bool(f) for f in self.rng.integers(2, size=self.ndim - 1)]
+                if self.augment
+                else [False] * (self.ndim - 1)
+            )
+            for dst, src in zip(out, (self.samples,) + extra, strict=True):
                 dst[b] = self._transform(np.moveaxis(src[i][window], -1, 0), rot, flips)
             if self.holdout is not None:
                 self.kept[b] = self._transform(~self.holdout.window(starts, p)[None], rot, flips)[0]

@@ -22,11 +22,19 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise SSDNError(f"{setting('device', device)} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+        raise SSDNError(
+            f"{setting('device', device)} is not a device name; use auto, cpu, cuda, cuda:N or mps"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SSDNError(f"{setting('device', device)} was asked for but this torch has no CUDA GPU; use {setting('device', 'cpu')} or auto")
+        raise SSDNError(
+            f"{setting('device', device)} was asked for but this torch has no CUDA GPU; "
+            f"use {setting('device', 'cpu')} or auto"
+        )
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise SSDNError(f"{setting('device', device)} was asked for but Apple MPS is not available; use {setting('device', 'cpu')} or auto")
+        raise SSDNError(
+            f"{setting('device', device)} was asked for but Apple MPS is not available; "
+            f"use {setting('device', 'cpu')} or auto"
+        )
     return dev
 
 

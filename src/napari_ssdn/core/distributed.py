@@ -92,30 +92,44 @@ def init_ranks(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> Ranks:
     """
     if not in_torchrun():
         missing = [k for k in _ENV if k not in os.environ]
-        raise SSDNError(f"distributed training needs the environment of torchrun ({', '.join(missing)} not set); "
-                        "start it with 'torchrun --nproc_per_node N -m napari_ssdn.cli train ...' or 'ssdn train --distributed N'")
+        raise SSDNError(
+            f"distributed training needs the environment of torchrun ({', '.join(missing)} not set); "
+            "start it with 'torchrun --nproc_per_node N -m napari_ssdn.cli train ...' or 'ssdn train --distributed N'"
+        )
     if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise SSDNError(f"{setting('dist_timeout', timeout)} must be a positive number of seconds, e.g. {DEFAULT_TIMEOUT:g}")
+        raise SSDNError(
+            f"{setting('dist_timeout', timeout)} must be a positive number of seconds, e.g. {DEFAULT_TIMEOUT:g}"
+        )
     rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
     dev = resolve_device(device)
     if dev.type == "cuda":
         if dev.index is not None:
-            raise SSDNError(f"{setting('device', device)}: each rank takes cuda:LOCAL_RANK; give {setting('device', 'cuda')} and choose the GPUs with CUDA_VISIBLE_DEVICES")
+            raise SSDNError(
+                f"{setting('device', device)}: each rank takes cuda:LOCAL_RANK; give {setting('device', 'cuda')} and "
+                "choose the GPUs with CUDA_VISIBLE_DEVICES"
+            )
         if local >= torch.cuda.device_count():
-            raise SSDNError(f"rank {rank} has LOCAL_RANK {local} but this machine shows {torch.cuda.device_count()} GPU(s); "
-                            "start at most one rank per GPU (--nproc_per_node)")
+            raise SSDNError(
+                f"rank {rank} has LOCAL_RANK {local} but this machine shows {torch.cuda.device_count()} GPU(s); "
+                "start at most one rank per GPU (--nproc_per_node)"
+            )
         torch.cuda.set_device(local)
         backend, name = "nccl", f"cuda:{local}"
     elif dev.type == "cpu":
         backend, name = "gloo", "cpu"
     else:
-        raise SSDNError(f"{setting('device', device)}: distributed training runs on CUDA GPUs (NCCL) or CPUs (gloo), not {dev.type}; use {setting('device', 'cpu')}")
+        raise SSDNError(
+            f"{setting('device', device)}: distributed training runs on CUDA GPUs (NCCL) or CPUs (gloo), not "
+            f"{dev.type}; use {setting('device', 'cpu')}"
+        )
     if not dist.is_initialized():
         try:
             dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
         except Exception as exc:  # noqa: BLE001 - any failure to join means the same to the user
-            raise RankLost(f"rank {rank} could not join the other {world - 1} rank(s) at "
-                           f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} ({_first_line(exc)})") from None
+            raise RankLost(
+                f"rank {rank} could not join the other {world - 1} rank(s) at "
+                f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} ({_first_line(exc)})"
+            ) from None
     return Ranks(rank, world, local, backend, name, float(timeout))
 
 
@@ -187,8 +201,11 @@ class DistributedTrainer(Trainer):
                 p.requires_grad_(False)
         ids = [self.device.index] if self.device.type == "cuda" else None
         # The buffers (noise starting values) are equal on every rank: no broadcast per step.
-        quiet = {"forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-                 else "broadcast_buffers": False}
+        quiet = {
+            "forward_sync_buffers"
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else "broadcast_buffers": False
+        }
         self.ddp = DistributedDataParallel(_StepLoss(self), device_ids=ids, **quiet)
 
     # -- hooks of Trainer ---------------------------------------------------------------
@@ -198,7 +215,9 @@ class DistributedTrainer(Trainer):
         return super()._pixel_losses(*args, **kwargs)
 
     def _clock(self, t0: float) -> float:
-        state = self._collective(torch.tensor([super()._clock(t0), float(self.stop_requested)], dtype=torch.float64), "broadcast")
+        state = self._collective(
+            torch.tensor([super()._clock(t0), float(self.stop_requested)], dtype=torch.float64), "broadcast"
+        )
         if state[1] > 0:
             self._stop.set()
         return float(state[0])
@@ -252,8 +271,10 @@ class DistributedTrainer(Trainer):
 
     def _lost(self, exc: BaseException) -> RankLost:
         self._broken = True
-        return RankLost(f"rank {self.ranks.rank} lost the other ranks at step {self.step + 1} (one ended, or did not answer "
-                        f"within {setting('dist_timeout', f'{self.ranks.timeout:g}')} seconds): {_first_line(exc)}")
+        return RankLost(
+            f"rank {self.ranks.rank} lost the other ranks at step {self.step + 1} (one ended, or did not answer "
+            f"within {setting('dist_timeout', f'{self.ranks.timeout:g}')} seconds): {_first_line(exc)}"
+        )
 
 
 def _terminate(signum, frame):
@@ -285,8 +306,17 @@ def launch(nprocs: int, args: list[str], timeout: float = DEFAULT_TIMEOUT) -> di
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the caller words the failure
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nprocs, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
-                          rdzv_endpoint="127.0.0.1:0", max_restarts=0, local_addr="127.0.0.1", rdzv_timeout=int(timeout))
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nprocs,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        max_restarts=0,
+        local_addr="127.0.0.1",
+        rdzv_timeout=int(timeout),
+    )
     threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = threads or str(max(1, (os.cpu_count() or 1) // nprocs))  # the ranks inherit it
     try:

@@ -14,9 +14,20 @@ line, ``Blind region '6,6'`` in the widgets (see :meth:`SSDNError.worded`).
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
-__all__ = ["SSDNError", "SSDNWarning", "ModelFileError", "Setting", "setting", "python_words", "worded", "template_of"]
+__all__ = [
+    "SSDNError",
+    "SSDNWarning",
+    "ModelFileError",
+    "Setting",
+    "setting",
+    "python_words",
+    "worded",
+    "template_of",
+    "library_failure",
+]
 
 # Control characters that never occur in a user's text delimit a setting inside a message.
 _START, _SEP, _END = "\x02", "\x1f", "\x03"
@@ -104,3 +115,36 @@ class ModelFileError(SSDNError):
 def template_of(exc: BaseException) -> str:
     """The marked message of an SSDN error or warning, else the plain text of ``exc``."""
     return exc.template if isinstance(exc, _Worded) else str(exc)
+
+
+def library_failure(exc: BaseException, libraries: tuple[str, ...], doing: str, remedy: str) -> SSDNError:
+    """One line for ``exc`` raised inside a third-party library while ``doing`` something.
+
+    Names each of ``libraries`` with its installed version (so that a break between two
+    releases can be told from a bad input), the error's first meaningful line, and ``remedy``.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} (not installed)"
+
+    detail = _first_line(exc)
+    return SSDNError(f"{', '.join(map(installed, libraries))} failed {doing} ({detail}); {remedy}")
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The innermost useful line of ``exc``: pydantic's first error message rather than its
+    "1 validation error for ..." header, whitespace collapsed, at most ``limit`` characters."""
+    errors = getattr(exc, "errors", None)
+    text = ""
+    if callable(errors):
+        try:
+            text = str(errors()[0].get("msg", ""))
+        except Exception:  # noqa: BLE001 - any other object with an errors() method
+            text = ""
+    text = " ".join((text or str(exc) or type(exc).__name__).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}"

@@ -50,8 +50,10 @@ def _haar(samples: list[np.ndarray], limit: int = 2_000_000) -> tuple[np.ndarray
     ok = np.isfinite(m) & np.isfinite(d) & np.isfinite(act)
     m, d, act = m[ok], d[ok], act[ok]
     if m.size == 0:
-        raise SSDNError("too few measured pixels (2 x 2 blocks without NaN) to estimate the noise; give its parameters "
-                        f"(e.g. {setting('sigma')}) or more data")
+        raise SSDNError(
+            "too few measured pixels (2 x 2 blocks without NaN) to estimate the noise; give its parameters "
+            f"(e.g. {setting('sigma')}) or more data"
+        )
     keep = np.zeros(m.size, bool)
     edges = np.quantile(m, np.linspace(0, 1, 6))
     bins = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, 4)
@@ -84,7 +86,7 @@ def _fit_variance_line(m: np.ndarray, d: np.ndarray, through_origin: bool) -> tu
     bins = int(np.clip(m.size // 50, 1, 20))
     edges = np.unique(np.quantile(m, np.linspace(0, 1, bins + 1)))
     xs, vs, ws = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = (m >= lo) & ((m < hi) if hi < edges[-1] else (m <= hi))
         if sel.sum() < min(50, m.size // 2):
             continue
@@ -117,8 +119,10 @@ def _impulse_fraction(samples: list[np.ndarray], limit: int = 1_000_000) -> floa
             break
     r = np.concatenate(diffs)
     if r.size == 0:
-        raise SSDNError("too few measured pixels (3 x 3 neighbourhoods without NaN) to estimate the impulse fraction; "
-                        f"give it ({setting('alpha')}) or more data")
+        raise SSDNError(
+            "too few measured pixels (3 x 3 neighbourhoods without NaN) to estimate the impulse fraction; "
+            f"give it ({setting('alpha')}) or more data"
+        )
     # An impulse is uniform on [0, 1], so it lands more than 0.1 from the local median
     # about 80 % of the time; clean pixels rarely do.
     return float(np.clip((r > 0.1).mean() / 0.8, 0.02, 0.98))

@@ -19,7 +19,6 @@ from .tiles import DenoiseProgress, TileJob, TileWriter, default_tile, run_tiles
 __all__ = ["OUTPUTS", "DenoiseProgress", "denoise", "denoise_iter", "default_tile", "scale_mismatch", "compiled"]
 
 
-
 # Auto test-time averaging up to this many pixels (all samples together), per device type:
 # about a minute of 8 passes of the tiny network on a 2-core CPU.
 TTA_AUTO_PIXELS = {"cpu": 2**20, "mps": 2**22, "cuda": 2**24}
@@ -122,7 +121,10 @@ def denoise_iter(
     if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
         raise SSDNError(f"image has dtype {image.dtype}; pass real-valued image data")
     if out is not None and tuple(out.shape) != tuple(image.shape):
-        raise SSDNError(f"out has shape {tuple(out.shape)} but the image has {tuple(image.shape)}; pass an array of the image's shape")
+        raise SSDNError(
+            f"out has shape {tuple(out.shape)} but the image has {tuple(image.shape)}; "
+            "pass an array of the image's shape"
+        )
     colour = image.shape[-1] in (3, 4) and cfg.accepts_channels(image.shape[-1])
     axes = axes or guess_axes(image.shape, rgb=colour, ndim=nd)
     samples = to_samples(image, axes, nd)
@@ -150,7 +152,10 @@ def denoise_iter(
     model = model.to(dev).eval()
     if compile_network:
         model = compiled(model)
-    results = {k: (np.empty(samples.shape, np.float32) if out is None or f > 1 or apart else to_samples(out, axes, nd)) for k in kinds}
+    results = {
+        k: (np.empty(samples.shape, np.float32) if out is None or f > 1 or apart else to_samples(out, axes, nd))
+        for k in kinds
+    }
 
     # Row by row (slice by slice for volumes), stopping at the first finite value: real data
     # cost one row, and a volume larger than memory is never held whole.
@@ -174,7 +179,6 @@ def denoise_iter(
                 out[...] = from_samples(result, image.shape, axes, nd)
             final[kind] = out
     return final if many else final[kinds[0]]
-
 
 
 #: Compiled copies of the models given to :func:`compiled`, alive as long as their model.
@@ -223,7 +227,9 @@ def scale_mismatch(model: SSDNModel, image: np.ndarray, axes: str | None = None)
     """
     cfg = model.config
     image = image if isinstance(image, np.ndarray) else np.asarray(image)
-    axes = axes or guess_axes(image.shape, rgb=cfg.channels in (3, 4) and image.shape[-1] == cfg.channels, ndim=cfg.ndim)
+    axes = axes or guess_axes(
+        image.shape, rgb=cfg.channels in (3, 4) and image.shape[-1] == cfg.channels, ndim=cfg.ndim
+    )
     samples = to_samples(image, axes, cfg.ndim)
     planes = [(k, i) for k in range(samples.shape[0]) for i in range(samples.shape[1])]
     limit = 16 if cfg.ndim == 3 else 256  # slices of a volume, rows of images
@@ -243,12 +249,15 @@ def scale_mismatch(model: SSDNModel, image: np.ndarray, axes: str | None = None)
         return None
     return (
         f"the image's values (0.1-99.9th percentiles {lo:.4g} to {hi:.4g}) are far from those the model was trained on "
-        f"(about {cfg.offset:.4g} to {cfg.offset + cfg.scale:.4g}); a model fits data of the same kind and scale, and here "
+        f"(about {cfg.offset:.4g} to {cfg.offset + cfg.scale:.4g}); a model fits data of the same kind and scale, and "
+        "here "
         "the result may be the input nearly unchanged: train a model on this data, or scale it like the training data"
     )
 
 
-def denoise(model: SSDNModel, image: np.ndarray, axes: str | None = None, output: str = "posterior-mean", **kwargs) -> np.ndarray:
+def denoise(
+    model: SSDNModel, image: np.ndarray, axes: str | None = None, output: str = "posterior-mean", **kwargs
+) -> np.ndarray:
     """Denoise ``image`` and return a float32 array of the same shape (see :func:`denoise_iter`).
 
     Parameters

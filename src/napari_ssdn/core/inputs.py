@@ -45,35 +45,56 @@ def prepare_images(arrays, axes, ndim: int = 2) -> list[np.ndarray]:
     return out
 
 
-def check_sizes(samples: list[np.ndarray], mults: tuple[int, ...], subsample: int, patch: int, tiny: bool,
-                region: tuple[int, ...] = ()) -> None:
+def check_sizes(
+    samples: list[np.ndarray],
+    mults: tuple[int, ...],
+    subsample: int,
+    patch: int,
+    tiny: bool,
+    region: tuple[int, ...] = (),
+) -> None:
     """Refuse data or a patch smaller than the network's smallest input, or a blind region
     that would hide much of the data, naming what to change.
 
     ``samples`` are ``(S, *spatial, C)`` before the split into ``subsample``^2 sub-images,
     which divides the two image axes."""
     if patch < max(mults):
-        raise SSDNError(f"{setting('patch', patch)} is smaller than the {max(mults)} pixels this network needs; use a patch of {max(mults)} or more")
+        raise SSDNError(
+            f"{setting('patch', patch)} is smaller than the {max(mults)} pixels this network needs; "
+            f"use a patch of {max(mults)} or more"
+        )
     for a, mult in enumerate(mults):
         split = subsample if a >= len(mults) - 2 else 1
         smallest = min(s.shape[1 + a] for s in samples) // split
         if smallest >= mult:
             continue
-        across = f"{smallest * split} pixel{'s' if smallest * split != 1 else ''}" + (f" ({smallest} per sub-image of subsample={subsample})" if split > 1 else "")
+        across = f"{smallest * split} pixel{'s' if smallest * split != 1 else ''}" + (
+            f" ({smallest} per sub-image of subsample={subsample})" if split > 1 else ""
+        )
         if len(mults) == 3 and a == 0:
-            raise SSDNError(f"the smallest volume has {smallest} slices but a 3D network needs at least {mult}; "
-                            f"train a 2D network on the slices instead ({setting('ndim', 2)})")
+            raise SSDNError(
+                f"the smallest volume has {smallest} slices but a 3D network needs at least {mult}; "
+                f"train a 2D network on the slices instead ({setting('ndim', 2)})"
+            )
         remedy = "give larger images" + ("" if tiny else ", or use the tiny width preset")
         if split > 1:
             remedy += f", or a smaller subsample than {subsample}"
-        raise SSDNError(f"the smallest image is {across} along {'ZYX'[a - len(mults)]} but this network needs at least {mult}; {remedy}")
-    sides = [min(s.shape[1 + a] for s in samples) // (subsample if a >= len(region) - 2 else 1) for a in range(len(region))]
-    for a, (k, smallest) in enumerate(zip(region, sides)):
+        raise SSDNError(
+            f"the smallest image is {across} along {'ZYX'[a - len(mults)]} but this network needs at least {mult}; "
+            f"{remedy}"
+        )
+    sides = [
+        min(s.shape[1 + a] for s in samples) // (subsample if a >= len(region) - 2 else 1) for a in range(len(region))
+    ]
+    for a, (k, smallest) in enumerate(zip(region, sides, strict=True)):
         if smallest < 4 * k:
-            fits = ",".join(str(max(1, min(kk, n // 4))) for kk, n in zip(region, sides))
-            raise SSDNError(f"{setting('blind', region)} hides {2 * k - 1} pixels across but the smallest image is "
-                            f"{smallest} pixels along {'ZYX'[a - len(region)]}; use a smaller blind region (e.g. {setting('blind', fits)}) "
-                            "or larger images")
+            fits = ",".join(str(max(1, min(kk, n // 4))) for kk, n in zip(region, sides, strict=True))
+            raise SSDNError(
+                f"{setting('blind', region)} hides {2 * k - 1} pixels across but the smallest image is "
+                f"{smallest} pixels along {'ZYX'[a - len(region)]}; use a smaller blind region (e.g. "
+                f"{setting('blind', fits)}) "
+                "or larger images"
+            )
 
 
 def check_resumable(resume, config, channels: int) -> None:
@@ -85,17 +106,22 @@ def check_resumable(resume, config, channels: int) -> None:
         )
     if config.subsample is not None and config.subsample != resume.config.subsample:
         raise SSDNError(
-            f"the model to resume was trained with subsample {resume.config.subsample} but {setting('subsample', config.subsample)}; "
+            f"the model to resume was trained with subsample {resume.config.subsample} but "
+            f"{setting('subsample', config.subsample)}; "
             f"leave {setting('subsample')} unset to keep the model's"
         )
     given = config.noise_model_given
     if given is not None and given != resume.config.noise:
-        raise SSDNError(f"{setting('noise', given)} differs from the resumed model's {resume.config.noise!r}; "
-                        f"leave {setting('noise', 'auto')} to keep the model's, or train a new model")
+        raise SSDNError(
+            f"{setting('noise', given)} differs from the resumed model's {resume.config.noise!r}; "
+            f"leave {setting('noise', 'auto')} to keep the model's, or train a new model"
+        )
     region = config.blind_region_given(resume.config.ndim) if resume.config.ndim == config.ndim else None
     if region is not None and region != resume.config.region:
-        raise SSDNError(f"{setting('blind', config.blind)} differs from the resumed model's blind region {resume.config.region}; "
-                        f"leave {setting('blind', 'auto')} to keep the model's, or train a new model")
+        raise SSDNError(
+            f"{setting('blind', config.blind)} differs from the resumed model's blind region {resume.config.region}; "
+            f"leave {setting('blind', 'auto')} to keep the model's, or train a new model"
+        )
     if resume.config.ndim != config.ndim:
         raise SSDNError(
             f"the model to resume is a {resume.config.ndim}D network but this is {setting('ndim', config.ndim)}; "

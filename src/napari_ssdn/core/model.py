@@ -118,7 +118,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         d = dict(d)
         d["learned"] = tuple(d.get("learned", ()))
         d["blind_region"] = tuple(d.get("blind_region", ()))
@@ -142,7 +142,6 @@ class ModelConfig:
     def region(self) -> tuple[int, ...]:
         """The blind region's final shift per spatial axis (1 everywhere by default)."""
         return self.blind_region or (1,) * self.ndim
-
 
 
 def params_to_norm(noise: str, params: dict, offset: float, scale: float) -> dict:
@@ -201,7 +200,16 @@ class SSDNModel(nn.Module):
         self.estimator = None
         if config.per_image and self.learned:
             self.estimator = PlainNet(
-                ArchConfig(config.channels, len(self.learned), enc=16, dec=32, depth=3, blind=False, ndim=config.ndim, flat=min(config.flat, 2)),
+                ArchConfig(
+                    config.channels,
+                    len(self.learned),
+                    enc=16,
+                    dec=32,
+                    depth=3,
+                    blind=False,
+                    ndim=config.ndim,
+                    flat=min(config.flat, 2),
+                ),
                 zero_last=True,
             )
         base = params_to_norm(config.noise, config.noise_init, config.offset, config.scale)
@@ -232,11 +240,15 @@ class SSDNModel(nn.Module):
         for im in images:
             flat = im.reshape((-1,) + im.shape[-3:])  # volumes: their slices as 2D samples
             try:
-                est = estimate_noise([np.where(np.isfinite(flat), flat, np.nan)], self.config.noise, lag=self.config.level_lag)
+                est = estimate_noise(
+                    [np.where(np.isfinite(flat), flat, np.nan)], self.config.noise, lag=self.config.level_lag
+                )
             except SSDNError:
                 rows.append([0.0] * len(self.learned))
                 continue
-            rows.append([math.log(max(est[n], 1e-12) / float(self.base[self.param_names.index(n)])) for n in self.learned])
+            rows.append(
+                [math.log(max(est[n], 1e-12) / float(self.base[self.param_names.index(n)])) for n in self.learned]
+            )
         return torch.tensor(rows, dtype=torch.float64).clamp(-ANCHOR_RANGE, ANCHOR_RANGE)
 
     def estimator_idle(self) -> bool:
@@ -246,7 +258,9 @@ class SSDNModel(nn.Module):
             return False
         return not any(bool(p.detach().any()) for p in self.estimator.head[-1].parameters())
 
-    def noise_params(self, y: torch.Tensor | None = None, anchor: torch.Tensor | None = None, refine: bool = True) -> dict:
+    def noise_params(
+        self, y: torch.Tensor | None = None, anchor: torch.Tensor | None = None, refine: bool = True
+    ) -> dict:
         """Noise parameters in normalised units: floats or ``(N, 1, 1)`` tensors per image.
 
         Per-image models given ``y`` return each image's classical estimate times the
@@ -290,9 +304,15 @@ class SSDNModel(nn.Module):
 
     def describe(self) -> str:
         c = self.config
-        kind = {"ssdn": "blind-spot, Bayesian", "mu-only": "blind-spot, mean only", "supervised": "non-blind, supervised"}
+        kind = {
+            "ssdn": "blind-spot, Bayesian",
+            "mu-only": "blind-spot, mean only",
+            "supervised": "non-blind, supervised",
+        }
         dims = "2D" if c.ndim == 2 else (f"3D, the first {c.flat} level(s) pooling y and x only" if c.flat else "3D")
         region = ""
         if c.mode != "supervised" and any(k > 1 for k in c.region):
             region = f", blind region {region_text(c.region)}"
-        return f"{kind[c.mode]} {dims} U-Net enc {c.enc} / dec {c.dec}, depth {c.depth}, {c.channels} channel(s){region}"
+        return (
+            f"{kind[c.mode]} {dims} U-Net enc {c.enc} / dec {c.dec}, depth {c.depth}, {c.channels} channel(s){region}"
+        )

@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-
 import torch
 
 from .errors import ModelFileError
@@ -29,7 +28,10 @@ def _version() -> str:
 
 
 def save_model(
-    model: SSDNModel, path: str | os.PathLike, optimizer_state: dict | None = None, train_state: dict | None = None,
+    model: SSDNModel,
+    path: str | os.PathLike,
+    optimizer_state: dict | None = None,
+    train_state: dict | None = None,
     sample: np.ndarray | None = None,
 ) -> Path:
     """Write ``model`` (and optionally optimizer and training state) to ``path`` atomically.

@@ -32,7 +32,6 @@ from .unet import LEAK, UNet, act, chunk_pixels, conv1, low_precision, shift_dow
 __all__ = ["ArchConfig", "UNet", "BlindSpotNet", "BlindSpotNet3D", "PlainNet", "build_network", "BRANCHES_3D"]
 
 
-
 @dataclass(frozen=True)
 class ArchConfig:
     """Architecture of the prior network.
@@ -125,7 +124,10 @@ class BlindSpotNet(nn.Module):
             n = x.shape[0]
             rot = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)], dim=0)
             h = self.unet(rot)
-            h = torch.cat([torch.rot90(shift_down(h[k * n : (k + 1) * n], self._shift(k)), -k, dims=(2, 3)) for k in range(4)], dim=1)
+            h = torch.cat(
+                [torch.rot90(shift_down(h[k * n : (k + 1) * n], self._shift(k)), -k, dims=(2, 3)) for k in range(4)],
+                dim=1,
+            )
             return _head(self.head, h)
         # Branch by branch: a quarter of the peak memory for inference.
         return self.head_output(self.branch_features(x))
@@ -206,7 +208,9 @@ class BlindSpotNet3D(nn.Module):
         # 3d rather than 6d hidden units: the head's first layer holds a full-resolution
         # map per voxel during inference and dominates the memory of a tile.
         hidden = 3 * d
-        self.head = nn.ModuleList([conv1(6 * d, hidden, ndim=3), conv1(hidden, d, ndim=3), conv1(d, arch.outputs, last=True, ndim=3)])
+        self.head = nn.ModuleList(
+            [conv1(6 * d, hidden, ndim=3), conv1(hidden, d, ndim=3), conv1(d, arch.outputs, last=True, ndim=3)]
+        )
 
     def branch(self, x: torch.Tensor, axis: int, after: bool) -> torch.Tensor:
         """Features ``(N, dec, *spatial)`` of one half-space branch, in the data's frame.
@@ -229,7 +233,7 @@ class BlindSpotNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mult = self.arch.multiples
-        if any(s % m for s, m in zip(x.shape[2:], mult)):
+        if any(s % m for s, m in zip(x.shape[2:], mult, strict=True)):
             raise ValueError(f"volume sizes {tuple(x.shape[2:])} must be multiples of {mult}")
         if torch.is_grad_enabled():
             # The two branches along one axis share a shape: one batched pass each.
@@ -237,7 +241,9 @@ class BlindSpotNet3D(nn.Module):
             feats = []
             for axis in (2, 3, 4):
                 xt = x.transpose(2, axis)
-                h = shift_down(self.unet(torch.cat([xt, xt.flip(2)], dim=0), self._pools(axis)), self.arch.region[axis - 2])
+                h = shift_down(
+                    self.unet(torch.cat([xt, xt.flip(2)], dim=0), self._pools(axis)), self.arch.region[axis - 2]
+                )
                 feats += [h[:n].transpose(2, axis), h[n:].flip(2).transpose(2, axis)]
             return _head(self.head, torch.cat(feats, dim=1))
         acc = None
@@ -257,7 +263,9 @@ class BlindSpotNet3D(nn.Module):
         if acc is None:
             dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
             acc = torch.zeros(n, self.head[0].out_channels, *spatial, dtype=dtype, device=features.device)
-        w, f = low_precision(features.device, self.head[0].weight.flatten(1)[:, k * d : (k + 1) * d], features.reshape(n, d, -1))
+        w, f = low_precision(
+            features.device, self.head[0].weight.flatten(1)[:, k * d : (k + 1) * d], features.reshape(n, d, -1)
+        )
         out = acc.view(n, acc.shape[1], -1)
         step = chunk_pixels(features.device, f.shape[-1])
         for i in range(n):
@@ -271,7 +279,9 @@ class BlindSpotNet3D(nn.Module):
         n, c, *spatial = acc.shape
         flat = acc.view(n, c, -1)
         b1 = first.bias[:, None].to(acc.dtype)
-        w2, b2, w3, b3 = low_precision(acc.device, second.weight.flatten(1), second.bias[:, None], last.weight.flatten(1), last.bias[:, None])
+        w2, b2, w3, b3 = low_precision(
+            acc.device, second.weight.flatten(1), second.bias[:, None], last.weight.flatten(1), last.bias[:, None]
+        )
         step = chunk_pixels(acc.device, flat.shape[-1])
         out = None
         for i in range(n):

@@ -42,7 +42,7 @@ def noise_curve(samples: list[np.ndarray], lag: int = 1, bins: int = 12) -> dict
     out: dict = {"mean": [], "variance": [], "count": []}
     if edges.size == 1:  # a constant image: one bin
         edges = np.array([edges[0], edges[0]])
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
         sel = (m >= lo) & ((m < hi) if i < edges.size - 2 else (m <= hi))
         if sel.sum() < 2:
             continue

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import warnings
-
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,9 +72,13 @@ class NoiseStats:
     blocks: int = 0
 
     def to_dict(self) -> dict:
-        return {"axes": self.axes, "rho": {a: [round(float(r), 4) for r in v] for a, v in self.rho.items()},
-                "rho_se": {a: [round(float(r), 4) for r in v] for a, v in self.rho_se.items()},
-                "variance": float(self.variance), "blocks": self.blocks}
+        return {
+            "axes": self.axes,
+            "rho": {a: [round(float(r), 4) for r in v] for a, v in self.rho.items()},
+            "rho_se": {a: [round(float(r), 4) for r in v] for a, v in self.rho_se.items()},
+            "variance": float(self.variance),
+            "blocks": self.blocks,
+        }
 
     def describe(self) -> str:
         return "; ".join(f"{a.lower()} " + ", ".join(f"{r:.2f}" for r in v) for a, v in self.rho.items())
@@ -83,10 +86,10 @@ class NoiseStats:
 
 def _block_means(a: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """Mean over non-overlapping blocks of ``size`` (NaN ignored), cropping the ragged end."""
-    crop = tuple(slice(0, (n // b) * b) for n, b in zip(a.shape, size))
+    crop = tuple(slice(0, (n // b) * b) for n, b in zip(a.shape, size, strict=True))
     a = a[crop]
     shape = []
-    for n, b in zip(a.shape, size):
+    for n, b in zip(a.shape, size, strict=True):
         shape += [n // b, b]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks are NaN, as meant
@@ -122,8 +125,8 @@ def _smooth(a: np.ndarray) -> np.ndarray:
     ok = np.isfinite(a)
     filled = np.where(ok, a, 0.0)
     for shift in np.ndindex(*(3,) * a.ndim):
-        dst = tuple(slice(max(0, 1 - d), n - max(0, d - 1)) for d, n in zip(shift, a.shape))
-        src = tuple(slice(max(0, d - 1), n - max(0, 1 - d)) for d, n in zip(shift, a.shape))
+        dst = tuple(slice(max(0, 1 - d), n - max(0, d - 1)) for d, n in zip(shift, a.shape, strict=True))
+        src = tuple(slice(max(0, d - 1), n - max(0, 1 - d)) for d, n in zip(shift, a.shape, strict=True))
         total[dst] += filled[src]
         count[dst] += ok[src]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -171,7 +174,9 @@ def _pieces(samples: list[np.ndarray], limit: int):
                 if i in picks:
                     v = s[k, ..., c]
                     shrink = (limit / v.size) ** (1 / v.ndim) if v.size > limit else 1.0
-                    crop = tuple(slice((n - max(16, int(n * shrink))) // 2, (n + max(16, int(n * shrink))) // 2) for n in v.shape)
+                    crop = tuple(
+                        slice((n - max(16, int(n * shrink))) // 2, (n + max(16, int(n * shrink))) // 2) for n in v.shape
+                    )
                     yield np.asarray(v[crop], dtype=np.float64)
                 i += 1
 
@@ -209,7 +214,10 @@ def noise_stats(samples: list[np.ndarray], ndim: int = 2, limit: int = 4_000_000
     far = np.nanmean(g[:, MAX_LAG:], axis=(0, 1))
     ok = np.isfinite(far)
     if ok.sum() < MIN_BLOCKS:
-        raise SSDNError("too few measured pixels (flat blocks of 8 without NaN) to measure the noise; give its parameters or more data")
+        raise SSDNError(
+            "too few measured pixels (flat blocks of 8 without NaN) to measure the noise; "
+            "give its parameters or more data"
+        )
     m = np.concatenate(levels) if levels else np.zeros(0)
     keep = ok.copy()
     edges = np.quantile(m[ok], np.linspace(0, 1, 6)) if ok.any() else np.zeros(6)
@@ -223,13 +231,23 @@ def noise_stats(samples: list[np.ndarray], ndim: int = 2, limit: int = 4_000_000
         bins = np.zeros_like(bins)
     rho, s2 = _correlation(g, ndim, bins)
     if not s2:
-        raise SSDNError("the data are too small to measure the noise's correlation (fewer than 9 pixels along every axis)")
+        raise SSDNError(
+            "the data are too small to measure the noise's correlation (fewer than 9 pixels along every axis)"
+        )
     # Standard errors by resampling the blocks (fixed seed: the same data, the same answer).
     rng = np.random.default_rng(0)
-    boots = [_correlation(g[..., i], ndim, bins[i])[0] for i in (rng.integers(0, g.shape[-1], g.shape[-1]) for _ in range(BOOTSTRAP))]
+    boots = [
+        _correlation(g[..., i], ndim, bins[i])[0]
+        for i in (rng.integers(0, g.shape[-1], g.shape[-1]) for _ in range(BOOTSTRAP))
+    ]
     se = {a: tuple(float(v) for v in np.std([b[a] for b in boots if a in b], axis=0)) for a in rho}
-    return NoiseStats(axes="".join(axes[a] for a in sorted(rho)), rho={axes[a]: rho[a] for a in sorted(rho)},
-                      rho_se={axes[a]: se[a] for a in sorted(rho)}, variance=float(np.median(s2)), blocks=int(g.shape[-1]))
+    return NoiseStats(
+        axes="".join(axes[a] for a in sorted(rho)),
+        rho={axes[a]: rho[a] for a in sorted(rho)},
+        rho_se={axes[a]: se[a] for a in sorted(rho)},
+        variance=float(np.median(s2)),
+        blocks=int(g.shape[-1]),
+    )
 
 
 def _correlation(g: np.ndarray, ndim: int, bins: np.ndarray) -> tuple[dict, list]:
@@ -275,7 +293,7 @@ def choose_blind_region(stats: NoiseStats, ndim: int = 2) -> tuple[tuple[int, ..
     for a, rho in stats.rho.items():
         se = stats.rho_se.get(a, (0.0,) * len(rho))
         # Counted only when clearly above the threshold: a small image's estimate is noisy.
-        over = [lag for lag, (r, e) in enumerate(zip(rho, se), start=1) if r - 2 * e > NEGLIGIBLE]
+        over = [lag for lag, (r, e) in enumerate(zip(rho, se, strict=True), start=1) if r - 2 * e > NEGLIGIBLE]
         ks[a] = 1 + (max(over) if over else 0)
     fallback = max(ks.values(), default=1)
     if ks.get("Y", 1) > 1 and ks.get("X", 1) > 1:
@@ -298,7 +316,9 @@ def implausible_noise(noise: str, params: dict, samples: list[np.ndarray]) -> SS
     or nothing is given.
 
     ``params`` are in data units; ``samples`` the data, ``(S, *spatial, C)`` arrays."""
-    values = np.concatenate([np.asarray(s).reshape(-1)[:: max(1, s.size // 200_000)] for s in samples]).astype(np.float64)
+    values = np.concatenate([np.asarray(s).reshape(-1)[:: max(1, s.size // 200_000)] for s in samples]).astype(
+        np.float64
+    )
     values = values[np.isfinite(values)]
     if values.size < 16:
         return None
@@ -316,8 +336,11 @@ def implausible_noise(noise: str, params: dict, samples: list[np.ndarray]) -> SS
         return None
     if not span > 0 or std <= span:
         return None
-    return SSDNWarning(f"the given noise ({name}) has a standard deviation of {std:.4g}, larger than the data's whole range "
-            f"({lo:.4g} to {hi:.4g}); noise parameters are in the units of the data: check them, or leave them out to learn them")
+    return SSDNWarning(
+        f"the given noise ({name}) has a standard deviation of {std:.4g}, larger than the data's whole range "
+        f"({lo:.4g} to {hi:.4g}); noise parameters are in the units of the data: "
+        "check them, or leave them out to learn them"
+    )
 
 
 def level_lag(stats: NoiseStats | None, region: tuple[int, ...]) -> int:

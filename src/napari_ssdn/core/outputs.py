@@ -26,17 +26,23 @@ def noise_override(model: SSDNModel, noise_params: dict | None) -> dict:
     bad = [k for k in noise_params if k not in NOISE_PARAMS[cfg.noise]]
     if bad:  # inference cannot change the noise model: say which one the model has
         takes = ", ".join(setting(k) for k in NOISE_PARAMS[cfg.noise])
-        raise SSDNError(f"{setting(bad[0])} does not fit the model: its noise model is {cfg.noise}, which takes {takes} "
-                        f"(data units); give {'it' if len(NOISE_PARAMS[cfg.noise]) == 1 else 'those'} or no noise parameter")
+        raise SSDNError(
+            f"{setting(bad[0])} does not fit the model: its noise model is {cfg.noise}, which takes {takes} "
+            f"(data units); give {'it' if len(NOISE_PARAMS[cfg.noise]) == 1 else 'those'} or no noise parameter"
+        )
     clean = check_noise_params(cfg.noise, noise_params)
     if "b" in clean and "a" not in clean:
         # b is the variance at zero signal: converting it to the model's offset needs a.
         a = model.noise_params_data()["a"]
-        return {k: v for k, v in params_to_norm(cfg.noise, {**clean, "a": a}, cfg.offset, cfg.scale).items() if k != "a"}
+        return {
+            k: v for k, v in params_to_norm(cfg.noise, {**clean, "a": a}, cfg.offset, cfg.scale).items() if k != "a"
+        }
     return params_to_norm(cfg.noise, clean, cfg.offset, cfg.scale)
 
 
-def sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.device, given: dict | None = None) -> dict:
+def sample_noise_params(
+    model: SSDNModel, sample: np.ndarray, norm, dev: torch.device, given: dict | None = None
+) -> dict:
     """Noise parameters for one image or volume; per-image models start from its classical
     estimate and their estimator reads a central crop of it; ``given`` (normalised units)
     replaces what it names."""
@@ -45,8 +51,12 @@ def sample_noise_params(model: SSDNModel, sample: np.ndarray, norm, dev: torch.d
         with torch.no_grad():
             return {**model.noise_params(None), **given}
     mults = model.estimator.arch.multiples
-    size = [max(m, (min(256 if len(mults) == 2 else 64, n) // m) * m) for n, m in zip(sample.shape[:-1], mults)]
-    region = tuple(slice(max(0, (n - s) // 2), max(0, (n - s) // 2) + s) for n, s in zip(sample.shape[:-1], size))
+    size = [
+        max(m, (min(256 if len(mults) == 2 else 64, n) // m) * m) for n, m in zip(sample.shape[:-1], mults, strict=True)
+    ]
+    region = tuple(
+        slice(max(0, (n - s) // 2), max(0, (n - s) // 2) + s) for n, s in zip(sample.shape[:-1], size, strict=True)
+    )
     crop = np.zeros(size + [sample.shape[-1]], np.float32)
     part = norm(sample[region])
     crop[tuple(slice(0, e) for e in part.shape[:-1])] = part

@@ -174,10 +174,12 @@ class TrainConfig:
     blind: object = "auto"
     tuning: Tuning = field(default_factory=lambda: Tuning())
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise :class:`SSDNError` naming the first bad field."""
         if self.noise != "auto" and self.noise not in NOISE_MODELS:
-            raise SSDNError(f"{setting('noise', self.noise)} is not a noise model; use auto or one of {', '.join(NOISE_MODELS)}")
+            raise SSDNError(
+                f"{setting('noise', self.noise)} is not a noise model; use auto or one of {', '.join(NOISE_MODELS)}"
+            )
         if self.mode not in MODES:
             raise SSDNError(f"{setting('mode', self.mode)} is not one of {', '.join(MODES)}")
         check_noise_params(self.noise_model_given or "gaussian", self.noise_params)
@@ -189,15 +191,27 @@ class TrainConfig:
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
                 raise SSDNError(f"{setting(name, v)} must be a positive whole number")
         if not (isinstance(self.holdout, (int, float)) and 0 <= self.holdout <= 0.5):
-            raise SSDNError(f"{setting('holdout', self.holdout)} must be a fraction of the pixels from 0 (off) to 0.5, e.g. 0.0625")
+            raise SSDNError(
+                f"{setting('holdout', self.holdout)} must be a fraction of the pixels from 0 (off) to 0.5, e.g. 0.0625"
+            )
         if self.ndim not in (2, 3):
             raise SSDNError(f"{setting('ndim', self.ndim)} must be 2 (images) or 3 (volumes)")
         if not (isinstance(self.anisotropy, (int, float)) and math.isfinite(self.anisotropy) and self.anisotropy > 0):
-            raise SSDNError(f"{setting('anisotropy', self.anisotropy)} must be a positive number (z voxel size / xy voxel size)")
-        if self.subsample is not None and (not isinstance(self.subsample, (int, np.integer)) or not 1 <= self.subsample <= 4):
-            raise SSDNError(f"{setting('subsample', self.subsample)} must be a whole number from 1 to 4 (2 for noise correlated between neighbours)")
+            raise SSDNError(
+                f"{setting('anisotropy', self.anisotropy)} must be a positive number (z voxel size / xy voxel size)"
+            )
+        if self.subsample is not None and (
+            not isinstance(self.subsample, (int, np.integer)) or not 1 <= self.subsample <= 4
+        ):
+            raise SSDNError(
+                f"{setting('subsample', self.subsample)} must be a whole number from 1 to 4 "
+                "(2 for noise correlated between neighbours)"
+            )
         if self.ndim == 3 and (self.subsample or 1) > 1:
-            raise SSDNError(f"{setting('subsample', self.subsample)} is for images; volumes ({setting('ndim', 3)}) take {setting('subsample', 1)}")
+            raise SSDNError(
+                f"{setting('subsample', self.subsample)} is for images; "
+                f"volumes ({setting('ndim', 3)}) take {setting('subsample', 1)}"
+            )
         if self.time_limit is not None and not self.time_limit > 0:
             raise SSDNError(f"{setting('time_limit', self.time_limit)} must be a positive number of seconds")
         if self.width is not None and self.width not in WIDTHS:
@@ -295,7 +309,9 @@ class TrainConfig:
         fits = [m for m, params in NOISE_PARAMS.items() if names <= set(params)]
         if not fits:
             models = "; ".join(m + ": " + ", ".join(p) for m, p in NOISE_PARAMS.items())
-            raise SSDNError(f"noise parameters {sorted(names)} do not belong to one noise model; give those of one ({models})")
+            raise SSDNError(
+                f"noise parameters {sorted(names)} do not belong to one noise model; give those of one ({models})"
+            )
         return fits[0]
 
     def blind_region_given(self, ndim: int | None = None) -> tuple | None:
@@ -382,4 +398,7 @@ class TrainPlan:
 
     def describe(self) -> str:
         crops = " x ".join(str(p) for p in self.patch)
-        return f"{self.width} network, {self.batch} crops of {crops} per step, learning rate {self.lr:g}, validation every {self.val_every} step{'s' if self.val_every != 1 else ''}"
+        return (
+            f"{self.width} network, {self.batch} crops of {crops} per step, learning rate {self.lr:g}, "
+            f"validation every {self.val_every} step{'s' if self.val_every != 1 else ''}"
+        )

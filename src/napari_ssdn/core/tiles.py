@@ -14,10 +14,19 @@ import torch
 from .errors import SSDNError, setting
 from .model import SSDNModel
 from .network import BRANCHES_3D, BlindSpotNet3D
-from .receptive import branch_margins, receptive_margin
 from .outputs import averaged_outputs, outputs, sample_noise_params, to_tensor
+from .receptive import branch_margins, receptive_margin
 
-__all__ = ["DenoiseProgress", "TileWriter", "TileJob", "default_tile", "run_tiles", "release_pages", "volume_plan", "volume_block"]
+__all__ = [
+    "DenoiseProgress",
+    "TileWriter",
+    "TileJob",
+    "default_tile",
+    "run_tiles",
+    "release_pages",
+    "volume_plan",
+    "volume_block",
+]
 
 #: Smallest kept tile side: smaller tiles are mostly margin, each costing a whole window.
 MIN_TILE = 16
@@ -125,6 +134,7 @@ def _even_inner(h: int, w: int, largest: int, margin: int, mult: int) -> int:
     Every window costs its full side (kept part plus margins), so a ragged last row of
     tiles costs as much as a full one: splitting evenly made a 2048^2 image 1.9x faster on a 2-core CPU.
     """
+
     def cost(inner):
         return -(-h // inner) * -(-w // inner) * (inner + 2 * margin) ** 2
 
@@ -138,7 +148,9 @@ def _tiles_2d(job: TileJob):
     mult = model.multiple
     margin = receptive_margin(model.config.arch)
     side = round_up(max(h, w), mult)
-    max_side = default_tile(model, dev) if job.tile is None else round_up(max(int(job.tile), MIN_TILE), mult) + 2 * margin
+    max_side = (
+        default_tile(model, dev) if job.tile is None else round_up(max(int(job.tile), MIN_TILE), mult) + 2 * margin
+    )
     t0 = time.perf_counter()
     done = 0
     while True:
@@ -168,7 +180,11 @@ def _tiles_2d(job: TileJob):
                     with torch.no_grad():
                         res = averaged_outputs(model, y, noise, job.kinds, job.views)
                     oy1, ox1 = min(h, y0 + inner), min(w, x0 + inner)
-                    job.writer.store(k, (slice(y0, oy1), slice(x0, ox1)), {kd: r[y0 - ay : oy1 - ay, x0 - ax : ox1 - ax] for kd, r in res.items()})
+                    job.writer.store(
+                        k,
+                        (slice(y0, oy1), slice(x0, ox1)),
+                        {kd: r[y0 - ay : oy1 - ay, x0 - ax : ox1 - ax] for kd, r in res.items()},
+                    )
                     done += 1
                     el = time.perf_counter() - t0
                     yield DenoiseProgress(done, total, el, el / done * (total - done), inner)
@@ -178,11 +194,15 @@ def _tiles_2d(job: TileJob):
             torch.cuda.empty_cache()
             new = ((min(max_side, side) // 2) // mult) * mult
             if new - 2 * margin < mult:
-                raise SSDNError(f"the GPU ran out of memory even with the smallest tile; use {setting('device', 'cpu')}") from None
+                raise SSDNError(
+                    f"the GPU ran out of memory even with the smallest tile; use {setting('device', 'cpu')}"
+                ) from None
             max_side, done = new, 0
 
 
-def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: torch.device, half: bool = False) -> list[int]:
+def _volume_plan(
+    model: SSDNModel, canvas: list[int], tile: int | None, dev: torch.device, half: bool = False
+) -> list[int]:
     """Kept block size per axis: the largest cube-like block whose branch windows fit.
 
     ``half``: the convolutions run in 16-bit floats, so their activations take half the memory.
@@ -200,10 +220,12 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     block_bytes = 4 * (9 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
 
     def inner_for(side):
-        return [min(n, round_up(side, m)) for n, m in zip(canvas, mults)]
+        return [min(n, round_up(side, m)) for n, m in zip(canvas, mults, strict=True)]
 
     def peak(inner):
-        win = max(math.prod(min(n, i + b + a) for n, i, (b, a) in zip(canvas, inner, mb)) for mb in margins)
+        win = max(
+            math.prod(min(n, i + b + a) for n, i, (b, a) in zip(canvas, inner, mb, strict=True)) for mb in margins
+        )
         return win * branch_bytes + math.prod(inner) * block_bytes
 
     if tile is not None:
@@ -219,12 +241,14 @@ def _volume_plan(model: SSDNModel, canvas: list[int], tile: int | None, dev: tor
     return inner_for(step)
 
 
-def volume_plan(model: SSDNModel, spatial, tile: int | None, dev: torch.device, half: bool = False) -> tuple[list[int], list[tuple]]:
+def volume_plan(
+    model: SSDNModel, spatial, tile: int | None, dev: torch.device, half: bool = False
+) -> tuple[list[int], list[tuple]]:
     """Blocks of a volume of ``spatial`` size (Z, Y, X): the kept block size per axis and
     the start of every block, in the order :func:`run_tiles` denoises them."""
-    canvas = [round_up(s, m) for s, m in zip(spatial, model.config.arch.multiples)]
+    canvas = [round_up(s, m) for s, m in zip(spatial, model.config.arch.multiples, strict=True)]
     inner = _volume_plan(model, canvas, tile, dev, half)
-    starts = [range(0, s, i) for s, i in zip(spatial, inner)]
+    starts = [range(0, s, i) for s, i in zip(spatial, inner, strict=True)]
     return inner, [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
 
 
@@ -250,12 +274,18 @@ def _tiles_3d(job: TileJob):
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             mults = job.model.config.arch.multiples
-            smaller = [max(m, round_up(i // 2, m)) for i, m in zip(inner, mults)]
+            smaller = [max(m, round_up(i // 2, m)) for i, m in zip(inner, mults, strict=True)]
             if smaller == inner:
-                raise SSDNError(f"the GPU ran out of memory even with the smallest block; use {setting('device', 'cpu')}") from None
+                raise SSDNError(
+                    f"the GPU ran out of memory even with the smallest block; use {setting('device', 'cpu')}"
+                ) from None
             inner = smaller
-            blocks = [(z, y, x) for z in range(0, samples.shape[1], inner[0])
-                      for y in range(0, samples.shape[2], inner[1]) for x in range(0, samples.shape[3], inner[2])]
+            blocks = [
+                (z, y, x)
+                for z in range(0, samples.shape[1], inner[0])
+                for y in range(0, samples.shape[2], inner[1])
+                for x in range(0, samples.shape[3], inner[2])
+            ]
 
 
 def volume_block(job: TileJob, k: int, start, inner, noise: dict, margins=None) -> None:
@@ -273,9 +303,9 @@ def volume_block(job: TileJob, k: int, start, inner, noise: dict, margins=None) 
     net = model.net
     arch = model.config.arch
     spatial = samples.shape[1:-1]
-    canvas = [round_up(s, m) for s, m in zip(spatial, arch.multiples)]
+    canvas = [round_up(s, m) for s, m in zip(spatial, arch.multiples, strict=True)]
     margins = branch_margins(arch) if margins is None else margins
-    core = [(s0, min(cv, s0 + i)) for s0, cv, i in zip(start, canvas, inner)]
+    core = [(s0, min(cv, s0 + i)) for s0, cv, i in zip(start, canvas, inner, strict=True)]
     y = None  # the noisy block, cut from the first window read
     with torch.no_grad():
         if isinstance(net, BlindSpotNet3D):
@@ -295,8 +325,8 @@ def volume_block(job: TileJob, k: int, start, inner, noise: dict, margins=None) 
             y = x[crop].clone()
             raw = net(x)[crop]
         res = outputs(model, y, raw, noise, job.kinds)
-    keep = tuple(slice(0, min(s, b1) - b0) for s, (b0, b1) in zip(spatial, core))
-    region = tuple(slice(b0, min(s, b1)) for s, (b0, b1) in zip(spatial, core))
+    keep = tuple(slice(0, min(s, b1) - b0) for s, (b0, b1) in zip(spatial, core, strict=True))
+    region = tuple(slice(b0, min(s, b1)) for s, (b0, b1) in zip(spatial, core, strict=True))
     job.writer.store(k, region, {kd: r[keep] for kd, r in res.items()})
 
 
@@ -324,11 +354,13 @@ def _window(sample, core, margin, canvas, norm, dev):
     """Normalised window ``(1, C, D, H, W)`` around ``core`` with ``margin`` (before, after)
     per axis, clipped to the padded canvas and zero beyond the data, and the slices of
     ``core`` inside it."""
-    lo = [max(0, b0 - mb) for (b0, _), (mb, _) in zip(core, margin)]
-    hi = [min(cv, b1 + ma) for (_, b1), (_, ma), cv in zip(core, margin, canvas)]
-    buf = np.zeros([h - l for l, h in zip(lo, hi)] + [sample.shape[-1]], np.float32)
-    data_hi = [min(h, s) for h, s in zip(hi, sample.shape[:-1])]
-    if all(d > l for d, l in zip(data_hi, lo)):
-        buf[tuple(slice(0, d - l) for l, d in zip(lo, data_hi))] = norm(sample[tuple(slice(l, d) for l, d in zip(lo, data_hi))])
+    lo = [max(0, b0 - mb) for (b0, _), (mb, _) in zip(core, margin, strict=True)]
+    hi = [min(cv, b1 + ma) for (_, b1), (_, ma), cv in zip(core, margin, canvas, strict=True)]
+    buf = np.zeros([h - w0 for w0, h in zip(lo, hi, strict=True)] + [sample.shape[-1]], np.float32)
+    data_hi = [min(h, s) for h, s in zip(hi, sample.shape[:-1], strict=True)]
+    if all(d > w0 for d, w0 in zip(data_hi, lo, strict=True)):
+        buf[tuple(slice(0, d - w0) for w0, d in zip(lo, data_hi, strict=True))] = norm(
+            sample[tuple(slice(w0, d) for w0, d in zip(lo, data_hi, strict=True))]
+        )
     x = to_tensor(buf, dev)
-    return x, tuple(slice(b0 - l, b1 - l) for (b0, b1), l in zip(core, lo))
+    return x, tuple(slice(b0 - w0, b1 - w0) for (b0, b1), w0 in zip(core, lo, strict=True))

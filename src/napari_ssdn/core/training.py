@@ -13,15 +13,15 @@ import torch
 
 from .auto import channels_as_images, choose_layout
 from .bayes import marginal_variance, nll_loss, posterior, split_prior
+from .building import model_config, new_model, new_optimizer
 from .data import CropSampler, HoldoutPattern, Normalization, split_phases, training_crop
 from .device import device_name, network_precision, resolve_device
 from .errors import SSDNError, setting
 from .inputs import check_resumable, check_sizes, prepare_images
-from .building import model_config, new_model, new_optimizer
 from .model import WIDTHS, SSDNModel
 from .noisestats import implausible_noise
-from .settings import TrainConfig, TrainPlan, Tuning
 from .progress import TrainProgress, lr_factor, run_record
+from .settings import TrainConfig, TrainPlan, Tuning
 from .validation import ValidationSet, square_plane
 from .warmstart import warm_start
 
@@ -62,7 +62,16 @@ class Trainer:
     >>> trainer.save("model.ssdn")
     """
 
-    def __init__(self, images, axes=None, config: TrainConfig | None = None, targets=None, resume=None, resume_info=None, nll=None):
+    def __init__(
+        self,
+        images,
+        axes=None,
+        config: TrainConfig | None = None,
+        targets=None,
+        resume=None,
+        resume_info=None,
+        nll=None,
+    ):
         config = (config or TrainConfig()).validate()
         self.tuning: Tuning = config.tuning
         self.nll = nll or nll_loss
@@ -84,12 +93,25 @@ class Trainer:
         else:
             config = replace(config, noise=resume.config.noise, blind=resume.config.region)
         self.config = config
-        arch = (resume.config if resume is not None else model_config(config, raw[0].shape[-1], self.device, self.subsample, self.choices)).arch
+        arch = (
+            resume.config
+            if resume is not None
+            else model_config(config, raw[0].shape[-1], self.device, self.subsample, self.choices)
+        ).arch
         # Before the noise estimate and the normalisation, which fail obscurely on a sliver of an image.
-        check_sizes(raw, arch.multiples, self.subsample, config.patch_for(self.device), arch.enc == WIDTHS["tiny"][0],
-                    arch.region if arch.blind else ())
-        norm = (Normalization(resume.config.offset, resume.config.scale) if resume is not None
-                else Normalization.fit(raw, config.noise, self.choices.dark_level))
+        check_sizes(
+            raw,
+            arch.multiples,
+            self.subsample,
+            config.patch_for(self.device),
+            arch.enc == WIDTHS["tiny"][0],
+            arch.region if arch.blind else (),
+        )
+        norm = (
+            Normalization(resume.config.offset, resume.config.scale)
+            if resume is not None
+            else Normalization.fit(raw, config.noise, self.choices.dark_level)
+        )
         if resume is None and config.mode == "ssdn":
             message = implausible_noise(config.noise, config.known_noise_params, raw)
             if message:
@@ -114,7 +136,9 @@ class Trainer:
         self.plan = self._plan(init_source)
         self.optimizer = self._optimizer(resume_info)
         self.rng = np.random.default_rng(config.seed)
-        self.sampler = CropSampler(self.samples, self.plan.patch, self.rng, augment=True, holdout=self.holdout, measured=self.measured)
+        self.sampler = CropSampler(
+            self.samples, self.plan.patch, self.rng, augment=True, holdout=self.holdout, measured=self.measured
+        )
         self.step = 0
         self.elapsed = 0.0
         #: Lowest validation loss of this run, its step and a copy of the model's state then.
@@ -146,10 +170,13 @@ class Trainer:
         if self.config.mode == "supervised":
             if targets is None:
                 raise SSDNError(f"{setting('mode', 'supervised')} needs clean targets matching the images")
-            self.targets = [norm(split_phases(t, self.subsample, crop=True)) for t in prepare_images(targets, axes, self.config.ndim)]
+            self.targets = [
+                norm(split_phases(t, self.subsample, crop=True))
+                for t in prepare_images(targets, axes, self.config.ndim)
+            ]
         if self.measured is None:
             return self.samples
-        return [np.where(m[..., None], s, np.float32(np.nan)) for s, m in zip(self.samples, self.measured)]
+        return [np.where(m[..., None], s, np.float32(np.nan)) for s, m in zip(self.samples, self.measured, strict=True)]
 
     def _new_model(self, gaps: list[np.ndarray]) -> SSDNModel:
         """A new model for the data, its learned noise parameters at their classical estimate."""
@@ -160,19 +187,36 @@ class Trainer:
         """Resolve crop shape, batch, learning rate and validation cadence once for the run."""
         c = self.config
         mults = self.model.config.arch.multiples
-        patch = [(min(c.patch_for(self.device), min(s.shape[1 + a] for s in self.samples)) // m) * m for a, m in enumerate(mults)]
+        patch = [
+            (min(c.patch_for(self.device), min(s.shape[1 + a] for s in self.samples)) // m) * m
+            for a, m in enumerate(mults)
+        ]
         patch = square_plane(patch)
-        self.val = ValidationSet.build(self.samples, mults, c.val_side, self.tuning.val_pixels, self.targets, self.holdout,
-                                       self.measured, self._anchor if self.anchors is not None else None)
+        self.val = ValidationSet.build(
+            self.samples,
+            mults,
+            c.val_side,
+            self.tuning.val_pixels,
+            self.targets,
+            self.holdout,
+            self.measured,
+            self._anchor if self.anchors is not None else None,
+        )
         batch = c.batch_for(self.device)
         pixels = sum(s.size // s.shape[-1] for s in self.samples)
-        width = next((k for k, v in WIDTHS.items() if v[:2] == (self.model.config.enc, self.model.config.dec)), "custom")
+        width = next(
+            (k for k, v in WIDTHS.items() if v[:2] == (self.model.config.enc, self.model.config.dec)), "custom"
+        )
         return TrainPlan(
-            device=device_name(self.device), width=width, patch=patch, batch=batch,
+            device=device_name(self.device),
+            width=width,
+            patch=patch,
+            batch=batch,
             lr=c.lr_for(self.model.config.enc, warm=init_source is not None, pixels=pixels),
             val_every=c.val_interval(self.val.pixels, batch * math.prod(patch)),
             warmup=0.0 if self.resumed else c.warmup,  # Adam's state is restored: no ramp up again
-            rampdown=c.rampdown, init=init_source,
+            rampdown=c.rampdown,
+            init=init_source,
         )
 
     def _optimizer(self, resume_info: dict | None) -> torch.optim.Optimizer:
@@ -201,8 +245,13 @@ class Trainer:
             return None
         return torch.stack([self.anchors[i][k] for i, k in drawn])
 
-    def _pixel_losses(self, y: torch.Tensor, target: torch.Tensor | None = None, weighted: bool = True,
-                      anchor: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple | None]:
+    def _pixel_losses(
+        self,
+        y: torch.Tensor,
+        target: torch.Tensor | None = None,
+        weighted: bool = True,
+        anchor: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple | None]:
         """The loss of every pixel ``(N, *spatial)`` and (``ssdn`` mode) the prior mean,
         prior covariance and noise parameters."""
         model = self.model
@@ -313,8 +362,10 @@ class Trainer:
 
     def _train_step(self, f: float, elapsed: float, base_lrs: list[float]) -> tuple[float, bool]:
         """One optimisation step at budget fraction ``f``; the loss and whether it was applied."""
-        factor = lr_factor(f + 0.5 / max(self.config.planned_steps(self.step, elapsed), 1), self.plan.warmup, self.plan.rampdown)
-        for g, base in zip(self.optimizer.param_groups, base_lrs):
+        factor = lr_factor(
+            f + 0.5 / max(self.config.planned_steps(self.step, elapsed), 1), self.plan.warmup, self.plan.rampdown
+        )
+        for g, base in zip(self.optimizer.param_groups, base_lrs, strict=True):
             g["lr"] = base * factor
         frozen = self.model.config.noise in self.tuning.frozen_noise
         if frozen or (f < self.tuning.noise_freeze and not self.resumed):
@@ -367,13 +418,21 @@ class Trainer:
         except Exception:  # noqa: BLE001 - ending on an error: keep the best weights we know of
             self._restore_best()
 
-    def _record(self, loss: float, skipped: int, elapsed: float, f: float, validated: bool, done: bool) -> TrainProgress:
+    def _record(
+        self, loss: float, skipped: int, elapsed: float, f: float, validated: bool, done: bool
+    ) -> TrainProgress:
         rec = TrainProgress(
-            step=self.step, total=self.config.planned_steps(self.step, elapsed), loss=loss,
+            step=self.step,
+            total=self.config.planned_steps(self.step, elapsed),
+            loss=loss,
             val_loss=(self.final_val_loss if done else self._last_val_loss) if validated else None,
-            noise_params=self.model.noise_params_data(), lr=float(self.optimizer.param_groups[0]["lr"]),
-            elapsed=elapsed, eta=max(0.0, elapsed * (1 - f) / max(f, 1e-9)), skipped=skipped,
-            done=done, kept_step=self.kept_step if done else None,
+            noise_params=self.model.noise_params_data(),
+            lr=float(self.optimizer.param_groups[0]["lr"]),
+            elapsed=elapsed,
+            eta=max(0.0, elapsed * (1 - f) / max(f, 1e-9)),
+            skipped=skipped,
+            done=done,
+            kept_step=self.kept_step if done else None,
         )
         self.history.append(rec)
         return rec
@@ -402,5 +461,10 @@ class Trainer:
         """Write the model, optimizer and training state to ``path`` (atomic)."""
         from .modelfile import save_model
 
-        save_model(self.model, path, optimizer_state=self.optimizer.state_dict(), train_state=self.train_state(checkpoint),
-                   sample=self.sample_crop)
+        save_model(
+            self.model,
+            path,
+            optimizer_state=self.optimizer.state_dict(),
+            train_state=self.train_state(checkpoint),
+            sample=self.sample_crop,
+        )

@@ -147,7 +147,9 @@ class UNet(nn.Module):
             try:
                 return fast(x, pools)
             except Exception as exc:  # noqa: BLE001 - any compiler failure: eager gives the same result
-                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); running without it", stacklevel=2)
+                warnings.warn(
+                    f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); running without it", stacklevel=2
+                )
                 del self.__dict__["_compiled"]
         return self._forward(x, pools)
 
@@ -164,7 +166,7 @@ class UNet(nn.Module):
             h = act(conv(h))
             if i < self.depth - 1:
                 h = self._pool(h, pools[i + 1])
-        for level, convs in zip(range(self.depth - 1, -1, -1), self.dec):
+        for level, convs in zip(range(self.depth - 1, -1, -1), self.dec, strict=True):
             h = F.interpolate(h, scale_factor=pools[level], mode="nearest")
             h = torch.cat([h, skips.pop()], dim=1)
             for conv in convs:

@@ -39,7 +39,9 @@ class ValidationSet:
     held: torch.Tensor | None
 
     @classmethod
-    def build(cls, samples, multiples, side: int, max_pixels: int, targets=None, holdout=None, measured=None, anchor_of=None):
+    def build(
+        cls, samples, multiples, side: int, max_pixels: int, targets=None, holdout=None, measured=None, anchor_of=None
+    ):
         """Non-overlapping windows tiling ``samples`` (fixed seed, independent of training
         randomness), at most ``max_pixels`` pixels in all.
 
@@ -60,18 +62,20 @@ class ValidationSet:
             Maps ``[(image index, sample index), ...]`` to per-image anchors.
         """
         shapes = [s.shape[1:-1] for s in samples]
-        size = square_plane([max(m, (min(side, min(sh[a] for sh in shapes)) // m) * m) for a, m in enumerate(multiples)])
+        size = square_plane(
+            [max(m, (min(side, min(sh[a] for sh in shapes)) // m) * m) for a, m in enumerate(multiples)]
+        )
         windows = []
         for i, s in enumerate(samples):
             # From the start of each axis, the last one flush with its end.
-            starts = [sorted({*range(0, n - z + 1, z), n - z}) for n, z in zip(s.shape[1:-1], size)]
+            starts = [sorted({*range(0, n - z + 1, z), n - z}) for n, z in zip(s.shape[1:-1], size, strict=True)]
             corners = np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, len(size))
             windows += [(i, k, corner) for k in range(s.shape[0]) for corner in corners]
         count = max(1, min(len(windows), max_pixels // math.prod(size)))
         picked = [windows[w] for w in np.sort(np.random.default_rng(12345).choice(len(windows), count, replace=False))]
 
         def region(corner):
-            return tuple(slice(c, c + z) for c, z in zip(corner, size))
+            return tuple(slice(c, c + z) for c, z in zip(corner, size, strict=True))
 
         def stack(arrays) -> torch.Tensor:
             crops = [np.moveaxis(arrays[i][(k,) + region(corner)], -1, 0) for i, k, corner in picked]
@@ -101,5 +105,9 @@ class ValidationSet:
         on = lambda t: None if t is None else t.to(device)  # noqa: E731
         for lo in range(0, self.y.shape[0], per):
             part = slice(lo, lo + per)
-            yield (on(self.y[part]), on(None if self.target is None else self.target[part]),
-                   None if self.anchor is None else self.anchor[part], on(None if self.held is None else self.held[part]))
+            yield (
+                on(self.y[part]),
+                on(None if self.target is None else self.target[part]),
+                None if self.anchor is None else self.anchor[part],
+                on(None if self.held is None else self.held[part]),
+            )

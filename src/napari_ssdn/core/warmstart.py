@@ -93,23 +93,32 @@ def warm_start(model, init) -> str | None:
         if path is None:
             raise SSDNError(
                 f"{setting('init', 'generic')}: no generic starting network fits a {model.describe()} "
-                f"(shipped: gray or RGB 2D images, tiny width, ssdn or mu-only mode); use {setting('init', 'none')} or a model file"
+                f"(shipped: gray or RGB 2D images, tiny width, ssdn or mu-only mode); "
+                f"use {setting('init', 'none')} or a model file"
             )
     if not shipped and not Path(path).exists():
-        raise SSDNError(f"{setting('init', init)}: no such model file; pass a model file, "
-                        f"{setting('init', 'generic')} or {setting('init', 'none')}")
+        raise SSDNError(
+            f"{setting('init', init)}: no such model file; pass a model file, "
+            f"{setting('init', 'generic')} or {setting('init', 'none')}"
+        )
     state = read_model_file(path)["state"]
     own = model.state_dict()
     # Every tensor of the prior network must fit. The head's last layer may differ only for
     # the mu-only baseline, whose head predicts the mean alone: it keeps the mean's rows
     # (the first C) of a blind-spot model's last layer, so both start from the same prior mean.
     last = f"net.head.{len(model.net.head) - 1}." if model.config.mode == "mu-only" else None
-    weights = {k: v[: own[k].shape[0]] if last and k.startswith(last) else v
-               for k, v in state.items() if k.startswith("net.") and k in own}
+    weights = {
+        k: v[: own[k].shape[0]] if last and k.startswith(last) else v
+        for k, v in state.items()
+        if k.startswith("net.") and k in own
+    }
     weights = {k: v for k, v in weights.items() if own[k].shape == v.shape}
     body = [k for k in own if k.startswith("net.") and not k.startswith("net.head.")]
     if not all(k in weights for k in body):
-        raise SSDNError(f"{setting('init', init)} holds no weights that fit a {model.describe()}; use {setting('init', 'none')} or a model of the same width")
+        raise SSDNError(
+            f"{setting('init', init)} holds no weights that fit a {model.describe()}; "
+            f"use {setting('init', 'none')} or a model of the same width"
+        )
     model.load_state_dict(weights, strict=False)
     return "generic" if shipped else str(path)
 
@@ -140,6 +149,6 @@ def start_prior_std(model: SSDNModel, std: float) -> None:
     c = model.config.channels
     rows, cols = np.tril_indices(c)
     with torch.no_grad():
-        for k, (r, col) in enumerate(zip(rows, cols)):
+        for k, (r, col) in enumerate(zip(rows, cols, strict=True)):
             last.weight[c + k].zero_()
             last.bias[c + k] = std if r == col else 0.0

@@ -17,8 +17,17 @@ from pathlib import Path
 __all__ = ["export_model", "read_sample"]
 
 
-def export_model(model, output: str | os.PathLike, sample=None, *, axes: str | None = None, info: dict | None = None,
-                 name: str | None = None, author: str | None = None, onnx: bool = True) -> Path:
+def export_model(
+    model,
+    output: str | os.PathLike,
+    sample=None,
+    *,
+    axes: str | None = None,
+    info: dict | None = None,
+    name: str | None = None,
+    author: str | None = None,
+    onnx: bool = True,
+) -> Path:
     """Write a bioimage.io package of a trained model.
 
     Parameters
@@ -86,15 +95,22 @@ def read_sample(sample, config, axes: str | None = None):
         data, axes = img.data, axes or (volume_axes(img.axes) if config.ndim == 3 else img.axes)
     else:
         data = np.asarray(sample)
-        axes = axes or guess_axes(data.shape, rgb=config.channels in (3, 4) and data.shape[-1] == config.channels, ndim=config.ndim)
+        axes = axes or guess_axes(
+            data.shape, rgb=config.channels in (3, 4) and data.shape[-1] == config.channels, ndim=config.ndim
+        )
     try:
         axes = check_axes(axes, data.shape, "axes")
         if config.ndim == 3 and "Z" not in axes.upper():
-            raise SSDNError(f"the model is a 3D (volume) model but the sample has axes {axes!r}; give a volume ({setting('axes', 'ZYX')})")
+            raise SSDNError(
+                f"the model is a 3D (volume) model but the sample has axes {axes!r}; "
+                f"give a volume ({setting('axes', 'ZYX')})"
+            )
         samples = to_samples(data, axes, config.ndim)
     except SSDNError as exc:
         raise SSDNError(f"{where}: {template_of(exc)}") from None
     if samples.shape[-1] != config.channels:
-        raise SSDNError(f"{where} has {samples.shape[-1]} channel(s) (axes {axes!r}) but the model was trained on "
-                        f"{config.channels}; give an image of the kind the model was trained on")
+        raise SSDNError(
+            f"{where} has {samples.shape[-1]} channel(s) (axes {axes!r}) but the model was trained on "
+            f"{config.channels}; give an image of the kind the model was trained on"
+        )
     return np.asarray(samples[0], np.float32)

@@ -24,13 +24,16 @@ def _spec():
     try:
         from bioimageio.spec.model import v0_5
     except ImportError:
-        raise SSDNError("exporting needs the bioimage.io packages; install them with: pip install 'napari-ssdn[bmz]' "
-                         "(in a source checkout: pip install -e '.[bmz]')") from None
+        raise SSDNError(
+            "exporting needs the bioimage.io packages; install them with: pip install 'napari-ssdn[bmz]' "
+            "(in a source checkout: pip install -e '.[bmz]')"
+        ) from None
     return v0_5
 
 
-def build_description(model: SSDNModel, info: dict, folder: Path, files: dict, name: str, author: str | None,
-                      halos: tuple, steps: tuple):
+def build_description(
+    model: SSDNModel, info: dict, folder: Path, files: dict, name: str, author: str | None, halos: tuple, steps: tuple
+):
     """The ``ModelDescr`` of the package whose files lie in ``folder``.
 
     ``files`` maps weight formats (``torchscript``, ``onnx``) to their files; ``halos`` and
@@ -40,19 +43,38 @@ def build_description(model: SSDNModel, info: dict, folder: Path, files: dict, n
     names = ("z", "y", "x")[-cfg.ndim :]
     ins = [v.BatchAxis(), v.ChannelAxis(channel_names=[v.Identifier(c) for c in channel_names(cfg.channels)])]
     outs = list(ins)
-    for axis, halo, step in zip(names, halos, steps):
+    for axis, halo, step in zip(names, halos, steps, strict=True):
         # Tiles of any multiple of the step that leave data once the halo is cropped.
         ins.append(v.SpaceInputAxis(id=v.AxisId(axis), size=v.ParameterizedSize(min=2 * halo + step, step=step)))
-        outs.append(v.SpaceOutputAxisWithHalo(id=v.AxisId(axis), halo=halo,
-                                              size=v.SizeReference(tensor_id=v.TensorId("input"), axis_id=v.AxisId(axis))))
-    inputs = [v.InputTensorDescr(id=v.TensorId("input"), axes=ins, description="noisy image, in the units of the training data",
-                                 test_tensor=v.FileDescr(source=folder / "test_input.npy"),
-                                 data=v.IntervalOrRatioDataDescr(type="float32"))]
-    outputs = [v.OutputTensorDescr(id=v.TensorId("output"), axes=outs, description="posterior mean (denoised), same units",
-                                   test_tensor=v.FileDescr(source=folder / "test_output.npy"),
-                                   data=v.IntervalOrRatioDataDescr(type="float32"))]
+        outs.append(
+            v.SpaceOutputAxisWithHalo(
+                id=v.AxisId(axis),
+                halo=halo,
+                size=v.SizeReference(tensor_id=v.TensorId("input"), axis_id=v.AxisId(axis)),
+            )
+        )
+    inputs = [
+        v.InputTensorDescr(
+            id=v.TensorId("input"),
+            axes=ins,
+            description="noisy image, in the units of the training data",
+            test_tensor=v.FileDescr(source=folder / "test_input.npy"),
+            data=v.IntervalOrRatioDataDescr(type="float32"),
+        )
+    ]
+    outputs = [
+        v.OutputTensorDescr(
+            id=v.TensorId("output"),
+            axes=outs,
+            description="posterior mean (denoised), same units",
+            test_tensor=v.FileDescr(source=folder / "test_output.npy"),
+            data=v.IntervalOrRatioDataDescr(type="float32"),
+        )
+    ]
     version = re.match(r"[0-9.]+", torch.__version__).group(0).rstrip(".")
-    weights = {"torchscript": v.TorchscriptWeightsDescr(source=files["torchscript"], pytorch_version=v.Version(version))}
+    weights = {
+        "torchscript": v.TorchscriptWeightsDescr(source=files["torchscript"], pytorch_version=v.Version(version))
+    }
     if "onnx" in files:
         from .package import ONNX_OPSET
 
@@ -63,7 +85,10 @@ def build_description(model: SSDNModel, info: dict, folder: Path, files: dict, n
         name=_name(name),
         description=description_text(model),
         authors=[v.Author(name=author or "napari-ssdn user")],
-        cite=[v.CiteEntry(text=c["text"], doi=v.Doi(c["doi"]) if c.get("doi") else None, url=c.get("url")) for c in CITATIONS],
+        cite=[
+            v.CiteEntry(text=c["text"], doi=v.Doi(c["doi"]) if c.get("doi") else None, url=c.get("url"))
+            for c in CITATIONS
+        ],
         license=v.LicenseId("BSD-3-Clause"),
         documentation=v.FileDescr(source=folder / "README.md"),
         covers=[v.FileDescr(source=folder / "cover.png")],
@@ -74,7 +99,11 @@ def build_description(model: SSDNModel, info: dict, folder: Path, files: dict, n
         weights=v.WeightsDescr(**weights),
         config=v.Config(
             bioimageio=v.BioimageioConfig(reproducibility_tolerance=[v.ReproducibilityTolerance(**TOLERANCE)]),
-            napari_ssdn={"version": __version__, "model": cfg.to_dict(), "training": _plain(info.get("training") or {})},
+            napari_ssdn={
+                "version": __version__,
+                "model": cfg.to_dict(),
+                "training": _plain(info.get("training") or {}),
+            },
         ),
     )
 

@@ -10,11 +10,16 @@ from ..core.model import SSDNModel
 __all__ = ["CITATIONS", "channel_names", "description_text", "readme", "write_cover"]
 
 CITATIONS = [
-    {"text": "Laine S, Karras T, Lehtinen J, Aila T. High-Quality Self-Supervised Deep Image Denoising. "
-             "Advances in Neural Information Processing Systems 32 (NeurIPS 2019).",
-     "doi": "10.48550/arXiv.1901.10277", "url": "https://arxiv.org/abs/1901.10277"},
-    {"text": "napari-ssdn: self-supervised blind-spot denoising for microscopy and cryo-EM (BSD-3-Clause).",
-     "url": "https://github.com/napari-ssdn/napari-ssdn"},
+    {
+        "text": "Laine S, Karras T, Lehtinen J, Aila T. High-Quality Self-Supervised Deep Image Denoising. "
+        "Advances in Neural Information Processing Systems 32 (NeurIPS 2019).",
+        "doi": "10.48550/arXiv.1901.10277",
+        "url": "https://arxiv.org/abs/1901.10277",
+    },
+    {
+        "text": "napari-ssdn: self-supervised blind-spot denoising for microscopy and cryo-EM (BSD-3-Clause).",
+        "url": "https://github.com/napari-ssdn/napari-ssdn",
+    },
 ]
 
 NOISE_TEXT = {
@@ -37,24 +42,43 @@ def channel_names(channels: int) -> list[str]:
 def description_text(model: SSDNModel) -> str:
     """One paragraph for the package's description field."""
     cfg = model.config
-    what = {"ssdn": "Bayesian posterior mean", "mu-only": "blind-spot prediction", "supervised": "supervised prediction"}[cfg.mode]
-    return (f"Self-supervised blind-spot denoiser (Laine et al. 2019) trained with napari-ssdn on {cfg.ndim}D data "
-            f"with {cfg.noise} noise; returns the {what} in the units of the input. {model.describe()}.")
+    what = {
+        "ssdn": "Bayesian posterior mean",
+        "mu-only": "blind-spot prediction",
+        "supervised": "supervised prediction",
+    }[cfg.mode]
+    return (
+        f"Self-supervised blind-spot denoiser (Laine et al. 2019) trained with napari-ssdn on {cfg.ndim}D data "
+        f"with {cfg.noise} noise; returns the {what} in the units of the input. {model.describe()}."
+    )
 
 
 def _fmt(params: dict) -> str:
     return ", ".join(f"{k} = {v:.6g}" for k, v in params.items()) or "none (no noise model)"
 
 
-def readme(model: SSDNModel, info: dict, noise: dict, name: str, test_shape: tuple, halos: tuple,
-           example: str = "a crop of the training data") -> str:
+def readme(
+    model: SSDNModel,
+    info: dict,
+    noise: dict,
+    name: str,
+    test_shape: tuple,
+    halos: tuple,
+    example: str = "a crop of the training data",
+) -> str:
     """The package's README.md: what the model was trained on, its noise model, blind
     region and learned parameters, how to run it, and the citations."""
     cfg = model.config
     tr = info.get("training") or {}
     region = " x ".join(str(2 * k - 1) for k in cfg.region)
-    per_image = (" The model estimates the level per image; the package holds the values estimated for its test "
-                 "image (`ssdn denoise -m` on this package estimates them per image as before).") if cfg.per_image else ""
+    per_image = (
+        (
+            " The model estimates the level per image; the package holds the values estimated for its test "
+            "image (`ssdn denoise -m` on this package estimates them per image as before)."
+        )
+        if cfg.per_image
+        else ""
+    )
     sub = f" It works on the {cfg.subsample} x {cfg.subsample} interleaved sub-images." if cfg.subsample > 1 else ""
     lines = [
         f"# napari-ssdn denoiser: {name}",
@@ -63,7 +87,8 @@ def readme(model: SSDNModel, info: dict, noise: dict, name: str, test_shape: tup
         "",
         "## Training",
         "",
-        f"- data: {cfg.ndim}D, {cfg.channels} channel(s); normalisation data = {cfg.offset:.6g} + {cfg.scale:.6g} x network units",
+        f"- data: {cfg.ndim}D, {cfg.channels} channel(s); "
+        f"normalisation data = {cfg.offset:.6g} + {cfg.scale:.6g} x network units",
         f"- {tr.get('steps', '?')} steps in {float(tr.get('elapsed') or 0):.0f} s on {tr.get('device', '?')}, "
         f"crops {tr.get('patch', '?')}, batch {tr.get('batch', '?')}, seed {tr.get('seed', '?')}",
         f"- network: {model.describe()}, {sum(p.numel() for p in model.net.parameters()):,} parameters.{sub}",
@@ -73,12 +98,15 @@ def readme(model: SSDNModel, info: dict, noise: dict, name: str, test_shape: tup
         "",
         f"- {NOISE_TEXT[cfg.noise]}" if cfg.mode == "ssdn" else f"- none ({cfg.mode} model)",
         f"- parameters (data units): {_fmt(noise)}; learned: {', '.join(cfg.learned) or 'none'}.{per_image}",
-        f"- blind region: {region} pixels centred on each pixel are hidden from the network (k = {', '.join(map(str, cfg.region))}; "
+        f"- blind region: {region} pixels centred on each pixel are hidden from the network "
+        f"(k = {', '.join(map(str, cfg.region))}; "
         "1 x 1: the pixel itself)",
         "",
         "## Input and output",
         "",
-        "- input `input`: (batch, channel, " + ", ".join(("z", "y", "x")[-cfg.ndim :]) + ") float32, the noisy data in its "
+        "- input `input`: (batch, channel, "
+        + ", ".join(("z", "y", "x")[-cfg.ndim :])
+        + ") float32, the noisy data in its "
         "own units (no normalisation needed: the model normalises, denoises and returns data units)",
         "- output `output`: the posterior mean, same shape and units; missing pixels (NaN) stay NaN",
         f"- any size works; tiles should be cropped by the halo ({', '.join(map(str, halos))} pixels per axis, the "

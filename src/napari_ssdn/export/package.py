@@ -8,12 +8,13 @@ import copy
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..core.errors import SSDNError
+from ..core.errors import SSDNError, library_failure
 from ..core.model import SSDNModel
 from ..core.receptive import receptive_margins
 from . import describe
@@ -26,8 +27,16 @@ ONNX_OPSET = 17
 MODEL_ATTACHMENT = "napari_ssdn_model.ssdn"
 
 
-def export_package(model: SSDNModel, info: dict, output, sample: np.ndarray | None = None, *,
-                   name: str = "model", author: str | None = None, onnx: bool = True) -> Path:
+def export_package(
+    model: SSDNModel,
+    info: dict,
+    output,
+    sample: np.ndarray | None = None,
+    *,
+    name: str = "model",
+    author: str | None = None,
+    onnx: bool = True,
+) -> Path:
     """Write the package of ``model`` to ``output`` (a new ``.zip``, written atomically).
 
     Parameters
@@ -58,25 +67,45 @@ def export_package(model: SSDNModel, info: dict, output, sample: np.ndarray | No
     if sample is None:
         sample, example = info.get("sample"), "a crop of the training data"
         if sample is None:
-            raise SSDNError(f"model {name!r} holds no crop of its training data (an older file); "
-                            "give an example image with --sample IMAGE (in napari: choose an image layer under Image)")
+            raise SSDNError(
+                f"model {name!r} holds no crop of its training data (an older file); "
+                "give an example image with --sample IMAGE (in napari: choose an image layer under Image)"
+            )
     test_in, region = test_crop(np.asarray(sample, np.float32), model)
     model = copy.deepcopy(model).cpu().eval()  # the caller's model (a session's, maybe on a GPU) stays as it is
     noise = frozen_noise(model, test_in[region])
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ssdn-export-", dir=output.parent) as tmp:
         tmp = Path(tmp)
-        files, y = _write_weights(Denoiser(model, noise).eval(), test_in, tmp, onnx and onnx_compatible(model))
+        with third_party(("torch", "onnx"), "to write the weights"):
+            files, y = _write_weights(Denoiser(model, noise).eval(), test_in, tmp, onnx and onnx_compatible(model))
         describe.write_cover(tmp / "cover.png", test_in[region], y[region], model.config.ndim)
-        text = describe.readme(model, info, noise_data(model, noise), name, test_in[region].shape, halos(model), example)
+        text = describe.readme(
+            model, info, noise_data(model, noise), name, test_in[region].shape, halos(model), example
+        )
         (tmp / "README.md").write_text(text)
         from ..core import save_model
 
         save_model(model, tmp / MODEL_ATTACHMENT, train_state=info.get("training"), sample=info.get("sample"))
         from ._descr import build_description, save_package
 
-        save_package(build_description(model, info, tmp, files, name, author, halos(model), steps(model)), output)
+        with third_party(("bioimageio.spec", "pydantic"), "to describe the package"):
+            descr = build_description(model, info, tmp, files, name, author, halos(model), steps(model))
+            save_package(descr, output)
     return output
+
+
+@contextmanager
+def third_party(libraries: tuple[str, ...], doing: str):
+    """Re-raise what breaks inside ``libraries`` as one :class:`SSDNError` line that names
+    them with their versions (a release that breaks another is the usual cause)."""
+    try:
+        yield
+    except (SSDNError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - worded for the user; the cause stays chained
+        remedy = "install versions that work together with: pip install -U 'napari-ssdn[bmz]'"
+        raise library_failure(exc, libraries, doing, remedy) from exc
 
 
 def _write_weights(denoiser: Denoiser, test_in: np.ndarray, folder: Path, onnx: bool) -> tuple[dict, np.ndarray]:
@@ -110,7 +139,9 @@ def check_output(output) -> Path:
 def check_trained(info: dict, name: str) -> None:
     """:class:`SSDNError` for a model that was never trained (no step taken)."""
     if not (info.get("training") or {}).get("steps"):
-        raise SSDNError(f"model {name!r} has not been trained (0 steps); train it first with 'ssdn train' or the Train widget")
+        raise SSDNError(
+            f"model {name!r} has not been trained (0 steps); train it first with 'ssdn train' or the Train widget"
+        )
 
 
 def steps(model: SSDNModel) -> tuple[int, ...]:
@@ -133,7 +164,7 @@ def test_size(model: SSDNModel, shape) -> tuple[int, ...]:
     """Test-tensor size for a sample of ``shape`` (spatial): the least size the package
     allows (twice the halo plus one step) or more, up to :data:`TEST_SIDE`, in steps."""
     out = []
-    for n, step, halo in zip(shape, steps(model), halos(model)):
+    for n, step, halo in zip(shape, steps(model), halos(model), strict=True):
         least = 2 * halo + step
         out.append(least + max(0, (min(n, TEST_SIDE[model.config.ndim]) - least) // step * step))
     return tuple(out)
@@ -144,14 +175,18 @@ def test_crop(sample: np.ndarray, model: SSDNModel) -> tuple[np.ndarray, tuple]:
     where it is smaller; returns it and the region of it that holds the sample itself."""
     cfg = model.config
     if sample.ndim != cfg.ndim + 1 or sample.shape[-1] != cfg.channels:
-        raise SSDNError(f"the sample has shape {sample.shape} but the model takes {cfg.ndim}D images with "
-                        f"{cfg.channels} channel(s); give an image of the kind the model was trained on")
+        raise SSDNError(
+            f"the sample has shape {sample.shape} but the model takes {cfg.ndim}D images with "
+            f"{cfg.channels} channel(s); give an image of the kind the model was trained on"
+        )
     size = test_size(model, sample.shape[:-1])
-    cut = tuple(slice(max(0, (n - s) // 2), max(0, (n - s) // 2) + s) for n, s in zip(sample.shape[:-1], size))
+    cut = tuple(
+        slice(max(0, (n - s) // 2), max(0, (n - s) // 2) + s) for n, s in zip(sample.shape[:-1], size, strict=True)
+    )
     part = np.asarray(sample[cut], dtype=np.float32)
-    pads = [((s - n) // 2, s - n - (s - n) // 2) for n, s in zip(part.shape[:-1], size)]
+    pads = [((s - n) // 2, s - n - (s - n) // 2) for n, s in zip(part.shape[:-1], size, strict=True)]
     out = np.pad(part, pads + [(0, 0)], mode="symmetric")
-    region = tuple(slice(b, b + n) for (b, _), n in zip(pads, part.shape[:-1]))
+    region = tuple(slice(b, b + n) for (b, _), n in zip(pads, part.shape[:-1], strict=True))
     return np.ascontiguousarray(out), region
 
 
@@ -186,8 +221,16 @@ def _has_onnx() -> bool:
 
 def _export_onnx(denoiser: Denoiser, x: torch.Tensor, path: Path, ndim: int) -> None:
     axes = {0: "batch", 2: "y", 3: "x"} if ndim == 2 else {0: "batch", 2: "z", 3: "y", 4: "x"}
-    torch.onnx.export(denoiser, (x,), str(path), dynamo=False, opset_version=ONNX_OPSET, input_names=["input"],
-                      output_names=["output"], dynamic_axes={"input": axes, "output": axes})
+    torch.onnx.export(
+        denoiser,
+        (x,),
+        str(path),
+        dynamo=False,
+        opset_version=ONNX_OPSET,
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes={"input": axes, "output": axes},
+    )
 
 
 def atomic_target(output: Path) -> Path:

@@ -15,18 +15,36 @@ def add_options(parser, positive) -> None:
     """Add the scale-out options to the ``ssdn denoise`` parser (``positive``: the
     command's parser of positive numbers)."""
     g = parser.add_argument_group("scale-out (Dask; docs/scale-out.md)")
-    g.add_argument("--workers", type=positive(int), metavar="N",
-                   help="start a local Dask cluster of N worker processes on this machine (threads per worker: "
-                   "cores / N) and denoise files and volume blocks on it")
-    g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use the running Dask cluster of this scheduler instead")
+    g.add_argument(
+        "--workers",
+        type=positive(int),
+        metavar="N",
+        help="start a local Dask cluster of N worker processes on this machine (threads per worker: "
+        "cores / N) and denoise files and volume blocks on it",
+    )
+    g.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="use the running Dask cluster of this scheduler instead"
+    )
     g.add_argument("--scheduler-file", metavar="FILE", help="use the running Dask cluster whose scheduler wrote FILE")
-    g.add_argument("--devices", metavar="LIST",
-                   help="local cluster: one worker per device, each pinned to it, e.g. cuda:0,cuda:1 (default: --device)")
-    g.add_argument("--retries", type=positive(int, zero=True), default=2, metavar="N",
-                   help="times a task that failed unexpectedly is tried again (default 2; a worker that died "
-                   "is replaced and its task rerun in any case)")
-    g.add_argument("--resume", action="store_true", help="skip inputs whose output exists (outputs appear only when complete) and "
-                   "continue unfinished volumes from the blocks they kept")
+    g.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="local cluster: one worker per device, each pinned to it, e.g. cuda:0,cuda:1 (default: --device)",
+    )
+    g.add_argument(
+        "--retries",
+        type=positive(int, zero=True),
+        default=2,
+        metavar="N",
+        help="times a task that failed unexpectedly is tried again (default 2; a worker that died "
+        "is replaced and its task rerun in any case)",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip inputs whose output exists (outputs appear only when complete) and "
+        "continue unfinished volumes from the blocks they kept",
+    )
 
 
 def requested(args) -> bool:

@@ -34,19 +34,25 @@ class PinDevices(WorkerPlugin):
 def _devices(args) -> list[str]:
     devices = [d.strip() for d in (args.devices or "").split(",") if d.strip()]
     if devices and (args.scheduler or args.scheduler_file):
-        raise SSDNError("--devices is for a local cluster (--workers); on a running cluster start one worker per GPU "
-                        "(docs/scale-out.md) and leave --devices out")
+        raise SSDNError(
+            "--devices is for a local cluster (--workers); on a running cluster start one worker per GPU "
+            "(docs/scale-out.md) and leave --devices out"
+        )
     if devices and args.workers and args.workers != len(devices):
-        raise SSDNError(f"--workers {args.workers} but --devices names {len(devices)} device(s); one worker per device: "
-                        f"pass --workers {len(devices)} or leave it out")
+        raise SSDNError(
+            f"--workers {args.workers} but --devices names {len(devices)} device(s); one worker per device: "
+            f"pass --workers {len(devices)} or leave it out"
+        )
     from ..core.device import resolve_device
 
     for d in devices:  # a local cluster runs on this machine: its devices can be checked here
         try:
             resolve_device(d)
         except SSDNError:
-            raise SSDNError(f"--devices {args.devices}: {d!r} is not available on this machine; name devices torch "
-                            "sees here (cpu, cuda:N) or leave --devices out") from None
+            raise SSDNError(
+                f"--devices {args.devices}: {d!r} is not available on this machine; name devices torch "
+                "sees here (cpu, cuda:N) or leave --devices out"
+            ) from None
     return devices
 
 
@@ -58,18 +64,24 @@ def connect(args, quiet: bool = False):
     if args.scheduler and args.scheduler_file:
         raise SSDNError("--scheduler and --scheduler-file both given; pass one of them")
     if args.workers and (args.scheduler or args.scheduler_file):
-        raise SSDNError("--workers starts a local cluster but --scheduler/--scheduler-file names a running one; pass one of them")
+        raise SSDNError(
+            "--workers starts a local cluster but --scheduler/--scheduler-file names a running one; pass one of them"
+        )
     if args.scheduler_file and not os.path.isfile(args.scheduler_file):
         # Dask would wait for the file to appear, with no time limit.
-        raise SSDNError(f"--scheduler-file {args.scheduler_file!r} does not exist; start the scheduler first "
-                        f"(dask scheduler --scheduler-file {args.scheduler_file}) or check the path")
+        raise SSDNError(
+            f"--scheduler-file {args.scheduler_file!r} does not exist; start the scheduler first "
+            f"(dask scheduler --scheduler-file {args.scheduler_file}) or check the path"
+        )
     if args.scheduler or args.scheduler_file:
         what = args.scheduler or args.scheduler_file
         try:
             client = Client(address=args.scheduler, scheduler_file=args.scheduler_file, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
-            raise SSDNError(f"cannot reach the Dask scheduler {what!r} ({exc}); start it (dask scheduler) "
-                            "or check --scheduler / --scheduler-file") from None
+            raise SSDNError(
+                f"cannot reach the Dask scheduler {what!r} ({exc}); start it (dask scheduler) "
+                "or check --scheduler / --scheduler-file"
+            ) from None
         if not quiet:
             print(f"cluster: {what}, {len(client.scheduler_info().get('workers', {}))} worker(s)", file=sys.stderr)
         with client:
@@ -78,8 +90,14 @@ def connect(args, quiet: bool = False):
     n = len(devices) or args.workers
     threads = 1 if devices else max(1, (os.cpu_count() or 1) // n)
     # Processes on the loopback interface only; no dashboard.
-    cluster = LocalCluster(n_workers=n, threads_per_worker=threads, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=threads,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
     try:
         with Client(cluster) as client:
             if devices:

@@ -63,9 +63,16 @@ def plan_key(input_path, model_path, shape, inner, starts, settings: dict) -> di
     """What must be equal for a partial output to be continued: the input file, the model
     file, the block plan and the settings that change the values (JSON-able)."""
     st = Path(input_path).stat()
-    return {"input": os.path.abspath(input_path), "input_bytes": st.st_size, "input_mtime_ns": st.st_mtime_ns,
-            "model_sha256": _sha256(model_path), "shape": [int(n) for n in shape], "inner": [int(n) for n in inner],
-            "starts": [[int(v) for v in s] for s in starts], "settings": json.loads(json.dumps(settings, default=float))}
+    return {
+        "input": os.path.abspath(input_path),
+        "input_bytes": st.st_size,
+        "input_mtime_ns": st.st_mtime_ns,
+        "model_sha256": _sha256(model_path),
+        "shape": [int(n) for n in shape],
+        "inner": [int(n) for n in inner],
+        "starts": [[int(v) for v in s] for s in starts],
+        "settings": json.loads(json.dumps(settings, default=float)),
+    }
 
 
 class BlockRecord:

@@ -37,9 +37,11 @@ def _executor(args):
     try:
         from .cluster import connect, map_tasks
     except ImportError as exc:
-        raise SSDNError(f"--workers, --scheduler and --scheduler-file need Dask ({exc}); "
-                        "install it with: pip install 'napari-ssdn[distributed]' "
-                        "(in a source checkout: pip install -e '.[distributed]')") from None
+        raise SSDNError(
+            f"--workers, --scheduler and --scheduler-file need Dask ({exc}); "
+            "install it with: pip install 'napari-ssdn[distributed]' "
+            "(in a source checkout: pip install -e '.[distributed]')"
+        ) from None
 
     with connect(args, args.quiet) as client:
         yield lambda fn, specs, retries: map_tasks(client, fn, specs, retries)
@@ -47,22 +49,47 @@ def _executor(args):
 
 def _plan(args, model, pairs, given, scratch):
     """File tasks and volume jobs; files that fail while being planned go to ``failed``."""
-    options = {"tile": args.tile, "noise_params": given, "tta": args.tta, "compile_network": args.compile,
-               "mixed_precision": False if args.float32 else None}
+    options = {
+        "tile": args.tile,
+        "noise_params": given,
+        "tta": args.tta,
+        "compile_network": args.compile,
+        "mixed_precision": False if args.float32 else None,
+    }
     model_path = os.path.abspath(args.model)
     specs, owners, jobs, failed = [], [], [], {}
     for path, target in pairs:
         try:
-            job = plan_volume(model, path, target, args.output_kind, {**options, "device": args.device}, args.axes, args.model,
-                              model_path=model_path, resume=args.resume)
+            job = plan_volume(
+                model,
+                path,
+                target,
+                args.output_kind,
+                {**options, "device": args.device},
+                args.axes,
+                args.model,
+                model_path=model_path,
+                resume=args.resume,
+            )
         except SSDNError as exc:
             failed[path] = template_of(exc)
             continue
         if job is None:
             folder = scratch(target)
-            specs.append({"task": "file", "input": os.path.abspath(path), "target": os.path.abspath(target),
-                          "scratch": os.path.abspath(folder), "model": model_path, "model_name": args.model,
-                          "output": args.output_kind, "axes": args.axes, "device": args.device, "options": options})
+            specs.append(
+                {
+                    "task": "file",
+                    "input": os.path.abspath(path),
+                    "target": os.path.abspath(target),
+                    "scratch": os.path.abspath(folder),
+                    "model": model_path,
+                    "model_name": args.model,
+                    "output": args.output_kind,
+                    "axes": args.axes,
+                    "device": args.device,
+                    "options": options,
+                }
+            )
             owners.append(path)
             continue
         jobs.append(job)
@@ -81,9 +108,11 @@ def denoise_many(args, model, inputs: list[Path], targets: list[Path], given: di
     cfg = model.config
     zarr_file = next((p for p in list(inputs) + list(targets) if is_zarr(p)), None)
     if zarr_file is not None and (cfg.ndim != 3 or cfg.channels != 1 or cfg.subsample != 1):
-        raise SSDNError(f"{str(zarr_file)!r}: OME-Zarr files are denoised as volumes, with a one-channel 3D model "
-                        f"(trained with --3d) but {args.model} is not one; write a .tif or .mrc output, or use a 3D model")
-    pairs = list(zip(inputs, targets))
+        raise SSDNError(
+            f"{str(zarr_file)!r}: OME-Zarr files are denoised as volumes, with a one-channel 3D model "
+            f"(trained with --3d) but {args.model} is not one; write a .tif or .mrc output, or use a 3D model"
+        )
+    pairs = list(zip(inputs, targets, strict=True))
     if args.resume:
         complete = [t for _, t in pairs if t.exists()]
         pairs = [(i, t) for i, t in pairs if not t.exists()]
@@ -107,8 +136,10 @@ def denoise_many(args, model, inputs: list[Path], targets: list[Path], given: di
             for w in job.warnings:
                 print(f"ssdn: warning: {w}", file=sys.stderr)
             if job.resumed and not args.quiet:
-                print(f"resuming {str(job.target)!r}: {job.resumed} of {job.blocks} blocks written by an earlier run",
-                      file=sys.stderr)
+                print(
+                    f"resuming {str(job.target)!r}: {job.resumed} of {job.blocks} blocks written by an earlier run",
+                    file=sys.stderr,
+                )
         with _executor(args) as run:
             _run(args, run, specs, owners, jobs, failed)
     except BaseException as exc:
@@ -136,8 +167,11 @@ def denoise_many(args, model, inputs: list[Path], targets: list[Path], given: di
 def _say_kept(job) -> None:
     """Tell where the whole blocks of a volume that did not finish are kept."""
     if job.kept:
-        print(f"ssdn: {str(job.target)!r}: {job.kept} of {job.blocks} blocks are kept; the same command with "
-              "--resume writes the others", file=sys.stderr)
+        print(
+            f"ssdn: {str(job.target)!r}: {job.kept} of {job.blocks} blocks are kept; the same command with "
+            "--resume writes the others",
+            file=sys.stderr,
+        )
 
 
 def _run(args, run, specs, owners, jobs, failed) -> None:

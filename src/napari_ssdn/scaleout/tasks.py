@@ -90,8 +90,16 @@ def _file_task(spec: dict) -> dict:
     tmp = Path(spec["scratch"]) / f"{uuid.uuid4().hex[:8]}-{target.name}"
     warnings = []
     opts = spec["options"]
-    for p in denoise_file(model, spec["input"], tmp, spec["output"], axes=spec["axes"], model_name=spec["model_name"],
-                          device=str(dev), **opts):
+    for p in denoise_file(
+        model,
+        spec["input"],
+        tmp,
+        spec["output"],
+        axes=spec["axes"],
+        model_name=spec["model_name"],
+        device=str(dev),
+        **opts,
+    ):
         if isinstance(p, str):
             warnings.append(p)
         else:
@@ -112,8 +120,12 @@ def _block_task(spec: dict) -> dict:
     cfg = model.config
     samples = open_block_input(spec["input"])
     out = open_block_output(spec["out"])
-    noise = {k: torch.from_numpy(np.asarray(v)).to(dev) if isinstance(v, np.ndarray) else v for k, v in spec["noise"].items()}
-    precision = network_precision(dev, dev.type != "cuda" if spec["mixed_precision"] is None else spec["mixed_precision"])
+    noise = {
+        k: torch.from_numpy(np.asarray(v)).to(dev) if isinstance(v, np.ndarray) else v for k, v in spec["noise"].items()
+    }
+    precision = network_precision(
+        dev, dev.type != "cuda" if spec["mixed_precision"] is None else spec["mixed_precision"]
+    )
     with precision:
         writer = TileWriter(samples, {spec["output"]: out}, cfg.offset, cfg.scale)
         job = TileJob(model, writer, (spec["output"],), None, dev, spec["half"], None, 1)

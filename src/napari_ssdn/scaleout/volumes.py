@@ -72,8 +72,18 @@ def _source(path: Path, axes_option: str | None):
     return img.data, axes, img.voxel, img.unit, img.origin, img.start, {"mrc": str(path)}
 
 
-def plan_volume(model, path, target, output: str, options: dict, axes: str | None = None, model_name: str = "the model",
-                *, model_path, resume: bool = False):
+def plan_volume(
+    model,
+    path,
+    target,
+    output: str,
+    options: dict,
+    axes: str | None = None,
+    model_name: str = "the model",
+    *,
+    model_path,
+    resume: bool = False,
+):
     """A :class:`VolumeJob` for the volume ``path``, or None where one task does the file
     (2D models, a TIFF input, a volume that fits one block).
 
@@ -91,20 +101,27 @@ def plan_volume(model, path, target, output: str, options: dict, axes: str | Non
     zarr_io = is_zarr(path) or is_zarr(target)
     if model.config.ndim != 3 or model.config.subsample != 1 or model.config.channels != 1:
         if zarr_io:
-            raise SSDNError(f"{str(path)!r}: OME-Zarr files are denoised as volumes, with a one-channel 3D model; "
-                            f"{model_name} is not one: write a .tif or .mrc output, or use a 3D model")
+            raise SSDNError(
+                f"{str(path)!r}: OME-Zarr files are denoised as volumes, with a one-channel 3D model; "
+                f"{model_name} is not one: write a .tif or .mrc output, or use a 3D model"
+            )
         return None
     src = _source(path, axes)
     if src is None:
         if zarr_io:
-            raise SSDNError(f"{str(path)!r}: OME-Zarr outputs are written from MRC or OME-Zarr volumes; write a .tif output for a TIFF input")
+            raise SSDNError(
+                f"{str(path)!r}: OME-Zarr outputs are written from MRC or OME-Zarr volumes; "
+                "write a .tif output for a TIFF input"
+            )
         return None
     data, axes, voxel, unit, origin, start, in_spec = src
     if axes.upper() != "ZYX":
         if zarr_io:
             raise SSDNError(f"{str(path)!r} has axes {axes!r}; OME-Zarr volumes are denoised with axes ZYX")
         return None
-    job = _plan(model, path, target, output, options, data, (voxel, unit, origin, start), in_spec, zarr_io, model_path, resume)
+    job = _plan(
+        model, path, target, output, options, data, (voxel, unit, origin, start), in_spec, zarr_io, model_path, resume
+    )
     return job
 
 
@@ -127,7 +144,9 @@ def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io
     if len(starts) == 1 and not zarr_io:
         return None
     if not any(np.isfinite(np.asarray(data[i])).any() for i in range(shape[0])):  # stops at the first finite slice
-        raise SSDNError(f"{str(path)!r}: the image holds no finite values (all NaN or infinite): nothing to denoise; check the file")
+        raise SSDNError(
+            f"{str(path)!r}: the image holds no finite values (all NaN or infinite): nothing to denoise; check the file"
+        )
     picks = np.unique(np.linspace(0, shape[0] - 1, min(shape[0], 16)).round().astype(int))
     proxy = np.stack([np.asarray(data[int(i)]) for i in picks])  # the slices the scale check reads
     warnings = [f"{str(path)!r}: {m}" for m in [scale_mismatch(model, proxy, "ZYX")] if m]
@@ -135,26 +154,63 @@ def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io
     # A per-image model reads the whole volume for its noise level, as the serial path does.
     whole = np.asarray(data[...])[..., None] if model.estimator is not None else np.zeros((1,) * 4, np.float32)
     with precision:
-        noise = sample_noise_params(model.to(dev).eval(), whole, norm, dev, noise_override(model, options.get("noise_params")))
+        noise = sample_noise_params(
+            model.to(dev).eval(), whole, norm, dev, noise_override(model, options.get("noise_params"))
+        )
     noise = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else v for k, v in noise.items()}
     del whole
     job = VolumeJob(path, target, [], warnings, blocks=len(starts))
-    done = _kept_blocks(job, model_path, shape, inner, starts, {
-        "output": output, "tta": options.get("tta"), "tile": options.get("tile"), "half": half,
-        "noise_params": options.get("noise_params") or {}, "mixed_precision": mixed}, resume)
+    done = _kept_blocks(
+        job,
+        model_path,
+        shape,
+        inner,
+        starts,
+        {
+            "output": output,
+            "tta": options.get("tta"),
+            "tile": options.get("tile"),
+            "half": half,
+            "noise_params": options.get("noise_params") or {},
+            "mixed_precision": mixed,
+        },
+        resume,
+    )
     voxel, unit, origin, start = geometry
     label = f"napari-ssdn {output}"
     if is_zarr(target):
-        job.output = open_zarr_output(target, shape, inner, voxel, unit, label, partial=partial_path(target), reuse=bool(done))
+        job.output = open_zarr_output(
+            target, shape, inner, voxel, unit, label, partial=partial_path(target), reuse=bool(done)
+        )
         out_spec = {"zarr": str(job.output.__enter__() / "0")}
     else:
-        job.output = KeptOutput(target, shape, "ZYX", voxel, unit, origin, label=label, start=start,
-                                partial=partial_path(target), reuse=bool(done))
+        job.output = KeptOutput(
+            target,
+            shape,
+            "ZYX",
+            voxel,
+            unit,
+            origin,
+            label=label,
+            start=start,
+            partial=partial_path(target),
+            reuse=bool(done),
+        )
         mm = job.output.__enter__()
         out_spec = {"memmap": mm.filename, "offset": int(mm.offset), "dtype": mm.dtype.str, "shape": shape}
     margins = branch_margins(model.config.arch)
-    common = {"task": "block", "input": in_spec, "out": out_spec, "output": output, "k": 0, "inner": list(inner),
-              "noise": noise, "mixed_precision": mixed, "half": half, "margins": margins}
+    common = {
+        "task": "block",
+        "input": in_spec,
+        "out": out_spec,
+        "output": output,
+        "k": 0,
+        "inner": list(inner),
+        "noise": noise,
+        "mixed_precision": mixed,
+        "half": half,
+        "margins": margins,
+    }
     job.specs = [{**common, "start": tuple(s), "block": i} for i, s in enumerate(starts) if i not in done]
     return job
 
@@ -212,5 +268,7 @@ def open_block_output(spec: dict):
         return _ZarrSamples(zarr.open_array(spec["zarr"], mode="r+"))
     from ..core.data import to_samples
 
-    mm = np.memmap(spec["memmap"], dtype=np.dtype(spec["dtype"]), mode="r+", offset=spec["offset"], shape=tuple(spec["shape"]))
+    mm = np.memmap(
+        spec["memmap"], dtype=np.dtype(spec["dtype"]), mode="r+", offset=spec["offset"], shape=tuple(spec["shape"])
+    )
     return to_samples(mm, "ZYX", 3)

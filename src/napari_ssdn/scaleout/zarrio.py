@@ -19,9 +19,20 @@ from ..core.errors import SSDNError
 __all__ = ["is_zarr", "read_zarr", "open_zarr_output", "NGFF_UNITS"]
 
 #: Units as NGFF names them (UDUNITS-2), from how TIFF and MRC files name them.
-NGFF_UNITS = {"angstrom": "angstrom", "\u00c5": "angstrom", "a": "angstrom", "nm": "nanometer", "nanometer": "nanometer",
-              "um": "micrometer", "\u00b5m": "micrometer", "\u03bcm": "micrometer", "micron": "micrometer",
-              "micrometer": "micrometer", "mm": "millimeter", "millimeter": "millimeter"}
+NGFF_UNITS = {
+    "angstrom": "angstrom",
+    "\u00c5": "angstrom",
+    "a": "angstrom",
+    "nm": "nanometer",
+    "nanometer": "nanometer",
+    "um": "micrometer",
+    "\u00b5m": "micrometer",
+    "\u03bcm": "micrometer",
+    "micron": "micrometer",
+    "micrometer": "micrometer",
+    "mm": "millimeter",
+    "millimeter": "millimeter",
+}
 
 
 def is_zarr(path) -> bool:
@@ -44,18 +55,22 @@ def read_zarr(path):
         group = zarr.open_group(str(path), mode="r")
         attrs = dict(group.attrs)
     except Exception as exc:  # noqa: BLE001 - any failure means "not a readable OME-Zarr"
-        raise SSDNError(f"cannot read {str(path)!r} as OME-Zarr ({type(exc).__name__}: {exc}); check the path") from None
+        raise SSDNError(
+            f"cannot read {str(path)!r} as OME-Zarr ({type(exc).__name__}: {exc}); check the path"
+        ) from None
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if not multiscales:
-        raise SSDNError(f"{str(path)!r} has no OME-Zarr multiscales metadata; write it as OME-Zarr (NGFF) or convert it to MRC")
+        raise SSDNError(
+            f"{str(path)!r} has no OME-Zarr multiscales metadata; write it as OME-Zarr (NGFF) or convert it to MRC"
+        )
     meta = multiscales[0]
     level = meta["datasets"][0]
     array = group[level["path"]]
-    names = [(a["name"] if isinstance(a, dict) else a).upper() for a in meta.get("axes", "zyx"[-array.ndim:])]
+    names = [(a["name"] if isinstance(a, dict) else a).upper() for a in meta.get("axes", "zyx"[-array.ndim :])]
     axes = "".join({"Z": "Z", "Y": "Y", "X": "X", "C": "C", "T": "T"}.get(n, "S") for n in names)
     scale = next((t["scale"] for t in level.get("coordinateTransformations", []) if t.get("type") == "scale"), None)
     voxel, unit = {}, None
-    for i, (name, a) in enumerate(zip(names, meta.get("axes", []))):
+    for i, (name, a) in enumerate(zip(names, meta.get("axes", []), strict=False)):
         if name in "ZYX" and scale is not None:
             voxel[name] = float(scale[i])
         if name in "ZYX" and isinstance(a, dict) and a.get("unit"):
@@ -103,14 +118,21 @@ class open_zarr_output:
             group.create_array("0", shape=self.shape, chunks=self.chunks, dtype="float32", fill_value=np.nan)
         except OSError as exc:
             shutil.rmtree(self.tmp, ignore_errors=True)
-            raise SSDNError(f"cannot write {str(self.path)!r} ({exc.strerror or exc}); choose an output in a folder you can write to") from None
+            raise SSDNError(
+                f"cannot write {str(self.path)!r} ({exc.strerror or exc}); "
+                "choose an output in a folder you can write to"
+            ) from None
         unit = NGFF_UNITS.get((self.unit or "").lower())
         axes = [{"name": a, "type": "space", **({"unit": unit} if unit else {})} for a in "zyx"]
         scale = [float(self.voxel.get(a, 1.0)) for a in "ZYX"]
-        group.attrs["multiscales"] = [{
-            "version": "0.4", "name": self.path.name.removesuffix(".zarr").removesuffix(".ome"), "axes": axes,
-            "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-        }]
+        group.attrs["multiscales"] = [
+            {
+                "version": "0.4",
+                "name": self.path.name.removesuffix(".zarr").removesuffix(".ome"),
+                "axes": axes,
+                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+            }
+        ]
         group.attrs["napari-ssdn"] = {"label": self.label}
         return self.tmp
 
