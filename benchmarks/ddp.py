@@ -64,7 +64,7 @@ def _worker(rank: int, world: int, threads: int, port: int, args, queue) -> None
 
         trainer = Trainer(_data(args.size), "YX", _config(args, args.batch))
     else:
-        from napari_ssdn.core.distributed import DistributedTrainer, close, init_ranks
+        from napari_ssdn.core.training.distributed import DistributedTrainer, close, init_ranks
 
         os.environ.update(
             {

@@ -125,7 +125,7 @@ def main(argv=None):
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     from napari_ssdn.core import denoise
-    from napari_ssdn.core.estimate import estimate_noise
+    from napari_ssdn.core.noise.estimate import estimate_noise
 
     rows_wanted = set(args.rows.split(","))
     sets = load_sets(Path(args.data))

@@ -31,12 +31,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import load_clean  # noqa: E402
 
-from napari_ssdn.core.bayes import nll_loss, split_prior  # noqa: E402
 from napari_ssdn.core.data import CropSampler  # noqa: E402
 from napari_ssdn.core.device import network_precision, resolve_device  # noqa: E402
-from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
 from napari_ssdn.core.modelfile import read_model_file, save_model  # noqa: E402
-from napari_ssdn.core.progress import lr_factor as _lr_factor  # noqa: E402
+from napari_ssdn.core.nets.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
+from napari_ssdn.core.noise.bayes import nll_loss, split_prior  # noqa: E402
+from napari_ssdn.core.training.progress import lr_factor as _lr_factor  # noqa: E402
 
 
 def main(argv=None):

@@ -32,7 +32,7 @@ from common import record  # noqa: E402
 
 from napari_ssdn.core import denoise  # noqa: E402
 from napari_ssdn.core.device import bf16_cpu, network_precision, resolve_device  # noqa: E402
-from napari_ssdn.core.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
+from napari_ssdn.core.nets.model import WIDTHS, ModelConfig, SSDNModel  # noqa: E402
 
 
 def matmul_rate(dev, dtype, n=None, reps=None) -> float:

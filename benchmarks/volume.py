@@ -158,7 +158,7 @@ def cmd_cryoem(args):
 def _sigma(vol: np.ndarray, lag: int) -> float:
     """Classical Gaussian noise level of a volume's slices in data units, differencing
     pixels ``lag`` apart."""
-    from napari_ssdn.core.estimate import estimate_noise
+    from napari_ssdn.core.noise.estimate import estimate_noise
 
     return float(estimate_noise([vol[..., None].astype(np.float64)], "gaussian", lag=lag)["sigma"])
 

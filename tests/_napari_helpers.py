@@ -29,7 +29,7 @@ def train(qtbot, widget, resume=False):
 
 def fast_previews(monkeypatch, every=0.05):
     """Previews every ``every`` seconds instead of every 3 s."""
-    import napari_ssdn._napari._train_widget as tw
+    import napari_ssdn._napari.train._train_widget as tw
 
     real = tw.validate_train
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from napari_ssdn.core.bayes import marginal_variance, nll_loss, posterior, split_prior
+from napari_ssdn.core.noise.bayes import marginal_variance, nll_loss, posterior, split_prior
 
 rng = np.random.default_rng(0)
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from napari_ssdn.core import SSDNError
-from napari_ssdn.core.model import ModelConfig
-from napari_ssdn.core.network import ArchConfig, build_network
-from napari_ssdn.core.receptive import receptive_margins
+from napari_ssdn.core.nets.model import ModelConfig
+from napari_ssdn.core.nets.network import ArchConfig, build_network
+from napari_ssdn.core.nets.receptive import receptive_margins
 
 SIZE = 32
 POSITIONS = [(16, 16), (0, 0), (0, 31), (31, 0), (31, 31), (0, 15), (15, 0), (31, 17), (9, 31), (2, 3)]

@@ -90,7 +90,7 @@ def _feed(trainer, rank: int, world: int) -> None:
 
 def _two_rank_steps(rank: int, port: int, out: str) -> None:
     """One rank of the comparison: two steps with half the batch, rank 0 saves the weights."""
-    from napari_ssdn.core.distributed import DistributedTrainer, close, init_ranks
+    from napari_ssdn.core.training.distributed import DistributedTrainer, close, init_ranks
 
     os.environ.update(_rank_env(rank, 2, port))
     torch.set_num_threads(1)
@@ -285,7 +285,7 @@ def test_bad_distributed_settings_are_one_clear_error(tmp_path, capsys):
     of another size; a timeout must be positive."""
     from napari_ssdn.cli import main
     from napari_ssdn.core import SSDNError
-    from napari_ssdn.core.distributed import init_ranks
+    from napari_ssdn.core.training.distributed import init_ranks
 
     with pytest.MonkeyPatch.context() as mp:
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from napari_ssdn import cli
-from napari_ssdn._cli_text import in_cli_terms
-from napari_ssdn._napari._validation import TrainFields, validate_train
 from napari_ssdn._napari._words import in_widget_terms
+from napari_ssdn._napari.train._validation import TrainFields, validate_train
+from napari_ssdn.cli.text import in_cli_terms
 from napari_ssdn.core import TrainConfig
 from napari_ssdn.core.errors import Setting, SSDNError, setting
 

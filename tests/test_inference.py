@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from napari_ssdn.core import SSDNError, TrainConfig, Trainer, denoise, denoise_iter, load_model, save_model, train
-from napari_ssdn.core.receptive import receptive_margin
+from napari_ssdn.core.nets.receptive import receptive_margin
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
 
@@ -219,7 +219,7 @@ def test_compiled_network_denoises_like_the_plain_network(clean_and_noisy, tmp_p
     kw = dict(device="cpu", mixed_precision=False)
     plain = denoise(model, noisy, "YX", ("posterior-mean", "prior-mean"), **kw)
     fast = denoise(model, noisy, "YX", ("posterior-mean", "prior-mean"), compile_network=True, **kw)
-    from napari_ssdn.core.infer import compiled
+    from napari_ssdn.core.infer.denoise import compiled
 
     assert compiled(model).net.unet.compiled  # no fallback to the plain network happened
     assert not model.net.unet.compiled  # the caller's model is left as it was
@@ -246,7 +246,7 @@ def test_compile_failure_falls_back_to_the_plain_network(clean_and_noisy, monkey
     monkeypatch.setattr(torch, "compile", no_compiler)
     with pytest.warns(UserWarning, match="torch.compile failed.*no C\\+\\+ compiler"):
         out = denoise(model, noisy, "YX", device="cpu", tta=False, compile_network=True)
-    from napari_ssdn.core.infer import compiled
+    from napari_ssdn.core.infer.denoise import compiled
 
     assert not model.net.unet.compiled and not compiled(model).net.unet.compiled
     np.testing.assert_array_equal(out, plain)

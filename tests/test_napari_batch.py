@@ -13,9 +13,9 @@ pytest.importorskip("pytestqt")
 
 from _napari_helpers import TIMEOUT  # noqa: E402
 
-from napari_ssdn._napari._batch_jobs import BatchProgress, FileItem, ItemDone, batch_denoise_job  # noqa: E402
-from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
+from napari_ssdn._napari.denoise._batch_jobs import BatchProgress, FileItem, ItemDone, batch_denoise_job  # noqa: E402
+from napari_ssdn._napari.denoise._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn.io import read_image, write_image  # noqa: E402
 from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 

@@ -14,7 +14,7 @@ from _export_helpers import make_model_file, noisy_image  # noqa: E402
 from _napari_helpers import TIMEOUT  # noqa: E402
 
 from napari_ssdn._napari import _export_button  # noqa: E402
-from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
+from napari_ssdn._napari.denoise._denoise_widget import DenoiseWidget  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
 
@@ -56,7 +56,7 @@ def test_train_widget_exports_the_model_it_trained(viewer, qtbot, tmp_path, monk
     training data as the package's example."""
     from _napari_helpers import tiny, train
 
-    from napari_ssdn._napari._train_widget import TrainWidget
+    from napari_ssdn._napari.train._train_widget import TrainWidget
 
     viewer.add_image(noisy_image((64, 64)), name="noisy")
     w = TrainWidget(viewer)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_ssdn._napari._reader import get_reader
+from napari_ssdn._napari.io._reader import get_reader
 from napari_ssdn.core.errors import SSDNError
 
 PLUGIN = "napari-ssdn"

@@ -10,8 +10,8 @@ pytest.importorskip("pytestqt")
 
 from _napari_helpers import TIMEOUT, tiny, train  # noqa: E402
 
-from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
-from napari_ssdn.core.noisecurve import model_variance  # noqa: E402
+from napari_ssdn._napari.train._train_widget import TrainWidget  # noqa: E402
+from napari_ssdn.core.noise.curve import model_variance  # noqa: E402
 from napari_ssdn.samples import DEMO_SIGMA, noisy_cells  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
@@ -34,7 +34,7 @@ def test_measure_noise_then_train_draws_the_model_line_over_it(viewer, qtbot):
     """Measure noise shows the sample's noise variance (sigma^2 at every brightness, data
     units) and its correlation (near 0: white noise); after a run the model's Gaussian level
     is drawn over it as a flat line in the same units."""
-    from napari_ssdn._napari._noise_plot import MEASURED_COLOR, MODEL_COLOR
+    from napari_ssdn._napari.train._noise_plot import MEASURED_COLOR, MODEL_COLOR
 
     noisy, _ = noisy_cells(256)
     viewer.add_image(noisy * 255, name="cells")  # data units: 0-255

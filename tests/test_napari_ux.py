@@ -18,9 +18,9 @@ from _napari_helpers import (  # noqa: E402
     wait,
 )
 
-from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
-from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
+from napari_ssdn._napari.denoise._denoise_widget import DenoiseWidget  # noqa: E402
+from napari_ssdn._napari.train._train_widget import TrainWidget  # noqa: E402
 from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
@@ -111,7 +111,7 @@ def test_save_result_with_voxel_size(viewer, qtbot, tiny_model, tmp_path):
 def test_loss_plot_axes_and_caption(qtbot):
     """One labelled y-axis (the validation loss's scale, 'lower is better'), an x label and
     a caption; the validation loss is the main curve, the training loss faint behind it."""
-    from napari_ssdn._napari._loss_plot import TRAIN_COLOR, VAL_COLOR, LossPlot
+    from napari_ssdn._napari.train._loss_plot import TRAIN_COLOR, VAL_COLOR, LossPlot
 
     plot = LossPlot()
     qtbot.addWidget(plot)
@@ -272,7 +272,7 @@ def test_given_blind_region_reaches_the_model(viewer, qtbot):
 def test_a_sample_fills_the_noise_fields_with_its_known_level(viewer, qtbot):
     """The samples state their noise; the Train widget takes it (not learned), and a layer
     that states none puts the noise model back to auto."""
-    from napari_ssdn._napari.sample_data import sample_cells
+    from napari_ssdn._napari.io.sample_data import sample_cells
     from napari_ssdn.samples import DEMO_SIGMA
 
     data, kwargs, _ = sample_cells()[0]
@@ -281,7 +281,7 @@ def test_a_sample_fills_the_noise_fields_with_its_known_level(viewer, qtbot):
     sigma_edit, learn = w.param_rows["sigma"][2], w.param_rows["sigma"][3]
     assert w.noise_combo.currentText() == "gaussian"
     assert float(sigma_edit.text()) == pytest.approx(DEMO_SIGMA) and not learn.isChecked()
-    from napari_ssdn._napari._validation import validate_train
+    from napari_ssdn._napari.train._validation import validate_train
 
     request, errors = validate_train(w.fields())
     assert not errors and request.config["noise_params"] == {"sigma": pytest.approx(DEMO_SIGMA)}

@@ -11,10 +11,10 @@ pytest.importorskip("pytestqt")
 
 from _napari_helpers import TIMEOUT, tiny, train, wait  # noqa: E402
 
-from napari_ssdn._napari._denoise_widget import DenoiseWidget  # noqa: E402
 from napari_ssdn._napari._jobs import TrainRequest, train_job  # noqa: E402
 from napari_ssdn._napari._model_registry import SessionModel, session_models  # noqa: E402
-from napari_ssdn._napari._train_widget import TrainWidget  # noqa: E402
+from napari_ssdn._napari.denoise._denoise_widget import DenoiseWidget  # noqa: E402
+from napari_ssdn._napari.train._train_widget import TrainWidget  # noqa: E402
 from napari_ssdn.samples import noisy_cells, noisy_cells_stack  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("fresh_registry", "one_torch_thread")]
@@ -366,7 +366,7 @@ def test_loss_plot_gives_each_curve_its_own_scale(qtbot):
     height instead of one flat line (and the first validation point does not set the range)."""
     import numpy as np
 
-    from napari_ssdn._napari._loss_plot import TRAIN_COLOR, VAL_COLOR, LossPlot
+    from napari_ssdn._napari.train._loss_plot import TRAIN_COLOR, VAL_COLOR, LossPlot
 
     plot = LossPlot()
     qtbot.addWidget(plot)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import convolve
 
-from napari_ssdn.core.noisecurve import measure_noise, model_variance, noise_curve
+from napari_ssdn.core.noise.curve import measure_noise, model_variance, noise_curve
 
 
 def _ramp(shape=(512, 512)):

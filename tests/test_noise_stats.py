@@ -5,9 +5,9 @@ import pytest
 from scipy.ndimage import convolve
 
 from napari_ssdn.core import TrainConfig, Trainer, load_model
-from napari_ssdn.core.estimate import estimate_noise
-from napari_ssdn.core.noisemodel import choose_noise_model
-from napari_ssdn.core.noisestats import choose_blind_region, level_lag, noise_stats
+from napari_ssdn.core.noise.choice import choose_noise_model
+from napari_ssdn.core.noise.estimate import estimate_noise
+from napari_ssdn.core.noise.stats import choose_blind_region, level_lag, noise_stats
 
 KERNELS = {
     "white": np.ones((1, 1)),
@@ -199,7 +199,7 @@ def test_noise_level_per_image_where_the_images_levels_differ():
 
 
 def test_poisson_gaussian_channels_of_different_gains_get_a_level_each():
-    from napari_ssdn.core.estimate import PER_IMAGE_SPREAD, level_spread
+    from napari_ssdn.core.noise.estimate import PER_IMAGE_SPREAD, level_spread
     from napari_ssdn.samples import clean_cells
 
     rng = np.random.default_rng(1)

@@ -6,7 +6,7 @@ import torch
 from conftest import psnr
 
 from napari_ssdn.core import SSDNError, TrainConfig, Trainer, denoise, load_model, save_model, train
-from napari_ssdn.core.warmstart import generic_start
+from napari_ssdn.core.nets.warmstart import generic_start
 
 FAST = dict(width="tiny", patch=32, batch=4, device="cpu", val_every=20)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common.py and table.py live one level up
-import napari_ssdn.core.bayes as bayes  # noqa: E402
+import napari_ssdn.core.noise.bayes as bayes  # noqa: E402
 
 moment_matched = bayes.nll_loss
 

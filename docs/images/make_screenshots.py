@@ -14,8 +14,8 @@ import torch
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
-from napari_ssdn._napari._denoise_widget import DenoiseWidget
-from napari_ssdn._napari._train_widget import TrainWidget
+from napari_ssdn._napari.denoise._denoise_widget import DenoiseWidget
+from napari_ssdn._napari.train._train_widget import TrainWidget
 
 HERE = Path(__file__).resolve().parent
 logging.basicConfig(level=logging.INFO)

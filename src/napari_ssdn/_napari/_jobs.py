@@ -55,7 +55,7 @@ class TrainUpdate:
         Steps done before this run (resumed training).
     choices : dict or None
         What the run uses for the noise model and the blind region, and why
-        (:meth:`DataChoices.to_dict <napari_ssdn.core.auto.DataChoices.to_dict>`; first message only).
+        (:meth:`DataChoices.to_dict <napari_ssdn.core.training.auto.DataChoices.to_dict>`; first message only).
     warnings : tuple of SSDNWarning
         What the user should check about the settings, e.g. a given noise level larger
         than the data's range (first message only).
@@ -100,7 +100,7 @@ def train_job(
     crop : ndarray or PreviewSource, optional
         A ``(Y, X, C)`` crop of ``data`` whose posterior mean is sent every
         ``request.preview_every`` seconds and at the end; or a
-        :class:`~napari_ssdn._napari._preview.PreviewSource`, read before each preview,
+        :class:`~napari_ssdn._napari.train._preview.PreviewSource`, read before each preview,
         whose target the main thread moves to the plane the viewer shows.
     resume : SSDNModel, optional
         Continue training a copy of this model.

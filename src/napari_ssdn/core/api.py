@@ -1,13 +1,13 @@
-"""The one-call form of training: run a :class:`~napari_ssdn.core.training.Trainer` to the
+"""The one-call form of training: run a :class:`~napari_ssdn.core.training.trainer.Trainer` to the
 end of its budget."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from .model import SSDNModel
-from .settings import TrainConfig
-from .training import Trainer
+from .nets.model import SSDNModel
+from .training.settings import TrainConfig
+from .training.trainer import Trainer
 
 __all__ = ["train"]
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import ModelFileError
-from .model import ModelConfig, SSDNModel
+from .nets.model import ModelConfig, SSDNModel
 
 __all__ = ["save_model", "load_model", "FORMAT"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..core.errors import SSDNError
-from ..core.model import SSDNModel
+from ..core.nets.model import SSDNModel
 from .describe import CITATIONS, channel_names, description_text
 
 __all__ = ["build_description", "save_package"]

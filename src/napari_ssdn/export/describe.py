@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.model import SSDNModel
+from ..core.nets.model import SSDNModel
 
 __all__ = ["CITATIONS", "channel_names", "description_text", "readme", "write_cover"]
 

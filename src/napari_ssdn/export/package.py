@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..core.errors import SSDNError, library_failure
-from ..core.model import SSDNModel
-from ..core.receptive import receptive_margins
+from ..core.nets.model import SSDNModel
+from ..core.nets.receptive import receptive_margins
 from . import describe
 from .wrapper import Denoiser, onnx_compatible
 
@@ -151,7 +151,7 @@ def steps(model: SSDNModel) -> tuple[int, ...]:
 
 
 def halos(model: SSDNModel) -> tuple[int, ...]:
-    """Halo per spatial axis: the receptive field in input pixels (core.receptive)."""
+    """Halo per spatial axis: the receptive field in input pixels (core.nets.receptive)."""
     f = model.config.subsample
     return tuple(m * f for m in receptive_margins(model.config.arch))
 
@@ -194,7 +194,7 @@ def frozen_noise(model: SSDNModel, sample: np.ndarray) -> dict:
     """Noise parameters (normalised units, floats) frozen into the package; per-image
     models: those estimated for ``sample``."""
     from ..core.data import Normalization
-    from ..core.outputs import sample_noise_params
+    from ..core.infer.outputs import sample_noise_params
 
     if model.config.mode != "ssdn":
         return {}
@@ -206,7 +206,7 @@ def frozen_noise(model: SSDNModel, sample: np.ndarray) -> dict:
 
 def noise_data(model: SSDNModel, noise: dict) -> dict:
     """Frozen noise parameters in data units."""
-    from ..core.model import params_to_data
+    from ..core.nets.model import params_to_data
 
     return params_to_data(model.config.noise, noise, model.config.offset, model.config.scale) if noise else {}
 

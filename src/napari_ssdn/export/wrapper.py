@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.bayes import EPS, POISSON_FLOOR, posterior
-from ..core.model import SSDNModel
-from ..core.network import BRANCHES_3D, BlindSpotNet, BlindSpotNet3D, _head
-from ..core.unet import shift_down
+from ..core.nets.model import SSDNModel
+from ..core.nets.network import BRANCHES_3D, BlindSpotNet, BlindSpotNet3D, _head
+from ..core.nets.unet import shift_down
+from ..core.noise.bayes import EPS, POISSON_FLOOR, posterior
 
 __all__ = ["Denoiser", "onnx_compatible"]
 
@@ -50,7 +50,7 @@ def onnx_compatible(model: SSDNModel) -> bool:
 
 
 def _split_prior(out: torch.Tensor, c: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`~napari_ssdn.core.bayes.split_prior` for ``c > 1`` built by stacking, so
+    """:func:`~napari_ssdn.core.noise.bayes.split_prior` for ``c > 1`` built by stacking, so
     that a trace keeps the spatial sizes dynamic (its ``new_zeros`` would fix them)."""
     out = out.double().movedim(1, -1)
     tri = out[..., c:]
@@ -116,7 +116,7 @@ class Denoiser(nn.Module):
         t = t.reshape(m // (f * f), f, f, c, hs, ws).permute(0, 3, 4, 1, 5, 2)
         return t.reshape(m // (f * f), c, hs * f, ws * f)[:, :, : shape[2], : shape[3]]
 
-    # -- the network on the zero-padded canvas of core.tiles ----------------------------
+    # -- the network on the zero-padded canvas of core.infer.tiles ----------------------------
     def _canvas_pass(self, y: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
         if self.ndim == 2:
             side = _round_up(torch.maximum(inner[0], inner[1]), self.multiples[0])
@@ -149,7 +149,7 @@ class Denoiser(nn.Module):
             feats.append(h.transpose(2, axis))
         return _head(net.head, torch.cat(feats, dim=1))
 
-    # -- posterior mean (core.bayes.posterior; the scalar closed form for one channel) --
+    # -- posterior mean (core.noise.bayes.posterior; the scalar closed form for one channel) --
     def _estimate(self, y: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         c = self.channels
         if self.mode != "ssdn":

@@ -11,7 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .._cli_text import Progress, in_cli_terms
+from ..cli.text import Progress, in_cli_terms
 from ..core.errors import SSDNError, template_of
 from . import requested
 from .tasks import run_task

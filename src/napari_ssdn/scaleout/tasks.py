@@ -113,7 +113,7 @@ def _block_task(spec: dict) -> dict:
     import torch
 
     from ..core.device import network_precision
-    from ..core.tiles import TileJob, TileWriter, volume_block
+    from ..core.infer.tiles import TileJob, TileWriter, volume_block
     from .volumes import open_block_input, open_block_output
 
     model, dev = cached_model(spec["model"], spec["device"])

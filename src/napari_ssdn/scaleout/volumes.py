@@ -127,10 +127,10 @@ def plan_volume(
 
 def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io, model_path, resume):
     from ..core.device import network_precision, resolve_device
-    from ..core.infer import scale_mismatch
-    from ..core.outputs import noise_override, sample_noise_params
-    from ..core.receptive import branch_margins
-    from ..core.tiles import TileWriter, volume_plan
+    from ..core.infer.denoise import scale_mismatch
+    from ..core.infer.outputs import noise_override, sample_noise_params
+    from ..core.infer.tiles import TileWriter, volume_plan
+    from ..core.nets.receptive import branch_margins
 
     try:
         dev = resolve_device(options.get("device", "auto"))

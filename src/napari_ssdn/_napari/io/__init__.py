@@ -1,0 +1,1 @@
+"""napari's reader, writers and sample data (no torch at import)."""

@@ -1,0 +1,1 @@
+"""The Train widget and its parts (no torch at import)."""

@@ -1,0 +1,98 @@
+"""One training run, kept apart from the widget that started it.
+
+The run owns its stop flag, its worker and its result. Closing the Train widget (or
+napari removing its dock) calls :meth:`TrainRun.shutdown`: stop at the next step, wait
+for the worker to end, and register the model where the Denoise widget finds it, as a
+finished run's model is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .._common import channels_of
+from .._jobs import TrainResult, train_job
+from .._model_registry import ModelRegistry, SessionModel
+
+__all__ = ["TrainRun", "SHUTDOWN_WAIT", "resume_problem"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds closing the widget waits for the current step to end. A run still busy after
+#: that keeps its model when it ends.
+SHUTDOWN_WAIT = 30.0
+
+
+class TrainRun:
+    """Train on a layer's data in a worker thread (see :func:`~napari_ssdn._napari._jobs.train_job`).
+
+    Parameters
+    ----------
+    source_name : str
+        Name of the layer trained on; the model is registered as ``"<source_name> (trained)"``.
+    registry : ModelRegistry
+        Where the model goes.
+    """
+
+    def __init__(self, source_name: str, registry: ModelRegistry):
+        self.source_name = source_name
+        self.registry = registry
+        self.stop = threading.Event()
+        self.ended = threading.Event()
+        self.result: TrainResult | None = None
+        self.entry: SessionModel | None = None
+        self.worker = None
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.source_name} (trained)"
+
+    def make_worker(self, data, request, crop=None, resume=None, resume_info=None):
+        """A superqt worker (not started) running the job."""
+        from superqt.utils import create_worker
+
+        self.worker = create_worker(
+            self._job, data, request, crop, resume, resume_info, _start_thread=False, _ignore_errors=True
+        )
+        return self.worker
+
+    def _job(self, data, request, crop, resume, resume_info):
+        try:
+            self.result = yield from train_job(data, request, self.stop, crop, resume, resume_info)
+            return self.result
+        finally:
+            self.ended.set()
+
+    def keep(self) -> SessionModel | None:
+        """Register the run's model (once); None while it has none."""
+        if self.entry is None and self.result is not None:
+            r = self.result
+            self.entry = self.registry.add(SessionModel(self.model_name, r.model, r.info, "trained"))
+        return self.entry
+
+    def shutdown(self, wait: float = SHUTDOWN_WAIT) -> bool:
+        """Stop after the current step, wait up to ``wait`` seconds for the worker to end and
+        keep the model. Returns whether it ended in time (if not, the model is kept when it does)."""
+        self.stop.set()
+        if self.worker is None:
+            return True
+        if self.ended.wait(wait):
+            self.keep()
+            return True
+        log.warning(
+            "napari-ssdn: training still busy %.0f s after the widget closed; its model is kept when it ends", wait
+        )
+        self.worker.returned.connect(lambda *_: self.keep())
+        return False
+
+
+def resume_problem(entry: SessionModel, layer_name: str, shape: tuple, axes: str) -> str | None:
+    """Why ``entry`` cannot resume on a layer of ``shape`` and ``axes`` (None when it can)."""
+    have = channels_of(shape, axes)
+    if entry.model.config.accepts_channels(have):
+        return None
+    return (
+        f"the model {entry.name!r} has {entry.channels} channel(s) but layer {layer_name!r} has {have} "
+        f"(axes {axes!r}); resume on data of the same kind or press Start to train a new model"
+    )

@@ -1,0 +1,1 @@
+"""Networks: the blind-spot U-Nets, their receptive fields, the model and its shipped starts."""

@@ -1,0 +1,1 @@
+"""Noise: the likelihoods and posterior, and the noise measured and chosen from the data."""
