@@ -8,7 +8,7 @@ from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QComboBox, QWidget
 
 from ._layers import layer_axes
-from ._words import in_widget_terms
+from ._words import failure_text, in_widget_terms  # noqa: F401 - in_widget_terms: imported from here
 
 __all__ = ["ImageLayerCombo", "mark_field", "layer_snapshot", "geometry_of", "channels_of"]
 
@@ -134,11 +134,13 @@ class DockedWidget(QWidget):
 def show_failure(status_label, what: str, exc: Exception) -> None:
     """Report a worker failure: a napari notification and the widget's status line in red.
 
-    The jobs turn every failure into an SSDNError whose message already says what to do.
+    The jobs turn the failures they expect into an SSDNError whose message says what to do;
+    any other exception (a library's, possibly many lines) is shown as one line, its type
+    and the first line of its message (see :func:`~._words.failure_text`).
     """
     from napari.utils.notifications import show_error
 
-    message = in_widget_terms(exc)
+    message = failure_text(exc)
     show_error(f"napari-ssdn: {what} failed: {message}")
     status_label.setText(f"\u26a0 {what.capitalize()} failed: {message}")
     status_label.setStyleSheet("color: #e05050;")

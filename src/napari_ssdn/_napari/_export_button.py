@@ -11,7 +11,7 @@ __all__ = ["ExportButton"]
 
 
 def _export_job(model, info, path, sample, axes, name):
-    from ..core.errors import SSDNError
+    from ..core.errors import SSDNError, one_line
     from ..export import export_model
 
     try:
@@ -19,7 +19,7 @@ def _export_job(model, info, path, sample, axes, name):
     except SSDNError:
         raise
     except Exception as exc:  # noqa: BLE001 - one readable line in the widget, nothing written
-        raise SSDNError(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        raise SSDNError(one_line(exc, 300)) from None
 
 
 class ExportButton(QPushButton):

@@ -3,9 +3,9 @@ field that holds it (no Qt here, so that field validation stays testable without
 
 from __future__ import annotations
 
-from ..core.errors import Setting, template_of, worded
+from ..core.errors import Setting, SSDNError, one_line, template_of, worded
 
-__all__ = ["widget_words", "in_widget_terms"]
+__all__ = ["widget_words", "in_widget_terms", "failure_text"]
 
 # The widgets' field for each core setting (the Python argument name).
 _FIELDS = {
@@ -39,3 +39,11 @@ def widget_words(s: Setting) -> str:
 def in_widget_terms(message) -> str:
     """A core error, warning or message with its settings named as the widgets' fields."""
     return worded(template_of(message) if isinstance(message, BaseException) else str(message), widget_words)
+
+
+def failure_text(exc: BaseException) -> str:
+    """A failure in one line: an SSDNError in the widgets' terms, anything else (a library's
+    error, often several lines long) as its type and the first line of its message."""
+    if isinstance(exc, SSDNError):
+        return " ".join(in_widget_terms(exc).split()) or type(exc).__name__
+    return one_line(exc)

@@ -27,6 +27,7 @@ __all__ = [
     "worded",
     "template_of",
     "library_failure",
+    "one_line",
 ]
 
 # Control characters that never occur in a user's text delimit a setting inside a message.
@@ -131,13 +132,17 @@ def library_failure(exc: BaseException, libraries: tuple[str, ...], doing: str, 
         except PackageNotFoundError:
             return f"{name} (not installed)"
 
-    detail = _first_line(exc)
+    detail = one_line(exc)
     return SSDNError(f"{', '.join(map(installed, libraries))} failed {doing} ({detail}); {remedy}")
 
 
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    """The innermost useful line of ``exc``: pydantic's first error message rather than its
-    "1 validation error for ..." header, whitespace collapsed, at most ``limit`` characters."""
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """``exc`` as one line, ``Type: message``, for a failure from outside the package.
+
+    The message is pydantic's first error rather than its "1 validation error for ..."
+    header, else the first non-empty line of ``str(exc)``, whitespace collapsed and cut to
+    ``limit`` characters: a traceback or a multi-line dump never reaches the user as is.
+    """
     errors = getattr(exc, "errors", None)
     text = ""
     if callable(errors):
@@ -145,6 +150,7 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
             text = str(errors()[0].get("msg", ""))
         except Exception:  # noqa: BLE001 - any other object with an errors() method
             text = ""
-    text = " ".join((text or str(exc) or type(exc).__name__).split())
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    lines = [line for line in (text or str(exc)).splitlines() if line.strip()]
+    text = " ".join(lines[0].split()) if lines else type(exc).__name__
+    text = text if len(text) <= limit else text[: limit - 1] + "\u2026"
     return f"{type(exc).__name__}: {text}"

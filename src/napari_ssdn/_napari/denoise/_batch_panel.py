@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 
 from .._common import advance_progress, geometry_of, in_widget_terms, layer_snapshot, set_or_add_image
 from .._options import OUTPUT_SUFFIX
+from .._words import failure_text
 from ._batch_jobs import PER_ITEM, BatchProgress, BatchSummary, FileItem, ItemDone, LayerItem, batch_denoise_job
 
 __all__ = ["BatchPanel", "summary_text"]
@@ -248,7 +249,7 @@ class BatchPanel(QWidget):
         )
         worker.yielded.connect(self._on_yield)
         worker.returned.connect(self._on_result)
-        worker.errored.connect(lambda exc: self._say(f"\u26a0 Denoising failed: {in_widget_terms(exc)}", error=True))
+        worker.errored.connect(lambda exc: self._say(f"\u26a0 Denoising failed: {failure_text(exc)}", error=True))
         worker.finished.connect(self._on_finished)
         stop = self._stop
         self.destroyed.connect(lambda *_: stop.set())  # closing the dock cancels the run

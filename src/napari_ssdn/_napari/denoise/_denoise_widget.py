@@ -317,15 +317,17 @@ class DenoiseWidget(DockedWidget):
 
     def _on_error(self, exc: Exception) -> None:
         show_failure(self.status, "denoising", exc)
+        self._done = self.status.text()  # kept when the run's end re-checks the fields
 
     def _on_finished(self) -> None:
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
         self.worker = None
-        if self._validate() and self._done:
-            self.status.setText(self._done)
-        self._done = ""
+        message, self._done = self._done, ""
+        if self._validate() and message:
+            self.status.setText(message)
+            self.status.setStyleSheet("color: #e05050;" if message.startswith("\u26a0") else "")
 
     def shutdown(self) -> None:
         """Cancel the running denoising (after its current tile) and any batch run; nothing

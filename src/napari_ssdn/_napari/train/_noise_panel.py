@@ -135,9 +135,9 @@ class NoisePanel(QWidget):
         self._say(text)
 
     def _on_error(self, exc: Exception) -> None:
-        from .._common import in_widget_terms
+        from .._words import failure_text
 
-        self._say(f"\u26a0 Could not measure the noise: {in_widget_terms(exc) or type(exc).__name__}", error=True)
+        self._say(f"\u26a0 Could not measure the noise: {failure_text(exc)}", error=True)
 
     def _on_finished(self) -> None:
         self.worker = None
