@@ -20,6 +20,8 @@ WIDTHS = {"paper": (48, 96, 5), "light": (32, 64, 4), "tiny": (16, 32, 3)}
 #: ssdn: blind-spot + Bayesian posterior; mu-only: blind-spot trained with L2 to the noisy
 #: input (the "no Bayes" / Noise2Void-like baseline); supervised: plain U-Net, L2 to clean.
 MODES = ("ssdn", "mu-only", "supervised")
+#: How a run learns from two observations of one field (core/training/pairing.py).
+PAIR_METHODS = ("auto", "noise2noise", "mean")
 #: What inference can return.
 OUTPUTS = ("posterior-mean", "prior-mean", "posterior-std", "residual")
 

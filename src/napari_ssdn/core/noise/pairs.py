@@ -59,9 +59,13 @@ class PairNoise:
     halves_correlation: float = 1.0
 
     def curve_error(self) -> float:
-        """Largest relative gap between the line and the measured bins (0.05: within 5 %)."""
+        """Largest relative gap between the model (the line, or one level where the variance
+        does not grow with the signal) and the measured bins (0.05: within 5 %)."""
         v = np.asarray(self.variance)
-        line = self.a * np.asarray(self.level) + self.b
+        if self.signal_dependent():
+            line = self.a * np.asarray(self.level) + self.b
+        else:
+            line = np.average(v, weights=self.count)
         return float(np.max(np.abs(line - v) / np.maximum(v, 1e-30)))
 
     def signal_dependent(self) -> bool:
@@ -97,11 +101,16 @@ class PairNoise:
         return tuple(ks[ax] for ax in "ZYX" if ax in ks)
 
     def describe(self) -> str:
-        """One line: the measured line, its fit and the correlation."""
+        """One line: the measured variance (a line against the signal, or one level), how
+        closely it fits every brightness bin, and the correlation at lag 1."""
         rho = ", ".join(f"{ax} {r[0]:.2f}" for ax, r in self.correlation.items())
+        if self.signal_dependent():
+            law = f"variance = {self.a:.4g} x signal + {self.b:.4g}"
+        else:
+            law = f"std {np.sqrt(np.average(self.variance, weights=self.count)):.4g} at every brightness"
         return (
-            f"measured from the halves: variance = {self.a:.4g} x signal + {self.b:.4g} "
-            f"(within {100 * self.curve_error():.0f} % of every bin), correlation at lag 1: {rho or 'not measured'}"
+            f"measured from the halves: {law} (within {100 * self.curve_error():.0f} % of every bin), "
+            f"correlation at lag 1: {rho or 'not measured'}"
         )
 
     def to_dict(self) -> dict:
@@ -225,14 +234,14 @@ def _autocorrelation(d: np.ndarray, ndim: int, lags: int = 4) -> dict:
     return out
 
 
-def pair_noise(y1: np.ndarray, y2: np.ndarray, ndim: int = 2, bins: int = CURVE_BINS, check: bool = True) -> PairNoise:
+def pair_noise(y1, y2, ndim: int = 2, bins: int = CURVE_BINS, check: bool = True) -> PairNoise:
     """The noise of one half, measured from two observations of one field.
 
     Parameters
     ----------
-    y1, y2 : ndarray
-        The two halves, same shape: ``(*spatial)`` or ``(S, *spatial)`` (one channel), data
-        units; NaN is missing.
+    y1, y2 : ndarray or list of ndarray
+        The two halves, same shapes: ``(*spatial)`` or ``(S, *spatial)`` arrays (one
+        channel), data units, NaN missing; lists pair images of different sizes.
     ndim : int
         Spatial dimensions: 2 (images) or 3 (volumes).
     bins : int
@@ -244,37 +253,71 @@ def pair_noise(y1: np.ndarray, y2: np.ndarray, ndim: int = 2, bins: int = CURVE_
     -------
     PairNoise
     """
-    r = check_pair(y1, y2, ndim) if check else 1.0
-    a, b = _spatial(y1, ndim), _spatial(y2, ndim)
-    d = (a - b) / np.sqrt(2.0)
-    level = _smoothed((a + b) / 2)
-    ok = np.isfinite(d) & np.isfinite(level)
-    lv, dv = level[ok], d[ok]
-    edges = np.unique(np.quantile(lv, np.linspace(0, 1, bins + 1)))
-    idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, len(edges) - 2)
-    levels, variances, counts = [], [], []
-    for i in range(len(edges) - 1):
+    firsts, seconds = (list(y) if isinstance(y, (list, tuple)) else [y] for y in (y1, y2))
+    r = min(check_pair(a, b, ndim) for a, b in zip(firsts, seconds, strict=True)) if check else 1.0
+    levels, diffs, rhos, weights = [], [], [], []
+    for a, b in zip(firsts, seconds, strict=True):
+        a, b = _spatial(a, ndim), _spatial(b, ndim)
+        d = (a - b) / np.sqrt(2.0)
+        level = _smoothed((a + b) / 2)
+        ok = np.isfinite(d) & np.isfinite(level)
+        levels.append(level[ok])
+        diffs.append(d[ok])
+        rhos.append(_autocorrelation(np.where(ok, d - np.nanmean(d), np.nan), ndim))
+        weights.append(float(ok.sum()))
+    x, v, w = _binned(np.concatenate(levels), np.concatenate(diffs), bins)
+    slope, icpt = _line(x, v, w)
+    return PairNoise(
+        level=[float(t) for t in x],
+        variance=[float(t) for t in v],
+        count=[int(t) for t in w],
+        a=slope,
+        b=icpt,
+        correlation=_pooled(rhos, weights),
+        halves_correlation=r,
+    )
+
+
+def _pooled(rhos: list[dict], weights: list[float]) -> dict:
+    """Per-image correlations per axis, averaged with the images' pixel counts as weights."""
+    out = {}
+    for ax in sorted({k for c in rhos for k in c}, key="ZYX".index):
+        have = [(c[ax], w) for c, w in zip(rhos, weights, strict=True) if ax in c]
+        out[ax] = [float(t) for t in np.average([r for r, _ in have], axis=0, weights=[w for _, w in have])]
+    return out
+
+
+def _binned(level: np.ndarray, d: np.ndarray, bins: int):
+    """Mean level, mean squared difference and count per quantile bin of ``level`` (bins
+    of fewer than 16 pixels are left out)."""
+    edges = np.unique(np.quantile(level, np.linspace(0, 1, bins + 1)))
+    idx = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, max(len(edges) - 2, 0))
+    xs, vs, ws = [], [], []
+    for i in range(max(len(edges) - 1, 1)):
         sel = idx == i
         if sel.sum() < 16:
             continue
-        levels.append(float(lv[sel].mean()))
-        variances.append(float(np.mean(np.square(dv[sel]))))
-        counts.append(int(sel.sum()))
-    x, v, w = np.array(levels), np.array(variances), np.array(counts, float)
-    if x.size >= 2 and np.ptp(x) > 0:
-        design = np.stack([x, np.ones_like(x)], 1) * np.sqrt(w)[:, None]
-        slope, icpt = np.linalg.lstsq(design, v * np.sqrt(w), rcond=None)[0]
-    else:
-        slope, icpt = 0.0, float(np.average(v, weights=w)) if v.size else 0.0
-    return PairNoise(
-        level=levels,
-        variance=variances,
-        count=counts,
-        a=float(slope),
-        b=float(icpt),
-        correlation=_autocorrelation(np.where(np.isfinite(d), d - np.nanmean(d), np.nan), ndim),
-        halves_correlation=r,
-    )
+        xs.append(level[sel].mean())
+        vs.append(np.mean(np.square(d[sel])))
+        ws.append(sel.sum())
+    return np.array(xs, float), np.array(vs, float), np.array(ws, float)
+
+
+def _line(x: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted least-squares line through the bins, its value at zero signal kept positive
+    (at least 1 % of the smallest bin): a camera pedestal would otherwise extrapolate to a
+    negative variance below the measured range."""
+    if v.size == 0:
+        return 0.0, 0.0
+    floor = 0.01 * float(v.min())
+    if x.size < 2 or np.ptp(x) <= 0:
+        return 0.0, max(float(np.average(v, weights=w)), floor)
+    design = np.stack([x, np.ones_like(x)], 1) * np.sqrt(w)[:, None]
+    slope, icpt = np.linalg.lstsq(design, v * np.sqrt(w), rcond=None)[0]
+    if icpt < floor:  # the best line with its intercept held at the floor
+        icpt = floor
+        slope = float(np.sum(w * x * (v - floor)) / max(np.sum(w * x * x), 1e-300))
+    return float(slope), float(icpt)
 
 
 def half_mean(y1: np.ndarray, y2: np.ndarray) -> np.ndarray:

@@ -82,6 +82,8 @@ def run_record(trainer, checkpoint: bool = False) -> dict:
         "seed": t.config.seed,
         "plan": t.plan.to_dict(),
         "auto": t.choices.to_dict() if t.choices is not None else None,
+        # Trained on pairs: how, and the noise measured from them.
+        "pair": t.pair.to_dict() if getattr(t, "pair", None) is not None else None,
         # Flat copies of the plan, as earlier model files had them.
         "device": t.plan.device,
         "patch": list(t.plan.patch),

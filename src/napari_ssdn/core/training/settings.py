@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ..constants import MODES, NOISE_MODELS, NOISE_PARAMS, WIDTHS, check_blind_region, check_noise_params
+from ..constants import MODES, NOISE_MODELS, NOISE_PARAMS, PAIR_METHODS, WIDTHS, check_blind_region, check_noise_params
 from ..errors import SSDNError, setting
 from ..nets.warmstart import (
     BLIND_MODES,
@@ -151,6 +151,11 @@ class TrainConfig:
         shift k for every axis, or one per spatial axis (y, x; volumes z, y, x) as a
         tuple or a string like ``"1,3"``. The network never sees the offsets with
         ``|d| < k`` on every axis.
+    pair_method : str
+        With a second observation of each image (``Trainer(..., pair=...)``): ``auto``
+        (default: ``noise2noise``), ``noise2noise`` (a non-blind network from each half to
+        the other) or ``mean`` (the blind-spot network on the halves' mean, its noise measured
+        from them); see :mod:`~napari_ssdn.core.training.pairing`.
     tuning : Tuning
         Constants of the optimisation that are not user settings (ablations change them).
     """
@@ -179,6 +184,7 @@ class TrainConfig:
     anisotropy: float = 1.0
     subsample: int | None = None
     blind: object = "auto"
+    pair_method: str = "auto"
     tuning: Tuning = field(default_factory=lambda: Tuning())
 
     def validate(self) -> TrainConfig:
@@ -191,6 +197,8 @@ class TrainConfig:
             raise SSDNError(f"{setting('mode', self.mode)} is not one of {', '.join(MODES)}")
         check_noise_params(self.noise_model_given or "gaussian", self.noise_params)
         self.blind_region_given(ndim=self.ndim)
+        if self.pair_method not in PAIR_METHODS:
+            raise SSDNError(f"{setting('pair_method', self.pair_method)} is not one of {', '.join(PAIR_METHODS)}")
         if self.per_image not in (True, False, "auto"):
             raise SSDNError(f"{setting('per_image', self.per_image)} must be True, False or 'auto'")
         for name in ("iterations", "patch", "batch", "val_every", "val_size"):

@@ -21,6 +21,7 @@ from ..noise.stats import implausible_noise
 from .auto import channels_as_images, choose_layout
 from .building import model_config, new_model, new_optimizer
 from .inputs import check_resumable, check_sizes, prepare_images
+from .pairing import pair_setup, resumed_pair_method
 from .progress import TrainProgress, lr_factor, run_record
 from .settings import TrainConfig, TrainPlan, Tuning
 from .validation import ValidationSet, square_plane
@@ -46,6 +47,10 @@ class Trainer:
     config : TrainConfig
     targets : list of ndarray, optional
         Clean images matching ``images`` (``mode="supervised"`` only).
+    pair : ndarray or list of ndarray, optional
+        A second observation of each image (the other half of even/odd halves, another
+        frame), same shapes and axes: the noise is measured from the two, and the network
+        learns from both (``config.pair_method``; :mod:`~.pairing`).
     resume : SSDNModel, optional
         Continue training this model (its normalisation and noise model are kept).
     resume_info : dict, optional
@@ -71,11 +76,22 @@ class Trainer:
         resume=None,
         resume_info=None,
         nll=None,
+        pair=None,
     ):
         config = (config or TrainConfig()).validate()
         self.tuning: Tuning = config.tuning
         self.nll = nll or nll_loss
         raw = prepare_images(images, axes, config.ndim)
+        #: The pair's noise measurement and method (None without a second observation).
+        self.pair = None
+        if pair is not None:
+            other = prepare_images(pair, axes, config.ndim)
+            # A resumed model keeps the way it learns from pairs.
+            method = config.pair_method if resume is None else resumed_pair_method(resume)
+            self.pair = pair_setup(raw, other, config.ndim, method)
+            raw, targets = self.pair.inputs(raw, other)
+            if resume is None:
+                config = self.pair.config(config)
         self.device = resolve_device(config.device)
         self._stop = threading.Event()
         self.resumed = resume is not None
@@ -89,6 +105,8 @@ class Trainer:
         self.choices = None
         if resume is None:
             raw, self.choices = choose_layout(config, raw, self.subsample)
+            if self.pair is not None:
+                self.choices = replace(self.choices, noise_why=self.pair.noise_why(), blind_why=self.pair.blind_why())
             config = replace(config, noise=self.choices.noise, blind=self.choices.blind_region)
         else:
             config = replace(config, noise=resume.config.noise, blind=resume.config.region)
@@ -172,7 +190,7 @@ class Trainer:
                 raise SSDNError(f"{setting('mode', 'supervised')} needs clean targets matching the images")
             self.targets = [
                 norm(split_phases(t, self.subsample, crop=True))
-                for t in prepare_images(targets, axes, self.config.ndim)
+                for t in (targets if self.pair is not None else prepare_images(targets, axes, self.config.ndim))
             ]
         if self.measured is None:
             return self.samples
