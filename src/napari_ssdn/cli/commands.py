@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.errors import SSDNError, setting
 from .info import cmd_info
+from .pairs import add_pair_options
 from .paths import check_not_input, denoise_targets
 from .text import Progress, choice_lines, fmt_time, in_cli_terms, params_str, warn_in_cli_terms
 
@@ -32,10 +33,11 @@ def cmd_train(args) -> int:
     import numpy as np
 
     from ..io import read_image
+    from .pairs import training_inputs
 
-    inputs = [Path(p) for p in args.inputs]
+    inputs, seconds = training_inputs(args)
     out = Path(args.output)
-    check_not_input(out, inputs + ([Path(args.resume)] if args.resume else []), "model output -o")
+    check_not_input(out, inputs + seconds + ([Path(args.resume)] if args.resume else []), "model output -o")
     if out.suffix.lower() in (".tif", ".tiff", ".mrc", ".png"):
         raise SSDNError(f"model output -o {str(out)!r} looks like an image; name the model file e.g. model.ssdn")
     if out.is_dir():
@@ -52,7 +54,9 @@ def cmd_train(args) -> int:
             raise SSDNError(
                 f"{str(p)!r} holds no finite values (all NaN or infinite): nothing to train on; check the file"
             )
-    axes = args.axes
+    from .pairs import second_observations
+
+    other, axes = second_observations(args, imgs, seconds)
     if args.three_d:  # say which file lacks Z and where its axes came from
         from ..batch import volume_axes
 
@@ -92,6 +96,7 @@ def cmd_train(args) -> int:
         seed=args.seed,
         device=args.device if ranks is None else ranks.device,
         init=args.init,
+        pair_method=args.pair_method,
     )
     resume = info = None
     if args.resume:
@@ -104,7 +109,7 @@ def cmd_train(args) -> int:
     if ranks is not None:
         Trainer = ddp.trainer_class(ranks)
     trainer = Trainer(
-        [im.data for im in imgs], axes or [im.axes for im in imgs], config, resume=resume, resume_info=info
+        [im.data for im in imgs], axes or [im.axes for im in imgs], config, resume=resume, resume_info=info, pair=other
     )
     args.quiet_errors = False  # from here on, an error is this rank's own
     m = trainer.model
@@ -125,6 +130,8 @@ def cmd_train(args) -> int:
     )
     for line in choice_lines(trainer.train_state().get("auto")):
         log.info("%s", line)
+    if trainer.pair is not None:
+        log.info("learning from the pair: %s (%s)", trainer.pair.method, trainer.pair.why)
     log.info("plan: %s", trainer.plan.describe())
     if ranks is not None:
         log.info(
@@ -180,6 +187,12 @@ def cmd_train(args) -> int:
 
 # --- denoise --------------------------------------------------------------------------------
 def cmd_denoise(args) -> int:
+    if args.pair:
+        from .pairs import denoise_pairs
+
+        return denoise_pairs(args, lambda line: print(line, file=sys.stderr))
+    if not args.inputs:
+        raise SSDNError("no input: give noisy image files, or --pair FIRST SECOND")
     inputs = [Path(p) for p in args.inputs]
     targets = denoise_targets(inputs, args.output, args.model)
     from ..core import load_model
@@ -314,7 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
 
     t = sub.add_parser("train", help="train a model on noisy images")
-    t.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (one data set)")
+    t.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (one data set; or --pair)"
+    )
+    add_pair_options(t)
     t.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write, e.g. model.ssdn")
     t.add_argument(
         "--noise",
@@ -407,7 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("denoise", help="denoise images with a trained model")
-    d.add_argument("inputs", nargs="+", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files")
+    d.add_argument("inputs", nargs="*", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (or --pair)")
+    d.add_argument(
+        "--pair",
+        nargs=2,
+        metavar=("FIRST", "SECOND"),
+        help="two observations of the same field (even/odd halves: two files, or two folders matched by name): "
+        "writes the denoised field and prints the quality read from the halves",
+    )
     d.add_argument(
         "-m",
         "--model",

@@ -48,10 +48,16 @@ def cmd_info(args) -> int:
     sub = f", on {cfg.subsample} x {cfg.subsample} interleaved sub-images" if cfg.subsample > 1 else ""
     print(f"network     {model.describe()}, {a['parameters']:,} parameters{sub}")
     learned = ", ".join(cfg.learned) or "none"
-    print(
-        f"noise       {cfg.noise}: {params_str(info['noise']['params'])} (learned: "
-        f"{learned}{', per image' if cfg.per_image else ''})"
-    )
+    pair = tr.get("pair")
+    if pair:
+        print(f"pair        trained on two observations of each image: {pair['method']} ({pair['why']})")
+    if cfg.mode == "ssdn":
+        print(
+            f"noise       {cfg.noise}: {params_str(info['noise']['params'])} (learned: "
+            f"{learned}{', per image' if cfg.per_image else ''})"
+        )
+    else:
+        print(f"noise       none in the model ({cfg.mode} network: no posterior)")
     ranks = f" x {tr['ranks']} ranks" if tr.get("ranks", 1) > 1 else ""
     print(
         f"training    {tr.get('steps', 0)} steps, {fmt_time(tr.get('elapsed', 0.0))} on {tr.get('device', '?')}{ranks}"

@@ -153,7 +153,8 @@ class TrainConfig:
         ``|d| < k`` on every axis.
     pair_method : str
         With a second observation of each image (``Trainer(..., pair=...)``): ``auto``
-        (default: ``noise2noise``), ``noise2noise`` (a non-blind network from each half to
+        (default: ``noise2noise`` where the measured noise is correlated between
+        neighbours, else ``mean``), ``noise2noise`` (a non-blind network from each half to
         the other) or ``mean`` (the blind-spot network on the halves' mean, its noise measured
         from them); see :mod:`~napari_ssdn.core.training.pairing`.
     tuning : Tuning
