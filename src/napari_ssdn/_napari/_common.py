@@ -9,6 +9,7 @@ from qtpy.QtWidgets import QComboBox, QWidget
 
 from ._layers import layer_axes
 from ._words import failure_text, in_widget_terms  # noqa: F401 - in_widget_terms: imported from here
+from ._workers import WorkerGroup
 
 __all__ = ["ImageLayerCombo", "mark_field", "layer_snapshot", "geometry_of", "channels_of"]
 
@@ -113,13 +114,22 @@ def set_or_add_image(viewer, name: str, data: np.ndarray, **kwargs):
 
 class DockedWidget(QWidget):
     """A widget that calls its ``shutdown()`` when closed or when napari removes its dock
-    (napari takes the widget out of the dock, parent None, without closing it)."""
+    (napari takes the widget out of the dock, parent None, without closing it), then stops
+    the background workers of its parts (each part's :class:`~._workers.WorkerGroup`,
+    which also stops them when napari deletes the widget with its window)."""
 
     def shutdown(self) -> None:
         """Stop what the widget runs; called once the dock is gone."""
 
-    def closeEvent(self, event):  # noqa: N802 - Qt API
+    def _close(self) -> None:
         self.shutdown()
+        for part in [self, *self.findChildren(QWidget)]:
+            group = getattr(part, "workers", None)
+            if isinstance(group, WorkerGroup):
+                group.shutdown()
+
+    def closeEvent(self, event):  # noqa: N802 - Qt API
+        self._close()
         super().closeEvent(event)
 
     def event(self, event):
@@ -127,7 +137,7 @@ class DockedWidget(QWidget):
             if self.parent() is not None:
                 self._docked = True
             elif getattr(self, "_docked", False):
-                self.shutdown()
+                self._close()
         return super().event(event)
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from qtpy.QtWidgets import QFileDialog, QPushButton
 
+from ._workers import WorkerGroup
+
 __all__ = ["ExportButton"]
 
 
@@ -40,6 +42,7 @@ class ExportButton(QPushButton):
         super().__init__("Export…", parent)
         self._entry, self._sample, self._status = entry, sample, status
         self.worker = None
+        self.workers = WorkerGroup(self)  # stopped when the widget closes
         self.setToolTip(
             "Write the model as a bioimage.io package (.zip) for deepImageJ, bioimageio.core or ilastik; "
             "the selected image (or the model's training crop) is its example"
@@ -62,26 +65,26 @@ class ExportButton(QPushButton):
 
     def export(self, path):
         """Export the chosen model to ``path`` in a worker thread; returns the worker."""
-        from superqt.utils import create_worker
-
         entry = self._entry()
         if entry is None or self.worker is not None:
             return self.worker
         sample = self._sample()
         data, axes = sample if sample is not None else (None, None)
         stem = entry.name.split(" (")[0].rsplit(".", 1)[0] or "model"
-        worker = create_worker(
-            _export_job, entry.model, entry.info, path, data, axes, stem, _start_thread=False, _ignore_errors=True
-        )
-        worker.returned.connect(self._done)
-        worker.errored.connect(self._failed)
-        worker.finished.connect(self._finished)
-        self.worker = worker
         self.setEnabled(False)
         self._status.setStyleSheet("")
         self._status.setText(f"Exporting {entry.name!r} to {path}…")
-        worker.start()
-        return worker
+        self.worker = self.workers.start(
+            _export_job,
+            entry.model,
+            entry.info,
+            path,
+            data,
+            axes,
+            stem,
+            on={"returned": self._done, "errored": self._failed, "finished": self._finished},
+        )
+        return self.worker
 
     def _done(self, path) -> None:
         from napari.utils.notifications import show_info

@@ -7,6 +7,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QWidget
 
 from ._common import in_widget_terms
+from ._workers import WorkerGroup
 
 __all__ = ["DOCS_URL", "WidgetHeader", "scrollable", "docs_url"]
 
@@ -54,20 +55,15 @@ class WidgetHeader(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.device_label, 1)
         lay.addWidget(self.help_label, 0, Qt.AlignmentFlag.AlignTop)
-        self._worker = None
+        self.workers = WorkerGroup(self)
 
     def resolve(self, device: str) -> None:
         """Resolve ``device`` in a thread (that imports torch) and show what it gives."""
-        from superqt.utils import create_worker
-
         from ._jobs import device_label_job
 
         self.device_label.setText("Device: checking…")
         self.device_label.setStyleSheet("")
-        worker = create_worker(device_label_job, device.strip().lower(), _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(self.show_device)
-        self._worker = worker
-        worker.start()
+        self.workers.start(device_label_job, device.strip().lower(), on={"returned": self.show_device})
 
     def show_device(self, result: tuple[bool, str]) -> None:
         """Show ``(ok, text)`` from :func:`~napari_ssdn._napari._jobs.device_label_job`."""

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 from .._common import advance_progress, geometry_of, in_widget_terms, layer_snapshot, set_or_add_image
 from .._options import OUTPUT_SUFFIX
 from .._words import failure_text
+from .._workers import WorkerGroup
 from ._batch_jobs import PER_ITEM, BatchProgress, BatchSummary, FileItem, ItemDone, LayerItem, batch_denoise_job
 
 __all__ = ["BatchPanel", "summary_text"]
@@ -69,6 +70,7 @@ class BatchPanel(QWidget):
         super().__init__(parent)
         self.viewer, self.settings, self.axes_for = viewer, settings, axes_for
         self.worker = None
+        self.workers = WorkerGroup(self)  # stopped when the widget closes
         self.summary: BatchSummary | None = None
         self._stop = threading.Event()
         self._pbar = None
@@ -223,7 +225,6 @@ class BatchPanel(QWidget):
     # -- the run ------------------------------------------------------------------------
     def _start(self, items: list, what: str, where: str):
         from napari.utils import progress
-        from superqt.utils import create_worker
 
         from ...core.errors import SSDNError
 
@@ -236,7 +237,11 @@ class BatchPanel(QWidget):
         self._stop = threading.Event()
         self._what, self._where, self._output, self._model_name = what, where, output, entry.name
         self.summary = None
-        worker = create_worker(
+        self._pbar = progress(total=len(items) * PER_ITEM, desc=f"napari-ssdn denoising {len(items)} {what}")
+        self._buttons(running=True)
+        self._say(f"Denoising {len(items)} {what} with {entry.name!r}\u2026")
+        # Closing the dock (or napari deleting it with its window) cancels the run.
+        self.worker = self.workers.start(
             batch_denoise_job,
             entry.model,
             items,
@@ -244,22 +249,16 @@ class BatchPanel(QWidget):
             device,
             self._stop,
             model_name=repr(entry.name),
-            _start_thread=False,
-            _ignore_errors=True,
+            stop=self._stop,
+            on={
+                "yielded": self._on_yield,
+                "returned": self._on_result,
+                "errored": lambda exc: self._say(f"\u26a0 Denoising failed: {failure_text(exc)}", error=True),
+                "finished": self._on_finished,
+            },
         )
-        worker.yielded.connect(self._on_yield)
-        worker.returned.connect(self._on_result)
-        worker.errored.connect(lambda exc: self._say(f"\u26a0 Denoising failed: {failure_text(exc)}", error=True))
-        worker.finished.connect(self._on_finished)
-        stop = self._stop
-        self.destroyed.connect(lambda *_: stop.set())  # closing the dock cancels the run
-        self.worker = worker
-        self._pbar = progress(total=len(items) * PER_ITEM, desc=f"napari-ssdn denoising {len(items)} {what}")
-        self._buttons(running=True)
-        self._say(f"Denoising {len(items)} {what} with {entry.name!r}\u2026")
         self.running.emit(True)
-        worker.start()
-        return worker
+        return self.worker
 
     def cancel(self) -> None:
         """Stop after the current tile."""

@@ -40,6 +40,7 @@ from .._jobs import denoise_job
 from .._model_registry import SessionModel, session_models
 from .._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
 from .._words import in_widget_terms
+from .._workers import WorkerGroup
 from ._batch_panel import BatchPanel
 
 __all__ = ["DenoiseWidget", "output_layer_name"]
@@ -78,6 +79,7 @@ class DenoiseWidget(DockedWidget):
         self.registry = session_models()
         self.worker = None
         self._stop = threading.Event()  # set to cancel the running denoising (the dock closed)
+        self.workers = WorkerGroup(self)  # stopped when the widget closes
         self._pbar = None
         self._errors: dict[str, str] = {}
         self._target = None
@@ -253,7 +255,6 @@ class DenoiseWidget(DockedWidget):
         """
         from napari.utils import progress
         from napari.utils.notifications import show_error
-        from superqt.utils import create_worker
 
         if self.worker is not None:
             return self.worker
@@ -271,21 +272,28 @@ class DenoiseWidget(DockedWidget):
         self._target = (output_layer_name(layer.name, output), geometry_of(layer), bool(layer.rgb), output)
         device = self.device_combo.currentText().strip().lower()
         self._stop = threading.Event()
-        worker = create_worker(
-            denoise_job, entry.model, data, axes, output, device, self._stop, _start_thread=False, _ignore_errors=True
-        )
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_result)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self._pbar = progress(total=0, desc="napari-ssdn denoising")
         self.run_button.setEnabled(False)
         self._warning = ""
         self.status.setText(f"Denoising {layer.name!r} with {entry.name!r}…")
         log.info("napari-ssdn: denoising %r (axes %s) with %r, output %s", layer.name, axes, entry.name, output)
-        worker.start()
-        return worker
+        self.worker = self.workers.start(
+            denoise_job,
+            entry.model,
+            data,
+            axes,
+            output,
+            device,
+            self._stop,
+            stop=self._stop,
+            on={
+                "yielded": self._on_progress,
+                "returned": self._on_result,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
+        return self.worker
 
     def _on_progress(self, rec) -> None:
         if isinstance(rec, str):  # the data's values are far from the model's training data

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from .._workers import WorkerGroup
 from ._noise_plot import NoisePlot
 
 __all__ = ["NoisePanel", "fmt_model_line", "form_source"]
@@ -72,6 +73,7 @@ class NoisePanel(QWidget):
         super().__init__(parent)
         self.source = source
         self.worker = None
+        self.workers = WorkerGroup(self)  # stopped when the widget closes
         self.measured_name: str | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -96,8 +98,6 @@ class NoisePanel(QWidget):
     def measure(self):
         """Measure the source image's noise in a worker thread; returns the worker (None
         when there is nothing to measure: the reason is in the line beside the button)."""
-        from superqt.utils import create_worker
-
         from ...core.errors import SSDNError
         from ...core.noise.curve import measure_noise
 
@@ -108,15 +108,20 @@ class NoisePanel(QWidget):
         except SSDNError as exc:
             self._say(f"\u26a0 {exc}", error=True)
             return None
-        worker = create_worker(measure_noise, data, axes, ndim, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result: self._on_measured(name, axes, result))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.measure_button.setEnabled(False)
         self._say(f"Measuring the noise of {name!r}\u2026")
-        worker.start()
-        return worker
+        self.worker = self.workers.start(
+            measure_noise,
+            data,
+            axes,
+            ndim,
+            on={
+                "returned": lambda result: self._on_measured(name, axes, result),
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
+        return self.worker
 
     def set_model(self, noise: str | None, params: dict | None) -> None:
         """Draw the variance line of ``noise`` with ``params`` (data units)."""

@@ -14,14 +14,11 @@ import threading
 from .._common import channels_of
 from .._jobs import TrainResult, train_job
 from .._model_registry import ModelRegistry, SessionModel
+from .._workers import SHUTDOWN_WAIT, make_worker  # SHUTDOWN_WAIT: how long closing waits for a step
 
 __all__ = ["TrainRun", "SHUTDOWN_WAIT", "resume_problem"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds closing the widget waits for the current step to end. A run still busy after
-#: that keeps its model when it ends.
-SHUTDOWN_WAIT = 30.0
 
 
 class TrainRun:
@@ -50,11 +47,7 @@ class TrainRun:
 
     def make_worker(self, data, request, crop=None, resume=None, resume_info=None):
         """A superqt worker (not started) running the job."""
-        from superqt.utils import create_worker
-
-        self.worker = create_worker(
-            self._job, data, request, crop, resume, resume_info, _start_thread=False, _ignore_errors=True
-        )
+        self.worker = make_worker(self._job, data, request, crop, resume, resume_info)
         return self.worker
 
     def _job(self, data, request, crop, resume, resume_info):

@@ -20,6 +20,7 @@ from .._header import WidgetHeader, scrollable
 from .._jobs import TrainResult, TrainUpdate
 from .._model_registry import SessionModel, session_models
 from .._words import in_widget_terms
+from .._workers import on_destroyed
 from ._advanced import ADVANCED_KEYS, AdvancedSettings
 from ._model_files import ModelFiles
 from ._noise_panel import NoisePanel, form_source
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 
 # A run stopped before this share of its plan is called undertrained.
 EARLY_STOP = 0.25
+
+
+def _shutdown_run(runs: dict) -> None:
+    if runs["current"] is not None:
+        runs["current"].shutdown()
 
 
 class TrainWidget(DockedWidget):
@@ -60,6 +66,10 @@ class TrainWidget(DockedWidget):
         self._pbar = None
         self._docked = False
         self._errors: dict[str, str] = {}
+        # Closing the widget (or napari deleting it with the viewer) stops training, waits
+        # for it and keeps the model; the callback holds the run, not the widget.
+        self._runs: dict = {"current": None}
+        on_destroyed(self, partial(_shutdown_run, self._runs))
         self._build()
         self._validate()
         self.header.resolve(self.device_combo.currentText())
@@ -214,8 +224,7 @@ class TrainWidget(DockedWidget):
         self.preview = PreviewLayer(self.viewer, layer, data, request.axes, ndim=request.config.get("ndim", 2))
         self.preview.follow()
         self.run = run = TrainRun(layer.name, self.registry)
-        # Closing the widget (or the viewer) stops training, waits for it and keeps the model.
-        self.destroyed.connect(partial(TrainRun.shutdown, run))
+        self._runs["current"] = run  # napari deleting the widget stops it and keeps its model
         steps_before = int((resume_info or {}).get("training", {}).get("steps", 0) or 0) if resume else 0
         self.panel.start_run(self.current.name if resume else None, steps_before)
         self.form.show_choices(None)  # the previous run's; this run's come with its first update
