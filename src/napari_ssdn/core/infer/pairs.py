@@ -101,7 +101,7 @@ def resolution(freq: np.ndarray, corr: np.ndarray, threshold: float = FSC_THRESH
     return float(1.0 / max(f, 1e-12))
 
 
-def pair_quality(d1: np.ndarray, d2: np.ndarray, y1: np.ndarray, y2: np.ndarray, variance) -> PairQuality:
+def pair_quality(d1: np.ndarray, d2: np.ndarray, y1: np.ndarray, y2: np.ndarray, variance=None) -> PairQuality:
     """Quality of denoising read from a pair.
 
     Parameters
@@ -111,8 +111,11 @@ def pair_quality(d1: np.ndarray, d2: np.ndarray, y1: np.ndarray, y2: np.ndarray,
         volumes (one ring or shell curve each, averaged), or one 2D image.
     y1, y2 : ndarray
         The noisy halves, the same shape.
-    variance : callable or float
-        Noise variance of one half: a number, or a function of the signal (applied to the
+    variance : callable or float, optional
+        Noise variance of one half. Default: half the mean squared difference of the halves,
+        the exact mean over the pixels whatever the noise's law (a model of it, e.g. a line
+        against the signal, misses the bend of clipped data); else a number, or a function
+        of the signal (applied to the
         denoised halves).
 
     Returns
@@ -122,8 +125,11 @@ def pair_quality(d1: np.ndarray, d2: np.ndarray, y1: np.ndarray, y2: np.ndarray,
     d1, d2, y1, y2 = (np.asarray(x, np.float64) for x in (d1, d2, y1, y2))
     if d1.ndim == 2:  # one image
         d1, d2, y1, y2 = (x[None] for x in (d1, d2, y1, y2))
-    var = np.asarray(variance((d1 + d2) / 2) if callable(variance) else variance, np.float64)
-    noise = float(np.mean(np.broadcast_to(var, d1.shape)))
+    if variance is None:
+        noise = float(np.mean((y1 - y2) ** 2) / 2)
+    else:
+        var = np.asarray(variance((d1 + d2) / 2) if callable(variance) else variance, np.float64)
+        noise = float(np.mean(np.broadcast_to(var, d1.shape)))
     err = 0.5 * (np.mean((d1 - y2) ** 2) + np.mean((d2 - y1) ** 2)) - noise
     lo, hi = np.percentile(np.concatenate([d1.ravel(), d2.ravel()]), [0.1, 99.9])
     peak = max(hi - lo, 1e-30)
@@ -147,7 +153,7 @@ def denoise_pair(model, first, second, axes: str | None = None, quality: bool = 
     averages them; a blind-spot model denoises the halves' mean (the posterior mean at the
     mean's noise, half a half's). For the quality, each half is denoised from itself alone
     (a blind-spot model with a half's noise: the mean's parameters doubled in variance) and
-    scored against the other half with the noise measured from the pair.
+    scored against the other half, less the noise variance measured from the pair.
 
     Parameters
     ----------
@@ -167,7 +173,7 @@ def denoise_pair(model, first, second, axes: str | None = None, quality: bool = 
         The denoised field (float32, the shape of one half) and its quality.
     """
     from ..data import guess_axes, to_samples
-    from ..noise.pairs import check_pair, pair_noise
+    from ..noise.pairs import check_pair
     from .denoise import denoise
 
     first, second = np.asarray(first), np.asarray(second)
@@ -187,8 +193,7 @@ def denoise_pair(model, first, second, axes: str | None = None, quality: bool = 
     if not quality:
         return out, None
     s1, s2, n1, n2 = (to_samples(np.asarray(a), axes, ndim)[..., 0] for a in (d1, d2, first, second))
-    measured = pair_noise(n1, n2, ndim, check=False)
-    return out, pair_quality(s1, s2, n1, n2, _variance(measured))
+    return out, pair_quality(s1, s2, n1, n2)
 
 
 def _half_params(noise: str, params: dict) -> dict:
@@ -200,10 +205,3 @@ def _half_params(noise: str, params: dict) -> dict:
     if noise == "poisson":
         return {"lam": params["lam"] / 2}
     return params
-
-
-def _variance(measured):
-    """One half's noise variance as a function of the signal, as measured from the pair."""
-    if measured.signal_dependent():
-        return lambda s: np.maximum(measured.a * s + measured.b, 0.0)
-    return float(np.average(measured.variance, weights=measured.count))
