@@ -19,9 +19,11 @@ _ERROR_STYLE = "border: 1px solid #e05050;"
 class ImageLayerCombo(QComboBox):
     """A combo box listing the viewer's image layers, kept in sync with the layer list."""
 
-    def __init__(self, viewer, parent=None):
+    def __init__(self, viewer, parent=None, none_text: str | None = None):
         super().__init__(parent)
         self.viewer = viewer
+        #: The first entry, meaning "no layer", for an optional choice (None: a layer is required).
+        self.none_text = none_text
         self.setToolTip("The image layer to use")
         ev = viewer.layers.events
         for e in (ev.inserted, ev.removed, ev.moved, ev.reordered):
@@ -42,7 +44,7 @@ class ImageLayerCombo(QComboBox):
                     pass
         self.blockSignals(True)
         self.clear()
-        self.addItems(names)
+        self.addItems(([self.none_text] if self.none_text else []) + names)
         if current in names:
             self.setCurrentText(current)
         self.blockSignals(False)
@@ -52,6 +54,8 @@ class ImageLayerCombo(QComboBox):
     def layer(self):
         """The selected image layer, or None."""
         name = self.currentText()
+        if self.none_text and self.currentIndex() == 0:
+            return None
         return self.viewer.layers[name] if name and name in self.viewer.layers else None
 
 

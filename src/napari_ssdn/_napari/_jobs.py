@@ -87,6 +87,7 @@ def train_job(
     crop: np.ndarray | None = None,
     resume=None,
     resume_info: dict | None = None,
+    pair: np.ndarray | None = None,
 ):
     """Train on ``data``, yielding :class:`TrainUpdate` records; return a :class:`TrainResult`.
 
@@ -106,8 +107,10 @@ def train_job(
         Continue training a copy of this model.
     resume_info : dict, optional
         Its metadata (``training`` state, ``optimizer`` state).
+    pair : ndarray, optional
+        A second observation of ``data`` (the other even/odd half, another frame), read-only.
     """
-    return (yield from _guard(_train(data, request, stop, crop, resume, resume_info), "training"))
+    return (yield from _guard(_train(data, request, stop, crop, resume, resume_info, pair), "training"))
 
 
 def _guard(gen, what: str):
@@ -133,7 +136,7 @@ def _guard(gen, what: str):
         ) from exc
 
 
-def _train(data, request, stop, crop, resume, resume_info):
+def _train(data, request, stop, crop, resume, resume_info, pair=None):
     import copy
 
     from ..core import TrainConfig, Trainer
@@ -142,7 +145,7 @@ def _train(data, request, stop, crop, resume, resume_info):
     config = TrainConfig(**request.config)
     if resume is not None:
         resume = copy.deepcopy(resume)  # the session's copy stays usable while this one trains
-    trainer = Trainer(data, request.axes, config, resume=resume, resume_info=resume_info)
+    trainer = Trainer(data, request.axes, config, resume=resume, resume_info=resume_info, pair=pair)
     if stop.is_set():
         trainer.request_stop()
     yield TrainUpdate(

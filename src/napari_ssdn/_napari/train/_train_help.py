@@ -8,6 +8,10 @@ __all__ = ["HELP", "param_help"]
 
 HELP = {
     "layer": "The noisy image layer to train on (the model learns from this data alone).",
+    "pair": (
+        "A second observation of the same field, if you have one: the other even/odd half, or another "
+        "frame. The noise is then measured from the two, and the network learns from both."
+    ),
     "axes": "One letter per dimension: Y, X, optional C (channels) and T/Z/S (trained as separate 2D samples), "
     "e.g. YX, ZYX, TYX, YXC.",
     "noise": "Noise model of the camera/detector. auto: read from the data when training starts "

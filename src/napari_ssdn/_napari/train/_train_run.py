@@ -45,14 +45,15 @@ class TrainRun:
     def model_name(self) -> str:
         return f"{self.source_name} (trained)"
 
-    def make_worker(self, data, request, crop=None, resume=None, resume_info=None):
-        """A superqt worker (not started) running the job."""
-        self.worker = make_worker(self._job, data, request, crop, resume, resume_info)
+    def make_worker(self, data, request, crop=None, resume=None, resume_info=None, pair=None):
+        """A superqt worker (not started) running the job (``pair``: a second observation of
+        ``data``)."""
+        self.worker = make_worker(self._job, data, request, crop, resume, resume_info, pair)
         return self.worker
 
-    def _job(self, data, request, crop, resume, resume_info):
+    def _job(self, data, request, crop, resume, resume_info, pair):
         try:
-            self.result = yield from train_job(data, request, self.stop, crop, resume, resume_info)
+            self.result = yield from train_job(data, request, self.stop, crop, resume, resume_info, pair)
             return self.result
         finally:
             self.ended.set()

@@ -211,6 +211,11 @@ class TrainWidget(DockedWidget):
         request, _ = validate_train(self.fields())
         layer = self.layer_combo.layer()
         data = layer_snapshot(layer)
+        other = self.form.pair_combo.layer()
+        if other is layer and other is not None:
+            show_error("napari-ssdn: the other half is the image itself; choose the second observation, or (none)")
+            return None
+        pair = layer_snapshot(other) if other is not None else None
         resume_model = resume_info = None
         if resume:
             if self.current is None:
@@ -232,7 +237,7 @@ class TrainWidget(DockedWidget):
         if resume_model is None:
             self.noise_panel.set_model(None, None)  # the new model's line comes with its first steps
         self._planned = 0
-        worker = run.make_worker(data, request, self.preview.source, resume_model, resume_info)
+        worker = run.make_worker(data, request, self.preview.source, resume_model, resume_info, pair)
         worker.yielded.connect(self._on_update)
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)
