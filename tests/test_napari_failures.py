@@ -68,3 +68,31 @@ def test_a_library_failure_while_measuring_noise_is_one_line(viewer, qtbot, monk
     text = w.noise_panel.label.text()
     assert text.endswith("RuntimeError: 3 validation errors for Tensor"), text
     assert "\n" not in text
+
+
+def test_an_image_smaller_than_the_network_is_refused(viewer, qtbot, tiny_model, notifications):
+    """A 1 x 1 layer: Denoise stays disabled, the line names both sizes, and run() adds nothing."""
+    session_models().add(SessionModel("tiny", tiny_model))
+    viewer.add_image(np.ones((1, 1), np.float32), name="dot")
+    d = DenoiseWidget(viewer)
+    text = d.status.text()
+    assert not d.run_button.isEnabled()
+    assert "1 x 1 pixels" in text and "at least 8 x 8" in text and "larger image" in text, text
+    assert d.run() is None and len(notifications) == 1 and "\n" not in notifications[0]
+    assert [lay.name for lay in viewer.layers] == ["dot"]
+    viewer.add_image(np.random.default_rng(0).random((32, 32)).astype(np.float32), name="big enough")
+    d.layer_combo.setCurrentText("big enough")
+    assert d.run_button.isEnabled(), d.status.text()
+
+
+def test_a_patch_larger_than_the_image_is_refused(viewer, qtbot):
+    """Patch 100000 on a 64 x 48 layer marks the field, says the largest that fits and keeps
+    Start disabled."""
+    viewer.add_image(np.random.default_rng(0).random((64, 48)).astype(np.float32), name="img")
+    w = TrainWidget(viewer)
+    w.patch_edit.setText("100000")
+    assert not w.start_button.isEnabled()
+    assert "patch 100000 is larger than the image (64 x 48 pixels); use at most 64" in w.status.text()
+    assert w.start() is None
+    w.patch_edit.setText("64")
+    assert w.start_button.isEnabled(), w.status.text()

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 
 from ...core.data import check_axes
 from ...core.errors import SSDNError
+from ...core.sizes import check_denoise_size, spatial_sides
 from .._common import (
     DockedWidget,
     ImageLayerCombo,
@@ -222,13 +223,17 @@ class DenoiseWidget(DockedWidget):
                 "set the axes of the volume (e.g. ZYX) or pick a 2D model"
             )
         elif layer is not None and "axes" not in errors:
-            have = channels_of(shape, axes)
-            if not entry.model.config.accepts_channels(have):
+            have, cfg = channels_of(shape, axes), entry.model.config
+            if not cfg.accepts_channels(have):
                 errors["model"] = (
                     f"layer {layer.name!r} has {have} channel(s) (axes {axes!r}) "
                     f"but model {entry.name!r} was trained on "
                     f"{entry.channels}; pick a model trained on this kind of data or fix the axes"
                 )
+            try:  # the core's rule: an image smaller than the network is refused
+                check_denoise_size(spatial_sides(shape, axes, entry.ndim), cfg.arch.multiples, cfg.subsample, axes)
+            except SSDNError as exc:
+                errors["layer"] = in_widget_terms(exc)
         output = self.output_combo.currentText()
         if entry is not None and entry.model.config.mode != "ssdn" and output == "posterior-std":
             errors["output"] = f"model {entry.name!r} ({entry.model.config.mode}) has no posterior; choose prior-mean"

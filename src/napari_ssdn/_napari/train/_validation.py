@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ...core.data import check_axes
 from ...core.errors import SSDNError
+from ...core.sizes import spatial_sides
 from .._jobs import TrainRequest
 from .._options import DEVICES, NOISE_CHOICES, NOISE_PARAMS, PER_IMAGE_CHOICES, WIDTHS
 from .._words import in_widget_terms
@@ -84,6 +85,20 @@ def _blind_region(text: str, ndim: int) -> tuple[object, str | None]:
         return None, in_widget_terms(exc)
 
 
+def _patch(f: TrainFields, axes: str, axes_ok: bool) -> tuple[int | None, str | None]:
+    """The patch side (None: auto), or why it is wrong: at least 8, at most the image's
+    largest side (a larger crop cannot be cut from it)."""
+    if _is_auto(f.patch):
+        return None, None
+    v, err = _positive_int("patch", f.patch, minimum=8)
+    if err is None and axes_ok:
+        sides = spatial_sides(f.shape, axes, 3 if f.dims == "3D" and "Z" in axes else 2)
+        if v > max(sides):
+            size = " x ".join(map(str, sides))
+            return None, f"patch {v} is larger than the image ({size} pixels); use at most {max(sides)}, or auto"
+    return v, err
+
+
 def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]:
     """Check ``f``; return ``(request, {})`` or ``(None, {field: message})``.
 
@@ -141,7 +156,7 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
         else:
             config["iterations"] = v
     # auto: the core's default for the device and dimensions (GPU crops are larger).
-    v, err = (None, None) if _is_auto(f.patch) else _positive_int("patch", f.patch, minimum=8)
+    v, err = _patch(f, axes, f.shape is not None and "axes" not in errors)
     errors.update({"patch": err} if err else {})
     config["patch"] = v
     v, err = (None, None) if _is_auto(f.batch) else _positive_int("batch", f.batch)

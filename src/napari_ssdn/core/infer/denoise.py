@@ -13,6 +13,7 @@ from ..data import from_samples, guess_axes, merge_phases, split_phases, to_samp
 from ..device import network_precision, resolve_device
 from ..errors import SSDNError, SSDNWarning, setting
 from ..nets.model import SSDNModel
+from ..sizes import check_denoise_size, check_tile
 from .outputs import noise_override
 from .tiles import DenoiseProgress, TileJob, TileWriter, default_tile, run_tiles
 
@@ -60,7 +61,9 @@ def denoise_iter(
         of such data as an image.
     axes : str, optional
         Axes of ``image`` (e.g. ``"YX"``, ``"ZYX"``, ``"YXC"``); guessed when omitted.
-        A volume model (trained with ``ndim=3``) needs a Z axis.
+        A volume model (trained with ``ndim=3``) needs a Z axis. An image smaller than the
+        network takes (as training refuses it: its multiple along each spatial axis, e.g.
+        8 x 8 pixels for the tiny width) is refused with :class:`SSDNError`.
     output : str or sequence of str
         ``posterior-mean`` (default), ``prior-mean`` (the blind-spot prediction alone, "no
         Bayes"), ``posterior-std`` or ``residual`` (noisy minus posterior mean). Several
@@ -69,7 +72,8 @@ def denoise_iter(
         Largest side of the part of each tile that is kept (tiles are made equal, so it may
         be smaller; at least 16, as smaller tiles are mostly margin); tiles
         overlap by the network's receptive field so the result equals a whole-image pass.
-        Default: as large as memory allows.
+        Default: as large as memory allows. A tile whose window needs more than the
+        device's whole memory is refused (:class:`SSDNError` naming the largest that fits).
     device : str
         ``auto``, ``cpu``, ``cuda``, ``mps``.
     out : ndarray, optional
@@ -134,6 +138,7 @@ def denoise_iter(
             f"the image has {chans} channel(s) (axes {axes!r}) but the model was trained on "
             f"{cfg.channels}; pick a model trained on this kind of data or fix the axes"
         )
+    check_denoise_size(samples.shape[1:-1], cfg.arch.multiples, cfg.subsample, axes)
     apart = cfg.splits_channels(chans)
     if apart:
         samples = channels_to_samples(samples)
@@ -163,6 +168,7 @@ def denoise_iter(
         raise SSDNError("the image holds no finite values (all NaN or infinite): nothing to denoise; check the file")
 
     precision = network_precision(dev, dev.type != "cuda" if mixed_precision is None else mixed_precision)
+    check_tile(model, tile, dev, not isinstance(precision, contextlib.nullcontext))
     with precision:
         half = not isinstance(precision, contextlib.nullcontext)
         writer = TileWriter(samples, results, cfg.offset, cfg.scale)

@@ -15,6 +15,7 @@ from ..errors import SSDNError, setting
 from ..nets.model import SSDNModel
 from ..nets.network import BRANCHES_3D, BlindSpotNet3D
 from ..nets.receptive import branch_margins, receptive_margin
+from ..sizes import MIN_TILE, block_peak, pixel_bytes
 from .outputs import averaged_outputs, outputs, sample_noise_params, to_tensor
 
 __all__ = [
@@ -27,9 +28,6 @@ __all__ = [
     "volume_plan",
     "volume_block",
 ]
-
-#: Smallest kept tile side: smaller tiles are mostly margin, each costing a whole window.
-MIN_TILE = 16
 
 
 @dataclass(frozen=True)
@@ -109,11 +107,7 @@ def run_tiles(job: TileJob):
 def default_tile(model: SSDNModel, device: torch.device) -> int:
     """Largest tile side (input, with margins) that keeps activations near 1.5 GB on a
     CPU and a quarter of free memory on a GPU (images)."""
-    cfg = model.config
-    # Floats alive per pixel at the peak of one branch (decoder input, output, skip) plus
-    # the four kept branch outputs, in float32.
-    per_pixel = 4 * (3 * cfg.dec + cfg.enc + 4 * cfg.dec + 2 * cfg.dec)
-    side = int(math.sqrt(_budget(device, 1.5e9) / per_pixel))
+    side = int(math.sqrt(_budget(device, 1.5e9) / pixel_bytes(model.config)))
     return max(model.multiple, (side // model.multiple) * model.multiple)
 
 
@@ -207,26 +201,13 @@ def _volume_plan(
 
     ``half``: the convolutions run in 16-bit floats, so their activations take half the memory.
     """
-    arch = model.config.arch
-    mults = arch.multiples
-    margins = branch_margins(arch)
-    d = arch.dec
-    # float32 values alive per voxel: one branch's full-resolution decoder (input copy,
-    # concatenation, padded copy, outputs) in its window; the head's accumulators in the
-    # block. Since the head runs over voxel chunks the block term overstates its need, but
-    # larger blocks measured a higher peak than the estimate (2,274 MiB for a 200 x 512^2
-    # volume with 84^3 blocks against 1,364 MiB with these 64^3 ones; the aim is under 2 GB).
-    branch_bytes = (2 if half else 4) * (6 * d + 2 * arch.enc + 4 * arch.channels)
-    block_bytes = 4 * (9 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
+    mults = model.config.arch.multiples
 
     def inner_for(side):
         return [min(n, round_up(side, m)) for n, m in zip(canvas, mults, strict=True)]
 
     def peak(inner):
-        win = max(
-            math.prod(min(n, i + b + a) for n, i, (b, a) in zip(canvas, inner, mb, strict=True)) for mb in margins
-        )
-        return win * branch_bytes + math.prod(inner) * block_bytes
+        return block_peak(model.config.arch, canvas, inner, half)
 
     if tile is not None:
         # Each block recomputes its margins: below this side the margins dominate (tile 3

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..data import to_samples
 from ..errors import SSDNError, setting
+from ..sizes import first_too_small
 
 __all__ = ["prepare_images", "check_sizes", "check_resumable"]
 
@@ -63,11 +64,10 @@ def check_sizes(
             f"{setting('patch', patch)} is smaller than the {max(mults)} pixels this network needs; "
             f"use a patch of {max(mults)} or more"
         )
-    for a, mult in enumerate(mults):
+    small = first_too_small([min(s.shape[1 + a] for s in samples) for a in range(len(mults))], mults, subsample)
+    if small is not None:  # the rule denoising checks too
+        a, smallest, mult = small
         split = subsample if a >= len(mults) - 2 else 1
-        smallest = min(s.shape[1 + a] for s in samples) // split
-        if smallest >= mult:
-            continue
         across = f"{smallest * split} pixel{'s' if smallest * split != 1 else ''}" + (
             f" ({smallest} per sub-image of subsample={subsample})" if split > 1 else ""
         )
