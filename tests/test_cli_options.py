@@ -43,3 +43,18 @@ def test_an_image_smaller_than_the_network_and_an_impossible_tile_are_refused(fi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dot.tif"]
     r = ssdn("denoise", noisy, "-m", model, "-o", tmp_path / "o.tif", "--tile", "32", "--quiet")
     assert r.returncode == 0 and (tmp_path / "o.tif").is_file(), r.stderr
+
+
+def test_an_output_kind_given_as_the_output_path_is_refused(files, tmp_path):
+    """`--output prior-mean` (the option's old meaning) and -o given twice end in one line
+    pointing to --kind; nothing is written in the working folder."""
+    noisy, model = files
+    r = ssdn("denoise", noisy, "-m", model, "--output", "prior-mean", cwd=tmp_path)
+    _one_line_failure(r, "--output prior-mean is an output kind", "--kind prior-mean", "-o prior-mean.tif")
+    r = ssdn("denoise", noisy, "-m", model, "-o", "residual/", cwd=tmp_path)
+    _one_line_failure(r, "-o residual/ is an output kind", "--kind residual")
+    r = ssdn("denoise", noisy, "-m", model, "-o", "a.tif", "--output", "b.tif", cwd=tmp_path)
+    _one_line_failure(r, "-o/--output is given twice ('a.tif' and 'b.tif')", "--kind")
+    assert list(tmp_path.iterdir()) == []
+    r = ssdn("denoise", noisy, "-m", model, "-o", "prior-mean.tif", "--kind", "prior-mean", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0 and [p.name for p in tmp_path.iterdir()] == ["prior-mean.tif"], r.stderr

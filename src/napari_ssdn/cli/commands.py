@@ -298,6 +298,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ssdn: error: {message} (see '{self.prog} --help')\n")
 
 
+class _DenoiseOutput(argparse.Action):
+    """``ssdn denoise -o``: given once, and a path, not an output kind's name (``--output``
+    once chose the kind: ``--output prior-mean`` silently wrote a file called prior-mean)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        from ..core.constants import OUTPUTS
+
+        earlier = getattr(namespace, self.dest, None)
+        if earlier is not None:
+            parser.error(
+                f"-o/--output is given twice ({earlier!r} and {value!r}); give one output file or folder with -o, "
+                "and what to write with --kind"
+            )
+        kind = value.rstrip("/\\")
+        if kind in OUTPUTS:
+            parser.error(
+                f"{option_string} {value} is an output kind, not a file or folder; choose what to write with "
+                f"--kind {kind} and where with -o, e.g. -o {kind}.tif (./{kind} for a folder of that name)"
+            )
+        setattr(namespace, self.dest, value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -443,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="output",
         required=True,
         metavar="OUTPUT",
-        help="output file (one input) or folder (several)",
+        action=_DenoiseOutput,
+        help="output file (one input) or folder (several), once; what to write is --kind",
     )
     d.add_argument(
         "--kind",
