@@ -191,6 +191,7 @@ def test_worker_error_becomes_message_and_widget_recovers(viewer, qtbot, monkeyp
     viewer.add_image(np.random.default_rng(0).random((6, 6)).astype(np.float32), name="small")
     w = TrainWidget(viewer)
     tiny(w, "5")
+    w.patch_edit.setText("auto")  # a patch of 16 is refused in the field: larger than the 6 x 6 image
     from napari.utils.notifications import NotificationSeverity, notification_manager
 
     before = len(notification_manager.records)
