@@ -57,13 +57,14 @@ class WidgetHeader(QWidget):
         lay.addWidget(self.help_label, 0, Qt.AlignmentFlag.AlignTop)
         self.workers = WorkerGroup(self)
 
-    def resolve(self, device: str) -> None:
-        """Resolve ``device`` in a thread (that imports torch) and show what it gives."""
+    def resolve(self, device: str, threads: int | None = None) -> None:
+        """Resolve ``device`` in a thread (that imports torch) and show what it gives, with
+        the CPU threads a run would take (``threads``: as set; None: the cores free)."""
         from ._jobs import device_label_job
 
         self.device_label.setText("Device: checking…")
         self.device_label.setStyleSheet("")
-        self.workers.start(device_label_job, device.strip().lower(), on={"returned": self.show_device})
+        self.workers.start(device_label_job, device.strip().lower(), threads, on={"returned": self.show_device})
 
     def show_device(self, result: tuple[bool, str]) -> None:
         """Show ``(ok, text)`` from :func:`~napari_ssdn._napari._jobs.device_label_job`."""

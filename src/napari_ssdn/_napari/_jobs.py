@@ -30,11 +30,15 @@ class TrainRequest:
         Keyword arguments of :class:`napari_ssdn.core.TrainConfig`.
     preview_every : float
         Seconds between preview refreshes.
+    threads : int, optional
+        CPU threads of torch; None: the cores free when the run starts
+        (:func:`~napari_ssdn.core.device.choose_threads`).
     """
 
     axes: str
     config: dict
     preview_every: float = 3.0
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +144,9 @@ def _train(data, request, stop, crop, resume, resume_info, pair=None):
     import copy
 
     from ..core import TrainConfig, Trainer
-    from ..core.device import device_name
+    from ..core.device import device_name, use_threads
 
+    threads = use_threads(request.threads)  # in this thread, the one that runs the steps
     config = TrainConfig(**request.config)
     if resume is not None:
         resume = copy.deepcopy(resume)  # the session's copy stays usable while this one trains
@@ -149,7 +154,7 @@ def _train(data, request, stop, crop, resume, resume_info, pair=None):
     if stop.is_set():
         trainer.request_stop()
     yield TrainUpdate(
-        device=device_name(trainer.device),
+        device=device_name(trainer.device, threads),
         steps_before=trainer.steps_before,
         choices=_choices(trainer),
         warnings=tuple(trainer.warnings),
@@ -227,8 +232,10 @@ def denoise_job(
     First yields a warning (a str) when the data's values are far from the model's
     training data (``scale_mismatch``)."""
     from ..core import denoise_iter, scale_mismatch
+    from ..core.device import use_threads
 
     def run():
+        use_threads()  # the cores free now, in the thread that runs the tiles
         mismatch = scale_mismatch(model, data, axes)
         if mismatch:
             yield mismatch
@@ -245,13 +252,14 @@ def denoise_job(
     return (yield from _guard(run(), "denoising"))
 
 
-def device_label_job(device: str) -> tuple[bool, str]:
-    """``(ok, text)``: the name of the device ``device`` resolves to, or why it cannot be used."""
+def device_label_job(device: str, threads: int | None = None) -> tuple[bool, str]:
+    """``(ok, text)``: the name of the device ``device`` resolves to, with the CPU threads a
+    run would take now (``threads``: as set; None: the cores free), or why it cannot be used."""
     from ..core.errors import SSDNError, template_of
 
     try:
-        from ..core.device import device_name, resolve_device
+        from ..core.device import choose_threads, device_name, resolve_device
 
-        return True, device_name(resolve_device(device))
+        return True, device_name(resolve_device(device), choose_threads(threads))
     except SSDNError as exc:
         return False, template_of(exc)

@@ -24,6 +24,7 @@ _FIELDS = {
     "tile": "Tile",
     "output": "Output",
     "per_image": "Noise level",
+    "threads": "Threads",
 }
 
 

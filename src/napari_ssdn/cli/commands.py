@@ -347,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp):
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
         sp.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+        sp.add_argument(
+            "--threads",
+            type=_positive(int),
+            metavar="N",
+            help="CPU threads of torch (default: OMP_NUM_THREADS where set, else the cores free now: "
+            "cores minus the 1-minute load of other work; with --distributed, per rank)",
+        )
 
     t = sub.add_parser("train", help="train a model on noisy images")
     t.add_argument(
@@ -550,9 +557,27 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _use_threads(args) -> None:
+    """Set torch's threads for train, denoise and demo (see core.device.choose_threads)."""
+    if not hasattr(args, "threads"):
+        return
+    from .distributed import is_rank
+
+    if getattr(args, "distributed", None) and not is_rank():  # the ranks inherit it
+        if args.threads:
+            os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        return
+    from ..core.device import use_threads
+
+    choice = use_threads(args.threads)
+    if not is_rank():
+        log.info("threads: %s%s", choice.describe(), " (--threads N sets them)" if choice.source == "auto" else "")
+
+
 def _run(args) -> int:
     """Run the subcommand; its exit code, with the errors a user can act on in one line."""
     try:
+        _use_threads(args)
         return args.func(args)
     except SSDNError as exc:
         if not getattr(args, "quiet_errors", False):  # ranks past 0: rank 0 says the same

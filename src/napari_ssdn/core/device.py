@@ -1,14 +1,28 @@
-"""Device choice: CUDA, then Apple MPS, then CPU, unless forced."""
+"""Device choice: CUDA, then Apple MPS, then CPU, unless forced; and how many CPU threads
+torch uses, from the cores this process may run on and what else keeps them busy."""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
 
 import torch
 
 from .errors import SSDNError, setting
 
-__all__ = ["resolve_device", "device_name", "bf16_cpu", "network_precision"]
+__all__ = [
+    "resolve_device",
+    "device_name",
+    "bf16_cpu",
+    "network_precision",
+    "ThreadChoice",
+    "free_cores",
+    "choose_threads",
+    "use_threads",
+]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -38,13 +52,106 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def device_name(dev: torch.device) -> str:
-    """Human-readable name: the GPU model, or 'CPU (N threads)'."""
+def device_name(dev: torch.device, threads: ThreadChoice | None = None) -> str:
+    """Human-readable name: the GPU model, or 'CPU (N threads)' (with why, given ``threads``)."""
     if dev.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    if threads is not None:
+        return f"CPU ({threads.describe()})"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'s' if n != 1 else ''})"
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many torch threads a run uses, and why.
+
+    Attributes
+    ----------
+    count : int
+        The threads.
+    cores : int
+        The cores this process may run on.
+    load : float or None
+        The 1-minute load average of the other work (None when the count was given).
+    source : str
+        ``"auto"``, ``"set"`` (asked for) or ``"OMP_NUM_THREADS"``.
+    """
+
+    count: int
+    cores: int
+    load: float | None = None
+    source: str = "auto"
+
+    def describe(self) -> str:
+        """E.g. ``2 threads: 4 cores, load 2.1 from other work``, or ``3 threads, as set``."""
+        n = f"{self.count} thread{'s' if self.count != 1 else ''}"
+        if self.source == "auto":
+            return f"{n}: {self.cores} cores, load {self.load:.1f} from other work"
+        return f"{n}, as {'set' if self.source == 'set' else self.source + ' sets'}"
+
+
+def free_cores(cores: int, load: float) -> int:
+    """The rule for the default thread count: ``max(1, cores - round(load))``.
+
+    A torch thread on a core that another job keeps busy makes every step wait for it, so on
+    a busy machine fewer threads than cores run faster (a user's 2-core machine with another
+    job running: 1 thread several times faster than 2).
+    """
+    return max(1, int(cores) - round(max(0.0, float(load))))
+
+
+# This process's CPU time at the previous choice: the load average counts our own work too
+# (a run that just ended), which must not be taken for another job's.
+_OWN = [time.monotonic(), time.process_time()]
+
+
+def _own_load() -> float:
+    """This process's share of the 1-minute load average: its CPU time per second since the
+    previous choice, weighted as the load average weights that span (1 - e^(-t/60))."""
+    now, cpu = time.monotonic(), time.process_time()
+    span, used = now - _OWN[0], cpu - _OWN[1]
+    _OWN[:] = [now, cpu]
+    return 0.0 if span <= 0 else used / span * (1.0 - math.exp(-span / 60.0))
+
+
+def choose_threads(threads: int | None = None) -> ThreadChoice:
+    """The torch threads for a run starting now (nothing is changed; see :func:`use_threads`).
+
+    Parameters
+    ----------
+    threads : int, optional
+        Asked for (``--threads``, the Train widget's Threads field). Else the environment's
+        ``OMP_NUM_THREADS`` where set, else :func:`free_cores` of the cores this process may
+        run on (``os.sched_getaffinity``) and the 1-minute load average
+        (``os.getloadavg``) less this process's own share of it.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows: no affinity
+        cores = os.cpu_count() or 1
+    if threads is not None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise SSDNError(f"{setting('threads', threads)} must be a positive whole number, e.g. {max(1, cores // 2)}")
+        return ThreadChoice(threads, cores, None, "set")
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return ThreadChoice(int(env), cores, None, "OMP_NUM_THREADS")
+    try:
+        load = max(0.0, os.getloadavg()[0] - _own_load())
+    except (AttributeError, OSError):  # Windows: no load average
+        load = 0.0
+    return ThreadChoice(free_cores(cores, load), cores, load, "auto")
+
+
+def use_threads(threads: int | None = None) -> ThreadChoice:
+    """Set torch's CPU threads for a run starting now (:func:`choose_threads`) and return the
+    choice. Call it in the thread that runs the work: OpenMP keeps the count per thread."""
+    choice = choose_threads(threads)
+    torch.set_num_threads(choice.count)
+    return choice
 
 
 def bf16_cpu() -> bool:

@@ -108,6 +108,9 @@ def batch_denoise_job(
     """Denoise ``items`` (:class:`LayerItem` or :class:`FileItem`) one after the other,
     yielding :class:`BatchProgress` per tile and :class:`ItemDone` per item; returns a
     :class:`BatchSummary`. ``stop``: set from the main thread to cancel."""
+    from ...core.device import use_threads
+
+    use_threads()  # the cores free now, in the thread that runs the tiles
     summary = BatchSummary(count=len(items))
     for index, item in enumerate(items):
         if stop.is_set():

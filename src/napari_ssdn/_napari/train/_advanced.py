@@ -1,5 +1,5 @@
 """The Train widget's collapsible Advanced settings: patch, batch, width, learning rate,
-seed, subsample, blind region, per-image noise levels and device."""
+seed, subsample, blind region, per-image noise levels, device and CPU threads."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ._train_help import HELP
 __all__ = ["AdvancedSettings", "ADVANCED_KEYS"]
 
 #: Field keys of the settings in this section (an error in one of them opens it).
-ADVANCED_KEYS = ("patch", "batch", "width", "lr", "seed", "device", "subsample", "blind")
+ADVANCED_KEYS = ("patch", "batch", "width", "lr", "seed", "device", "threads", "subsample", "blind")
 
 
 class AdvancedSettings(QWidget):
@@ -59,6 +59,7 @@ class AdvancedSettings(QWidget):
         self.device_combo.setEditable(True)
         self.device_combo.addItems(list(DEVICES))
         self.device_combo.setToolTip(HELP["device"])
+        self.threads_edit = line_edit("auto", HELP["threads"])
         for label, w in (
             ("Patch", self.patch_edit),
             ("Batch", self.batch_edit),
@@ -68,6 +69,7 @@ class AdvancedSettings(QWidget):
             ("Subsample", self.subsample_edit),
             ("Blind region", self.blind_edit),
             ("Device", self.device_combo),
+            ("Threads", self.threads_edit),
         ):
             form.addRow(label, w)
         form.addRow("Noise level", self.per_image_combo)
@@ -75,7 +77,8 @@ class AdvancedSettings(QWidget):
         root.addWidget(self.body)
 
         self.button.toggled.connect(self._toggle)
-        for w in (self.patch_edit, self.batch_edit, self.lr_edit, self.seed_edit, self.subsample_edit, self.blind_edit):
+        edits = (self.patch_edit, self.batch_edit, self.lr_edit, self.seed_edit, self.subsample_edit, self.blind_edit)
+        for w in (*edits, self.threads_edit):
             w.textChanged.connect(lambda *_: self.changed.emit())
         self.width_combo.currentTextChanged.connect(lambda *_: self.changed.emit())
         self.per_image_combo.currentTextChanged.connect(lambda *_: self.changed.emit())
@@ -98,6 +101,7 @@ class AdvancedSettings(QWidget):
             "lr": self.lr_edit.text(),
             "seed": self.seed_edit.text(),
             "device": self.device_combo.currentText(),
+            "threads": self.threads_edit.text(),
             "subsample": self.subsample_edit.text(),
             "blind": self.blind_edit.text(),
             "per_image": self.per_image_combo.currentText(),
@@ -112,6 +116,7 @@ class AdvancedSettings(QWidget):
             "lr": self.lr_edit,
             "seed": self.seed_edit,
             "device": self.device_combo,
+            "threads": self.threads_edit,
             "subsample": self.subsample_edit,
             "blind": self.blind_edit,
         }

@@ -37,6 +37,9 @@ HELP = {
     "every pixel closer than K along every axis (2: a 3 x 3 square). KY,KX: one K per axis (volumes KZ,KY,KX). "
     "1: the pixel alone.",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
+    "threads": "CPU threads of torch, or auto: the cores free when the run starts (cores minus the 1-minute "
+    "load of other work; OMP_NUM_THREADS where set). The line at the top shows the count and why. On a busy "
+    "machine fewer threads train faster: each thread on a busy core holds up every step.",
     "per_image": "A noise level for each image or slice (channels, exposures or gains that differ across a stack): "
     "each starts from its own classical estimate and is estimated again from the image when denoising. "
     "auto: where the images' noise levels differ by 2x or more; shared: one level for all.",

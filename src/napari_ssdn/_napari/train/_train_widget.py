@@ -72,7 +72,7 @@ class TrainWidget(DockedWidget):
         on_destroyed(self, partial(_shutdown_run, self._runs))
         self._build()
         self._validate()
-        self.header.resolve(self.device_combo.currentText())
+        self.header.resolve(self.device_combo.currentText(), self._threads())
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:
@@ -98,6 +98,7 @@ class TrainWidget(DockedWidget):
         )
         self.seed_edit, self.subsample_edit, self.per_image_combo = a.seed_edit, a.subsample_edit, a.per_image_combo
         self.device_combo, self.advanced_button, self.advanced = a.device_combo, a.button, a.body
+        self.threads_edit = a.threads_edit
         self.device_label = self.header.device_label
         self.progress_label, self.noise_label, self.model_label, self.loss_plot = (
             p.progress_label,
@@ -149,11 +150,17 @@ class TrainWidget(DockedWidget):
         self.form.changed.connect(self._validate)
         self.advanced_settings.changed.connect(self._validate)
         self.advanced_settings.device_changed.connect(self._on_device_changed)
+        a.threads_edit.editingFinished.connect(lambda: self._on_device_changed(self.device_combo.currentText()))
 
     # -- fields -------------------------------------------------------------------------
+    def _threads(self) -> int | None:
+        """The Threads field as a count (None: auto, or not a count yet)."""
+        text = self.advanced_settings.threads_edit.text().strip()
+        return int(text) if text.isdigit() and int(text) > 0 else None
+
     def _on_device_changed(self, device: str) -> None:
         if self._validate() or "device" not in self._errors:
-            self.header.resolve(device)
+            self.header.resolve(device, self._threads())
         else:
             self.header.show_invalid(self._errors["device"])
 

@@ -38,6 +38,7 @@ class TrainFields:
     lr: str = "auto"
     seed: str = "0"
     device: str = "auto"
+    threads: str = "auto"
     dims: str = "2D"
     anisotropy: float = 1.0
     subsample: str = "1"
@@ -103,7 +104,7 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
     """Check ``f``; return ``(request, {})`` or ``(None, {field: message})``.
 
     Field keys: ``layer``, ``axes``, ``param:<name>``, ``budget``, ``patch``, ``batch``,
-    ``width``, ``lr``, ``seed``, ``device``, ``dims``, ``subsample``, ``blind``.
+    ``width``, ``lr``, ``seed``, ``device``, ``threads``, ``dims``, ``subsample``, ``blind``.
     """
     errors: dict[str, str] = {}
     axes = f.axes.strip().upper()
@@ -191,6 +192,8 @@ def validate_train(f: TrainFields) -> tuple[TrainRequest | None, dict[str, str]]
     if dev not in DEVICES and not (dev.startswith("cuda:") and dev[5:].isdigit()):
         errors["device"] = f"device {f.device!r} is unknown; use {', '.join(DEVICES)} or cuda:N"
     config["device"] = dev
+    threads, err = (None, None) if _is_auto(f.threads) else _positive_int("threads", f.threads)
+    errors.update({"threads": err} if err else {})
     if errors:
         return None, errors
-    return TrainRequest(axes=axes, config=config), {}
+    return TrainRequest(axes=axes, config=config, threads=threads), {}
