@@ -156,6 +156,7 @@ def test_status_lines_do_not_go_stale(viewer, qtbot):
 
     viewer.add_image(np.random.default_rng(0).random((6, 6)).astype(np.float32), name="small")
     w.layer_combo.setCurrentText("small")
+    w.patch_edit.setText("auto")  # 16 is refused in the field, larger than the image: fail in the run
     assert w.start() is not None
     wait(qtbot, w)
     assert "failed" in w.status.text()
