@@ -1,4 +1,4 @@
-"""Losses and posterior means against independent computations (method.md, section 4)."""
+"""Losses and posterior means against independent computations (docs/design.md, "Likelihood and posterior")."""
 
 import numpy as np
 import pytest

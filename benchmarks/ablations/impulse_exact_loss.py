@@ -7,7 +7,7 @@ moment-matched Gaussian the engine uses (docs/design.md), then run table.py with
 Under the prior N(mu, Sigma_x) a pixel replaced by an impulse (uniform on the normalised
 range, density 1) with probability alpha has the density alpha + (1 - alpha) N(y; mu,
 Sigma_x), exactly. The loss here is -2 log of it (the factor matches the engine's dropped
-1/2). Measured worse than the engine's loss (docs/archive/experiments.md, "Impulse noise:
+1/2). Measured worse than the engine's loss (benchmarks/NOTES.md, "Impulse noise:
 the exact marginal as the loss"), so the engine keeps the moment-matched Gaussian.
 """
 

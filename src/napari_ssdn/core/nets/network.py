@@ -1,4 +1,4 @@
-"""Blind-spot and ordinary U-Nets (Laine et al. 2019, section 2 of docs/method.md).
+"""Blind-spot and ordinary U-Nets (Laine et al. 2019; docs/design.md, "The method" and "Network").
 
 The blind-spot network sees, for every output pixel, all pixels of its receptive field
 except the pixel itself. Each of four branches (the input rotated by 0, 90, 180 and 270
@@ -309,7 +309,7 @@ class PlainNet(nn.Module):
         d = arch.dec
         self.head = nn.ModuleList([conv1(d, d, ndim=arch.ndim), conv1(d, arch.outputs, last=True, ndim=arch.ndim)])
         if zero_last:
-            # The noise-level estimator does not converge otherwise (method.md, pitfall 8).
+            # The noise-level estimator does not converge otherwise (docs/design.md, "Noise parameters").
             nn.init.zeros_(self.head[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Gaussian prior, noise models, training losses and posterior means (method.md, 3-4).
+"""Gaussian prior, noise models, training losses and posterior means (docs/design.md, "Likelihood and posterior").
 
 All arithmetic here runs in float64 on per-pixel arrays laid out channels-last:
 ``y`` and ``mu`` are ``(..., C)``, covariances ``(..., C, C)``. Noise parameters are in
@@ -64,7 +64,7 @@ def _diag(v: torch.Tensor) -> torch.Tensor:
 def noise_covariance(model: str, params: dict, mu: torch.Tensor) -> torch.Tensor:
     """Noise covariance Sigma_n ``(..., C, C)`` of a Gaussian-family model at prior mean ``mu``.
 
-    Poisson and Poisson-Gaussian use the *predicted* mean (method.md, pitfall 6).
+    Poisson and Poisson-Gaussian use the *predicted* mean (docs/design.md, "Likelihood and posterior").
     """
     c = mu.shape[-1]
     if model == "gaussian":
