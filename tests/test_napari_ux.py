@@ -52,10 +52,10 @@ def test_closing_the_train_dock_stops_training_and_keeps_the_model(viewer, qtbot
     assert run.ended.is_set(), "the training thread is still running"
     assert time.perf_counter() - t0 < 10
     assert run.stop.is_set() and run.result.stopped and run.result.steps < 100000
-    assert "img (trained)" in session_models()
-    assert session_models().get("img (trained)").model is run.result.model
+    assert "run 1 (img)" in session_models()
+    assert session_models().get("run 1 (img)").model is run.result.model
     d = DenoiseWidget(viewer)
-    assert d.model_combo.currentText() == "img (trained)" and d.run_button.isEnabled()
+    assert d.model_combo.currentText() == "run 1 (img)" and d.run_button.isEnabled()
     n = run.result.steps
     qtbot.wait(300)  # queued updates of the ended run change nothing any more
     assert run.result.steps == n and w.worker is None
@@ -350,7 +350,7 @@ def test_rgb_layer_of_different_channel_noise_trains_channel_by_channel(viewer, 
         "Channels: trained apart as gray images \u2014 noise levels differ between channels" in t.choices_label.text()
     )
     d = DenoiseWidget(viewer)
-    assert d.model_combo.currentText() == "cells (trained)" and d.run_button.isEnabled(), d.status.text()
+    assert d.model_combo.currentText() == "run 1 (cells)" and d.run_button.isEnabled(), d.status.text()
     assert d.run() is not None
     wait(qtbot, d)
     assert viewer.layers["cells_ssdn"].data.shape == noisy.shape and viewer.layers["cells_ssdn"].rgb

@@ -31,7 +31,7 @@ def test_train_through_widget(viewer, qtbot):
     qtbot.waitUntil(lambda: "CPU" in w.device_label.text(), timeout=TIMEOUT)
     train(qtbot, w)
     assert w.last_result is not None and w.last_result.steps == 20
-    assert "noisy (trained)" in session_models()
+    assert "run 1 (noisy)" in session_models()
     assert len(w.loss_plot.train) == 20 and len(w.loss_plot.val) >= 3
     assert "sigma" in w.noise_label.text()
     preview = viewer.layers["noisy_ssdn_preview"]
@@ -118,7 +118,7 @@ def test_stop_keeps_model_and_resume_continues(viewer, qtbot, tmp_path):
     # Stopped at a sliver of the plan: the status says the model is undertrained.
     assert "undertrained" in w.status.text() and f"step {w.last_result.steps} of about" in w.status.text()
     first = w.last_result.steps
-    assert session_models().get("img (trained)").model is w.last_result.model
+    assert session_models().get("run 1 (img)").model is w.last_result.model
 
     w.budget_edit.setText("5")
     train(qtbot, w, resume=True)
@@ -311,7 +311,7 @@ def test_trained_model_offered_to_denoise(viewer, qtbot):
     t = TrainWidget(viewer)
     tiny(t, "3")
     train(qtbot, t)
-    assert d.model_combo.currentText() == "cells (trained)"
+    assert d.model_combo.currentText() == "run 1 (cells)"
     assert d.run_button.isEnabled()
     # A model trained next, on another layer, becomes the Denoise widget's choice.
     viewer.add_image(noisy[::-1].copy(), name="more cells")
@@ -320,7 +320,7 @@ def test_trained_model_offered_to_denoise(viewer, qtbot):
     )
     train(qtbot, t)
     assert d.model_combo.count() == 2
-    assert d.model_combo.currentText() == "more cells (trained)"
+    assert d.model_combo.currentText() == "run 2 (more cells)"
 
 
 def test_train_3d_network_on_a_volume_and_denoise_it(viewer, qtbot):

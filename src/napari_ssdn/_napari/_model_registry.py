@@ -20,19 +20,27 @@ class SessionModel:
     Attributes
     ----------
     name : str
-        Unique display name (``"<layer> (trained)"`` or the file name).
+        Unique display name (``"run <n> (<layer>)"`` or the file name).
     model : SSDNModel
         The model itself.
     info : dict
         Model-file style metadata: ``training`` state, ``optimizer`` state (or None), ...
     source : str
         ``"trained"`` or the path of the file it was loaded from.
+    saved : str or None
+        The file a trained model was last saved to.
     """
 
     name: str
     model: object
     info: dict = field(default_factory=dict)
     source: str = "trained"
+    saved: str | None = None
+
+    @property
+    def unsaved(self) -> bool:
+        """Trained in this session and in no file: removing it from the session loses it."""
+        return self.source == "trained" and self.saved is None
 
     @property
     def channels(self) -> int:
@@ -58,6 +66,13 @@ class ModelRegistry:
 
     def __init__(self) -> None:
         self._models: dict[str, SessionModel] = {}
+        self._runs = 0
+
+    def next_run(self) -> int:
+        """The number of the next training run of this session (1, 2, ...): each run's model
+        is kept under its own name, so a new run never replaces an earlier one."""
+        self._runs += 1
+        return self._runs
 
     def add(self, entry: SessionModel) -> SessionModel:
         """Add ``entry``, replacing a model of the same name."""
@@ -88,7 +103,8 @@ class ModelRegistry:
         return len(self._models)
 
     def clear(self) -> None:
-        """Forget all models."""
+        """Forget all models; run numbers start again at 1."""
+        self._runs = 0
         if self._models:
             self._models.clear()
             self.changed.emit()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 import numpy as np
 from qtpy.QtWidgets import (
@@ -30,12 +29,10 @@ from .._common import (
     geometry_of,
     guessed_axes,
     layer_snapshot,
-    load_model_dialog,
     mark_field,
     set_or_add_image,
     show_failure,
 )
-from .._export_button import ExportButton
 from .._header import WidgetHeader, scrollable
 from .._jobs import denoise_job
 from .._model_registry import SessionModel, session_models
@@ -43,6 +40,7 @@ from .._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
 from .._words import in_widget_terms
 from .._workers import WorkerGroup
 from ._batch_panel import BatchPanel
+from ._model_picker import ModelPicker
 
 __all__ = ["DenoiseWidget", "output_layer_name"]
 
@@ -93,17 +91,12 @@ class DenoiseWidget(DockedWidget):
         form = QFormLayout(body)
         self.layer_combo = ImageLayerCombo(self.viewer)
         self.axes_edit = QLineEdit()
-        self.model_combo = QComboBox()
-        self.load_button = QPushButton("Load…")
-        self.load_button.setToolTip("Load a .ssdn model file or a package written by Export… / 'ssdn export'")
-        model_row = QWidget()
-        ml = QHBoxLayout(model_row)
-        ml.setContentsMargins(0, 0, 0, 0)
-        ml.addWidget(self.model_combo, 1)
-        ml.addWidget(self.load_button)
         self.status = QLabel("")
-        self.export_button = ExportButton(self.selected_model, self._export_sample, self.status)
-        ml.addWidget(self.export_button)
+        # The session's models, Load…, Remove and Export… (the selected layer is the example).
+        self.models = ModelPicker(self.registry, self._export_sample, self.status)
+        m = self.models
+        self.model_combo, self.load_button, self.remove_button = m.combo, m.load_button, m.remove_button
+        self.export_button = m.export_button
         self.output_combo = QComboBox()
         self.output_combo.addItems(list(OUTPUTS))
         self.device_combo = QComboBox()
@@ -111,7 +104,7 @@ class DenoiseWidget(DockedWidget):
         self.device_combo.addItems(list(DEVICES))
         form.addRow("Image", self.layer_combo)
         form.addRow("Axes", self.axes_edit)
-        form.addRow("Model", model_row)
+        form.addRow("Model", self.models)
         form.addRow("Output", self.output_combo)
         form.addRow("Device", self.device_combo)
         # Several layers or a folder of files, with the model, output and device above.
@@ -142,18 +135,14 @@ class DenoiseWidget(DockedWidget):
             w.setToolTip(HELP[key])
 
         self.run_button.clicked.connect(lambda: self.run())
-        self.load_button.clicked.connect(self._load_dialog)
         self.save_button.clicked.connect(self._save_dialog)
         self.viewer.layers.events.removed.connect(self._update_save)
         self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
         self.axes_edit.textChanged.connect(self._validate)
         self.axes_edit.textChanged.connect(lambda *_: self.batch.refresh())  # the layer's row shows the field's axes
-        self.model_combo.currentTextChanged.connect(self._validate)
+        self.models.changed.connect(self._validate)
         self.output_combo.currentTextChanged.connect(self._validate)
         self.device_combo.currentTextChanged.connect(self._on_device_changed)
-        self._names_offered: list[str] = []
-        self.registry.changed.connect(self._refresh_models)
-        self._refresh_models()
         self._on_layer_changed()
         self.header.resolve(self.device_combo.currentText())
 
@@ -172,25 +161,6 @@ class DenoiseWidget(DockedWidget):
             "device": self.device_combo,
         }
 
-    def _refresh_models(self) -> None:
-        try:
-            current = self.model_combo.currentText()
-        except RuntimeError:  # the widget was deleted; the registry outlives it
-            self.registry.changed.disconnect(self._refresh_models)
-            return
-        names = self.registry.names()
-        added = [n for n in names if n not in self._names_offered]
-        self._names_offered = names
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        self.model_combo.addItems(names)
-        # A model just trained or loaded is the one to try next; otherwise keep the user's pick.
-        self.model_combo.setCurrentText(
-            added[-1] if added else (current if current in names else (names[-1] if names else ""))
-        )
-        self.model_combo.blockSignals(False)
-        self._validate()
-
     def _on_layer_changed(self, *args) -> None:
         layer = self.layer_combo.layer()
         if layer is not None:
@@ -199,8 +169,7 @@ class DenoiseWidget(DockedWidget):
 
     def selected_model(self) -> SessionModel | None:
         """The chosen session model, or None."""
-        name = self.model_combo.currentText()
-        return self.registry.get(name) if name in self.registry else None
+        return self.models.selected()
 
     def _validate(self, *args) -> bool:
         errors: dict[str, str] = {}
@@ -421,12 +390,4 @@ class DenoiseWidget(DockedWidget):
 
     def load_model(self, path) -> SessionModel:
         """Load a ``.ssdn`` model file into the session and select it."""
-        from ...core import load_model
-
-        model, info = load_model(path)
-        entry = self.registry.add(SessionModel(Path(path).name, model, info, str(path)))
-        self.model_combo.setCurrentText(entry.name)
-        return entry
-
-    def _load_dialog(self) -> None:
-        load_model_dialog(self, self.load_model)
+        return self.models.load(path)

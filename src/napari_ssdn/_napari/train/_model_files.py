@@ -68,6 +68,7 @@ class ModelFiles(QWidget):
             train_state=info.get("training"),
             sample=info.get("sample"),
         )
+        entry.saved = str(out)  # the Denoise widget removes it without asking
         self._report(f"Model {entry.name!r} saved to {out}", None)
         return out
 

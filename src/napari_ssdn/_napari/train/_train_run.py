@@ -27,23 +27,28 @@ class TrainRun:
     Parameters
     ----------
     source_name : str
-        Name of the layer trained on; the model is registered as ``"<source_name> (trained)"``.
+        Name of the layer trained on.
     registry : ModelRegistry
-        Where the model goes.
+        Where the model goes, as ``"run <n> (<source_name>)"`` (``n`` counts this session's
+        runs), or ``"run <n> (<source_name>, continues run <m>)"`` for a resumed model.
+    resumes : str, optional
+        Name of the model the run continues.
     """
 
-    def __init__(self, source_name: str, registry: ModelRegistry):
+    def __init__(self, source_name: str, registry: ModelRegistry, resumes: str | None = None):
         self.source_name = source_name
         self.registry = registry
+        self.resumes = resumes
         self.stop = threading.Event()
         self.ended = threading.Event()
         self.result: TrainResult | None = None
         self.entry: SessionModel | None = None
         self.worker = None
 
-    @property
-    def model_name(self) -> str:
-        return f"{self.source_name} (trained)"
+    def model_name(self, number: int) -> str:
+        """The name the run's model is kept under: each run its own."""
+        given = f", continues {self.resumes.split(' (')[0]}" if self.resumes else ""
+        return f"run {number} ({self.source_name}{given})"
 
     def make_worker(self, data, request, crop=None, resume=None, resume_info=None, pair=None):
         """A superqt worker (not started) running the job (``pair``: a second observation of
@@ -62,7 +67,8 @@ class TrainRun:
         """Register the run's model (once); None while it has none."""
         if self.entry is None and self.result is not None:
             r = self.result
-            self.entry = self.registry.add(SessionModel(self.model_name, r.model, r.info, "trained"))
+            name = self.model_name(self.registry.next_run())
+            self.entry = self.registry.add(SessionModel(name, r.model, r.info, "trained"))
         return self.entry
 
     def shutdown(self, wait: float = SHUTDOWN_WAIT) -> bool:

@@ -235,7 +235,7 @@ class TrainWidget(DockedWidget):
                 return None
         self.preview = PreviewLayer(self.viewer, layer, data, request.axes, ndim=request.config.get("ndim", 2))
         self.preview.follow()
-        self.run = run = TrainRun(layer.name, self.registry)
+        self.run = run = TrainRun(layer.name, self.registry, self.current.name if resume else None)
         self._runs["current"] = run  # napari deleting the widget stops it and keeps its model
         steps_before = int((resume_info or {}).get("training", {}).get("steps", 0) or 0) if resume else 0
         self.panel.start_run(self.current.name if resume else None, steps_before)
