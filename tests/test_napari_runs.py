@@ -76,3 +76,30 @@ def test_each_run_keeps_its_model_until_the_user_removes_it(viewer, qtbot, monke
     d.model_combo.setCurrentText("run 3 (img, continues run 2)")
     d.remove_button.click()
     assert _listed(d) == ["run 2 (img)"] and len(asked) == 2
+
+
+def test_a_run_that_barely_trained_warns_however_it_ended(viewer, qtbot):
+    """A time budget that a busy CPU turns into a few steps finishes undertrained, warned as
+    a run stopped early is, with what to do; the same share decides both (EARLY_STOP)."""
+    from napari_ssdn._napari._jobs import TrainResult
+    from napari_ssdn._napari.train._train_run import EARLY_STOP, FULL_RUN, ending
+
+    w = _widget(viewer)
+    tiny(w, "0.01", unit="minutes")  # 0.6 s
+    train(qtbot, w)
+    steps, text = w.last_result.steps, w.status.text()
+    assert not w.last_result.stopped and steps < EARLY_STOP * FULL_RUN
+    assert f"Training finished after only {steps} step" in text and "undertrained" in text, text
+    assert "longer budget" in text and "Threads" in text and "GPU" in text
+    assert w.status.styleSheet() == "color: #e0a030;"
+
+    def result(steps, stopped=False):
+        return TrainResult(None, {"training": {"steps": steps}}, stopped=stopped, steps=steps)
+
+    threshold = int(EARLY_STOP * FULL_RUN)
+    assert ending(result(threshold), threshold)[1] is False and ending(result(threshold - 1), threshold - 1)[1]
+    assert ending(result(400, stopped=True), 2000)[0].startswith("Training stopped at step 400 of about 2000")
+    assert ending(result(600, stopped=True), 2000) == (
+        "Training stopped. Save the model, resume, or denoise with it.",
+        False,
+    )

@@ -28,15 +28,12 @@ from ._preview import PreviewLayer, preview_crop  # noqa: F401 - preview_crop: p
 from ._progress_panel import ProgressPanel, fmt_time
 from ._train_form import TrainForm
 from ._train_help import HELP, param_help
-from ._train_run import TrainRun, resume_problem
+from ._train_run import TrainRun, ending, resume_problem
 from ._validation import TrainFields, validate_train
 
 __all__ = ["TrainWidget"]
 
 log = logging.getLogger(__name__)
-
-# A run stopped before this share of its plan is called undertrained.
-EARLY_STOP = 0.25
 
 
 def _shutdown_run(runs: dict) -> None:
@@ -300,18 +297,9 @@ class TrainWidget(DockedWidget):
         self.current = self.run.keep()
         self.panel.on_result(self.current.name, result)
         self._show_model_noise()
-        done, planned = result.steps, self._planned
-        if result.stopped and planned and done < EARLY_STOP * planned:
-            # The learning rate never ramped down: such weights denoise visibly worse.
-            self.status.setText(
-                f"Training stopped at step {done} of about {planned} planned ({100 * done / planned:.0f} %): the model "
-                "is undertrained. Resume continues it; denoising with it now gives a rough result."
-            )
-            self.status.setStyleSheet("color: #e0a030;")
-        else:
-            how = "stopped" if result.stopped else "finished"
-            self.status.setText(f"Training {how}. Save the model, resume, or denoise with it.")
-            self.status.setStyleSheet("")
+        text, warn = ending(result, self._planned)
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #e0a030;" if warn else "")
 
     def _on_error(self, exc: Exception) -> None:
         show_failure(self.status, "training", exc)
