@@ -2,7 +2,8 @@
 
     /opt/n2v/bin/python benchmarks/fmd.py --data DATA/fmd_samples --budget 180 --name fmd_180s
 
-DATA/fmd_samples holds the FMD sample pairs in the layout of benchmarks/README.md.
+DATA/fmd_samples holds the FMD sample pairs in the layout of benchmarks/README.md; /opt/n2v
+is the Noise2Void environment that benchmarks/setup_n2v.sh creates (its default path).
 
 Four data sets, each trained on its own noisy images only (one model per data set, the
 whole budget of wall-clock seconds per trained method):

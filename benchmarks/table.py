@@ -23,7 +23,8 @@ With a level range (two values) each image gets its own level drawn with a fixed
 Learned levels are then learned per image (the auxiliary estimator); "known" trains the
 same way and gives each image its true level at inference.
 
-DATA is the folder of the benchmark data sets (benchmarks/README.md).
+DATA is the folder of the benchmark data sets (benchmarks/README.md); /opt/n2v
+is the Noise2Void environment that benchmarks/setup_n2v.sh creates (its default path).
 
 Protocol (docs/design.md, "Benchmark protocol"): clean uint8 / 255, noise with a fixed seed per image (1000 +
 index), never clipped or quantised; PSNR on 8-bit-rounded outputs, mean over images.

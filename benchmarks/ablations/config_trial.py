@@ -1,6 +1,6 @@
 r"""One Set12 image, one training configuration: the quick trial behind default choices.
 
-    python benchmarks/ablations/config_trial.py SET12 02.png 300 /tmp/m.ssdn \
+    python benchmarks/ablations/config_trial.py SET12 02.png 300 m.ssdn \
         '{"nll_beta": 0.0, "width": "tiny", "lr": 2e-3}'
 
 SET12 is the folder of the Set12 images (01.png ... 12.png; see benchmarks/README.md).

@@ -11,7 +11,9 @@ every image denoised with the defaults of ``denoise``. Rows: our posterior mean 
 mean (one model, sigma learned), the same network trained supervised on the clean
 images, Noise2Void (CAREamics, when importable); BM3D with the true sigma as a line.
 Results accumulate in ``benchmarks/results/NAME.json`` (a run adds or replaces the
-budgets it measured), and the plot is written to ``docs/images/NAME.png``.
+budgets it measured), and the plot is written to ``docs/images/NAME.png``. DATA is the folder
+of the benchmark data sets (benchmarks/README.md); /opt/n2v is the Noise2Void environment
+that benchmarks/setup_n2v.sh creates (its default path).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where the posterior's gain goes, for a model trained by config_trial.py on a Set12 image.
 
-    python benchmarks/ablations/posterior_analysis.py SET12 02.png /tmp/m.ssdn
+    python benchmarks/ablations/posterior_analysis.py SET12 02.png m.ssdn
 
 SET12 is the folder of the Set12 images (see benchmarks/README.md).
 

@@ -1,7 +1,7 @@
 """Is the Gaussian prior's shape what caps the posterior? An analysis of one trained gray
 Gaussian model (e.g. one saved by ``table.py --save-model``).
 
-    python benchmarks/ablations/prior_shape.py --data DATA/bsd68_gray --model /tmp/m/learned.ssdn
+    python benchmarks/ablations/prior_shape.py --data DATA/bsd68_gray --model m/learned.ssdn
 
 Each image gets the same noise as in table.py (seed 1000 + index). The model gives each
 pixel a prior mean mu and a prior variance s2 (from its posterior std, 8-view averaging off so
