@@ -88,3 +88,31 @@ def test_a_loaded_model_is_drawn_and_bad_axes_are_named(viewer, qtbot, tmp_path)
     m = _measure(qtbot, w)  # a small image: the curve, and why there is no correlation
     assert m["mean"] and m["rho"] == {} and "Correlation not measured" in w.noise_panel.label.text()
     assert len(w.noise_plot.model_line()) > 0
+
+
+def test_camera_counts_fit_the_axis_and_a_negative_b_is_explained(viewer, qtbot):
+    """Variances of tens of thousands (camera counts) get a short tick label held whole by
+    the margin; a Poisson-Gaussian b below zero is explained under the plot (the camera's
+    offset, and where the variance at zero signal is read), a positive one is not."""
+    from qtpy.QtGui import QFontMetrics
+
+    from napari_ssdn._napari.train._noise_plot import tick_text
+
+    viewer.add_image(np.random.default_rng(0).random((64, 64)).astype(np.float32), name="img")
+    w = TrainWidget(viewer)
+    plot = w.noise_plot
+    means = np.linspace(2000.0, 60000.0, 8)
+    plot.set_measured({"mean": list(means), "variance": list(0.8 * means - 1000.0), "rho": {}, "rho_se": {}})
+    w.noise_panel.set_model("poisson-gaussian", {"a": 0.8, "b": -1000.0})
+    low, high = plot.variance_labels()
+    assert (low, high) == ("0", "51.7k") and tick_text(47000) == "47k" and tick_text(2.5e-5) == "2.5e-5"
+    fm = QFontMetrics(plot._small_font())
+    assert fm.horizontalAdvance(high) + 2 <= plot.label_margin()
+    assert fm.horizontalAdvance(tick_text(1.23e-5)) + 2 <= max(30, fm.horizontalAdvance("1.2e-5") + 8)
+    plot.resize(420, 180)
+    plot.grab()  # paints with the wider margin
+    text = w.noise_panel.model_label.text()
+    assert "b = -1000" in text and "camera adds an offset (pedestal)" in text, text
+    assert "variance at zero signal" in text and "at intensity 1250" in text
+    w.noise_panel.set_model("poisson-gaussian", {"a": 0.8, "b": 40.0})
+    assert "pedestal" not in w.noise_panel.model_label.text()

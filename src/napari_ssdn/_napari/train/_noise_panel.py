@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from .._workers import WorkerGroup
 from ._noise_plot import NoisePlot
 
-__all__ = ["NoisePanel", "fmt_model_line", "form_source"]
+__all__ = ["NoisePanel", "fmt_model_line", "negative_b_note", "form_source"]
 
 HELP = (
     "Measure the noise of the selected image: its variance against intensity in the flattest parts of "
@@ -32,12 +32,23 @@ def fmt_model_line(noise: str | None, params: dict) -> str:
     if noise == "poisson" and "lam" in p:
         return f"Model (poisson): variance = x / \u03bb, \u03bb = {p['lam']:.4g}."
     if noise == "poisson-gaussian" and "a" in p and "b" in p:
-        return f"Model (poisson-gaussian): variance = a\u00b7x + b, a = {p['a']:.4g}, b = {p['b']:.4g}."
+        line = f"Model (poisson-gaussian): variance = a\u00b7x + b, a = {p['a']:.4g}, b = {p['b']:.4g}."
+        return line + (" " + negative_b_note(p["a"], p["b"]) if p["b"] < 0 else "")
     if noise == "impulse":
         return "Model (impulse): no variance line (a share of pixels replaced by random values)."
     if noise is not None and not p:
         return "This model has no noise model to draw (a baseline without one)."
     return "No model yet: train or load one to draw its noise model over the measurement."
+
+
+def negative_b_note(a: float, b: float) -> str:
+    """What a negative Poisson-Gaussian ``b`` means, in words (``a`` > 0, ``b`` < 0)."""
+    zero = f" (at intensity {-b / a:.4g}, where the line reaches 0, or above)" if a > 0 else ""
+    return (
+        "b is negative: the camera adds an offset (pedestal) to every pixel, so intensity 0 lies below the "
+        "signal's true zero and b, the line's value there, is not a variance. The variance at zero signal, "
+        f"the read noise, is the line's value at the offset{zero}."
+    )
 
 
 def form_source(form) -> Callable[[], tuple]:

@@ -12,14 +12,14 @@ import math
 
 import numpy as np
 from qtpy.QtCore import QPointF, QRectF, Qt
-from qtpy.QtGui import QColor, QPainter, QPen
+from qtpy.QtGui import QColor, QFontMetrics, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ...core.noise.curve import model_variance
 from ...core.noise.stats import NEGLIGIBLE
 from ._loss_plot import VAL_COLOR
 
-__all__ = ["NoisePlot"]
+__all__ = ["NoisePlot", "tick_text"]
 
 MEASURED_COLOR = VAL_COLOR
 MODEL_COLOR = QColor(90, 200, 120)
@@ -28,6 +28,22 @@ _CENTER_WRAP = int(getattr(Qt.AlignmentFlag.AlignCenter, "value", Qt.AlignmentFl
     getattr(Qt.TextFlag.TextWordWrap, "value", Qt.TextFlag.TextWordWrap)
 )
 AXIS_COLORS = {"X": QColor(235, 80, 80), "Y": QColor(110, 170, 255), "Z": QColor(200, 120, 220)}
+
+
+def tick_text(v: float) -> str:
+    """A short tick label: ``47k``, ``1.25M``, ``0.25``, ``3e-5`` (never ``4.7e+04``, whose
+    width the plot's margin could not hold)."""
+    a = abs(v)
+    if a == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    if a < 1e-3:
+        mantissa, exponent = f"{v:.1e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    for scale, suffix in ((1.0, ""), (1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
+        text = f"{v / scale:.3g}"
+        if "e" not in text:  # 3 significant digits without an exponent at this scale
+            return text + suffix
+    return f"{v:.1e}"
 
 
 class NoisePlot(QWidget):
@@ -70,6 +86,20 @@ class NoisePlot(QWidget):
         v = model_variance(self.noise, self.params, xs)
         return [] if v is None else list(zip(xs.tolist(), v.tolist(), strict=True))
 
+    def variance_labels(self) -> tuple[str, str]:
+        """The variance axis's lowest and highest tick labels."""
+        return tuple(tick_text(v) for v in self.variance_range())
+
+    def label_margin(self, font=None) -> int:
+        """Pixels left of the variance plot: its widest tick label and a gap, at least 30."""
+        fm = QFontMetrics(font if font is not None else self._small_font())
+        return max(30, max(fm.horizontalAdvance(t) for t in self.variance_labels()) + 8)
+
+    def _small_font(self):
+        font = self.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        return font
+
     def variance_range(self) -> tuple[float, float]:
         vals = [v for v in (self.measured or {}).get("variance", []) if math.isfinite(v)]
         vals += [v for _, v in self.model_line() if math.isfinite(v)]
@@ -80,9 +110,7 @@ class NoisePlot(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         fg = self.palette().color(self.palette().ColorRole.WindowText)
-        font = p.font()
-        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
-        p.setFont(font)
+        p.setFont(self._small_font())
         half = self.width() * 0.58
         left = QRectF(0, 0, half, self.height())
         right = QRectF(half, 0, self.width() - half, self.height())
@@ -95,11 +123,12 @@ class NoisePlot(QWidget):
             )
             p.end()
             return
-        self._paint_variance(p, left.adjusted(46, 18, -6, -20), fg)
+        margin = self.label_margin(p.font())  # the tick labels stay whole however wide
+        self._paint_variance(p, left.adjusted(margin, 18, -6, -20), fg, margin)
         self._paint_correlation(p, right.adjusted(30, 18, -6, -20), fg)
         p.end()
 
-    def _paint_variance(self, p: QPainter, rect: QRectF, fg: QColor) -> None:
+    def _paint_variance(self, p: QPainter, rect: QRectF, fg: QColor, margin: int) -> None:
         m = self.measured
         xs = _span(m["mean"]) if m["mean"] else np.array([0.0, 1.0])
         x0, x1 = float(xs[0]), float(xs[-1])
@@ -113,7 +142,7 @@ class NoisePlot(QWidget):
                 rect.left() + (x - x0) / (x1 - x0) * rect.width(), rect.bottom() - (v - y0) / (y1 - y0) * rect.height()
             )
 
-        _frame(p, rect, fg, "variance vs mean", (f"{x0:.3g}", "mean", f"{x1:.3g}"), (f"{y0:.3g}", f"{y1:.3g}"), 46)
+        _frame(p, rect, fg, "variance vs mean", (tick_text(x0), "mean", tick_text(x1)), self.variance_labels(), margin)
         line = self.model_line()
         if line:
             p.setPen(QPen(MODEL_COLOR, 2))
