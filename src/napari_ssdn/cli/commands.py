@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.errors import SSDNError, setting
 from .info import cmd_info
+from .options import DenoiseOutput, add_threads, use_threads
 from .pairs import add_pair_options
 from .paths import check_not_input, denoise_targets
 from .text import Progress, choice_lines, fmt_time, in_cli_terms, params_str, warn_in_cli_terms
@@ -298,28 +299,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ssdn: error: {message} (see '{self.prog} --help')\n")
 
 
-class _DenoiseOutput(argparse.Action):
-    """``ssdn denoise -o``: given once, and a path, not an output kind's name (``--output``
-    once chose the kind: ``--output prior-mean`` silently wrote a file called prior-mean)."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        from ..core.constants import OUTPUTS
-
-        earlier = getattr(namespace, self.dest, None)
-        if earlier is not None:
-            parser.error(
-                f"-o/--output is given twice ({earlier!r} and {value!r}); give one output file or folder with -o, "
-                "and what to write with --kind"
-            )
-        kind = value.rstrip("/\\")
-        if kind in OUTPUTS:
-            parser.error(
-                f"{option_string} {value} is an output kind, not a file or folder; choose what to write with "
-                f"--kind {kind} and where with -o, e.g. -o {kind}.tif (./{kind} for a folder of that name)"
-            )
-        setattr(namespace, self.dest, value)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -347,13 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp):
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
         sp.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-        sp.add_argument(
-            "--threads",
-            type=_positive(int),
-            metavar="N",
-            help="CPU threads of torch (default: OMP_NUM_THREADS where set, else the cores free now: "
-            "cores minus the 1-minute load of other work; with --distributed, per rank)",
-        )
+        add_threads(sp, _positive(int))
 
     t = sub.add_parser("train", help="train a model on noisy images")
     t.add_argument(
@@ -472,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="output",
         required=True,
         metavar="OUTPUT",
-        action=_DenoiseOutput,
+        action=DenoiseOutput,
         help="output file (one input) or folder (several), once; what to write is --kind",
     )
     d.add_argument(
@@ -557,27 +530,10 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _use_threads(args) -> None:
-    """Set torch's threads for train, denoise and demo (see core.device.choose_threads)."""
-    if not hasattr(args, "threads"):
-        return
-    from .distributed import is_rank
-
-    if getattr(args, "distributed", None) and not is_rank():  # the ranks inherit it
-        if args.threads:
-            os.environ["OMP_NUM_THREADS"] = str(args.threads)
-        return
-    from ..core.device import use_threads
-
-    choice = use_threads(args.threads)
-    if not is_rank():
-        log.info("threads: %s%s", choice.describe(), " (--threads N sets them)" if choice.source == "auto" else "")
-
-
 def _run(args) -> int:
     """Run the subcommand; its exit code, with the errors a user can act on in one line."""
     try:
-        _use_threads(args)
+        use_threads(args)
         return args.func(args)
     except SSDNError as exc:
         if not getattr(args, "quiet_errors", False):  # ranks past 0: rank 0 says the same

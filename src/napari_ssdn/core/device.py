@@ -53,14 +53,16 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def device_name(dev: torch.device, threads: ThreadChoice | None = None) -> str:
-    """Human-readable name: the GPU model, or 'CPU (N threads)' (with why, given ``threads``)."""
+    """Human-readable name: the GPU model, or 'CPU (N threads)', with why where known (given
+    ``threads``, or the choice :func:`use_threads` made last, while torch still uses it)."""
     if dev.type == "cuda":
         return f"GPU {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
         return "Apple GPU (MPS)"
+    n = torch.get_num_threads()
+    threads = threads if threads is not None else (_CHOSEN[0] if _CHOSEN[0] and _CHOSEN[0].count == n else None)
     if threads is not None:
         return f"CPU ({threads.describe()})"
-    n = torch.get_num_threads()
     return f"CPU ({n} thread{'s' if n != 1 else ''})"
 
 
@@ -151,7 +153,11 @@ def use_threads(threads: int | None = None) -> ThreadChoice:
     choice. Call it in the thread that runs the work: OpenMP keeps the count per thread."""
     choice = choose_threads(threads)
     torch.set_num_threads(choice.count)
+    _CHOSEN[0] = choice
     return choice
+
+
+_CHOSEN: list = [None]  # the latest choice of use_threads, which device_name explains
 
 
 def bf16_cpu() -> bool:
