@@ -219,3 +219,18 @@ def test_a_step_with_non_finite_gradients_is_skipped(clean_and_noisy):
     rest = list(run)
     assert rest[-1].skipped == 1 and rest[-1].step == 3
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+def test_volume_crops_grow_with_the_blind_region():
+    """24-voxel volume crops with a blind region beyond the voxel are nearly all border: the
+    prior learned there was biased on whole volumes, so such regions take 48-voxel crops."""
+    import torch
+
+    from napari_ssdn.core import TrainConfig
+
+    cpu = torch.device("cpu")
+    assert TrainConfig(ndim=3).patch_for(cpu) == 24
+    assert TrainConfig(ndim=3, blind=(1, 1, 1)).patch_for(cpu) == 24
+    assert TrainConfig(ndim=3, blind="1,2,1").patch_for(cpu) == 48
+    assert TrainConfig(ndim=3, blind=(2, 2, 2), patch=16).patch_for(cpu) == 16
+    assert TrainConfig(ndim=2, blind=(3, 3)).patch_for(cpu) == 64
