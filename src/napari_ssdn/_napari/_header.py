@@ -1,5 +1,6 @@
-"""The top line of each widget (the device in use and a link to the docs) and the scroll
-area that lets the widgets' forms shrink to a small screen."""
+"""The top line of each widget (the device in use and a link to the docs), the scroll area
+that lets the widgets' forms shrink to a small screen and the word-wrapped labels that
+keep long texts inside the dock's width."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from qtpy.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy
 from ._common import in_widget_terms
 from ._workers import WorkerGroup
 
-__all__ = ["DOCS_URL", "WidgetHeader", "scrollable", "docs_url"]
+__all__ = ["DOCS_URL", "MIN_FORM_HEIGHT", "WidgetHeader", "scrollable", "docs_url", "wrapping"]
 
 #: Fallback when the package metadata is not available (run from a source tree).
 DOCS_URL = "https://github.com/napari-ssdn/napari-ssdn/tree/main/docs"
@@ -40,9 +41,7 @@ class WidgetHeader(QWidget):
 
     def __init__(self, anchor: str = "", parent=None):
         super().__init__(parent)
-        self.device_label = QLabel("Device: resolved when you run")
-        self.device_label.setWordWrap(True)
-        self.device_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.device_label = wrapping(QLabel("Device: resolved when you run"))
         self.device_label.setToolTip(
             "The device training and denoising run on (Device field; auto picks CUDA, then Apple MPS, then the CPU)"
         )
@@ -81,11 +80,29 @@ class WidgetHeader(QWidget):
         self.device_label.setStyleSheet("color: #e05050;")
 
 
+#: Height (px) a widget's scroll area keeps at least, so that a dock sharing the column
+#: with another shows a few rows of its form instead of one (the Denoise dock under a
+#: Train dock that has run got 51 px on a 768-pixel screen).
+MIN_FORM_HEIGHT = 180
+
+
+def wrapping(label: QLabel) -> QLabel:
+    """``label`` word-wrapped within the width it is given: no text (not even a long word or
+    path) widens the form, and its height follows the lines the text takes at that width."""
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.MinimumExpanding)
+    label.setMinimumWidth(0)
+    return label
+
+
 def scrollable(content: QWidget) -> QScrollArea:
-    """``content`` in a frameless vertical scroll area, so the dock can be short."""
+    """``content`` in a frameless scroll area, so the dock can be short or narrow and every
+    control can still be scrolled to (a horizontal scroll bar only when the dock is narrower
+    than the form's narrowest layout)."""
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    area.setMinimumHeight(MIN_FORM_HEIGHT)
     area.setWidget(content)
     return area

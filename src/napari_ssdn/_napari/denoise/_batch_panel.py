@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._common import advance_progress, geometry_of, in_widget_terms, layer_snapshot, set_or_add_image
+from .._header import wrapping
 from .._options import OUTPUT_SUFFIX
 from .._words import failure_text
 from .._workers import WorkerGroup
@@ -120,7 +121,7 @@ class BatchPanel(QWidget):
         row.addWidget(self.cancel_button)
         lay.addLayout(row)
         self.status = QLabel("")
-        self.status.setWordWrap(True)
+        wrapping(self.status)
         lay.addWidget(self.status)
 
         self.all_button.clicked.connect(self.layer_list.selectAll)

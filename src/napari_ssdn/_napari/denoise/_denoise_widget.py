@@ -33,7 +33,7 @@ from .._common import (
     set_or_add_image,
     show_failure,
 )
-from .._header import WidgetHeader, scrollable
+from .._header import WidgetHeader, scrollable, wrapping
 from .._jobs import denoise_job
 from .._model_registry import SessionModel, session_models
 from .._options import DEVICES, OUTPUT_SUFFIX, OUTPUTS
@@ -119,7 +119,7 @@ class DenoiseWidget(DockedWidget):
         root = QVBoxLayout(self)
         root.addWidget(self.header)
         root.addWidget(scrollable(body), 1)
-        self.status.setWordWrap(True)
+        wrapping(self.status)
         root.addWidget(self.status)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Denoise")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from .._header import wrapping
 from .._workers import WorkerGroup
 from ._noise_plot import NoisePlot
 
@@ -95,10 +96,10 @@ class NoisePanel(QWidget):
         row.addStretch(1)
         lay.addLayout(row)
         self.label = QLabel("")
-        self.label.setWordWrap(True)
+        wrapping(self.label)
         lay.addWidget(self.label)
         self.model_label = QLabel(fmt_model_line(None, {}))
-        self.model_label.setWordWrap(True)
+        wrapping(self.model_label)
         self.plot = NoisePlot()
         self.plot.setVisible(False)
         self.model_label.setVisible(False)

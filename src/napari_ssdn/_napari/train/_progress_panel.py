@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .._header import wrapping
 from ._loss_plot import LossPlot
 
 __all__ = ["ProgressPanel", "fmt_time", "fmt_noise"]
@@ -37,14 +38,14 @@ class ProgressPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.progress_label = QLabel("")
-        self.progress_label.setWordWrap(True)
+        wrapping(self.progress_label)
         self.noise_label = QLabel("")
-        self.noise_label.setWordWrap(True)
+        wrapping(self.noise_label)
         self.noise_label.setToolTip(
             "Noise parameters of the model, in image units (learned ones change during training)"
         )
         self.model_label = QLabel("No model yet")
-        self.model_label.setWordWrap(True)
+        wrapping(self.model_label)
         self.loss_plot = LossPlot()
         for w in (self.progress_label, self.noise_label, self.loss_plot, self.model_label):
             lay.addWidget(w)

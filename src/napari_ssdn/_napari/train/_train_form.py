@@ -6,6 +6,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from .._common import ImageLayerCombo, guessed_axes
+from .._header import wrapping
 from .._options import NOISE_CHOICES, NOISE_PARAMS
 from ._noise_fields import NoiseParamFields
 from ._train_help import HELP
@@ -58,12 +59,12 @@ class TrainForm(QWidget):
         self._filled: dict[str, float] = {}  # noise parameters filled from a layer that states them
         # What a run's auto settings became and why (shown while it runs and after it ends).
         self.choices_label = QLabel("")
-        self.choices_label.setWordWrap(True)
+        wrapping(self.choices_label)
         self.choices_label.setToolTip("What the run uses for the noise model and the blind region, and why")
         self.choices_label.setVisible(False)
         form.addRow(self.choices_label)
         self.warning_label = QLabel("")
-        self.warning_label.setWordWrap(True)
+        wrapping(self.warning_label)
         self.warning_label.setStyleSheet("color: #e0a030;")
         self.warning_label.setVisible(False)
         form.addRow(self.warning_label)

@@ -16,7 +16,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from .._common import DockedWidget, advance_progress, layer_snapshot, mark_field, show_failure
 from .._export_button import ExportButton
-from .._header import WidgetHeader, scrollable
+from .._header import WidgetHeader, scrollable, wrapping
 from .._jobs import TrainResult, TrainUpdate
 from .._model_registry import SessionModel, session_models
 from .._words import in_widget_terms
@@ -105,7 +105,7 @@ class TrainWidget(DockedWidget):
         )
 
         self.status = QLabel("")
-        self.status.setWordWrap(True)
+        wrapping(self.status)
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume")
