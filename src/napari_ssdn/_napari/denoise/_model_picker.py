@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QMessageBox, QPushButton, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 from .._common import load_model_dialog
 from .._export_button import ExportButton
@@ -51,11 +51,14 @@ class ModelPicker(QWidget):
             "Take the chosen model off this list (asks first for a model trained here and not saved)"
         )
         self.export_button = ExportButton(self.selected, export_sample, status)
-        lay = QHBoxLayout(self)
+        # The buttons under the list, so that the row fits a narrow dock.
+        lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.combo, 1)
+        lay.addWidget(self.combo)
+        row = QHBoxLayout()
         for b in (self.load_button, self.remove_button, self.export_button):
-            lay.addWidget(b)
+            row.addWidget(b)
+        lay.addLayout(row)
         self._names_offered: list[str] = []
         self.combo.currentTextChanged.connect(self._on_choice)
         self.load_button.clicked.connect(lambda: load_model_dialog(self, self.load))
