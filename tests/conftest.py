@@ -5,6 +5,16 @@ import pytest
 import torch
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_as_they_were():
+    """A test that chose threads (a run's free-cores rule, --threads) leaves the next one the
+    suite's count: results then do not depend on the order the tests run in."""
+    yield
+    if torch.get_num_threads() != _THREADS:
+        torch.set_num_threads(_THREADS)
 
 
 def smooth_image(size=64, seed=0):

@@ -45,8 +45,13 @@ def cluster():
     """Two worker processes, one thread each, on 127.0.0.1; closed after the module."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as c:
-        yield c.scheduler_address
+    from napari_ssdn.scaleout.cluster import environment_kept
+
+    with environment_kept():
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as c:
+            yield c.scheduler_address
 
 
 @pytest.fixture(scope="module")
@@ -308,3 +313,17 @@ def test_an_interrupted_ome_zarr_output_resumes_from_its_kept_blocks(data, tmp_p
         zarr.open_array(str(tmp_path / "whole.ome.zarr" / "0"), mode="r")[...],
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr", "whole.ome.zarr"]
+
+
+def test_a_local_cluster_leaves_the_environment_as_it_was(tmp_path):
+    """Dask's nanny sets OMP_NUM_THREADS=1 in the parent when it starts workers; ssdn denoise
+    --workers must not leave it there (every later torch run would take one thread)."""
+    import os
+
+    from napari_ssdn.scaleout.cluster import environment_kept
+
+    before = dict(os.environ)
+    with environment_kept():
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.environ.pop("HOME", None)
+    assert dict(os.environ) == before

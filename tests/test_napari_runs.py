@@ -23,8 +23,9 @@ def _widget(viewer, name="img"):
     return TrainWidget(viewer)
 
 
-def test_the_threads_field_sets_a_runs_threads_and_the_device_line_says_why(viewer, qtbot):
+def test_the_threads_field_sets_a_runs_threads_and_the_device_line_says_why(viewer, qtbot, monkeypatch):
     """Threads (advanced) takes a count or auto; the line at the top shows what the run took."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # auto reads the free cores, not the variable
     w = _widget(viewer)
     tiny(w, "3")
     w.threads_edit.setText("0")

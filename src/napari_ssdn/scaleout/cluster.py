@@ -57,6 +57,22 @@ def _devices(args) -> list[str]:
 
 
 @contextlib.contextmanager
+def environment_kept():
+    """Put back this process's environment variables as they were: starting worker processes,
+    Dask's nanny sets OMP_NUM_THREADS=1 and the like in the parent too, and leaving them would
+    make every later torch run of the process single-threaded."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in [k for k in os.environ if k not in before]:
+            del os.environ[key]
+        for key, value in before.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
 def connect(args, quiet: bool = False):
     """A :class:`distributed.Client` for the run; a local cluster is shut down at the end."""
     devices = _devices(args)
@@ -90,24 +106,25 @@ def connect(args, quiet: bool = False):
     n = len(devices) or args.workers
     threads = 1 if devices else max(1, (os.cpu_count() or 1) // n)
     # Processes on the loopback interface only; no dashboard.
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    try:
-        with Client(cluster) as client:
-            if devices:
-                client.register_plugin(PinDevices(devices))
-            if not quiet:
-                on = f", on {', '.join(devices)}" if devices else ""
-                print(f"cluster: local, {n} worker(s) x {threads} thread(s){on}", file=sys.stderr)
-            yield client
-    finally:
-        cluster.close()
+    with environment_kept():
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        try:
+            with Client(cluster) as client:
+                if devices:
+                    client.register_plugin(PinDevices(devices))
+                if not quiet:
+                    on = f", on {', '.join(devices)}" if devices else ""
+                    print(f"cluster: local, {n} worker(s) x {threads} thread(s){on}", file=sys.stderr)
+                yield client
+        finally:
+            cluster.close()
 
 
 def map_tasks(client, fn, specs: list, retries: int):
