@@ -109,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and denoise on the F x F interleaved sub-images: for noise correlated between neighbouring "
         "pixels, which a blind-spot network would learn to reproduce (try 2; default 1)",
     )
-    t.add_argument("--patch", type=_positive(int), help="crop side (default 64 on a CPU, 128 on a GPU; 24 with --3d)")
+    t.add_argument(
+        "--patch",
+        type=_positive(int),
+        help="crop side (default 64 on a CPU, 128 on a GPU; 24 with --3d, 48 with a blind region beyond the voxel)",
+    )
     t.add_argument("--batch", type=_positive(int), help="crops per step (default 4 on a CPU, 8 on a GPU; 1 with --3d)")
     t.add_argument(
         "--width",

@@ -22,7 +22,8 @@ HELP = {
     "slices above and below (needs a Z axis). With patch, batch and width on auto, 3D takes 24-voxel crops, batch "
     "1 and the tiny width, the best per CPU minute.",
     "budget": "How long to train: a number of iterations or of minutes.",
-    "patch": "Side of the square training crops in pixels (>= 8), or auto: 64 on a CPU, 128 on a GPU, 24 for 3D.",
+    "patch": "Side of the square training crops in pixels (>= 8), or auto: 64 on a CPU, 128 on a GPU, 24 for 3D "
+    "(48 with a blind region beyond the voxel).",
     "batch": "Crops per training step, or auto: 4 on a CPU, 8 on a GPU, 1 for 3D.",
     "width": "Network size: auto (the best per minute measured: tiny on a CPU; on a GPU tiny where the shipped "
     "starting network fits, else light), tiny, light, paper (Laine et al.; use a GPU).",
