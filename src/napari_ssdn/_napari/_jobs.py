@@ -114,7 +114,10 @@ def train_job(
     pair : ndarray, optional
         A second observation of ``data`` (the other even/odd half, another frame), read-only.
     """
-    return (yield from _guard(_train(data, request, stop, crop, resume, resume_info, pair), "training"))
+    from ..core.device import threads_for_run
+
+    with threads_for_run(request.threads):  # this worker's count, torch's own again after the run
+        return (yield from _guard(_train(data, request, stop, crop, resume, resume_info, pair), "training"))
 
 
 def _guard(gen, what: str):
@@ -232,10 +235,9 @@ def denoise_job(
     First yields a warning (a str) when the data's values are far from the model's
     training data (``scale_mismatch``)."""
     from ..core import denoise_iter, scale_mismatch
-    from ..core.device import use_threads
+    from ..core.device import threads_for_run
 
     def run():
-        use_threads()  # the cores free now, in the thread that runs the tiles
         mismatch = scale_mismatch(model, data, axes)
         if mismatch:
             yield mismatch
@@ -249,7 +251,8 @@ def denoise_job(
             except StopIteration as end:
                 return end.value
 
-    return (yield from _guard(run(), "denoising"))
+    with threads_for_run():  # the cores free now, in the thread that runs the tiles
+        return (yield from _guard(run(), "denoising"))
 
 
 def device_label_job(device: str, threads: int | None = None) -> tuple[bool, str]:

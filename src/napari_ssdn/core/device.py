@@ -160,6 +160,19 @@ def use_threads(threads: int | None = None) -> ThreadChoice:
 _CHOSEN: list = [None]  # the latest choice of use_threads, which device_name explains
 
 
+@contextlib.contextmanager
+def threads_for_run(threads: int | None = None):
+    """:func:`use_threads` for the work inside the block, then torch's previous count again:
+    a count left changed by a worker thread altered the results of later runs in the process
+    (bfloat16 training on the CPU, in the test suite)."""
+    before = torch.get_num_threads()
+    try:
+        yield use_threads(threads)
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def bf16_cpu() -> bool:
     """Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16 / AMX): then
     mixed precision nearly doubles training speed."""

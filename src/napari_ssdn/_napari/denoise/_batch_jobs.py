@@ -108,9 +108,13 @@ def batch_denoise_job(
     """Denoise ``items`` (:class:`LayerItem` or :class:`FileItem`) one after the other,
     yielding :class:`BatchProgress` per tile and :class:`ItemDone` per item; returns a
     :class:`BatchSummary`. ``stop``: set from the main thread to cancel."""
-    from ...core.device import use_threads
+    from ...core.device import threads_for_run
 
-    use_threads()  # the cores free now, in the thread that runs the tiles
+    with threads_for_run():  # the cores free now, in the thread that runs the tiles
+        return (yield from _batch_items(model, items, output, device, stop, model_name))
+
+
+def _batch_items(model, items: list, output: str, device: str, stop: threading.Event, model_name: str):
     summary = BatchSummary(count=len(items))
     for index, item in enumerate(items):
         if stop.is_set():

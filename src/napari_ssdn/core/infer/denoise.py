@@ -167,12 +167,21 @@ def denoise_iter(
     if not any(np.isfinite(part).any() for sample in samples for part in sample):
         raise SSDNError("the image holds no finite values (all NaN or infinite): nothing to denoise; check the file")
 
-    precision = network_precision(dev, dev.type != "cuda" if mixed_precision is None else mixed_precision)
-    check_tile(model, tile, dev, not isinstance(precision, contextlib.nullcontext))
-    with precision:
-        half = not isinstance(precision, contextlib.nullcontext)
-        writer = TileWriter(samples, results, cfg.offset, cfg.scale)
-        yield from run_tiles(TileJob(model, writer, kinds, tile, dev, half, given, 8 if tta else 1))
+    mixed = dev.type != "cuda" if mixed_precision is None else mixed_precision
+    half = not isinstance(network_precision(dev, mixed), contextlib.nullcontext)
+    check_tile(model, tile, dev, half)
+    writer = TileWriter(samples, results, cfg.offset, cfg.scale)
+    tiles = run_tiles(TileJob(model, writer, kinds, tile, dev, half, given, 8 if tta else 1))
+    while True:
+        # Autocast is entered and left around each tile, never held across a yield: a run
+        # closed from another thread (a widget's cancelled worker) would otherwise leave
+        # that thread's autocast nesting off by one, and its cast-weight cache never cleared.
+        with network_precision(dev, mixed):
+            try:
+                progress = next(tiles)
+            except StopIteration:
+                break
+        yield progress
     final = {}
     for kind, result in results.items():
         result = merge_phases(result, f, height, width)
