@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..device import resolve_device
 from ..errors import SSDNError, setting
+from .loop import TrainingLoop
 from .trainer import Trainer
 
 __all__ = ["DEFAULT_TIMEOUT", "Ranks", "RankLost", "DistributedTrainer", "in_torchrun", "init_ranks", "close", "launch"]
@@ -165,6 +166,47 @@ class _StepLoss(nn.Module):
         return self.losses(*args, **kwargs)
 
 
+class _RankLoop(TrainingLoop):
+    """The loop of one rank: rank 0's clock and stop request, the ranks' mean loss, and a
+    failed collective ending the run as :class:`RankLost`."""
+
+    def __init__(self, trainer: DistributedTrainer):
+        super().__init__(trainer)
+        self._mean_loss = float("nan")
+
+    def _clock(self, t0: float) -> float:
+        t = self.trainer
+        state = t._collective(
+            torch.tensor([super()._clock(t0), float(t.stop_requested)], dtype=torch.float64), "broadcast"
+        )
+        if state[1] > 0:
+            t.request_stop()
+        return float(state[0])
+
+    def _all_finite(self, values: list[torch.Tensor]) -> bool:
+        both = self.trainer._collective(torch.stack([values[0], torch.stack(values).sum()]), "all_reduce")
+        self._mean_loss = float(both[0]) / self.trainer.ranks.world
+        return bool(torch.isfinite(both).all())
+
+    def _train_step(self, *args):
+        try:
+            _, finite = super()._train_step(*args)
+        except RankLost:
+            raise
+        except RuntimeError as exc:
+            if not isinstance(exc, dist.DistError) and "gloo" not in str(exc).lower():
+                raise
+            raise self.trainer._lost(exc) from None
+        return self._mean_loss, finite
+
+    def _steps(self, t0, base_lrs):
+        try:
+            yield from super()._steps(t0, base_lrs)
+        except BaseException:
+            self.trainer._broken = True  # the others may be gone: the clean-up of run() stays local
+            raise
+
+
 class DistributedTrainer(Trainer):
     """One rank of a distributed run: a :class:`Trainer` whose ranks train one model.
 
@@ -187,11 +229,12 @@ class DistributedTrainer(Trainer):
         The other arguments of :class:`Trainer`.
     """
 
+    loop_class = _RankLoop
+
     def __init__(self, images, axes=None, config=None, *, ranks: Ranks, **kwargs):
         super().__init__(images, axes, config, **kwargs)
         self.ranks = ranks
         self._broken = False
-        self._mean_loss = float("nan")
         #: Steps (all runs) of the last file rank 0 wrote; None before the first.
         self.saved_steps: int | None = None
         if ranks.rank:
@@ -213,37 +256,6 @@ class DistributedTrainer(Trainer):
         if self.model.training:  # a training step: through DDP, which averages the gradients
             return self.ddp(*args, **kwargs)
         return super()._pixel_losses(*args, **kwargs)
-
-    def _clock(self, t0: float) -> float:
-        state = self._collective(
-            torch.tensor([super()._clock(t0), float(self.stop_requested)], dtype=torch.float64), "broadcast"
-        )
-        if state[1] > 0:
-            self._stop.set()
-        return float(state[0])
-
-    def _all_finite(self, values: list[torch.Tensor]) -> bool:
-        both = self._collective(torch.stack([values[0], torch.stack(values).sum()]), "all_reduce")
-        self._mean_loss = float(both[0]) / self.ranks.world
-        return bool(torch.isfinite(both).all())
-
-    def _train_step(self, *args):
-        try:
-            _, finite = super()._train_step(*args)
-        except RankLost:
-            raise
-        except RuntimeError as exc:
-            if not isinstance(exc, dist.DistError) and "gloo" not in str(exc).lower():
-                raise
-            raise self._lost(exc) from None
-        return self._mean_loss, finite
-
-    def _steps(self, t0, base_lrs):
-        try:
-            yield from super()._steps(t0, base_lrs)
-        except BaseException:
-            self._broken = True  # the others may be gone: the clean-up of run() stays local
-            raise
 
     def validate(self) -> float:
         """Rank 0's validation loss, on every rank (they hold the same weights)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 import warnings
 from dataclasses import replace
 
@@ -12,27 +11,22 @@ import numpy as np
 import torch
 
 from ..data import CropSampler, HoldoutPattern, Normalization, split_phases, training_crop
-from ..device import device_name, network_precision, resolve_device
+from ..device import network_precision, resolve_device
 from ..errors import SSDNError, setting
 from ..nets.model import WIDTHS, SSDNModel
 from ..nets.warmstart import warm_start
 from ..noise.bayes import marginal_variance, nll_loss, posterior, split_prior
 from ..noise.stats import implausible_noise
 from .auto import channels_as_images, choose_layout
-from .building import model_config, new_model, new_optimizer
+from .building import model_config, new_model, new_optimizer, plan_run
 from .inputs import check_resumable, check_sizes, prepare_images
+from .loop import TrainingLoop
 from .pairing import pair_setup, resumed_pair_method
-from .progress import TrainProgress, lr_factor, run_record
+from .progress import TrainProgress, run_record
 from .settings import TrainConfig, TrainPlan, Tuning
-from .validation import ValidationSet, square_plane
+from .validation import ValidationSet
 
 __all__ = ["TrainConfig", "TrainPlan", "Tuning", "TrainProgress", "Trainer"]
-
-
-def _masked_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    if weights is None:
-        return values.mean()
-    return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 class Trainer:
@@ -67,6 +61,9 @@ class Trainer:
     >>> trainer.save("model.ssdn")
     """
 
+    #: The loop that :meth:`run` drives (a distributed run's ranks agree on its course).
+    loop_class = TrainingLoop
+
     def __init__(
         self,
         images,
@@ -81,6 +78,32 @@ class Trainer:
         config = (config or TrainConfig()).validate()
         self.tuning: Tuning = config.tuning
         self.nll = nll or nll_loss
+        self._stop = threading.Event()
+        self.resumed = resume is not None
+        self.warnings: list = []  # SSDNWarning of this run, for front ends that show them their own way
+        raw, targets, config = self._pair_up(images, pair, axes, config, targets, resume)
+        self.device = resolve_device(config.device)
+        raw = self._settle(raw, config, resume)
+        norm = self._normalization(raw, resume)
+        gaps = self._load(raw, norm, targets, axes)
+        init_source = self._start_model(gaps, resume, resume_info)
+        del gaps
+        self.val = self._validation_set()
+        #: Crop shape, batch, learning rate and validation cadence, resolved once for the run.
+        self.plan = plan_run(
+            self.config, self.model.config, self.samples, self.device, self.val.pixels, init_source, self.resumed
+        )
+        self.optimizer = self._optimizer(resume_info)
+        self.rng = np.random.default_rng(self.config.seed)
+        self.sampler = CropSampler(
+            self.samples, self.plan.patch, self.rng, augment=True, holdout=self.holdout, measured=self.measured
+        )
+        self.loop = self.loop_class(self)
+
+    # -- construction -------------------------------------------------------------------
+    def _pair_up(self, images, pair, axes, config: TrainConfig, targets, resume):
+        """The images as arrays; with a second observation, what the network learns from
+        and the settings the pair implies. Returns the images, targets and settings."""
         raw = prepare_images(images, axes, config.ndim)
         #: The pair's noise measurement and method (None without a second observation).
         self.pair = None
@@ -92,15 +115,16 @@ class Trainer:
             raw, targets = self.pair.inputs(raw, other)
             if resume is None:
                 config = self.pair.config(config)
-        self.device = resolve_device(config.device)
-        self._stop = threading.Event()
-        self.resumed = resume is not None
+        return raw, targets, config
+
+    def _settle(self, raw: list[np.ndarray], config: TrainConfig, resume) -> list[np.ndarray]:
+        """Settle the subsampling, the ``auto`` choices and :attr:`config` (a resumed model
+        keeps its own); returns the images laid out as the network takes them."""
         if resume is not None:
             if resume.config.splits_channels(raw[0].shape[-1]):
                 raw = channels_as_images(raw)
             check_resumable(resume, config, raw[0].shape[-1])
         self.subsample = resume.config.subsample if resume is not None else (config.subsample or 1)
-        self.warnings: list = []  # SSDNWarning of this run, for front ends that show them their own way
         #: What ``auto`` settings became, and why (None when resuming: the model's are kept).
         self.choices = None
         if resume is None:
@@ -111,6 +135,11 @@ class Trainer:
         else:
             config = replace(config, noise=resume.config.noise, blind=resume.config.region)
         self.config = config
+        return raw
+
+    def _normalization(self, raw: list[np.ndarray], resume) -> Normalization:
+        """Check the image sizes, then fit (or, resuming, take the model's) normalisation."""
+        config = self.config
         arch = (
             resume.config
             if resume is not None
@@ -134,42 +163,28 @@ class Trainer:
             message = implausible_noise(config.noise, config.known_noise_params, raw)
             if message:
                 self.warnings.append(message)
-                warnings.warn(message, stacklevel=2)
-        gaps = self._load(raw, norm, targets, axes)
+                warnings.warn(message, stacklevel=3)  # the caller of Trainer(...)
+        return norm
+
+    def _start_model(self, gaps: list[np.ndarray], resume, resume_info: dict | None) -> str | None:
+        """The model on its device (new, warm-started or resumed); returns where its
+        starting weights came from."""
         init_source = (resume_info or {}).get("training", {}).get("init") if resume is not None else None
         if resume is None:
             self.model = self._new_model(gaps)
-            init_source = warm_start(self.model, config.init)
+            init_source = warm_start(self.model, self.config.init)
         else:
             self.model = resume  # its original start keeps setting the default learning rate
         self.model.to(self.device)
         # A per-image estimator that cannot learn here (frozen noise) keeps its zero output:
         # leaving it out of the steps gives the same losses in less time.
-        self.refine = not (config.noise in self.tuning.frozen_noise and self.model.estimator_idle())
+        self.refine = not (self.config.noise in self.tuning.frozen_noise and self.model.estimator_idle())
         if not self.refine:
             self.model.estimator.requires_grad_(False)
         # Per-image models start every image from its own classical estimate.
         self.anchors = [self.model.image_anchor(s) for s in gaps] if self.model.estimator is not None else None
-        del gaps
-        self.plan = self._plan(init_source)
-        self.optimizer = self._optimizer(resume_info)
-        self.rng = np.random.default_rng(config.seed)
-        self.sampler = CropSampler(
-            self.samples, self.plan.patch, self.rng, augment=True, holdout=self.holdout, measured=self.measured
-        )
-        self.step = 0
-        self.elapsed = 0.0
-        #: Lowest validation loss of this run, its step and a copy of the model's state then.
-        self.best_val_loss = math.inf
-        self.best_step: int | None = None
-        self._best_state: dict | None = None
-        self._validated_step: int | None = None
-        self._last_val_loss: float | None = None
-        #: Validation loss of the model as the run left it (None until the run ends).
-        self.final_val_loss: float | None = None
-        self.history: list[TrainProgress] = []
+        return init_source
 
-    # -- construction -------------------------------------------------------------------
     def _load(self, raw: list[np.ndarray], norm: Normalization, targets, axes) -> list[np.ndarray]:
         """Normalised samples, masks of measured pixels and targets; returns the samples with
         missing pixels as NaN, which the noise statistics of construction skip."""
@@ -201,40 +216,17 @@ class Trainer:
         base = model_config(self.config, self.samples[0].shape[-1], self.device, self.subsample, self.choices)
         return new_model(self.config, base, gaps, self.norm, self.tuning)
 
-    def _plan(self, init_source: str | None) -> TrainPlan:
-        """Resolve crop shape, batch, learning rate and validation cadence once for the run."""
-        c = self.config
-        mults = self.model.config.arch.multiples
-        patch = [
-            (min(c.patch_for(self.device), min(s.shape[1 + a] for s in self.samples)) // m) * m
-            for a, m in enumerate(mults)
-        ]
-        patch = square_plane(patch)
-        self.val = ValidationSet.build(
+    def _validation_set(self) -> ValidationSet:
+        """The fixed windows that every validation scores."""
+        return ValidationSet.build(
             self.samples,
-            mults,
-            c.val_side,
+            self.model.config.arch.multiples,
+            self.config.val_side,
             self.tuning.val_pixels,
             self.targets,
             self.holdout,
             self.measured,
             self._anchor if self.anchors is not None else None,
-        )
-        batch = c.batch_for(self.device)
-        pixels = sum(s.size // s.shape[-1] for s in self.samples)
-        width = next(
-            (k for k, v in WIDTHS.items() if v[:2] == (self.model.config.enc, self.model.config.dec)), "custom"
-        )
-        return TrainPlan(
-            device=device_name(self.device),
-            width=width,
-            patch=patch,
-            batch=batch,
-            lr=c.lr_for(self.model.config.enc, warm=init_source is not None, pixels=pixels),
-            val_every=c.val_interval(self.val.pixels, batch * math.prod(patch)),
-            warmup=0.0 if self.resumed else c.warmup,  # Adam's state is restored: no ramp up again
-            rampdown=c.rampdown,
-            init=init_source,
         )
 
     def _optimizer(self, resume_info: dict | None) -> torch.optim.Optimizer:
@@ -335,139 +327,43 @@ class Trainer:
         checkpoint_every : float
             Seconds between checkpoints.
         """
-        self.model.train()
-        # Learned noise parameters (log scale) move faster than the weights, so that minutes
-        # refine the classical estimate.
-        base_lrs = [self.plan.lr, self.tuning.noise_lr_factor * self.plan.lr, self.plan.lr]
-        t0 = time.perf_counter()
-        saved = t0
-        try:
-            for rec in self._steps(t0, base_lrs):
-                if checkpoint is not None and not rec.done and time.perf_counter() - saved >= checkpoint_every:
-                    self.save(checkpoint, checkpoint=True)
-                    saved = time.perf_counter()
-                yield rec
-        finally:
-            if not (self.history and self.history[-1].done):
-                self._finish()  # closed, or an error: validate what we have, then keep the best
-            self.model.eval()
+        return self.loop.run(checkpoint, checkpoint_every)
 
-    def _steps(self, t0: float, base_lrs: list[float]):
-        skipped = 0
-        while True:
-            elapsed = self._clock(t0)
-            f = self.config.budget_fraction(self.step, elapsed)
-            if self.step > 0 and (f >= 1.0 or self._stop.is_set()):
-                # The budget ran out, or a stop came, between two steps: validate the last step.
-                self.elapsed = elapsed
-                self._finish()
-                yield self._record(self.history[-1].loss, skipped, elapsed, f, validated=True, done=True)
-                return
-            loss, finite = self._train_step(f, elapsed, base_lrs)
-            skipped += not finite
-            self.step += 1
-            self.elapsed = elapsed = self._clock(t0)
-            f = self.config.budget_fraction(self.step, elapsed)
-            last = f >= 1.0 or self._stop.is_set()
-            validated = self.step % self.plan.val_every == 0 or last or self.step == 1
-            if validated:
-                self._score()
-            if last:
-                self._finish()
-            yield self._record(loss, skipped, elapsed, f, validated, last)
-            if last:
-                return
+    # The state of the run, kept by the loop.
+    @property
+    def step(self) -> int:
+        """Steps done in this run."""
+        return self.loop.step
 
-    def _train_step(self, f: float, elapsed: float, base_lrs: list[float]) -> tuple[float, bool]:
-        """One optimisation step at budget fraction ``f``; the loss and whether it was applied."""
-        factor = lr_factor(
-            f + 0.5 / max(self.config.planned_steps(self.step, elapsed), 1), self.plan.warmup, self.plan.rampdown
-        )
-        for g, base in zip(self.optimizer.param_groups, base_lrs, strict=True):
-            g["lr"] = base * factor
-        frozen = self.model.config.noise in self.tuning.frozen_noise
-        if frozen or (f < self.tuning.noise_freeze and not self.resumed):
-            for g in self.optimizer.param_groups[1:]:
-                g["lr"] = 0.0
-        crops = self.sampler.sample(self.plan.batch, *([self.targets] if self.targets is not None else []))
-        y = torch.from_numpy(crops[0]).to(self.device)
-        target = torch.from_numpy(crops[1]).to(self.device) if len(crops) > 1 else None
-        kept = None if self.sampler.kept is None else torch.from_numpy(self.sampler.kept).to(self.device)
-        losses, _ = self._pixel_losses(y, target, anchor=self._anchor(self.sampler.drawn))
-        loss = _masked_mean(losses, kept)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        # One host-device sync for the whole check, not one per tensor: on a GPU each sync
-        # waits for all queued work, and a small step is only milliseconds.
-        norms = torch._foreach_norm(grads) if grads else []
-        finite = self._all_finite([loss.detach().float(), *[n.float() for n in norms]])
-        if finite:
-            self.optimizer.step()
-        return float(loss.detach()), finite
+    @property
+    def elapsed(self) -> float:
+        """Seconds of training in this run."""
+        return self.loop.elapsed
 
-    # Hooks of a distributed run (core/training/distributed.py), where rank 0 decides and all agree.
-    def _clock(self, t0: float) -> float:
-        """Seconds since ``t0``: what the time budget and the learning-rate schedule follow."""
-        return time.perf_counter() - t0
+    @property
+    def history(self) -> list[TrainProgress]:
+        """The progress records of this run."""
+        return self.loop.history
 
-    def _all_finite(self, values: list[torch.Tensor]) -> bool:
-        """Whether the loss and gradient norms ``values`` are all finite (one sync)."""
-        return bool(torch.isfinite(torch.stack(values).sum()))
+    @property
+    def best_val_loss(self) -> float:
+        """Lowest validation loss of this run (inf before the first)."""
+        return self.loop.best_val_loss
 
-    def _score(self) -> float:
-        """Validate the current weights and remember them if they are the best so far."""
-        val_loss = self.validate()
-        self._validated_step, self._last_val_loss = self.step, val_loss
-        if self.config.keep_best and val_loss < self.best_val_loss:  # NaN is never best
-            self.best_val_loss, self.best_step = val_loss, self.step
-            self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        return val_loss
+    @property
+    def best_step(self) -> int | None:
+        """The step of :attr:`best_val_loss`."""
+        return self.loop.best_step
 
-    def _finish(self) -> None:
-        """End of the run: score the last step if it was not, go back to the best weights."""
-        if self.step == 0:
-            return
-        try:
-            if self._validated_step != self.step:
-                self._score()
-            restored = self._restore_best()
-            self.final_val_loss = self.validate() if restored else self._last_val_loss
-        except Exception:  # noqa: BLE001 - ending on an error: keep the best weights we know of
-            self._restore_best()
-
-    def _record(
-        self, loss: float, skipped: int, elapsed: float, f: float, validated: bool, done: bool
-    ) -> TrainProgress:
-        rec = TrainProgress(
-            step=self.step,
-            total=self.config.planned_steps(self.step, elapsed),
-            loss=loss,
-            val_loss=(self.final_val_loss if done else self._last_val_loss) if validated else None,
-            noise_params=self.model.noise_params_data(),
-            lr=float(self.optimizer.param_groups[0]["lr"]),
-            elapsed=elapsed,
-            eta=max(0.0, elapsed * (1 - f) / max(f, 1e-9)),
-            skipped=skipped,
-            done=done,
-            kept_step=self.kept_step if done else None,
-        )
-        self.history.append(rec)
-        return rec
+    @property
+    def final_val_loss(self) -> float | None:
+        """Validation loss of the model as the run left it (None until the run ends)."""
+        return self.loop.final_val_loss
 
     @property
     def kept_step(self) -> int:
         """The step (of this run) whose weights the model holds at the end of the run."""
-        return self.best_step if self.config.keep_best and self.best_step is not None else self.step
-
-    def _restore_best(self) -> bool:
-        """Go back to the weights of the lowest validation loss (``keep_best``); whether it did."""
-        restore = self._best_state is not None and self.best_step != self.step and self.config.keep_best
-        if restore:
-            self.model.load_state_dict(self._best_state)
-        # Restored once: a step taken afterwards (a resumed run) must not be undone.
-        self._best_state = None
-        return restore
+        return self.loop.kept_step
 
     # -- results ------------------------------------------------------------------------
     def train_state(self, checkpoint: bool = False) -> dict:
