@@ -7,21 +7,18 @@ so Fiji reads them too, or tifffile's JSON description when the axes do not fit 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ._mrc import finish_mrc, read_mrc, write_mrc
 from ._tiff import is_ome, read_tiff, tiff_options, to_angstrom
 from ._tiff import write_tiff as _write_tiff  # module-level name: tests replace it
 from .core.errors import SSDNError
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "check_output_suffix",
@@ -94,7 +91,7 @@ def read_image(path: str | os.PathLike, mmap: bool = False) -> ImageData:
     suffix = path.suffix.lower()
     try:
         if suffix in MRC_SUFFIXES:
-            img = _read_mrc(path, mmap)
+            img = ImageData(*read_mrc(path, mmap))
         elif suffix in TIFF_SUFFIXES:
             img = ImageData(*read_tiff(path))
         elif suffix in PIL_SUFFIXES:
@@ -117,52 +114,6 @@ def read_image(path: str | os.PathLike, mmap: bool = False) -> ImageData:
             f"input file {str(path)!r} holds {img.data.dtype} data; only real-valued images can be denoised"
         )
     return img
-
-
-def _read_mrc(path: Path, mmap: bool) -> ImageData:
-    import mrcfile
-
-    opener = mrcfile.mmap if mmap else mrcfile.open
-    with warnings.catch_warnings(record=True) as caught, opener(path, mode="r", permissive=True) as mrc:
-        warnings.simplefilter("always")
-        if mrc.data is None:
-            raise SSDNError(f"{str(path)!r} is not a valid MRC file (no data could be read); check that it is complete")
-        data = mrc.data if mmap else np.array(mrc.data)
-        data = _zyx_order(data, (int(mrc.header.mapc), int(mrc.header.mapr), int(mrc.header.maps)))
-        if data.dtype == np.float16:
-            data = data.astype(np.float32)
-        vs = mrc.voxel_size
-        voxel = {"X": float(vs.x), "Y": float(vs.y), "Z": float(vs.z)}
-        origin = (float(mrc.header.origin.x), float(mrc.header.origin.y), float(mrc.header.origin.z))
-        start = (int(mrc.header.nxstart), int(mrc.header.nystart), int(mrc.header.nzstart))
-        # Stack or volume: .mrcs/.st/.ali are stacks by convention; otherwise MRC2014 marks a
-        # stack with space group 0 and mz = 1, while old IMOD tomograms have space group 0
-        # with mz = nz and are volumes.
-        suffix = path.suffix.lower()
-        stack = data.ndim == 3 and (
-            suffix in (".mrcs", ".st", ".ali") or (int(mrc.header.ispg) == 0 and int(mrc.header.mz) <= 1)
-        )
-    for w in caught:  # permissive reading of old or odd headers: worth a log line, not a failure
-        log.debug("%s: %s", path, w.message)
-    if data.ndim == 2:
-        axes = "YX"
-    elif data.ndim == 3:
-        axes = "SYX" if stack else "ZYX"
-    else:
-        axes = "TZYX"[-data.ndim :]
-    # A voxel size of 0 means unset: left out (scales fall back to 1), so that an output
-    # does not claim a pixel size the input never had.
-    voxel = {a: v for a, v in voxel.items() if a in axes and v > 0}
-    return ImageData(data, axes, voxel, "angstrom" if voxel else None, origin, start)
-
-
-def _zyx_order(data: np.ndarray, maps: tuple[int, int, int]) -> np.ndarray:
-    """MRC data in (Z, Y, X) order. The file stores sections, rows and columns, and
-    mapc/mapr/maps say which of X (1), Y (2), Z (3) each is; nearly every file has 1, 2, 3."""
-    if data.ndim != 3 or maps == (1, 2, 3) or sorted(maps) != [1, 2, 3]:
-        return data
-    axis_of = {maps[2]: 0, maps[1]: 1, maps[0]: 2}  # data axis 0 holds sections, 1 rows, 2 columns
-    return data.transpose(axis_of[3], axis_of[2], axis_of[1])
 
 
 def _read_pil(path: Path) -> ImageData:
@@ -256,7 +207,7 @@ def write_image(
     voxel = {k: float(v) for k, v in (voxel or {}).items() if k in axes}
     if suffix in MRC_SUFFIXES:
         with atomic_path(path) as tmp:
-            _write_mrc(tmp, data, axes, voxel, unit, origin, label, start)
+            write_mrc(tmp, data, axes, voxel, unit, origin, label, start)
     else:
         check_output_suffix(path)
         with atomic_path(path) as tmp:
@@ -272,36 +223,6 @@ def check_output_suffix(path) -> None:
             f"output {str(path)!r} has extension {suffix!r}; "
             f"outputs are float32, so use .tif or an MRC extension ({', '.join(MRC_SUFFIXES)})"
         )
-
-
-def _set_mrc_geometry(mrc, voxel, unit, origin, start) -> None:
-    """Voxel size (only where known: 0 means unset in MRC), origin and start index."""
-    if voxel:
-        vx = to_angstrom(voxel.get("X", 1.0), unit)
-        vy = to_angstrom(voxel.get("Y", vx), unit)
-        vz = to_angstrom(voxel.get("Z", 1.0), unit) if "Z" in voxel else 1.0
-        mrc.voxel_size = (vx, vy, vz)
-    if origin is not None:
-        mrc.header.origin = tuple(origin)
-    if start is not None:
-        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in start)
-
-
-def _write_mrc(path, data, axes, voxel, unit, origin, label, start=None):
-    import mrcfile
-
-    if "C" in axes or data.ndim > 3:
-        raise SSDNError(f"MRC holds 2D images, stacks and volumes, not data with axes {axes!r}; write a .tif instead")
-    with mrcfile.new(path, overwrite=True) as mrc:
-        mrc.set_data(data)
-        if data.ndim == 3:
-            if axes[0] == "Z":
-                mrc.set_volume()
-            else:
-                mrc.set_image_stack()
-        _set_mrc_geometry(mrc, voxel, unit, origin, start)
-        mrc.update_header_stats()
-        mrc.add_label(label[:80])
 
 
 class open_output:
@@ -380,33 +301,11 @@ class open_output:
         """Flush and close the map; a complete MRC gets its header first."""
         if self._mrc is not None:
             if complete:
-                self._finish_mrc()
+                finish_mrc(self._mrc, self.axes, self.voxel, self.unit, self.origin, self.label, self.start)
             self._mrc.close()
         else:
             self._data.flush()
             del self._data
-
-    def _finish_mrc(self):
-        mrc, data = self._mrc, self._mrc.data
-        if data.ndim == 3:
-            if self.axes[0] == "Z":
-                mrc.set_volume()
-            else:
-                mrc.set_image_stack()
-        _set_mrc_geometry(mrc, self.voxel, self.unit, self.origin, self.start)
-        # Statistics slab by slab: update_header_stats would hold full-size temporaries.
-        lo, hi, total, squares = np.inf, -np.inf, 0.0, 0.0
-        for plane in data.reshape((-1,) + data.shape[-2:]):
-            p = plane.astype(np.float64)
-            lo, hi = min(lo, float(p.min())), max(hi, float(p.max()))
-            total += float(p.sum())
-            squares += float((p * p).sum())
-        n = data.size
-        mean = total / n
-        mrc.header.dmin, mrc.header.dmax, mrc.header.dmean = lo, hi, mean
-        mrc.header.rms = float(np.sqrt(max(squares / n - mean * mean, 0.0)))
-        mrc.add_label(self.label[:80])
-        mrc.flush()
 
 
 def default_output_name(input_path: str | os.PathLike) -> str:

@@ -29,7 +29,7 @@ _EXPORTS = {
     "save_model": "modelfile",
     "Trainer": "training.trainer",
     "TrainConfig": "training.settings",
-    "TrainPlan": "training.settings",
+    "TrainPlan": "training.plan",
     "Tuning": "training.settings",
     "TrainProgress": "training.trainer",
     "train": "api",

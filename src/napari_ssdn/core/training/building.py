@@ -3,22 +3,19 @@ the choices read from the data, its noise parameters at their classical estimate
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
 import torch
 
 from ..data import Normalization
-from ..device import device_name
 from ..nets.model import WIDTHS, ModelConfig, SSDNModel, params_to_data
 from ..nets.warmstart import mean_noise_std, start_prior_std
 from ..noise.bayes import NOISE_PARAMS
 from ..noise.estimate import estimate_noise
-from .settings import TrainConfig, TrainPlan, Tuning
-from .validation import square_plane
+from .settings import TrainConfig, Tuning
 
-__all__ = ["model_config", "new_model", "new_optimizer", "plan_run"]
+__all__ = ["model_config", "new_model", "new_optimizer"]
 
 
 def model_config(c: TrainConfig, channels: int, device: torch.device, subsample: int, choices=None) -> ModelConfig:
@@ -85,55 +82,3 @@ def new_optimizer(model: SSDNModel, lr: float, resume_info: dict | None = None) 
         except (ValueError, KeyError):
             pass  # a different optimizer layout: start Adam afresh, keep the weights
     return optimizer
-
-
-def plan_run(
-    c: TrainConfig,
-    model: ModelConfig,
-    samples: list[np.ndarray],
-    device: torch.device,
-    val_pixels: int,
-    init_source: str | None,
-    resumed: bool,
-) -> TrainPlan:
-    """Resolve crop shape, batch, learning rate and validation cadence once for a run.
-
-    Parameters
-    ----------
-    c : TrainConfig
-        The run's settings, ``auto`` choices settled.
-    model : ModelConfig
-        The model's configuration (widths and the multiples of its input sizes).
-    samples : list of ndarray
-        The normalised training images, ``(S, *spatial, C)``.
-    device : torch.device
-    val_pixels : int
-        Pixels of the validation windows.
-    init_source : str or None
-        Where the starting weights came from (a warm start learns more slowly).
-    resumed : bool
-        Continuing a model whose optimizer state is restored.
-
-    Returns
-    -------
-    TrainPlan
-    """
-    patch = [
-        (min(c.patch_for(device), min(s.shape[1 + a] for s in samples)) // m) * m
-        for a, m in enumerate(model.arch.multiples)
-    ]
-    patch = square_plane(patch)
-    batch = c.batch_for(device)
-    pixels = sum(s.size // s.shape[-1] for s in samples)
-    width = next((k for k, v in WIDTHS.items() if v[:2] == (model.enc, model.dec)), "custom")
-    return TrainPlan(
-        device=device_name(device),
-        width=width,
-        patch=patch,
-        batch=batch,
-        lr=c.lr_for(model.enc, warm=init_source is not None, pixels=pixels),
-        val_every=c.val_interval(val_pixels, batch * math.prod(patch)),
-        warmup=0.0 if resumed else c.warmup,  # Adam's state is restored: no ramp up again
-        rampdown=c.rampdown,
-        init=init_source,
-    )

@@ -1,10 +1,10 @@
-"""Training settings: what the user asks for (:class:`TrainConfig`), the constants of the
-optimisation (:class:`Tuning`) and the concrete plan of one run (:class:`TrainPlan`)."""
+"""Training settings: what the user asks for (:class:`TrainConfig`) and the constants of the
+optimisation (:class:`Tuning`); the concrete plan of one run is in :mod:`~.plan`."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +23,7 @@ from ..nets.warmstart import (
     auto_starts,
 )
 
-__all__ = ["Tuning", "TrainConfig", "TrainPlan"]
+__all__ = ["Tuning", "TrainConfig"]
 
 
 @dataclass(frozen=True)
@@ -379,51 +379,3 @@ class TrainConfig:
     def known_noise_params(self) -> dict:
         """The noise parameters given by the user, as floats (the others are learned)."""
         return {k: float(v) for k, v in self.noise_params.items() if v is not None}
-
-
-@dataclass(frozen=True)
-class TrainPlan:
-    """The concrete settings of one run, resolved once from a :class:`TrainConfig`, the
-    device and the data; printed by ``ssdn train`` and saved with the model.
-
-    Attributes
-    ----------
-    device : str
-        Where the run trains (e.g. ``cpu``, ``cuda:0``).
-    width : str
-        Width preset of the network.
-    patch : tuple of int
-        Crop shape per spatial axis.
-    batch : int
-        Crops per step.
-    lr : float
-        Peak learning rate.
-    val_every : int
-        Steps between validations.
-    warmup, rampdown : float
-        Fractions of the budget for the learning rate's ramps (no warm-up when resuming).
-    init : str or None
-        Where the starting weights came from (``generic``, a model file) or None (random).
-    """
-
-    device: str
-    width: str
-    patch: tuple
-    batch: int
-    lr: float
-    val_every: int
-    warmup: float
-    rampdown: float
-    init: str | None = None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["patch"] = list(self.patch)
-        return d
-
-    def describe(self) -> str:
-        crops = " x ".join(str(p) for p in self.patch)
-        return (
-            f"{self.width} network, {self.batch} crops of {crops} per step, learning rate {self.lr:g}, "
-            f"validation every {self.val_every} step{'s' if self.val_every != 1 else ''}"
-        )

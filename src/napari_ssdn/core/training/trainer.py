@@ -18,12 +18,13 @@ from ..nets.warmstart import warm_start
 from ..noise.bayes import marginal_variance, nll_loss, posterior, split_prior
 from ..noise.stats import implausible_noise
 from .auto import channels_as_images, choose_layout
-from .building import model_config, new_model, new_optimizer, plan_run
+from .building import model_config, new_model, new_optimizer
 from .inputs import check_resumable, check_sizes, prepare_images
 from .loop import TrainingLoop
 from .pairing import pair_setup, resumed_pair_method
+from .plan import TrainPlan, plan_run
 from .progress import TrainProgress, run_record
-from .settings import TrainConfig, TrainPlan, Tuning
+from .settings import TrainConfig, Tuning
 from .validation import ValidationSet
 
 __all__ = ["TrainConfig", "TrainPlan", "Tuning", "TrainProgress", "Trainer"]
