@@ -63,6 +63,24 @@ def test_manifest_modules_import_without_torch(manifest):
     assert len(targets) >= 7
 
 
+def test_every_command_resolves_and_every_contribution_names_a_command(manifest):
+    """Each command's python_name imports to a callable, and every widget, reader, writer,
+    sample and menu item refers to a command the manifest declares."""
+    import importlib
+
+    c = manifest.contributions
+    ids = {cmd.id for cmd in c.commands}
+    assert len(ids) == len(c.commands), "a command id is declared twice"
+    for cmd in c.commands:
+        module, _, name = cmd.python_name.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), cmd.python_name
+    used = [w.command for w in c.widgets] + [r.command for r in c.readers] + [w.command for w in c.writers]
+    used += [s.command for s in c.sample_data]
+    used += [item.command for items in c.menus.values() for item in items if hasattr(item, "command")]
+    assert set(used) <= ids, set(used) - ids
+    assert ids <= set(used), f"commands no contribution uses: {ids - set(used)}"
+
+
 def test_widget_choices_cover_the_core():
     """Every noise parameter has a tooltip and every output a layer name."""
     from napari_ssdn._napari import _options
@@ -72,6 +90,8 @@ def test_widget_choices_cover_the_core():
     assert set(_options.OUTPUT_SUFFIX) == set(OUTPUTS)
     from napari_ssdn.core import WIDTHS
 
-    # "auto" (the core's choice for the device) first, then every preset smallest first.
-    assert _options.WIDTHS[0] == "auto" and set(_options.WIDTHS[1:]) == set(WIDTHS)
+    # "auto" (the core's choice for the device) first, then every preset once, smallest first.
+    assert _options.WIDTHS[0] == "auto" and sorted(_options.WIDTHS[1:]) == sorted(WIDTHS)
+    encoders = [WIDTHS[name][0] for name in _options.WIDTHS[1:]]
+    assert encoders == sorted(set(encoders))
     assert _options.WIDTHS[1] == "tiny" and _options.WIDTHS[-1] == "paper"
