@@ -12,7 +12,10 @@ NOISE = {
     "poisson-gaussian": {"a": 0.02, "b": 0.001},
     "poisson": {"lam": 30.0},
     "impulse": {"alpha": 0.1},
+    "curve": {},
 }
+#: A variance curve that bends (clipped at both ends), data units.
+CURVE = {"mean": [0.0, 0.3, 0.6, 1.0], "variance": [0.002, 0.006, 0.012, 0.01]}
 
 
 def noisy_image(shape, seed=0, channels=1):
@@ -43,6 +46,7 @@ def make_model_file(path, noise="gaussian", ndim=2, channels=1, subsample=1, ste
         subsample=subsample,
         offset=0.1,
         scale=0.8,
+        **({"noise_curve": CURVE} if noise == "curve" else {}),
         **kw,
     )
     model = SSDNModel(cfg).eval()

@@ -33,6 +33,15 @@ CASES = [
     ("poisson", {"lam": 30.0}, (0.4, 0.05), 0.55, lambda mu: max(mu, 1e-3) / 30.0),
     ("poisson", {"lam": 5.0}, (-0.01, 0.03), 0.2, lambda mu: max(mu, 1e-3) / 5.0),
     ("poisson-gaussian", {"a": 0.01, "b": 0.001}, (0.6, 0.1), 0.45, lambda mu: 0.01 * max(mu, 0) + 0.001),
+    # a measured variance curve, between its knots and beyond the last one
+    (
+        "curve",
+        {"curve_x": _t(0.0, 0.5, 1.0), "curve_v": _t(0.001, 0.006, 0.004)},
+        (0.6, 0.1),
+        0.45,
+        lambda mu: np.interp(mu, [0.0, 0.5, 1.0], [0.001, 0.006, 0.004]),
+    ),
+    ("curve", {"curve_x": _t(0.0, 0.5, 1.0), "curve_v": _t(0.001, 0.006, 0.004)}, (1.3, 0.05), 1.1, lambda mu: 0.004),
 ]
 
 

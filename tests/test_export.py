@@ -27,10 +27,12 @@ CASES = {
     "gray-2d": dict(),
     "volume-3d": dict(ndim=3, depth=1),
     "poisson-gaussian": dict(noise="poisson-gaussian"),
+    "curve": dict(noise="curve"),
 }
 SIZES = {
     "gray-2d": [(37, 50), (64, 64), (90, 23)],
     "poisson-gaussian": [(37, 50), (64, 64), (90, 23)],
+    "curve": [(37, 50), (64, 64)],
     "volume-3d": [(5, 19, 22), (8, 16, 16), (11, 30, 9)],
 }
 

@@ -9,6 +9,11 @@ from .text import choice_lines, fmt_time, params_str
 __all__ = ["cmd_info"]
 
 
+def curve_str(curve: dict) -> str:
+    """A variance curve as ``level: variance`` pairs."""
+    return ", ".join(f"{m:.4g}: {v:.4g}" for m, v in zip(curve["mean"], curve["variance"], strict=True))
+
+
 def cmd_info(args) -> int:
     from ..core import load_model
 
@@ -34,6 +39,7 @@ def cmd_info(args) -> int:
         "noise": {
             "model": cfg.noise,
             "params": model.noise_params_data(),
+            "curve": model.noise_curve_data(),
             "learned": list(cfg.learned),
             "per_image": cfg.per_image,
         },
@@ -51,7 +57,9 @@ def cmd_info(args) -> int:
     pair = tr.get("pair")
     if pair:
         print(f"pair        trained on two observations of each image: {pair['method']} ({pair['why']})")
-    if cfg.mode == "ssdn":
+    if cfg.mode == "ssdn" and cfg.noise == "curve":
+        print(f"noise       curve: variance against the signal, measured from the data: {curve_str(cfg.noise_curve)}")
+    elif cfg.mode == "ssdn":
         print(
             f"noise       {cfg.noise}: {params_str(info['noise']['params'])} (learned: "
             f"{learned}{', per image' if cfg.per_image else ''})"

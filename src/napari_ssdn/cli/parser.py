@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.constants import NOISE_MODELS
 from .commands import cmd_demo, cmd_denoise, cmd_train
 from .export import add_export_parser
 from .info import cmd_info
@@ -71,10 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--noise",
         default="auto",
-        choices=["auto", "gaussian", "poisson", "poisson-gaussian", "impulse"],
-        help="noise model: auto (default: poisson-gaussian where the noise grows with the signal, else gaussian; "
-        "the model of a given --sigma, --lam, ...), gaussian, poisson (photon counts), poisson-gaussian (camera: "
-        "counts plus read noise), impulse (a fraction of pixels replaced by random values)",
+        choices=["auto", *NOISE_MODELS],
+        help="noise model: auto (default: poisson-gaussian where the noise grows with the signal, curve where that "
+        "growth bends away from a line, else gaussian; the model of a given --sigma, --lam, ...), gaussian, poisson "
+        "(photon counts), poisson-gaussian (camera: counts plus read noise), curve (the noise variance against the "
+        "signal measured from the data, e.g. clipped at zero or at saturation), impulse (a fraction of pixels "
+        "replaced by random values)",
     )
     t.add_argument(
         "--blind",

@@ -4,13 +4,15 @@ import math
 
 from .errors import SSDNError, setting
 
-NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian", "impulse")
+NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian", "curve", "impulse")
 #: Parameters of each noise model (data units): Gaussian std, Poisson lambda
 #: (variance = mean / lambda), camera model variance = a * mean + b, impulse fraction.
+#: The curve model's variance is a measured table (``ModelConfig.noise_curve``), no scalar.
 NOISE_PARAMS = {
     "gaussian": ("sigma",),
     "poisson": ("lam",),
     "poisson-gaussian": ("a", "b"),
+    "curve": (),
     "impulse": ("alpha",),
 }
 #: Width presets: name -> (encoder, decoder, depth). "paper" is Laine et al.'s network;

@@ -26,6 +26,8 @@ NOISE_TEXT = {
     "gaussian": "Gaussian, variance sigma^2",
     "poisson": "Poisson, variance = mean / lam",
     "poisson-gaussian": "Poisson-Gaussian (camera), variance = a * mean + b",
+    "curve": "measured curve: the noise variance against the signal, measured from the training data and "
+    "joined by straight lines between its levels (the end values beyond them)",
     "impulse": "impulse, a fraction alpha of the pixels replaced by uniform random values",
 }
 
@@ -55,6 +57,14 @@ def description_text(model: SSDNModel) -> str:
 
 def _fmt(params: dict) -> str:
     return ", ".join(f"{k} = {v:.6g}" for k, v in params.items()) or "none (no noise model)"
+
+
+def _params_line(model: SSDNModel, noise: dict) -> str:
+    curve = model.noise_curve_data()
+    if curve:
+        pairs = "; ".join(f"{m:.6g}: {v:.6g}" for m, v in zip(curve["mean"], curve["variance"], strict=True))
+        return f"- variance at each level (data units, level: variance): {pairs}."
+    return f"- parameters (data units): {_fmt(noise)}; learned: {', '.join(model.config.learned) or 'none'}."
 
 
 def readme(
@@ -97,7 +107,7 @@ def readme(
         "## Noise model",
         "",
         f"- {NOISE_TEXT[cfg.noise]}" if cfg.mode == "ssdn" else f"- none ({cfg.mode} model)",
-        f"- parameters (data units): {_fmt(noise)}; learned: {', '.join(cfg.learned) or 'none'}.{per_image}",
+        _params_line(model, noise) + per_image,
         f"- blind region: {region} pixels centred on each pixel are hidden from the network "
         f"(k = {', '.join(map(str, cfg.region))}; "
         "1 x 1: the pixel itself)",

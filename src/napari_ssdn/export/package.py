@@ -196,8 +196,8 @@ def frozen_noise(model: SSDNModel, sample: np.ndarray) -> dict:
     from ..core.data import Normalization
     from ..core.infer.outputs import sample_noise_params
 
-    if model.config.mode != "ssdn":
-        return {}
+    if model.config.mode != "ssdn" or model.config.noise == "curve":
+        return {}  # a curve model's noise is its measured table, which the package keeps whole
     norm = Normalization(model.config.offset, model.config.scale)
     with torch.no_grad():
         p = sample_noise_params(model, sample, lambda a: norm(np.nan_to_num(a, nan=norm.offset)), torch.device("cpu"))

@@ -20,7 +20,7 @@ from torch import nn
 from ..core.nets.model import SSDNModel
 from ..core.nets.network import BRANCHES_3D, BlindSpotNet, BlindSpotNet3D, _head
 from ..core.nets.unet import shift_down
-from ..core.noise.bayes import EPS, POISSON_FLOOR, posterior
+from ..core.noise.bayes import EPS, POISSON_FLOOR, curve_variance, posterior
 
 __all__ = ["Denoiser", "onnx_compatible"]
 
@@ -84,6 +84,9 @@ class Denoiser(nn.Module):
         self.multiples = cfg.arch.multiples
         self.region = cfg.arch.region
         self.params = {k: float(v) for k, v in noise.items()}
+        if cfg.noise == "curve" and cfg.mode == "ssdn":
+            self.register_buffer("curve_x", model.curve_x.detach().clone())
+            self.register_buffer("curve_v", model.curve_v.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
@@ -149,6 +152,11 @@ class Denoiser(nn.Module):
             feats.append(h.transpose(2, axis))
         return _head(net.head, torch.cat(feats, dim=1))
 
+    def _posterior_params(self) -> dict:
+        if self.noise == "curve":
+            return {"curve_x": self.curve_x, "curve_v": self.curve_v}
+        return self.params
+
     # -- posterior mean (core.noise.bayes.posterior; the scalar closed form for one channel) --
     def _estimate(self, y: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         c = self.channels
@@ -156,7 +164,7 @@ class Denoiser(nn.Module):
             return raw
         if c > 1:
             mu, sx = _split_prior(raw, c)
-            mean, _ = posterior(self.noise, y.movedim(1, -1), mu, sx, self.params)
+            mean, _ = posterior(self.noise, y.movedim(1, -1), mu, sx, self._posterior_params())
             return torch.where(torch.isfinite(mean), mean, mu).movedim(-1, 1)
         raw = raw.double()
         yd = y.double()
@@ -175,6 +183,8 @@ class Denoiser(nn.Module):
                 sn = torch.full_like(mu, p["sigma"] ** 2)
             elif self.noise == "poisson":
                 sn = mu.clamp_min(POISSON_FLOOR) / p["lam"]
+            elif self.noise == "curve":
+                sn = curve_variance(mu, self.curve_x, self.curve_v)
             else:
                 sn = p["a"] * mu.clamp_min(0.0) + p["b"]
             mean = mu + sx / (sx + sn + EPS) * (yd - mu)

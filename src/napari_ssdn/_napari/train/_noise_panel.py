@@ -27,7 +27,8 @@ HELP = (
 
 def fmt_model_line(noise: str | None, params: dict) -> str:
     """The model's variance line in words, e.g. ``Model (gaussian): variance = sigma^2 = 0.0096``."""
-    p = {k: float(np.mean(v)) for k, v in (params or {}).items()}
+    params = params or {}
+    p = {} if noise == "curve" else {k: float(np.mean(v)) for k, v in params.items()}
     if noise == "gaussian" and "sigma" in p:
         return f"Model (gaussian): variance = \u03c3\u00b2 = {p['sigma'] ** 2:.4g}, flat."
     if noise == "poisson" and "lam" in p:
@@ -35,6 +36,9 @@ def fmt_model_line(noise: str | None, params: dict) -> str:
     if noise == "poisson-gaussian" and "a" in p and "b" in p:
         line = f"Model (poisson-gaussian): variance = a\u00b7x + b, a = {p['a']:.4g}, b = {p['b']:.4g}."
         return line + (" " + negative_b_note(p["a"], p["b"]) if p["b"] < 0 else "")
+    if noise == "curve" and params.get("mean"):
+        n = len(params["mean"])
+        return f"Model (curve): the variance measured from the training data at {n} brightness levels, joined by lines."
     if noise == "impulse":
         return "Model (impulse): no variance line (a share of pixels replaced by random values)."
     if noise is not None and not p:

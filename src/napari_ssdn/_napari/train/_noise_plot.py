@@ -64,7 +64,7 @@ class NoisePlot(QWidget):
         self.setToolTip(
             "Left: dots, the noise variance measured in the flattest parts of the image at each brightness "
             "(data units); green line, the variance the model's noise model gives. A good fit runs through "
-            "the dots: flat for Gaussian noise, rising for Poisson(-Gaussian) noise.\n"
+            "the dots: flat for Gaussian noise, rising for Poisson(-Gaussian) noise, bent for a measured curve.\n"
             "Right: the noise's correlation between pixels 1 to 4 apart along each axis (bars: two standard "
             "errors). Near 0: independent noise, a blind spot of one pixel suffices; above the dashed line "
             "the blind region (auto) grows to hide the correlated neighbours."

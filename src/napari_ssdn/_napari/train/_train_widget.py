@@ -352,4 +352,7 @@ class TrainWidget(DockedWidget):
         """Draw the current model's noise model (data units) over the measured noise."""
         model = self.current.model if self.current is not None else None
         if model is not None:
-            self.noise_panel.set_model(model.config.noise, model.noise_params_data())
+            curve = model.config.noise == "curve"
+            self.noise_panel.set_model(
+                model.config.noise, model.noise_curve_data() if curve else model.noise_params_data()
+            )

@@ -67,6 +67,9 @@ class ModelConfig:
     channels_apart : bool
         A gray model trained on the channels of multi-channel data as separate images
         (their noise levels differ): it denoises each channel of such data as an image.
+    noise_curve : dict
+        The ``curve`` noise model's variance against the signal, data units: ``mean``
+        (increasing) and ``variance`` (positive), lists of equal length; empty otherwise.
     """
 
     channels: int = 1
@@ -86,6 +89,7 @@ class ModelConfig:
     blind_region: tuple = ()
     noise_lag: int = 0
     channels_apart: bool = False
+    noise_curve: dict = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "blind_region", check_blind_region(self.blind_region, self.ndim))
@@ -142,6 +146,19 @@ class ModelConfig:
     def region(self) -> tuple[int, ...]:
         """The blind region's final shift per spatial axis (1 everywhere by default)."""
         return self.blind_region or (1,) * self.ndim
+
+
+def _check_curve(curve: dict) -> None:
+    """Refuse a variance curve that is not increasing knots with positive finite variances."""
+    x = np.asarray(curve.get("mean", []), dtype=float)
+    v = np.asarray(curve.get("variance", []), dtype=float)
+    if not (x.size and x.shape == v.shape and np.all(np.isfinite(x)) and np.all(np.isfinite(v)) and np.all(v > 0)):
+        raise SSDNError(
+            "the curve noise model needs its variance curve: 'mean' and 'variance' lists of equal length, "
+            "finite, variances positive; measure it from the data (noise=curve in training) or choose another model"
+        )
+    if np.any(np.diff(x) <= 0):
+        raise SSDNError("the noise variance curve's 'mean' levels must increase; measure the curve again")
 
 
 def params_to_norm(noise: str, params: dict, offset: float, scale: float) -> dict:
@@ -216,6 +233,14 @@ class SSDNModel(nn.Module):
         self.register_buffer(
             "base", torch.tensor([float(base.get(n, 1.0)) for n in names], dtype=torch.float64), persistent=True
         )
+        curve = config.noise_curve if config.noise == "curve" else {}
+        if config.noise == "curve" and config.mode == "ssdn":
+            _check_curve(curve)
+        # The curve in network units; rebuilt from the config, so not part of the weights.
+        xs = (np.asarray(curve.get("mean", [0.0]), float) - config.offset) / config.scale
+        vs = np.asarray(curve.get("variance", [1.0]), float) / config.scale**2
+        self.register_buffer("curve_x", torch.tensor(xs, dtype=torch.float64), persistent=False)
+        self.register_buffer("curve_v", torch.tensor(vs, dtype=torch.float64), persistent=False)
 
     @property
     def multiple(self) -> int:
@@ -270,6 +295,8 @@ class SSDNModel(nn.Module):
         leaves the estimator's correction out (for an :meth:`estimator_idle` one: the same
         values, without its forward and backward pass).
         """
+        if self.config.noise == "curve":
+            return {"curve_x": self.curve_x, "curve_v": self.curve_v}
         out = {}
         per_image = None
         if self.estimator is not None and y is not None:
@@ -295,12 +322,19 @@ class SSDNModel(nn.Module):
     def noise_params_data(self, y: torch.Tensor | None = None) -> dict:
         """Noise parameters in data units (global values, or the mean over images of ``y``);
         empty for the baselines, which have no noise model (``mu-only``, ``supervised``)."""
-        if self.config.mode != "ssdn":
+        if self.config.mode != "ssdn" or self.config.noise == "curve":
             return {}
         with torch.no_grad():
             p = self.noise_params(y)
         vals = {k: float(torch.as_tensor(v).mean()) for k, v in p.items()}
         return params_to_data(self.config.noise, vals, self.config.offset, self.config.scale)
+
+    def noise_curve_data(self) -> dict:
+        """The noise variance against the signal that this model's posterior uses, data
+        units: the ``curve`` model's table (``mean``, ``variance``), else empty."""
+        if self.config.mode != "ssdn" or self.config.noise != "curve":
+            return {}
+        return {k: list(self.config.noise_curve[k]) for k in ("mean", "variance")}
 
     def describe(self) -> str:
         c = self.config

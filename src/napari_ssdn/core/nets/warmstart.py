@@ -27,9 +27,9 @@ BLIND_MODES = ("ssdn", "mu-only")
 #: where it was measured to help (docs/benchmarks.md). Gray Poisson-Gaussian takes it since
 #: its parameters keep their classical estimate (``Tuning.frozen_noise``): on the FMD
 #: microscopy sets, 3 minutes gave +0.19 dB on confocal FISH and -0.04 to +0.02 on the
-#: other three. Impulse noise on RGB is left out: on Kodak the warm start learned alpha
-#: 0.63 instead of 0.5 and ended 1 dB behind random weights.
-AUTO_START_NOISE = {1: ("gaussian", "poisson", "poisson-gaussian", "impulse"), 3: ("gaussian", "poisson")}
+#: other three (the measured ``curve`` variant likewise). Impulse noise on RGB is left
+#: out: on Kodak the warm start learned alpha 0.63 instead of 0.5 and ended 1 dB behind random weights.
+AUTO_START_NOISE = {1: ("gaussian", "poisson", "poisson-gaussian", "curve", "impulse"), 3: ("gaussian", "poisson")}
 #: Peak learning rate when fine-tuning a warm start: at 2e-3 five minutes on one 256 x 256
 #: image memorised its noise (sigma learned 21-23 instead of 25, posterior below the prior).
 FINE_TUNE_LR = 3e-4

@@ -20,6 +20,7 @@ __all__ = [
     "nll_loss",
     "marginal_variance",
     "posterior",
+    "curve_variance",
     "EPS",
 ]
 
@@ -76,7 +77,25 @@ def noise_covariance(model: str, params: dict, mu: torch.Tensor) -> torch.Tensor
     if model == "poisson-gaussian":
         a, b = _as(params["a"], mu), _as(params["b"], mu)
         return _diag(a[..., None] * mu.clamp_min(0.0) + b[..., None])
+    if model == "curve":
+        return _diag(curve_variance(mu, params["curve_x"], params["curve_v"]))
     raise ValueError(f"no Gaussian noise covariance for noise model {model!r}")
+
+
+def curve_variance(mu: torch.Tensor, xs: torch.Tensor, vs: torch.Tensor) -> torch.Tensor:
+    """The measured variance curve (knots ``xs`` increasing, values ``vs``) at ``mu``:
+    linear between the knots, the end values beyond them (float64, the shape of ``mu``).
+
+    Written as a sum of clamped ramps, one per segment, rather than a search: a handful of
+    elementwise operations that export to ONNX as they are."""
+    xs = xs.to(device=mu.device, dtype=torch.float64)
+    vs = vs.to(device=mu.device, dtype=torch.float64)
+    m = mu.to(torch.float64)
+    out = torch.zeros_like(m) + vs[0]
+    for k in range(xs.numel() - 1):
+        slope = (vs[k + 1] - vs[k]) / (xs[k + 1] - xs[k])
+        out = out + slope * (torch.minimum(torch.maximum(m, xs[k]), xs[k + 1]) - xs[k])
+    return out
 
 
 def _as(p, like: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from ..constants import NOISE_PARAMS
 from ..data import split_phases
 from ..errors import SSDNError
 from ..noise.choice import choose_noise_model, dark_level
+from ..noise.curve import CURVE_BEND, curve_bend, variance_curve
 from ..noise.estimate import PER_IMAGE_SPREAD, level_spread
 from ..noise.stats import choose_blind_region, level_lag, noise_stats
 
@@ -130,6 +131,10 @@ def choose_settings(config, raw: list[np.ndarray], subsample: int = 1) -> DataCh
         except (SSDNError, ValueError, np.linalg.LinAlgError):
             pass
     per_image, per_image_why = _per_image(config, samples, noise, lag)
+    if noise == "poisson-gaussian" and noise_why != "given" and not per_image and config.mode == "ssdn":
+        bent = _bent_variance(_slices(samples), lag)
+        if bent:
+            noise, noise_why, dark = "curve", f"{noise_why}; {bent}", 0.0
     return DataChoices(
         noise=noise,
         noise_why=noise_why,
@@ -192,6 +197,19 @@ def choose_layout(config, raw: list[np.ndarray], subsample: int = 1) -> tuple[li
         per_image=per_image,
         per_image_why=choices.per_image_why if choices.per_image else why,
     )
+
+
+def _bent_variance(samples: list[np.ndarray], lag: int) -> str:
+    """Why the measured variance curve serves better than a line, or empty where a line
+    fits it (within :data:`~napari_ssdn.core.noise.curve.CURVE_BEND` at every knot)."""
+    try:
+        curve = variance_curve(samples, lag=lag)
+    except SSDNError:
+        return ""
+    miss, level = curve_bend(curve)
+    if miss < CURVE_BEND:
+        return ""
+    return f"it bends away from a line (the best line misses it by {miss:.0%} at level {level:.4g}): a measured curve"
 
 
 def _per_image(config, samples: list[np.ndarray], noise: str, lag: int) -> tuple[bool, str]:

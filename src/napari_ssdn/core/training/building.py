@@ -12,10 +12,11 @@ from ..data import Normalization
 from ..nets.model import WIDTHS, ModelConfig, SSDNModel, params_to_data
 from ..nets.warmstart import mean_noise_std, start_prior_std
 from ..noise.bayes import NOISE_PARAMS
+from ..noise.curve import variance_curve
 from ..noise.estimate import estimate_noise
 from .settings import TrainConfig, Tuning
 
-__all__ = ["model_config", "new_model", "new_optimizer"]
+__all__ = ["model_config", "new_model", "new_optimizer", "curve_to_data"]
 
 
 def model_config(c: TrainConfig, channels: int, device: torch.device, subsample: int, choices=None) -> ModelConfig:
@@ -59,11 +60,24 @@ def new_model(
         est = estimate_noise([s.reshape((-1,) + s.shape[-3:]) for s in gaps], c.noise, lag=base.level_lag)
         est_data = params_to_data(c.noise, est, norm.offset, norm.scale)
         init.update({n: est_data[n] for n in learned})
+    curve = {}
+    if base.noise == "curve" and c.mode == "ssdn":
+        curve = curve_to_data(variance_curve([s.reshape((-1,) + s.shape[-3:]) for s in gaps], lag=base.level_lag), norm)
     torch.manual_seed(c.seed)
-    model = SSDNModel(replace(base, noise_init=init, learned=learned, offset=norm.offset, scale=norm.scale))
+    model = SSDNModel(
+        replace(base, noise_init=init, learned=learned, offset=norm.offset, scale=norm.scale, noise_curve=curve)
+    )
     if c.mode == "ssdn":
         start_prior_std(model, tuning.prior_std_start * mean_noise_std(model, gaps))
     return model
+
+
+def curve_to_data(curve: dict, norm: Normalization) -> dict:
+    """A variance curve measured in network units, in data units."""
+    return {
+        "mean": [norm.offset + norm.scale * x for x in curve["mean"]],
+        "variance": [norm.scale**2 * v for v in curve["variance"]],
+    }
 
 
 def new_optimizer(model: SSDNModel, lr: float, resume_info: dict | None = None) -> torch.optim.Optimizer:
