@@ -66,3 +66,55 @@ def test_blind_region_is_read_from_text_numbers_and_tuples():
     assert TrainConfig(blind=2).blind_region_given() == (2, 2)
     assert TrainConfig(blind=(1, 2, 3), ndim=3).blind_region_given() == (1, 2, 3)
     assert TrainConfig().blind_region_given() is None
+
+
+def test_every_bad_setting_is_reported_at_once_under_its_name():
+    config = TrainConfig(lr=0.5, patch=3, subsample=9, seed=-1, holdout=0.9, noise_params={"sigma": -1.0})
+    found = config.problems()
+    assert list(found) == ["sigma", "patch", "holdout", "subsample", "lr", "seed"], found
+    assert all(isinstance(e, SSDNError) for e in found.values())
+    assert found["lr"].settings[0] == ("lr", "0.5") and "at most 0.1" in str(found["lr"])
+    # validate raises the first of them, in the table's order
+    with pytest.raises(SSDNError) as err:
+        config.validate()
+    assert str(err.value) == str(found["sigma"])
+    assert TrainConfig().problems() == {}
+
+
+@pytest.mark.parametrize("lr, ok", [(0.1, True), (0.1001, False), (1.0, False), (1e-3, True), (0.0, False)])
+def test_the_core_bounds_the_learning_rate(lr, ok):
+    assert ("lr" not in TrainConfig(lr=lr).problems()) is ok
+
+
+def test_the_table_holds_the_dataclass_defaults_and_every_user_setting():
+    import dataclasses
+
+    from napari_ssdn.core.training.fields import FIELDS
+
+    settings = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "tuning"}
+    assert set(FIELDS) == set(settings)
+    for name, f in FIELDS.items():
+        default = settings[name].default
+        if default is dataclasses.MISSING:
+            default = settings[name].default_factory()
+        assert f.default == default, name
+        assert f.help and f.problem(f.default) is None, name
+        assert f.kind != "choice" or f.default in f.choices or f.default is None, name
+
+
+def test_the_table_words_init_auto_and_the_warm_start_rates_as_the_core_has_them():
+    from napari_ssdn.core.nets.warmstart import AUTO_START_NOISE
+    from napari_ssdn.core.training.fields import field_help
+
+    for noise in AUTO_START_NOISE[1]:
+        assert noise in field_help("init")
+    assert "3e-4" in field_help("lr") and "1.5 megapixels" in field_help("lr")
+    assert "light" in field_help("width") and "tiny on a CPU" in field_help("width")
+
+
+def test_a_blind_region_reads_as_the_pixels_it_hides():
+    from napari_ssdn.core.constants import region_text
+    from napari_ssdn.core.training.fields import region_extent
+
+    assert region_extent((2, 3)) == "3 x 5"
+    assert region_text((2, 3)).startswith(region_extent((2, 3)) + " pixels")

@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ..constants import MODES, NOISE_MODELS, NOISE_PARAMS, PAIR_METHODS, WIDTHS, check_blind_region, check_noise_params
+from ..constants import NOISE_MODELS, NOISE_PARAMS, WIDTHS, check_blind_region, check_noise_params
 from ..errors import SSDNError, setting
 from ..nets.warmstart import (
     BLIND_MODES,
@@ -22,8 +22,36 @@ from ..nets.warmstart import (
     GENERIC_STARTS,
     auto_starts,
 )
+from .fields import FIELDS
 
 __all__ = ["Tuning", "TrainConfig"]
+
+
+def _device_problem(device) -> str | None:
+    if not isinstance(device, str):
+        return None  # a torch.device
+    d = device.strip().lower()
+    if d in ("auto", "cpu", "cuda", "mps") or (d.startswith("cuda:") and d[5:].isdigit()):
+        return None
+    return f"{setting('device', device)} is not a device name; use auto, cpu, cuda, cuda:N or mps"
+
+
+def _noise_problems(config) -> dict[str, SSDNError]:
+    """Each bad noise parameter under its own name; a set of parameters of no one model under
+    ``noise_params``."""
+    if config.noise != "auto" and config.noise not in NOISE_MODELS:
+        return {}  # the noise model's own problem says it
+    try:
+        model = config.noise_model_given or "gaussian"
+    except SSDNError as exc:
+        return {"noise_params": exc}
+    out = {}
+    for name, value in config.noise_params.items():
+        try:
+            check_noise_params(model, {name: value})
+        except SSDNError as exc:
+            out[name] = exc
+    return out
 
 
 @dataclass(frozen=True)
@@ -70,94 +98,12 @@ class Tuning:
 class TrainConfig:
     """Training settings. Noise parameters are in the units of the data.
 
+    Each setting's type, default (and what ``auto`` becomes), allowed values and help are
+    in :data:`~napari_ssdn.core.training.fields.FIELDS`, which the command line and the
+    Train widget read too; :meth:`problems` checks them all.
+
     Attributes
     ----------
-    noise : str
-        ``auto`` (default: Poisson-Gaussian where the data's noise variance grows with
-        the signal, else Gaussian; the model of the parameters in ``noise_params`` where
-        some are given), ``gaussian``, ``poisson``, ``poisson-gaussian`` or ``impulse``.
-    noise_params : dict
-        Known parameters (``sigma``, ``lam``, ``a`` and ``b``, ``alpha``); any parameter of
-        the model that is missing is learned, starting from a classical estimate.
-    per_image : bool or "auto"
-        Noise parameters vary per image: each image (a frame of a stack, a volume) starts
-        from its own classical estimate. ``auto``: where the images' noise levels differ
-        (:func:`~napari_ssdn.core.noise.estimate.level_spread`), e.g. channels or exposures
-        given as separate images.
-    iterations : int or None
-        Number of optimisation steps.
-    time_limit : float or None
-        Wall-clock budget in seconds. With both budgets, whichever ends first; with
-        neither, 2000 steps.
-    patch, batch : int
-        Crop side (rounded down to a multiple of ``2**depth``) and crops per step; default
-        64 and 4 for images on a CPU, 128 and 8 on a GPU, 24 (48 with a blind region beyond
-        the voxel) and 1 for volumes.
-    width : str or None
-        A preset of :data:`~napari_ssdn.core.nets.model.WIDTHS`; default ``tiny`` on a CPU and
-        for volumes; on a GPU ``tiny`` where a shipped starting network fits (see ``init``),
-        else ``light``.
-    lr : float or None
-        Peak learning rate of Adam; default 2e-3 for the tiny 2D network, else 1e-3.
-    warmup, rampdown : float
-        Fractions of the budget for the half-cosine ramp up and down of the learning rate.
-    seed : int
-        Seed of crops, augmentation and initialisation.
-    device : str
-        ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-    mode : str
-        ``ssdn``, ``mu-only`` or ``supervised`` (needs clean targets).
-    mixed_precision : bool
-        bfloat16/float16 network arithmetic where the hardware is fast at it (CUDA, and
-        CPUs with AVX512-BF16); likelihoods and posteriors stay float64.
-    val_every : int or None
-        Steps between validation losses; default: as many that validating costs about 5 %
-        of the training time, and at least ten validations in ``iterations``
-        (see :meth:`val_interval`).
-    val_size : int or None
-        Side of the fixed validation windows (default 256 for images, 64 for volumes).
-    holdout : float
-        Share of the pixels kept out of the loss (but not out of the input) and scored by
-        the validation loss instead, which is then an honest measure of how well the model
-        predicts pixels it has not been fitted to (:class:`~napari_ssdn.core.data.HoldoutPattern`).
-        0 turns it off: validation then scores pixels the network was trained on.
-    keep_best : bool
-        At the end (or stop) of a run, go back to the weights and noise parameters of the
-        lowest validation loss. Long training on little data fits the noise of the training
-        pixels (docs/benchmarks.md); the held-out pixels show when that starts.
-    init : str or None
-        Starting weights of the prior network: ``"auto"`` (default: the shipped generic
-        network where one fits and helps, i.e. Gaussian, Poisson or impulse noise on gray
-        2D images and Gaussian or Poisson noise on RGB 2D images, at the tiny width; else
-        random), ``"generic"`` (the shipped network, for any noise model; an
-        error where none fits), ``None`` or ``"none"`` (random), or the path of a model
-        file of the same architecture. A warm start fine-tunes at
-        :data:`~napari_ssdn.core.nets.warmstart.FINE_TUNE_LR` (``FINE_TUNE_LR_LARGE`` on large
-        data sets) unless ``lr`` is given.
-    ndim : int
-        2: train on 2D images (a Z axis is a stack of 2D samples). 3: train a volume
-        network on ZYX data (six half-space branches, 3D convolutions).
-    anisotropy : float
-        Volumes: z voxel size over in-plane voxel size. From 1.5 up, the first pooling
-        levels pool in-plane only (one level per factor 2).
-    subsample : int or None
-        Pixel-shuffle subsampling factor for noise that is correlated between neighbouring
-        pixels (e.g. resampled or demosaiced camera images), which a blind-spot network
-        would otherwise learn to reproduce: 2 trains and denoises on the four interleaved
-        half-size sub-images. Images only. Default 1 for a new model, the model's own
-        factor when resuming.
-    blind : str, int or tuple
-        The blind region: ``auto`` (default: from the noise's correlation between
-        neighbouring pixels measured in the data, 1 where it is negligible), one final
-        shift k for every axis, or one per spatial axis (y, x; volumes z, y, x) as a
-        tuple or a string like ``"1,3"``. The network never sees the offsets with
-        ``|d| < k`` on every axis.
-    pair_method : str
-        With a second observation of each image (``Trainer(..., pair=...)``): ``auto``
-        (default: ``noise2noise`` where the measured noise is correlated between
-        neighbours, else ``mean``), ``noise2noise`` (a non-blind network from each half to
-        the other) or ``mean`` (the blind-spot network on the halves' mean, its noise measured
-        from them); see :mod:`~napari_ssdn.core.training.pairing`.
     tuning : Tuning
         Constants of the optimisation that are not user settings (ablations change them).
     """
@@ -189,52 +135,43 @@ class TrainConfig:
     pair_method: str = "auto"
     tuning: Tuning = field(default_factory=lambda: Tuning())
 
+    def problems(self) -> dict[str, SSDNError]:
+        """Every bad setting at once, by the rules of :data:`~.fields.FIELDS`.
+
+        Returns
+        -------
+        dict
+            Setting name -> :class:`SSDNError` naming the setting and its value, in the
+            order of :data:`~.fields.FIELDS`; a bad noise parameter is keyed by its own
+            name (``sigma``, ``alpha``), parameters of no one model by ``noise_params``.
+            Empty where every setting is fine.
+        """
+        out: dict[str, SSDNError] = {}
+        for f in FIELDS.values():
+            value = getattr(self, f.name)
+            if f.name == "noise_params":
+                out.update(_noise_problems(self))
+                continue
+            if f.name == "blind":
+                try:
+                    self.blind_region_given(ndim=self.ndim if self.ndim in (2, 3) else 2)
+                except SSDNError as exc:
+                    out["blind"] = exc
+                continue
+            message = _device_problem(value) if f.name == "device" else f.problem(value)
+            if message is None and f.name == "subsample" and self.ndim == 3 and (value or 1) > 1:
+                message = (
+                    f"{setting('subsample', value)} is for images; "
+                    f"volumes ({setting('ndim', 3)}) take {setting('subsample', 1)}"
+                )
+            if message:
+                out[f.name] = SSDNError(message)
+        return out
+
     def validate(self) -> TrainConfig:
-        """Raise :class:`SSDNError` naming the first bad field."""
-        if self.noise != "auto" and self.noise not in NOISE_MODELS:
-            raise SSDNError(
-                f"{setting('noise', self.noise)} is not a noise model; use auto or one of {', '.join(NOISE_MODELS)}"
-            )
-        if self.mode not in MODES:
-            raise SSDNError(f"{setting('mode', self.mode)} is not one of {', '.join(MODES)}")
-        check_noise_params(self.noise_model_given or "gaussian", self.noise_params)
-        self.blind_region_given(ndim=self.ndim)
-        if self.pair_method not in PAIR_METHODS:
-            raise SSDNError(f"{setting('pair_method', self.pair_method)} is not one of {', '.join(PAIR_METHODS)}")
-        if self.per_image not in (True, False, "auto"):
-            raise SSDNError(f"{setting('per_image', self.per_image)} must be True, False or 'auto'")
-        for name in ("iterations", "patch", "batch", "val_every", "val_size"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
-                raise SSDNError(f"{setting(name, v)} must be a positive whole number")
-        if not (isinstance(self.holdout, (int, float)) and 0 <= self.holdout <= 0.5):
-            raise SSDNError(
-                f"{setting('holdout', self.holdout)} must be a fraction of the pixels from 0 (off) to 0.5, e.g. 0.0625"
-            )
-        if self.ndim not in (2, 3):
-            raise SSDNError(f"{setting('ndim', self.ndim)} must be 2 (images) or 3 (volumes)")
-        if not (isinstance(self.anisotropy, (int, float)) and math.isfinite(self.anisotropy) and self.anisotropy > 0):
-            raise SSDNError(
-                f"{setting('anisotropy', self.anisotropy)} must be a positive number (z voxel size / xy voxel size)"
-            )
-        if self.subsample is not None and (
-            not isinstance(self.subsample, (int, np.integer)) or not 1 <= self.subsample <= 4
-        ):
-            raise SSDNError(
-                f"{setting('subsample', self.subsample)} must be a whole number from 1 to 4 "
-                "(2 for noise correlated between neighbours)"
-            )
-        if self.ndim == 3 and (self.subsample or 1) > 1:
-            raise SSDNError(
-                f"{setting('subsample', self.subsample)} is for images; "
-                f"volumes ({setting('ndim', 3)}) take {setting('subsample', 1)}"
-            )
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise SSDNError(f"{setting('time_limit', self.time_limit)} must be a positive number of seconds")
-        if self.width is not None and self.width not in WIDTHS:
-            raise SSDNError(f"{setting('width', self.width)} is not a preset; use one of {', '.join(WIDTHS)}")
-        if self.lr is not None and not self.lr > 0:
-            raise SSDNError(f"{setting('lr', self.lr)} must be positive, e.g. 1e-3")
+        """Raise :class:`SSDNError` naming the first bad setting (see :meth:`problems`)."""
+        for exc in self.problems().values():
+            raise exc
         return self
 
     # Defaults measured best per minute (docs/benchmarks.md). CPU: volumes take many small
