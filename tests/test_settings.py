@@ -118,3 +118,33 @@ def test_a_blind_region_reads_as_the_pixels_it_hides():
 
     assert region_extent((2, 3)) == "3 x 5"
     assert region_text((2, 3)).startswith(region_extent((2, 3)) + " pixels")
+
+
+def _train_actions():
+    import argparse
+
+    from napari_ssdn.cli.parser import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in sub.choices["train"]._actions}
+
+
+def test_every_cli_training_option_takes_its_help_choices_and_default_from_the_table():
+    from napari_ssdn.cli.parser import TRAIN_FIELDS
+    from napari_ssdn.core.training.fields import FIELDS
+
+    actions = _train_actions()
+    for dest, name in TRAIN_FIELDS.items():
+        action, f = actions[dest], FIELDS[name]
+        assert action.help.replace("%%", "%") == f.text, dest
+        if f.kind == "choice" and name != "per_image":
+            assert tuple(action.choices) == tuple(c for c in f.choices if c is not None), dest
+        if f.default is not None and name != "per_image":
+            assert action.default == f.default, dest
+
+
+def test_the_cli_help_of_init_auto_names_every_noise_the_shipped_start_takes():
+    from napari_ssdn.core.nets.warmstart import AUTO_START_NOISE
+
+    helps = _train_actions()["init"].help
+    assert all(noise in helps for noise in AUTO_START_NOISE[1])

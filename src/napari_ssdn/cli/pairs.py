@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..core.constants import PAIR_METHODS
 from ..core.errors import SSDNError
+from ..core.training.fields import FIELDS
 
 __all__ = [
     "add_pair_options",
@@ -39,10 +39,9 @@ def add_pair_options(parser) -> None:
     )
     parser.add_argument(
         "--pair-method",
-        choices=PAIR_METHODS,
-        default="auto",
-        help="how to learn from a pair: noise2noise (one half to the other), mean (the blind-spot network on "
-        "the halves' mean, its noise measured); auto: noise2noise where the noise is correlated, else mean",
+        choices=FIELDS["pair_method"].choices,
+        default=FIELDS["pair_method"].default,
+        help=FIELDS["pair_method"].text,
     )
 
 

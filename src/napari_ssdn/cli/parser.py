@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import argparse
 
-from ..core.constants import NOISE_MODELS
+from ..core.training.fields import FIELDS
 from .commands import cmd_demo, cmd_denoise, cmd_train
 from .export import add_export_parser
 from .info import cmd_info
 from .options import DenoiseOutput, add_threads
 from .pairs import add_pair_options
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "TRAIN_FIELDS"]
+
+#: The ``ssdn train`` options (argparse dest) that stand for a training setting of the table.
+TRAIN_FIELDS = {
+    "noise": "noise",
+    "blind": "blind",
+    "per_image": "per_image",
+    "iterations": "iterations",
+    "time_limit": "time_limit",
+    "subsample": "subsample",
+    "patch": "patch",
+    "batch": "batch",
+    "width": "width",
+    "lr": "lr",
+    "seed": "seed",
+    "init": "init",
+    "device": "device",
+    "pair_method": "pair_method",
+}
+
+
+def helped(name: str) -> str:
+    """The help of the training setting ``name``, escaped for argparse."""
+    return FIELDS[name].text.replace("%", "%%")
 
 
 def _positive(kind, zero: bool = False):
@@ -60,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp):
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
-        sp.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+        sp.add_argument("--device", default=FIELDS["device"].default, help=helped("device"))
         add_threads(sp, _positive(int))
 
     t = sub.add_parser("train", help="train a model on noisy images")
@@ -69,36 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_pair_options(t)
     t.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write, e.g. model.ssdn")
-    t.add_argument(
-        "--noise",
-        default="auto",
-        choices=["auto", *NOISE_MODELS],
-        help="noise model: auto (default: poisson-gaussian where the noise grows with the signal, curve where that "
-        "growth bends away from a line, else gaussian; the model of a given --sigma, --lam, ...), gaussian, poisson "
-        "(photon counts), poisson-gaussian (camera: counts plus read noise), curve (the noise variance against the "
-        "signal measured from the data, e.g. clipped at zero or at saturation), impulse (a fraction of pixels "
-        "replaced by random values)",
-    )
-    t.add_argument(
-        "--blind",
-        default="auto",
-        metavar="K",
-        help="blind region: auto (default: from the noise's correlation between neighbouring pixels), K for every "
-        "axis, or KY,KX (KZ,KY,KX with --3d); the network never sees pixels closer than K along every axis, "
-        "1 hides the pixel alone",
-    )
+    t.add_argument("--noise", default=FIELDS["noise"].default, choices=FIELDS["noise"].choices, help=helped("noise"))
+    t.add_argument("--blind", default=FIELDS["blind"].default, metavar="K", help=helped("blind"))
     noise_flags(t, "learned if omitted")
     t.add_argument(
         "--per-image",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="noise level per image, each from its own estimate (default: where the images' levels differ)",
+        help=helped("per_image"),
     )
     t.add_argument(
         "--axes", help="axes of the inputs, e.g. YX, ZYX (z slices as samples), TYX, YXC; guessed if omitted"
     )
-    t.add_argument("--iterations", type=_positive(int), help="training steps (default 2000 unless --time-limit)")
-    t.add_argument("--time-limit", type=_positive(float), metavar="SECONDS", help="wall-clock budget")
+    t.add_argument("--iterations", type=_positive(int), help=helped("iterations"))
+    t.add_argument("--time-limit", type=_positive(float), metavar="SECONDS", help=helped("time_limit"))
     t.add_argument(
         "--3d",
         dest="three_d",
@@ -109,28 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--subsample",
         type=_positive(int),
         metavar="F",
-        help="train and denoise on the F x F interleaved sub-images: for noise correlated between neighbouring "
-        "pixels, which a blind-spot network would learn to reproduce (try 2; default 1)",
+        help=helped("subsample"),
     )
-    t.add_argument(
-        "--patch",
-        type=_positive(int),
-        help="crop side (default 64 on a CPU, 128 on a GPU; 24 with --3d, 48 with a blind region beyond the voxel)",
-    )
-    t.add_argument("--batch", type=_positive(int), help="crops per step (default 4 on a CPU, 8 on a GPU; 1 with --3d)")
-    t.add_argument(
-        "--width",
-        choices=["tiny", "light", "paper"],
-        help="network size (default: tiny on a CPU and with --3d; "
-        "on a GPU tiny where the shipped start fits, else light)",
-    )
-    t.add_argument(
-        "--lr",
-        type=_positive(float),
-        help="peak learning rate (default from a warm start 3e-4, or 1e-3 on 1.5 megapixels of data or more; "
-        "2e-3 for the tiny 2D network from scratch, else 1e-3)",
-    )
-    t.add_argument("--seed", type=int, default=0, help="random seed of the weights and crops (default 0)")
+    t.add_argument("--patch", type=_positive(int), help=helped("patch"))
+    t.add_argument("--batch", type=_positive(int), help=helped("batch"))
+    t.add_argument("--width", choices=FIELDS["width"].choices, help=helped("width"))
+    t.add_argument("--lr", type=_positive(float), help=helped("lr"))
+    t.add_argument("--seed", type=int, default=FIELDS["seed"].default, help=helped("seed"))
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
     t.add_argument(
         "--checkpoint-every",
@@ -143,10 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--init",
         metavar="MODEL",
-        default="auto",
-        help="starting weights: 'auto' (default: the shipped generic network for Gaussian, Poisson or impulse "
-        "noise on gray 2D images, Gaussian or Poisson on RGB, at the tiny width; else random), 'generic', 'none' "
-        "(random) or a model file of the same width",
+        default=FIELDS["init"].default,
+        help=helped("init"),
     )
     t.add_argument(
         "--distributed",
