@@ -353,3 +353,14 @@ def test_rgb_layer_of_different_channel_noise_trains_channel_by_channel(viewer, 
     assert d.run() is not None
     wait(qtbot, d)
     assert viewer.layers["cells_ssdn"].data.shape == noisy.shape and viewer.layers["cells_ssdn"].rgb
+
+
+def test_the_train_fields_tooltips_hold_the_settings_help(viewer, qtbot):
+    from napari_ssdn._napari.train._train_help import TOOLTIP_FIELDS
+    from napari_ssdn.core.training.fields import field_help
+
+    w = TrainWidget(viewer)
+    widgets = {**w.form.field_widgets(), **w.advanced_settings.field_widgets()}
+    widgets["per_image"] = w.advanced_settings.per_image_combo
+    for key, name in TOOLTIP_FIELDS.items():
+        assert field_help(name).lower() in widgets[key].toolTip().lower(), key

@@ -148,3 +148,26 @@ def test_the_cli_help_of_init_auto_names_every_noise_the_shipped_start_takes():
 
     helps = _train_actions()["init"].help
     assert all(noise in helps for noise in AUTO_START_NOISE[1])
+
+
+def test_every_widget_tooltip_holds_its_settings_help():
+    from napari_ssdn._napari.train._train_help import HELP, TOOLTIP_FIELDS
+    from napari_ssdn.core.training.fields import field_help
+
+    for key, name in TOOLTIP_FIELDS.items():
+        assert field_help(name).lower() in HELP[key].lower(), key
+
+
+def test_the_widget_reports_each_bad_field_from_the_core_at_once():
+    from napari_ssdn._napari.train._validation import TrainFields, validate_train
+
+    fields = TrainFields(shape=(64, 64), axes="YX", lr="0.5", seed="-1", subsample="9", device="gpu", batch="0")
+    request, errors = validate_train(fields)
+    assert request is None
+    assert {"lr", "seed", "subsample", "device", "batch"} <= set(errors), errors
+    assert errors["lr"].startswith("Learning rate '0.5' is too large"), errors["lr"]
+    assert "Subsample '9'" in errors["subsample"] and "Device 'gpu'" in errors["device"]
+    fields = TrainFields(shape=(64, 64), axes="YX", noise="impulse", params={"alpha": (False, "1.5")})
+    assert "below 1" in validate_train(fields)[1]["param:alpha"]
+    request, errors = validate_train(TrainFields(shape=(64, 64), axes="YX", lr="0.01", blind="2"))
+    assert not errors and request.config["lr"] == 0.01 and request.config["blind"] == (2, 2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.constants import NOISE_PARAMS, OUTPUTS
-from ..core.constants import WIDTHS as _WIDTHS
+from ..core.training.fields import FIELDS
 
 #: What each noise parameter means, for tooltips.
 PARAM_HELP = {
@@ -14,9 +14,8 @@ PARAM_HELP = {
     "alpha": "fraction of pixels replaced by random values (0 < alpha < 1)",
 }
 
-#: Network width presets, smallest first, after "auto" (the core's choice for the device:
-#: tiny on a CPU, light on a GPU).
-WIDTHS = ("auto",) + tuple(sorted(_WIDTHS, key=lambda name: _WIDTHS[name][0]))
+#: Network width presets, smallest first, after "auto" (the core's choice, see the table's help).
+WIDTHS = ("auto", *FIELDS["width"].choices)
 
 #: The layer each denoising output goes to.
 OUTPUT_SUFFIX = {
@@ -29,7 +28,7 @@ OUTPUT_SUFFIX = {
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 #: The noise models offered, "auto" (read from the data, parameters learned) first.
-NOISE_CHOICES = ("auto",) + tuple(NOISE_PARAMS)
+NOISE_CHOICES = FIELDS["noise"].choices
 
 __all__ = ["NOISE_CHOICES", "NOISE_PARAMS", "PARAM_HELP", "WIDTHS", "OUTPUTS", "OUTPUT_SUFFIX", "DEVICES"]
 
