@@ -7,6 +7,7 @@ import sys
 import time
 
 from ..core.errors import Setting, template_of, worded
+from ..core.training.fields import region_extent
 
 __all__ = ["Progress", "fmt_time", "params_str", "choice_lines", "cli_words", "in_cli_terms", "warn_in_cli_terms"]
 
@@ -49,7 +50,7 @@ def choice_lines(auto: dict | None) -> list[str]:
     """How the data set the noise model and the blind region (settings left to auto)."""
     if not auto:
         return []
-    region = " x ".join(str(2 * k - 1) for k in auto["blind_region"])
+    region = region_extent(auto["blind_region"])
     out = []
     if auto.get("noise_why") != "given":
         out.append(f"noise model {auto['noise']}: {auto['noise_why']}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
+from ...core.training.fields import region_extent
 from .._common import ImageLayerCombo, guessed_axes
 from .._header import wrapping
 from .._options import NOISE_CHOICES, NOISE_PARAMS
@@ -173,7 +174,7 @@ def fmt_choices(choices: dict) -> str:
     if all(k == 1 for k in region):
         shown = "the pixel alone"
     else:
-        shown = " x ".join(str(2 * k - 1) for k in region) + " pixels"
+        shown = region_extent(region) + " pixels"
     out = []
     level = "per image" if choices.get("per_image") else "shared"
     for what, value, why in (
