@@ -270,7 +270,7 @@ class TrainConfig:
             return None
         fits = [m for m, params in NOISE_PARAMS.items() if names <= set(params)]
         if not fits:
-            models = "; ".join(m + ": " + ", ".join(p) for m, p in NOISE_PARAMS.items())
+            models = "; ".join(m + ": " + ", ".join(p) for m, p in NOISE_PARAMS.items() if p)
             raise SSDNError(
                 f"noise parameters {sorted(names)} do not belong to one noise model; give those of one ({models})"
             )
