@@ -74,7 +74,7 @@ def _cells_noisy() -> np.ndarray:
 
 def _wrecking_run(keep_best=True):
     """A run whose learning rate ruins the network after its first steps."""
-    config = TrainConfig(iterations=40, val_every=5, lr=0.3, warmup=0.0, keep_best=keep_best, **FAST)
+    config = TrainConfig(iterations=40, val_every=5, lr=0.1, warmup=0.0, keep_best=keep_best, **FAST)
     trainer = Trainer(_cells_noisy(), "YX", config)
     records = list(trainer.run())
     return trainer, records
@@ -113,7 +113,7 @@ def test_cli_reports_the_kept_step(tmp_path):
         "--iterations",
         "40",
         "--lr",
-        "0.3",
+        "0.1",
         "--init",
         "none",
         "--patch",

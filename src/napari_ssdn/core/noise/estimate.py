@@ -210,6 +210,8 @@ def level_spread(images: list[np.ndarray], model: str, lag: int = 1, most: int =
     """
     if model == "impulse" or len(images) < 2:
         return 1.0
+    if model == "curve":
+        model = "poisson-gaussian"  # a line per image tells how far their levels differ
     picks = [images[i] for i in np.unique(np.linspace(0, len(images) - 1, min(most, len(images))).round().astype(int))]
     try:
         pooled = estimate_noise(picks, model, lag)

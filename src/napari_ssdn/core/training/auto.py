@@ -187,21 +187,16 @@ def choose_layout(config, raw: list[np.ndarray], subsample: int = 1) -> tuple[li
             choices, channels_why=f"the channels share one noise level (within {spread:.2f}x in variance)"
         )
     gray = channels_as_images(raw)
-    choices = choose_settings(config, gray, subsample)  # the statistics of what the network will see
+    # The statistics of what the network will see, with a level per channel image (so no
+    # single measured curve, which would serve one level only).
+    choices = choose_settings(replace(config, per_image=True), gray, subsample)
     why = f"noise levels differ between channels (up to {spread:.1f}x in variance)"
-    per_image = choices.per_image or config.per_image_given() is None
-    return gray, replace(
-        choices,
-        channels_apart=True,
-        channels_why=why,
-        per_image=per_image,
-        per_image_why=choices.per_image_why if choices.per_image else why,
-    )
+    return gray, replace(choices, channels_apart=True, channels_why=why, per_image=True, per_image_why=why)
 
 
 def _bent_variance(samples: list[np.ndarray], lag: int) -> str:
     """Why the measured variance curve serves better than a line, or empty where a line
-    fits it (within :data:`~napari_ssdn.core.noise.curve.CURVE_BEND` at every knot)."""
+    fits it (no knot falls :data:`~napari_ssdn.core.noise.curve.CURVE_BEND` or more below it)."""
     try:
         curve = variance_curve(samples, lag=lag)
     except SSDNError:
@@ -209,7 +204,10 @@ def _bent_variance(samples: list[np.ndarray], lag: int) -> str:
     miss, level = curve_bend(curve)
     if miss < CURVE_BEND:
         return ""
-    return f"it bends away from a line (the best line misses it by {miss:.0%} at level {level:.4g}): a measured curve"
+    return (
+        f"it falls below a line (the best line overstates it by {miss:.0%} at level {level:.4g}, "
+        "as where a camera saturates): a measured curve"
+    )
 
 
 def _per_image(config, samples: list[np.ndarray], noise: str, lag: int) -> tuple[bool, str]:

@@ -108,7 +108,7 @@ def _auto_init() -> str:
 
 
 def _auto_noise() -> str:
-    curve = "curve where that growth bends away from a line, " if "curve" in NOISE_MODELS else ""
+    curve = "curve where that variance falls below a line (saturation), " if "curve" in NOISE_MODELS else ""
     return (
         f"poisson-gaussian where the noise variance grows with the signal, {curve}else gaussian; "
         "the model of the noise parameters given, where some are"
