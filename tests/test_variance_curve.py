@@ -73,11 +73,20 @@ def test_curve_of_white_noise_is_flat_and_a_line_fits_it():
     assert curve_bend(curve)[0] < CURVE_BEND
 
 
-def test_curve_variance_interpolates_and_holds_the_ends():
-    xs, vs = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64), torch.tensor([1.0, 3.0, 2.0], dtype=torch.float64)
+@pytest.mark.parametrize("last", [2.0, 5.0])
+def test_curve_variance_interpolates_and_extends_a_rise(last):
+    """Linear between the knots, the first value below them; beyond the last knot the last
+    segment's rise continues (Poisson noise keeps growing), a fall is held (saturation)."""
+    from napari_ssdn.core.noise.curve import interpolate_curve
+
+    xs = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    vs = torch.tensor([1.0, 3.0, last], dtype=torch.float64)
     mu = torch.tensor([[-1.0, 0.0, 0.25, 0.5, 0.75, 1.0, 4.0]], dtype=torch.float64)
-    expected = np.interp(mu.numpy(), xs.numpy(), vs.numpy())
+    beyond = last if last < 3.0 else last + (last - 3.0) / 0.5 * 3.0
+    expected = np.array([[1.0, 1.0, 2.0, 3.0, (3.0 + last) / 2, last, beyond]])
     np.testing.assert_allclose(curve_variance(mu, xs, vs).numpy(), expected, rtol=1e-12)
+    curve = {"mean": xs.tolist(), "variance": vs.tolist()}
+    np.testing.assert_allclose(interpolate_curve(curve, mu.numpy()), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,8 @@ NOISE_TEXT = {
     "poisson": "Poisson, variance = mean / lam",
     "poisson-gaussian": "Poisson-Gaussian (camera), variance = a * mean + b",
     "curve": "measured curve: the noise variance against the signal, measured from the training data and "
-    "joined by straight lines between its levels (the end values beyond them)",
+    "joined by straight lines between its levels (the first value below them; above them the last rise "
+    "continues, or the last value holds where it falls)",
     "impulse": "impulse, a fraction alpha of the pixels replaced by uniform random values",
 }
 

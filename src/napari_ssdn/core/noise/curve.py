@@ -157,8 +157,15 @@ def curve_bend(curve: dict) -> tuple[float, float]:
 
 
 def interpolate_curve(curve: dict, x) -> np.ndarray:
-    """The variance of ``curve`` at ``x``: linear between the knots, the end values beyond."""
-    return np.interp(np.asarray(x, float), np.asarray(curve["mean"], float), np.asarray(curve["variance"], float))
+    """The variance of ``curve`` at ``x``: linear between the knots, the first value below
+    them, the last segment's rise beyond them (held level where it falls), as the posterior
+    uses it (:func:`~napari_ssdn.core.noise.bayes.curve_variance`)."""
+    xs, vs = np.asarray(curve["mean"], float), np.asarray(curve["variance"], float)
+    x = np.asarray(x, float)
+    out = np.interp(x, xs, vs)
+    if xs.size > 1:
+        out = out + max((vs[-1] - vs[-2]) / (xs[-1] - xs[-2]), 0.0) * np.clip(x - xs[-1], 0, None)
+    return out
 
 
 def model_variance(noise: str, params: dict, x) -> np.ndarray | None:
