@@ -32,14 +32,17 @@ class _PaddedConv:
     indices <= i."""
 
     def _setup(self, blind: bool, ndim: int) -> None:
-        # Blind: one zero row on top plus 'same' padding, last row dropped, is the same as
-        # padding two rows on top and none at the bottom.
-        self._pad = (1, 1) * (ndim - 1) + ((2, 0) if blind else (1, 1))
+        # Blind: output row i sees input rows i-2..i, i.e. two zero rows on top and none
+        # below. The convolution pads two rows on both sides itself (no padded copy of the
+        # input) and the two extra rows at the bottom are dropped.
+        self.blind = blind
+        self.padding = ((2,) if blind else (1,)) + (1,) * (ndim - 1)
         nn.init.kaiming_normal_(self.weight, a=LEAK, nonlinearity="leaky_relu")
         nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self._pad))
+        out = super().forward(x)
+        return out[:, :, : x.shape[2]] if self.blind else out
 
 
 class _Conv3x3(_PaddedConv, nn.Conv2d):
