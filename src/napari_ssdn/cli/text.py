@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
+from ..core.constants import region_extent
 from ..core.errors import Setting, template_of, worded
-from ..core.training.fields import region_extent
 
 __all__ = ["Progress", "fmt_time", "params_str", "choice_lines", "cli_words", "in_cli_terms", "warn_in_cli_terms"]
 

@@ -62,9 +62,25 @@ def check_noise_params(noise: str, params: dict) -> dict:
 MAX_BLIND = 8
 
 
+def region_extent(region) -> str:
+    """The pixels a blind region hides across each axis.
+
+    Parameters
+    ----------
+    region : sequence of int
+        The final shift ``k`` per axis (one axis alone gives one number).
+
+    Returns
+    -------
+    str
+        ``2 k - 1`` per axis, e.g. ``(2, 3)`` -> ``'3 x 5'`` and ``(4,)`` -> ``'7'``.
+    """
+    return " x ".join(str(2 * int(k) - 1) for k in region)
+
+
 def region_text(region) -> str:
     """``(k_y, k_x)`` as the hidden extent, e.g. ``(2, 3)`` -> ``'3 x 5 pixels (k = 2,3)'``."""
-    return " x ".join(str(2 * k - 1) for k in region) + f" pixels (k = {','.join(str(k) for k in region)})"
+    return f"{region_extent(region)} pixels (k = {','.join(str(k) for k in region)})"
 
 
 def check_blind_region(region, ndim: int, name: str = "blind", shown=None) -> tuple:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.constants import region_extent
 from ..core.nets.model import SSDNModel
 
 __all__ = ["CITATIONS", "channel_names", "description_text", "readme", "write_cover"]
@@ -81,7 +82,7 @@ def readme(
     region and learned parameters, how to run it, and the citations."""
     cfg = model.config
     tr = info.get("training") or {}
-    region = " x ".join(str(2 * k - 1) for k in cfg.region)
+    region = region_extent(cfg.region)
     per_image = (
         (
             " The model estimates the level per image; the package holds the values estimated for its test "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from ...core.training.fields import region_extent
+from ...core.constants import region_extent
 from .._common import ImageLayerCombo, guessed_axes
 from .._header import wrapping
 from .._options import NOISE_CHOICES, NOISE_PARAMS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..constants import region_extent
 from ..data import to_samples
 from ..errors import SSDNError, setting
 from ..sizes import first_too_small
@@ -90,7 +91,7 @@ def check_sizes(
         if smallest < 4 * k:
             fits = ",".join(str(max(1, min(kk, n // 4))) for kk, n in zip(region, sides, strict=True))
             raise SSDNError(
-                f"{setting('blind', region)} hides {2 * k - 1} pixels across but the smallest image is "
+                f"{setting('blind', region)} hides {region_extent((k,))} pixels across but the smallest image is "
                 f"{smallest} pixels along {'ZYX'[a - len(region)]}; use a smaller blind region (e.g. "
                 f"{setting('blind', fits)}) "
                 "or larger images"
