@@ -1,5 +1,7 @@
 """Training settings (core/training/settings.py): validation names the setting and its value."""
 
+import re
+
 import pytest
 
 from napari_ssdn.core import SSDNError, TrainConfig
@@ -112,21 +114,52 @@ def test_the_table_words_init_auto_and_the_warm_start_rates_as_the_core_has_them
     assert "light" in field_help("width") and "tiny on a CPU" in field_help("width")
 
 
-def test_a_blind_region_reads_as_the_pixels_it_hides():
-    from napari_ssdn.core.constants import region_text
-    from napari_ssdn.core.training.fields import region_extent
+def test_the_table_words_init_auto_as_the_warm_start_takes_it():
+    from napari_ssdn.core.nets.warmstart import AUTO_START_NOISE, BLIND_MODES
+    from napari_ssdn.core.training.fields import FIELDS
 
-    assert region_extent((2, 3)) == "3 x 5"
+    auto = FIELDS["init"].auto
+    gray, rest = auto.split(" is ", 1)[1].split(" on gray 2D images")
+    rgb = rest.split(" on RGB 2D images")[0]
+    assert set(re.findall(r"[a-z-]+", gray)) - {"or"} == set(AUTO_START_NOISE[1])
+    assert set(re.findall(r"[a-z-]+", rgb)) - {"or"} == set(AUTO_START_NOISE[3])
+    assert all(mode in auto for mode in BLIND_MODES) and "supervised" not in auto
+
+
+def test_a_blind_region_reads_as_the_pixels_it_hides():
+    from napari_ssdn.core.constants import region_extent, region_text
+
+    assert region_extent((2, 3)) == "3 x 5" and region_extent((4,)) == "7"
     assert region_text((2, 3)).startswith(region_extent((2, 3)) + " pixels")
 
 
-def _train_actions():
+def test_the_blind_regions_extent_is_worked_out_in_one_place():
+    """``2 k - 1`` written out anywhere but the helper could drift from it."""
+    from pathlib import Path
+
+    import napari_ssdn
+
+    root = Path(napari_ssdn.__file__).parent
+    by_hand = re.compile(r"2 \* (int\()?k\)? - 1")
+    found = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "constants.py" and by_hand.search(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, found
+
+
+def _actions(command: str) -> dict:
     import argparse
 
     from napari_ssdn.cli.parser import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {a.dest: a for a in sub.choices["train"]._actions}
+    return {a.dest: a for a in sub.choices[command]._actions}
+
+
+def _train_actions():
+    return _actions("train")
 
 
 def test_every_cli_training_option_takes_its_help_choices_and_default_from_the_table():
@@ -143,11 +176,32 @@ def test_every_cli_training_option_takes_its_help_choices_and_default_from_the_t
             assert action.default == f.default, dest
 
 
+@pytest.mark.parametrize("command", ["train", "denoise"])
+def test_the_cli_noise_parameter_options_take_their_help_from_the_table(command):
+    from napari_ssdn.cli.commands import NOISE_FLAGS
+    from napari_ssdn.core.constants import NOISE_PARAMS
+    from napari_ssdn.core.training.fields import noise_param_help
+
+    actions = _actions(command)
+    assert sorted(NOISE_FLAGS.values()) == sorted(p for ps in NOISE_PARAMS.values() for p in ps)
+    for flag, name in NOISE_FLAGS.items():
+        assert actions[flag].help.replace("%%", "%").startswith(noise_param_help(name) + " ("), flag
+
+
 def test_the_cli_help_of_init_auto_names_every_noise_the_shipped_start_takes():
     from napari_ssdn.core.nets.warmstart import AUTO_START_NOISE
 
     helps = _train_actions()["init"].help
     assert all(noise in helps for noise in AUTO_START_NOISE[1])
+
+
+def test_every_noise_parameter_field_tooltip_holds_the_tables_words():
+    from napari_ssdn._napari.train._train_help import param_help
+    from napari_ssdn.core.constants import NOISE_PARAMS
+    from napari_ssdn.core.training.fields import noise_param_help
+
+    for name in {p for ps in NOISE_PARAMS.values() for p in ps}:
+        assert noise_param_help(name) in param_help(name), name
 
 
 def test_every_widget_tooltip_holds_its_settings_help():

@@ -5,15 +5,6 @@ from __future__ import annotations
 from ..core.constants import NOISE_PARAMS, OUTPUTS
 from ..core.training.fields import FIELDS
 
-#: What each noise parameter means, for tooltips.
-PARAM_HELP = {
-    "sigma": "standard deviation of the Gaussian noise, in the units of the image",
-    "lam": "photon scale: counts = lam * intensity; noise variance = intensity / lam",
-    "a": "signal-dependent variance factor: variance = a * intensity + b",
-    "b": "signal-independent variance (read noise squared), in squared image units",
-    "alpha": "fraction of pixels replaced by random values (0 < alpha < 1)",
-}
-
 #: Network width presets, smallest first, after "auto" (the core's choice, see the table's help).
 WIDTHS = ("auto", *FIELDS["width"].choices)
 
@@ -30,7 +21,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 #: The noise models offered, "auto" (read from the data, parameters learned) first.
 NOISE_CHOICES = FIELDS["noise"].choices
 
-__all__ = ["NOISE_CHOICES", "NOISE_PARAMS", "PARAM_HELP", "WIDTHS", "OUTPUTS", "OUTPUT_SUFFIX", "DEVICES"]
+__all__ = ["NOISE_CHOICES", "NOISE_PARAMS", "WIDTHS", "OUTPUTS", "OUTPUT_SUFFIX", "DEVICES"]
 
 #: The Noise level field: its items and the ``per_image`` setting each stands for.
 PER_IMAGE_CHOICES = {"auto": "auto", "per image": True, "shared": False}

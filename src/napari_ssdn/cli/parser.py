@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..core.training.fields import FIELDS
-from .commands import cmd_demo, cmd_denoise, cmd_train
+from ..core.training.fields import FIELDS, noise_param_help
+from .commands import NOISE_FLAGS, cmd_demo, cmd_denoise, cmd_train
 from .export import add_export_parser
 from .info import cmd_info
 from .options import DenoiseOutput, add_threads
@@ -67,19 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def noise_flags(sp, note):
-        sp.add_argument("--sigma", type=_positive(float), help=f"Gaussian noise std in data units ({note})")
-        sp.add_argument(
-            "--lam", type=_positive(float), help=f"Poisson lambda: variance = mean / lambda, data units ({note})"
-        )
-        sp.add_argument("--alpha", type=_positive(float), help=f"impulse: fraction of corrupted pixels ({note})")
-        sp.add_argument("--gain", type=_positive(float), help=f"Poisson-Gaussian a: variance = a * mean + b ({note})")
-        sp.add_argument(
-            "--read-var",
-            dest="read_var",
-            type=_positive(float),
-            help="Poisson-Gaussian b: noise variance at zero signal (variance = a * mean + b), data units squared "
-            f"({note})",
-        )
+        for flag, name in NOISE_FLAGS.items():
+            text = f"{noise_param_help(name)} ({note})".replace("%", "%%")
+            sp.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=_positive(float), help=text)
 
     def common(sp):
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")

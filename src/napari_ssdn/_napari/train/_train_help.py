@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ...core.training.fields import field_help
-from .._options import PARAM_HELP
+from ...core.training.fields import field_help, noise_param_help
 
 __all__ = ["HELP", "param_help", "TOOLTIP_FIELDS"]
 
@@ -60,5 +59,5 @@ HELP = {
 
 
 def param_help(name: str) -> str:
-    """Tooltip of the noise parameter ``name``'s field."""
-    return f"{name}: {PARAM_HELP[name]}. Leave 'learn' ticked to learn it from the data."
+    """Tooltip of the noise parameter ``name``'s field: the settings table's words and the 'learn' box."""
+    return f"{name}: {noise_param_help(name)}. Leave 'learn' ticked to learn it from the data."

@@ -9,17 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constants import (
-    MAX_BLIND,
-    MODES,
-    NOISE_MODELS,
-    PAIR_METHODS,
-    WIDTHS,
-)
+from ..constants import MAX_BLIND, MODES, NOISE_MODELS, PAIR_METHODS, WIDTHS
 from ..errors import setting
-from ..nets.warmstart import AUTO_START_NOISE, FINE_TUNE_LARGE_DATA, FINE_TUNE_LR, FINE_TUNE_LR_LARGE
+from ..nets.warmstart import AUTO_START_NOISE, BLIND_MODES, FINE_TUNE_LARGE_DATA, FINE_TUNE_LR, FINE_TUNE_LR_LARGE
 
-__all__ = ["Field", "FIELDS", "field_help", "region_extent"]
+__all__ = ["Field", "FIELDS", "field_help", "noise_param_help"]
 
 
 @dataclass(frozen=True)
@@ -98,12 +92,19 @@ def _num(x: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def _either(names) -> str:
+    """``a, b or c``."""
+    names = list(names)
+    return " or ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+
+
 def _auto_init() -> str:
     """What ``init="auto"`` starts from, read from the table of measured starts."""
-    gray, rgb = (", ".join(AUTO_START_NOISE.get(c, ())) for c in (1, 3))
+    gray, rgb = (_either(AUTO_START_NOISE.get(c, ())) for c in (1, 3))
     return (
-        f"the shipped generic network for {gray} noise on gray 2D images and {rgb} on RGB 2D images, "
-        "at the tiny width and without subsampling; else random"
+        f"the shipped generic network where the noise model, given or picked by noise auto, is {gray} on gray "
+        f"2D images or {rgb} on RGB 2D images, in {_either(BLIND_MODES)} mode, at the tiny width and without "
+        "subsampling; else random weights"
     )
 
 
@@ -121,6 +122,15 @@ _NOISE_WORDS = {
     "poisson-gaussian": "camera: counts plus read noise",
     "curve": "the noise variance against the signal measured from the data, e.g. clipped at zero or at saturation",
     "impulse": "a fraction of pixels replaced by random values",
+}
+#: What each noise parameter given in data units means, for the command line and tooltips.
+_PARAM_WORDS = {
+    "sigma": "Gaussian noise: its standard deviation, in data units",
+    "lam": "Poisson noise: photon counts per data unit (counts = lam * mean), so the noise variance = mean / lam",
+    "a": "Poisson-Gaussian noise: the gain a of the noise variance = a * mean + b, in data units",
+    "b": "Poisson-Gaussian noise: the noise variance at zero signal (b of variance = a * mean + b; the read "
+    "noise squared), in data units squared",
+    "alpha": "impulse noise: the fraction of pixels replaced by random values, above 0 and below 1",
 }
 _WHOLE = "must be a positive whole number"
 _IMAGE_CROPS = "64 for images on a CPU, 128 on a GPU; 24 for volumes (48 with a blind region beyond the voxel)"
@@ -376,6 +386,17 @@ def field_help(name: str) -> str:
     return FIELDS[name].text
 
 
-def region_extent(region) -> str:
-    """The pixels a blind region hides across each axis, e.g. ``(2, 3)`` -> ``'3 x 5'``."""
-    return " x ".join(str(2 * int(k) - 1) for k in region)
+def noise_param_help(name: str) -> str:
+    """What the noise parameter ``name`` means, in data units.
+
+    Parameters
+    ----------
+    name : str
+        A parameter of a noise model (:data:`~napari_ssdn.core.constants.NOISE_PARAMS`).
+
+    Returns
+    -------
+    str
+        One line without a final full stop, for the command line's help and the tooltips.
+    """
+    return _PARAM_WORDS[name]
