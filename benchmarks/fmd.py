@@ -92,10 +92,11 @@ def channel_psnr(x: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean([psnr8(x[..., c], ref[..., c]) for c in range(x.shape[-1])]))
 
 
-def train(noisy, noise, budget, seed, subsample=None, init="auto", blind="auto", lr=None):
+def train(noisy, noise, budget, seed, subsample=None, init="auto", blind="auto", lr=None, steps=None):
     from napari_ssdn.core import TrainConfig, Trainer
 
-    cfg = TrainConfig(noise=noise, time_limit=budget, seed=seed, subsample=subsample, init=init, blind=blind, lr=lr)
+    limit = {"iterations": steps} if steps else {"time_limit": budget}
+    cfg = TrainConfig(noise=noise, seed=seed, subsample=subsample, init=init, blind=blind, lr=lr, **limit)
     trainer = Trainer(noisy, ["YX" if y.ndim == 2 else "YXC" for y in noisy], cfg)
     for _ in trainer.run():
         pass
@@ -110,11 +111,13 @@ def main(argv=None):
         help="folder of the FMD sample pairs (2D_images/, 3D_images/, FMD_dataset/; see benchmarks/README.md)",
     )
     p.add_argument("--budget", type=float, default=180, help="training seconds per trained method and data set")
+    p.add_argument("--steps", type=int, default=None, help="training steps per trained method (instead of --budget)")
     p.add_argument("--sets", default="confocal_fish,widefield_bpae,bpae_r,confocal_bpae_3d")
     p.add_argument(
         "--rows",
         default="auto,pg,gaussian,bm3d,n2v",
-        help="auto (the defaults), pg, pg1 (Poisson-Gaussian, blind region 1), gaussian, pg2 (subsample 2), bm3d, n2v",
+        help="auto (the defaults), pg, curve (the measured noise curve), "
+        "pg1 (Poisson-Gaussian, blind region 1), gaussian, pg2 (subsample 2), bm3d, n2v",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -143,18 +146,20 @@ def main(argv=None):
         variants = {
             "auto": ("auto", None, "auto"),
             "pg": ("poisson-gaussian", None, "auto"),
+            "curve": ("curve", None, "auto"),
             "pg1": ("poisson-gaussian", None, 1),
             "gaussian": ("gaussian", None, "auto"),
             "pg2": ("poisson-gaussian", 2, 1),
         }
         for row in [r for r in variants if r in rows_wanted]:
             noise, sub, blind = variants[row]
-            trainer = train(noisy, noise, args.budget, args.seed, sub, args.init, blind, args.lr)
+            trainer = train(noisy, noise, args.budget, args.seed, sub, args.init, blind, args.lr, args.steps)
             t0 = time.perf_counter()
             out = [denoise(trainer.model, y, axes, ("prior-mean", "posterior-mean")) for y in noisy]
             info[row] = {
                 "steps": trainer.step,
                 "learned": trainer.model.noise_params_data(),
+                "curve": trainer.model.noise_curve_data(),
                 "noise": trainer.model.config.noise,
                 "blind_region": list(trainer.model.config.region),
                 "auto": trainer.choices.to_dict(),
@@ -168,7 +173,11 @@ def main(argv=None):
                 res["defaults: posterior mean"] = score([o["posterior-mean"] for o in out])
             elif noise == "poisson-gaussian":
                 res[f"prior mean (no Bayes){tag}"] = score([o["prior-mean"] for o in out])
-            if row != "auto":
+            elif noise == "curve":
+                res["prior mean, curve row"] = score([o["prior-mean"] for o in out])
+            if row == "curve":
+                res["posterior mean, curve measured"] = score([o["posterior-mean"] for o in out])
+            elif row != "auto":
                 res[f"posterior mean, {noise} learned{tag}"] = score([o["posterior-mean"] for o in out])
             print(name, row, info[row], res, file=sys.stderr, flush=True)
         if "bm3d" in rows_wanted and axes == "YX":
@@ -191,7 +200,14 @@ def main(argv=None):
             "recorded",
             record(
                 args.name,
-                {"budget_seconds": args.budget, "init": args.init, "lr": args.lr, "psnr": results, "runs": runs},
+                {
+                    "budget_seconds": args.budget,
+                    "steps": args.steps,
+                    "init": args.init,
+                    "lr": args.lr,
+                    "psnr": results,
+                    "runs": runs,
+                },
             ),
         )
 

@@ -89,10 +89,18 @@ def test_curve_variance_interpolates_and_extends_a_rise(last):
     np.testing.assert_allclose(interpolate_curve(curve, mu.numpy()), expected, rtol=1e-12)
 
 
+def _sparse_photons(x, s):
+    """A confocal detector: integer levels 3 or 4 and events of 6 levels per photon, with
+    0.05 to 0.5 photons per pixel."""
+    rng = np.random.default_rng(s)
+    return 3 + rng.integers(0, 2, x.shape) + 6 * rng.poisson(0.05 + 0.45 * np.clip(x, 0, 1))
+
+
 @pytest.mark.parametrize(
     "make,noise",
     [
         (_saturated, "curve"),
+        (_sparse_photons, "curve"),
         (lambda x, s: x + np.sqrt(0.01 * x + 0.002) * np.random.default_rng(s).standard_normal(x.shape), "pg"),
         (lambda x, s: x + 0.05 * np.random.default_rng(s).standard_normal(x.shape), "gaussian"),
     ],
@@ -101,8 +109,10 @@ def test_auto_takes_the_curve_only_where_a_line_misses_it(make, noise):
     y = make(_ramp((256, 256), hi=1.05), 1).astype(np.float32)[None, ..., None]
     choices = choose_settings(TrainConfig(), [y])
     assert choices.noise == {"pg": "poisson-gaussian"}.get(noise, noise), choices.noise_why
-    if noise == "curve":
+    if make is _saturated:
         assert "falls below a line" in choices.noise_why
+    if make is _sparse_photons:
+        assert "sparse photon events" in choices.noise_why
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from ..constants import NOISE_PARAMS
 from ..data import split_phases
 from ..errors import SSDNError
 from ..noise.choice import choose_noise_model, dark_level
-from ..noise.curve import CURVE_BEND, curve_bend, variance_curve
+from ..noise.curve import CURVE_BEND, SPARSE_SHARE, curve_bend, variance_curve
 from ..noise.estimate import PER_IMAGE_SPREAD, level_spread
 from ..noise.stats import choose_blind_region, level_lag, noise_stats
 
@@ -195,19 +195,28 @@ def choose_layout(config, raw: list[np.ndarray], subsample: int = 1) -> tuple[li
 
 
 def _bent_variance(samples: list[np.ndarray], lag: int) -> str:
-    """Why the measured variance curve serves better than a line, or empty where a line
-    fits it (no knot falls :data:`~napari_ssdn.core.noise.curve.CURVE_BEND` or more below it)."""
+    """Why the measured variance curve serves better than the classical line, or empty:
+    where no knot falls :data:`~napari_ssdn.core.noise.curve.CURVE_BEND` or more below
+    the best line through the knots (saturation) and no knot's noise is sparse (median
+    share under :data:`~napari_ssdn.core.noise.curve.SPARSE_SHARE`)."""
     try:
         curve = variance_curve(samples, lag=lag)
     except SSDNError:
         return ""
-    miss, level = curve_bend(curve)
-    if miss < CURVE_BEND:
-        return ""
-    return (
-        f"it falls below a line (the best line overstates it by {miss:.0%} at level {level:.4g}, "
-        "as where a camera saturates): a measured curve"
-    )
+    short, level = curve_bend(curve)
+    if short >= CURVE_BEND:
+        return (
+            f"it falls below a line (the best line overstates it by {short:.0%} at level {level:.4g}, "
+            "as where a camera saturates): a measured curve"
+        )
+    i = int(np.argmin(curve["median_share"]))
+    if curve["median_share"][i] < SPARSE_SHARE:
+        return (
+            f"at level {curve['mean'][i]:.4g} it is sparse photon events (the median-based variance is "
+            f"{curve['median_share'][i]:.0%} of the mean square), which a line fitted to medians misreads: "
+            "a measured curve"
+        )
+    return ""
 
 
 def _per_image(config, samples: list[np.ndarray], noise: str, lag: int) -> tuple[bool, str]:

@@ -109,7 +109,9 @@ def _auto_init() -> str:
 
 
 def _auto_noise() -> str:
-    curve = "curve where that variance falls below a line (saturation), " if "curve" in NOISE_MODELS else ""
+    curve = ""
+    if "curve" in NOISE_MODELS:
+        curve = "curve where that variance falls below a line (saturation) or is sparse photon events, "
     return (
         f"poisson-gaussian where the noise variance grows with the signal, {curve}else gaussian; "
         "the model of the noise parameters given, where some are"
