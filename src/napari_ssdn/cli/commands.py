@@ -26,49 +26,114 @@ def _noise_flags(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    import numpy as np
+    """Train a model on the noisy images of ``ssdn train`` and write it to ``-o``.
 
-    from ..io import read_image
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``ssdn train`` options.
+
+    Returns
+    -------
+    int
+        The exit code: 0 when trained, 130 when interrupted (the model so far is saved).
+    """
     from .pairs import training_inputs
 
     inputs, seconds = training_inputs(args)
     out = Path(args.output)
-    check_not_input(out, inputs + seconds + ([Path(args.resume)] if args.resume else []), "model output -o")
-    if out.suffix.lower() in (".tif", ".tiff", ".mrc", ".png"):
-        raise SSDNError(f"model output -o {str(out)!r} looks like an image; name the model file e.g. model.ssdn")
-    if out.is_dir():
-        raise SSDNError(f"model output -o {str(out)!r} is a folder; give a file name such as {out}/model.ssdn")
+    _check_model_output(out, inputs + seconds + ([Path(args.resume)] if args.resume else []))
     from . import distributed as ddp
 
     if args.distributed and not ddp.is_rank():
         return ddp.launch_ranks(args, out)
     ranks = ddp.join_ranks(args) if ddp.is_rank() else None  # one rank of several: under torchrun or --distributed
     given = _noise_flags(args)
+    imgs, other, axes = _read_training_images(args, inputs, seconds)
+    config, resume, info = _train_config(args, imgs, given, ranks)
+    from ..core import Trainer
+
+    if ranks is not None:
+        Trainer = ddp.trainer_class(ranks)
+    trainer = Trainer(
+        [im.data for im in imgs], axes or [im.axes for im in imgs], config, resume=resume, resume_info=info, pair=other
+    )
+    args.quiet_errors = False  # from here on, an error is this rank's own
+    _log_start(args, trainer, ranks)
+    code = _run_with_progress(args, trainer, out, ranks)
+    if code is not None:
+        return code
+    trainer.save(out)
+    if ranks is not None:
+        ddp.finish()
+    if not args.quiet:
+        _report_saved(trainer, out)
+    return 0
+
+
+def _check_model_output(out: Path, inputs: list) -> None:
+    """Refuse a model output ``-o`` that is an input, looks like an image or is a folder."""
+    check_not_input(out, inputs, "model output -o")
+    if out.suffix.lower() in (".tif", ".tiff", ".mrc", ".png"):
+        raise SSDNError(f"model output -o {str(out)!r} looks like an image; name the model file e.g. model.ssdn")
+    if out.is_dir():
+        raise SSDNError(f"model output -o {str(out)!r} is a folder; give a file name such as {out}/model.ssdn")
+
+
+def _read_training_images(args, inputs: list, seconds: list):
+    """The images to train on, their second observations and the axes given.
+
+    Returns
+    -------
+    tuple
+        ``(images, second observations or None, axes given or None)``; each image holds
+        finite values, and with ``--3d`` has a Z axis.
+    """
+    import numpy as np
+
+    from ..io import read_image
+    from .pairs import second_observations
+
     imgs = [read_image(p) for p in inputs]
     for p, im in zip(inputs, imgs, strict=True):
         if not np.isfinite(im.data).any():
             raise SSDNError(
                 f"{str(p)!r} holds no finite values (all NaN or infinite): nothing to train on; check the file"
             )
-    from .pairs import second_observations
-
     other, axes = second_observations(args, imgs, seconds)
-    if args.three_d:  # say which file lacks Z and where its axes came from
-        from ..batch import volume_axes
+    if args.three_d:
+        _check_volume_axes(inputs, imgs, axes)
+    return imgs, other, axes
 
-        for im in imgs if not axes else []:
-            im.axes = volume_axes(im.axes)
-        for path, im in zip(inputs, imgs, strict=True):
-            ax = (axes or im.axes).upper()
-            if "Z" not in ax:
-                source = f"--axes {ax}" if axes else f"axes {ax} (from the file)"
-                remedy = (
-                    f"if its first axis is Z, pass --axes Z{ax[1:]}"
-                    if im.data.ndim >= 3 and len(ax) == im.data.ndim
-                    else "train a 2D network (no --3d)"
-                )
-                raise SSDNError(f"--3d needs a Z axis but {str(path)!r} (shape {im.data.shape}) has {source}; {remedy}")
-    from ..core import TrainConfig, Trainer, load_model
+
+def _check_volume_axes(inputs: list, imgs: list, axes: str | None) -> None:
+    """Refuse ``--3d`` on an image without a Z axis, saying which file and where its axes came from."""
+    from ..batch import volume_axes
+
+    for im in imgs if not axes else []:
+        im.axes = volume_axes(im.axes)
+    for path, im in zip(inputs, imgs, strict=True):
+        ax = (axes or im.axes).upper()
+        if "Z" not in ax:
+            source = f"--axes {ax}" if axes else f"axes {ax} (from the file)"
+            remedy = (
+                f"if its first axis is Z, pass --axes Z{ax[1:]}"
+                if im.data.ndim >= 3 and len(ax) == im.data.ndim
+                else "train a 2D network (no --3d)"
+            )
+            raise SSDNError(f"--3d needs a Z axis but {str(path)!r} (shape {im.data.shape}) has {source}; {remedy}")
+
+
+def _train_config(args, imgs: list, given: dict, ranks):
+    """The training settings of the options, and the model ``--resume`` continues.
+
+    Returns
+    -------
+    tuple
+        ``(TrainConfig, resumed model or None, its file's info or None)``; a resumed
+        model keeps its own number of dimensions.
+    """
+    from ..core import TrainConfig, load_model
 
     anisotropy = 1.0
     if args.three_d:
@@ -102,15 +167,14 @@ def cmd_train(args) -> int:
             )
         resume, info = load_model(args.resume)
         config = config.__class__(**{**config.__dict__, "ndim": resume.config.ndim})
-    if ranks is not None:
-        Trainer = ddp.trainer_class(ranks)
-    trainer = Trainer(
-        [im.data for im in imgs], axes or [im.axes for im in imgs], config, resume=resume, resume_info=info, pair=other
-    )
-    args.quiet_errors = False  # from here on, an error is this rank's own
-    m = trainer.model
+    return config, resume, info
+
+
+def _log_start(args, trainer, ranks) -> None:
+    """Log what is trained where, from which start, with which choices, plan and ranks."""
     from ..core.device import device_name
 
+    m = trainer.model
     start = {None: "random weights", "generic": "the shipped generic network"}.get(
         trainer.init_source, trainer.init_source
     )
@@ -136,6 +200,20 @@ def cmd_train(args) -> int:
             ranks.backend,
             ranks.world * trainer.plan.batch,
         )
+
+
+def _run_with_progress(args, trainer, out: Path, ranks) -> int | None:
+    """Run the training with a progress bar, checkpointing to ``out``.
+
+    Returns
+    -------
+    int or None
+        None when the run ended; else the exit code of a run that ended early (the model
+        trained so far is saved where there is one).
+    """
+    from . import distributed as ddp
+
+    m = trainer.model
     bar = Progress(args.quiet, "train")
     rec = None
     try:
@@ -164,21 +242,21 @@ def cmd_train(args) -> int:
                 file=sys.stderr,
             )
         raise
-    trainer.save(out)
-    if ranks is not None:
-        ddp.finish()
-    if not args.quiet:
-        state = trainer.train_state()
-        val = "" if state["val_loss"] is None else f", validation loss {state['val_loss']:.4f}"
-        kept = ""
-        if trainer.kept_step != trainer.step:
-            kept = f"; kept the weights of step {state['kept_step']}, whose held-out validation loss was the lowest"
-        print(
-            f"saved {out}: {trainer.step} steps in {fmt_time(trainer.elapsed)}{val}{kept}; noise "
-            f"{params_str(m.noise_params_data())}",
-            file=sys.stderr,
-        )
-    return 0
+    return None
+
+
+def _report_saved(trainer, out: Path) -> None:
+    """Say on stderr where the model went: steps, time, validation loss, kept step, noise."""
+    state = trainer.train_state()
+    val = "" if state["val_loss"] is None else f", validation loss {state['val_loss']:.4f}"
+    kept = ""
+    if trainer.kept_step != trainer.step:
+        kept = f"; kept the weights of step {state['kept_step']}, whose held-out validation loss was the lowest"
+    print(
+        f"saved {out}: {trainer.step} steps in {fmt_time(trainer.elapsed)}{val}{kept}; noise "
+        f"{params_str(trainer.model.noise_params_data())}",
+        file=sys.stderr,
+    )
 
 
 # --- denoise --------------------------------------------------------------------------------
