@@ -58,6 +58,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ssdn`` parser: ``train``, ``denoise``, ``export``, ``info`` and ``demo``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Each sub-command's parser sets ``func``, the command to run with the parsed options.
+    """
     from .. import __version__
 
     p = _Parser(
@@ -65,26 +72,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"napari-ssdn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_train_parser(sub)
+    _add_denoise_parser(sub)
+    add_export_parser(sub)
+    _add_info_parser(sub)
+    _add_demo_parser(sub)
+    return p
 
-    def noise_flags(sp, note):
-        for flag, name in NOISE_FLAGS.items():
-            text = f"{noise_param_help(name)} ({note})".replace("%", "%%")
-            sp.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=_positive(float), help=text)
 
-    def common(sp):
-        sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
-        sp.add_argument("--device", default=FIELDS["device"].default, help=helped("device"))
-        add_threads(sp, _positive(int))
+def _noise_flags(sp, note: str) -> None:
+    """One option per noise parameter given in data units, its help followed by ``note``."""
+    for flag, name in NOISE_FLAGS.items():
+        text = f"{noise_param_help(name)} ({note})".replace("%", "%%")
+        sp.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=_positive(float), help=text)
 
+
+def _common(sp) -> None:
+    """The options of every command that runs the network: --quiet, --device, --threads."""
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    sp.add_argument("--device", default=FIELDS["device"].default, help=helped("device"))
+    add_threads(sp, _positive(int))
+
+
+def _add_train_parser(sub) -> None:
+    """``ssdn train``: the inputs and model file, the training settings, and how the run goes."""
     t = sub.add_parser("train", help="train a model on noisy images")
     t.add_argument(
         "inputs", nargs="*", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (one data set; or --pair)"
     )
     add_pair_options(t)
     t.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write, e.g. model.ssdn")
+    _train_settings(t)
+    _train_run_options(t)
+    _common(t)
+    t.set_defaults(func=cmd_train)
+
+
+def _train_settings(t) -> None:
+    """The ``ssdn train`` options of the noise, the data's layout and the network's training."""
     t.add_argument("--noise", default=FIELDS["noise"].default, choices=FIELDS["noise"].choices, help=helped("noise"))
     t.add_argument("--blind", default=FIELDS["blind"].default, metavar="K", help=helped("blind"))
-    noise_flags(t, "learned if omitted")
+    _noise_flags(t, "learned if omitted")
     t.add_argument(
         "--per-image",
         action=argparse.BooleanOptionalAction,
@@ -113,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--width", choices=FIELDS["width"].choices, help=helped("width"))
     t.add_argument("--lr", type=_positive(float), help=helped("lr"))
     t.add_argument("--seed", type=int, default=FIELDS["seed"].default, help=helped("seed"))
+
+
+def _train_run_options(t) -> None:
+    """The ``ssdn train`` options of where a run starts, how it is kept, and its ranks."""
     t.add_argument("--resume", metavar="MODEL", help="continue training this model file")
     t.add_argument(
         "--checkpoint-every",
@@ -142,9 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with several ranks: end the run with an error when a rank has not answered for SECONDS (default 300)",
     )
-    common(t)
-    t.set_defaults(func=cmd_train)
 
+
+def _add_denoise_parser(sub) -> None:
+    """``ssdn denoise``: inputs, model, output and its kind, how the network runs, and scale-out."""
     d = sub.add_parser("denoise", help="denoise images with a trained model")
     d.add_argument("inputs", nargs="*", metavar="INPUT", help="noisy TIFF, MRC, PNG or JPEG files (or --pair)")
     d.add_argument(
@@ -177,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["posterior-mean", "prior-mean", "posterior-std", "residual"],
         help="what to write: posterior-mean (default), prior-mean, posterior-std, residual",
     )
+    _denoise_network_options(d)
+    _noise_flags(d, "replaces the model's value for these inputs, e.g. a level known for this acquisition")
+    _common(d)
+    from ..scaleout import add_options
+
+    add_options(d, _positive)
+    d.set_defaults(func=cmd_denoise)
+
+
+def _denoise_network_options(d) -> None:
+    """The ``ssdn denoise`` options of how the network runs: tiles, axes, averaging, compiling, precision."""
     d.add_argument(
         "--tile", type=_positive(int), help="largest tile side kept per pass (default: as large as memory allows)"
     )
@@ -200,20 +244,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the network in float32 (default: bfloat16 on CPUs fast at it: about 1.8x faster, "
         "0.02 dB lower PSNR in our measurement)",
     )
-    noise_flags(d, "replaces the model's value for these inputs, e.g. a level known for this acquisition")
-    common(d)
-    from ..scaleout import add_options
 
-    add_options(d, _positive)
-    d.set_defaults(func=cmd_denoise)
 
-    add_export_parser(sub)
-
+def _add_info_parser(sub) -> None:
+    """``ssdn info``: describe a model file."""
     i = sub.add_parser("info", help="describe a model file")
     i.add_argument("model", help="model file (.ssdn)")
     i.add_argument("--json", action="store_true", help="one JSON object")
     i.set_defaults(func=cmd_info)
 
+
+def _add_demo_parser(sub) -> None:
+    """``ssdn demo``: train and denoise the built-in sample."""
     m = sub.add_parser("demo", help="train and denoise the built-in sample, print PSNR")
     m.add_argument(
         "-o", "--output", default="ssdn-demo", metavar="DIR", help="folder for the results (default ssdn-demo)"
@@ -222,6 +264,5 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-limit", type=_positive(float), default=90.0, metavar="SECONDS", help="training budget (default 90 s)"
     )
     m.add_argument("--seed", type=int, default=0)
-    common(m)
+    _common(m)
     m.set_defaults(func=cmd_demo)
-    return p
