@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import warnings
 import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -109,44 +111,51 @@ def denoise_iter(
         float32, same shape and axes as ``image`` (use ``gen.send``/``StopIteration.value``
         or :func:`denoise`).
     """
-    many = not isinstance(output, str)
-    kinds = tuple(output) if many else (output,)
-    for kind in kinds:
-        if kind not in OUTPUTS:
-            raise SSDNError(f"{setting('output', kind)} is not one of {', '.join(OUTPUTS)}")
+    run = _prepare(model, image, axes, output, tile, device, out, mixed_precision, noise_params, tta, compile_network)
+    yield from _each_tile(run)
+    return _assemble(run)
+
+
+@dataclass
+class _Layout:
+    """How an image's axes map to the network's samples, and back."""
+
+    shape: tuple
+    axes: str
+    nd: int
+    chans: int
+    apart: bool
+    subsample: int
+    height: int
+    width: int
+
+
+@dataclass
+class _Pass:
+    """One denoising pass, set up: the tiles still to run and where their results go."""
+
+    tiles: Iterator[DenoiseProgress]
+    dev: object
+    mixed: bool
+    results: dict
+    layout: _Layout
+    kinds: tuple
+    many: bool
+    out: np.ndarray | None
+
+
+def _prepare(model, image, axes, output, tile, device, out, mixed_precision, noise_params, tta, compile_network):
+    """Check the request, lay the image out as the network's samples and set up its tiles.
+
+    The arguments are :func:`denoise_iter`'s; returns a :class:`_Pass`.
+    """
     cfg = model.config
-    nd = cfg.ndim
-    if cfg.mode != "ssdn" and "posterior-std" in kinds:
-        raise SSDNError(f"a {cfg.mode} model has no posterior; use {setting('output', 'prior-mean')}")
-    if many and out is not None:
-        raise SSDNError("out= takes a single output kind")
-    if not isinstance(image, np.ndarray):
-        image = np.asarray(image)
-    if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
-        raise SSDNError(f"image has dtype {image.dtype}; pass real-valued image data")
-    if out is not None and tuple(out.shape) != tuple(image.shape):
-        raise SSDNError(
-            f"out has shape {tuple(out.shape)} but the image has {tuple(image.shape)}; "
-            "pass an array of the image's shape"
-        )
-    colour = image.shape[-1] in (3, 4) and cfg.accepts_channels(image.shape[-1])
-    axes = axes or guess_axes(image.shape, rgb=colour, ndim=nd)
-    samples = to_samples(image, axes, nd)
-    chans = samples.shape[-1]
-    if not cfg.accepts_channels(chans):
-        raise SSDNError(
-            f"the image has {chans} channel(s) (axes {axes!r}) but the model was trained on "
-            f"{cfg.channels}; pick a model trained on this kind of data or fix the axes"
-        )
-    check_denoise_size(samples.shape[1:-1], cfg.arch.multiples, cfg.subsample, axes)
-    apart = cfg.splits_channels(chans)
-    if apart:
-        samples = channels_to_samples(samples)
+    kinds, many, image = _checked_request(cfg, image, output, out)
+    samples, layout = _network_samples(cfg, image, axes)
+    nd, f = layout.nd, layout.subsample
     given = noise_override(model, noise_params)
     dev = resolve_device(device)
     # A subsampling model sees the interleaved sub-images; results are merged back at the end.
-    f = cfg.subsample
-    height, width = samples.shape[1:3]
     samples = split_phases(samples, f)
     if tta and nd == 3:
         raise SSDNError("tta=True is for 2D models; a volume model averages its six branches already, use tta=None")
@@ -158,7 +167,11 @@ def denoise_iter(
     if compile_network:
         model = compiled(model)
     results = {
-        k: (np.empty(samples.shape, np.float32) if out is None or f > 1 or apart else to_samples(out, axes, nd))
+        k: (
+            np.empty(samples.shape, np.float32)
+            if out is None or f > 1 or layout.apart
+            else to_samples(out, layout.axes, nd)
+        )
         for k in kinds
     }
 
@@ -172,28 +185,85 @@ def denoise_iter(
     check_tile(model, tile, dev, half)
     writer = TileWriter(samples, results, cfg.offset, cfg.scale)
     tiles = run_tiles(TileJob(model, writer, kinds, tile, dev, half, given, 8 if tta else 1))
+    return _Pass(tiles, dev, mixed, results, layout, kinds, many, out)
+
+
+def _checked_request(cfg, image, output, out):
+    """The output kinds asked for, whether there are several, and ``image`` as an array.
+
+    Refuses an unknown kind, a kind the model cannot give, ``out`` with several kinds or
+    of another shape, and data that is not real numbers.
+    """
+    many = not isinstance(output, str)
+    kinds = tuple(output) if many else (output,)
+    for kind in kinds:
+        if kind not in OUTPUTS:
+            raise SSDNError(f"{setting('output', kind)} is not one of {', '.join(OUTPUTS)}")
+    if cfg.mode != "ssdn" and "posterior-std" in kinds:
+        raise SSDNError(f"a {cfg.mode} model has no posterior; use {setting('output', 'prior-mean')}")
+    if many and out is not None:
+        raise SSDNError("out= takes a single output kind")
+    if not isinstance(image, np.ndarray):
+        image = np.asarray(image)
+    if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
+        raise SSDNError(f"image has dtype {image.dtype}; pass real-valued image data")
+    if out is not None and tuple(out.shape) != tuple(image.shape):
+        raise SSDNError(
+            f"out has shape {tuple(out.shape)} but the image has {tuple(image.shape)}; "
+            "pass an array of the image's shape"
+        )
+    return kinds, many, image
+
+
+def _network_samples(cfg, image: np.ndarray, axes: str | None) -> tuple[np.ndarray, _Layout]:
+    """``image`` as the samples ``(S, *spatial, C)`` the network takes, and its :class:`_Layout`."""
+    nd = cfg.ndim
+    colour = image.shape[-1] in (3, 4) and cfg.accepts_channels(image.shape[-1])
+    axes = axes or guess_axes(image.shape, rgb=colour, ndim=nd)
+    samples = to_samples(image, axes, nd)
+    chans = samples.shape[-1]
+    if not cfg.accepts_channels(chans):
+        raise SSDNError(
+            f"the image has {chans} channel(s) (axes {axes!r}) but the model was trained on "
+            f"{cfg.channels}; pick a model trained on this kind of data or fix the axes"
+        )
+    check_denoise_size(samples.shape[1:-1], cfg.arch.multiples, cfg.subsample, axes)
+    apart = cfg.splits_channels(chans)
+    if apart:
+        samples = channels_to_samples(samples)
+    height, width = samples.shape[1:3]
+    return samples, _Layout(image.shape, axes, nd, chans, apart, cfg.subsample, height, width)
+
+
+def _each_tile(run: _Pass) -> Iterator[DenoiseProgress]:
+    """Run the pass's tiles, yielding the progress after each."""
     while True:
         # Autocast is entered and left around each tile, never held across a yield: a run
         # closed from another thread (a widget's cancelled worker) would otherwise leave
         # that thread's autocast nesting off by one, and its cast-weight cache never cleared.
-        with network_precision(dev, mixed):
+        with network_precision(run.dev, run.mixed):
             try:
-                progress = next(tiles)
+                progress = next(run.tiles)
             except StopIteration:
                 break
         yield progress
+
+
+def _assemble(run: _Pass):
+    """The results in the image's own layout: one array, or a dict of them by kind."""
+    layout = run.layout
     final = {}
-    for kind, result in results.items():
-        result = merge_phases(result, f, height, width)
-        if apart:
-            result = samples_to_channels(result, chans)
-        if out is None:
-            final[kind] = from_samples(result, image.shape, axes, nd)
+    for kind, result in run.results.items():
+        result = merge_phases(result, layout.subsample, layout.height, layout.width)
+        if layout.apart:
+            result = samples_to_channels(result, layout.chans)
+        if run.out is None:
+            final[kind] = from_samples(result, layout.shape, layout.axes, layout.nd)
         else:
-            if not np.shares_memory(result, out):  # axes order made to_samples copy
-                out[...] = from_samples(result, image.shape, axes, nd)
-            final[kind] = out
-    return final if many else final[kinds[0]]
+            if not np.shares_memory(result, run.out):  # axes order made to_samples copy
+                run.out[...] = from_samples(result, layout.shape, layout.axes, layout.nd)
+            final[kind] = run.out
+    return final if run.many else final[run.kinds[0]]
 
 
 #: Compiled copies of the models given to :func:`compiled`, alive as long as their model.
