@@ -126,19 +126,12 @@ def plan_volume(
 
 
 def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io, model_path, resume):
-    from ..core.device import network_precision, resolve_device
-    from ..core.infer.denoise import scale_mismatch
-    from ..core.infer.outputs import noise_override, sample_noise_params
-    from ..core.infer.tiles import TileWriter, volume_plan
+    """The :class:`VolumeJob` of a Z, Y, X volume cut into blocks, its output created; None
+    where one block holds it all and the output is not OME-Zarr (one task does the file)."""
+    from ..core.infer.tiles import volume_plan
     from ..core.nets.receptive import branch_margins
 
-    try:
-        dev = resolve_device(options.get("device", "auto"))
-    except SSDNError:  # workers on GPUs, this client without: blocks sized for a CPU
-        dev = resolve_device("cpu")
-    mixed = options.get("mixed_precision")
-    precision = network_precision(dev, dev.type != "cuda" if mixed is None else mixed)
-    half = not isinstance(precision, contextlib.nullcontext)
+    dev, precision, mixed, half = _client_precision(options)
     shape = tuple(int(n) for n in data.shape)
     inner, starts = volume_plan(model, shape, options.get("tile"), dev, half)
     if len(starts) == 1 and not zarr_io:
@@ -147,18 +140,8 @@ def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io
         raise SSDNError(
             f"{str(path)!r}: the image holds no finite values (all NaN or infinite): nothing to denoise; check the file"
         )
-    picks = np.unique(np.linspace(0, shape[0] - 1, min(shape[0], 16)).round().astype(int))
-    proxy = np.stack([np.asarray(data[int(i)]) for i in picks])  # the slices the scale check reads
-    warnings = [f"{str(path)!r}: {m}" for m in [scale_mismatch(model, proxy, "ZYX")] if m]
-    norm = TileWriter(None, {}, model.config.offset, model.config.scale).norm
-    # A per-image model reads the whole volume for its noise level, as the serial path does.
-    whole = np.asarray(data[...])[..., None] if model.estimator is not None else np.zeros((1,) * 4, np.float32)
-    with precision:
-        noise = sample_noise_params(
-            model.to(dev).eval(), whole, norm, dev, noise_override(model, options.get("noise_params"))
-        )
-    noise = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else v for k, v in noise.items()}
-    del whole
+    warnings = _scale_warnings(model, path, data, shape)
+    noise = _volume_noise(model, data, dev, precision, options)
     job = VolumeJob(path, target, [], warnings, blocks=len(starts))
     done = _kept_blocks(
         job,
@@ -176,28 +159,7 @@ def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io
         },
         resume,
     )
-    voxel, unit, origin, start = geometry
-    label = f"napari-ssdn {output}"
-    if is_zarr(target):
-        job.output = open_zarr_output(
-            target, shape, inner, voxel, unit, label, partial=partial_path(target), reuse=bool(done)
-        )
-        out_spec = {"zarr": str(job.output.__enter__() / "0")}
-    else:
-        job.output = KeptOutput(
-            target,
-            shape,
-            "ZYX",
-            voxel,
-            unit,
-            origin,
-            label=label,
-            start=start,
-            partial=partial_path(target),
-            reuse=bool(done),
-        )
-        mm = job.output.__enter__()
-        out_spec = {"memmap": mm.filename, "offset": int(mm.offset), "dtype": mm.dtype.str, "shape": shape}
+    out_spec = _open_output(job, shape, inner, geometry, f"napari-ssdn {output}", reuse=bool(done))
     margins = branch_margins(model.config.arch)
     common = {
         "task": "block",
@@ -213,6 +175,72 @@ def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io
     }
     job.specs = [{**common, "start": tuple(s), "block": i} for i, s in enumerate(starts) if i not in done]
     return job
+
+
+def _client_precision(options: dict):
+    """``(device, precision context, mixed_precision option, half)`` the blocks are planned for."""
+    from ..core.device import network_precision, resolve_device
+
+    try:
+        dev = resolve_device(options.get("device", "auto"))
+    except SSDNError:  # workers on GPUs, this client without: blocks sized for a CPU
+        dev = resolve_device("cpu")
+    mixed = options.get("mixed_precision")
+    precision = network_precision(dev, dev.type != "cuda" if mixed is None else mixed)
+    half = not isinstance(precision, contextlib.nullcontext)
+    return dev, precision, mixed, half
+
+
+def _scale_warnings(model, path: Path, data, shape: tuple) -> list:
+    """The scale check's warning for the volume, read from 16 slices spread over it (or none)."""
+    from ..core.infer.denoise import scale_mismatch
+
+    picks = np.unique(np.linspace(0, shape[0] - 1, min(shape[0], 16)).round().astype(int))
+    proxy = np.stack([np.asarray(data[int(i)]) for i in picks])  # the slices the scale check reads
+    return [f"{str(path)!r}: {m}" for m in [scale_mismatch(model, proxy, "ZYX")] if m]
+
+
+def _volume_noise(model, data, dev, precision, options: dict) -> dict:
+    """The noise parameters of the whole volume, as arrays every block task is given."""
+    from ..core.infer.outputs import noise_override, sample_noise_params
+    from ..core.infer.tiles import TileWriter
+
+    norm = TileWriter(None, {}, model.config.offset, model.config.scale).norm
+    # A per-image model reads the whole volume for its noise level, as the serial path does.
+    whole = np.asarray(data[...])[..., None] if model.estimator is not None else np.zeros((1,) * 4, np.float32)
+    with precision:
+        noise = sample_noise_params(
+            model.to(dev).eval(), whole, norm, dev, noise_override(model, options.get("noise_params"))
+        )
+    noise = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else v for k, v in noise.items()}
+    del whole
+    return noise
+
+
+def _open_output(job: VolumeJob, shape: tuple, inner, geometry, label: str, reuse: bool) -> dict:
+    """Create the volume's output (OME-Zarr or a kept memory map) as ``job.output`` and return
+    the spec a block task opens it by; with ``reuse``, the partial output is opened again."""
+    voxel, unit, origin, start = geometry
+    target = job.target
+    if is_zarr(target):
+        job.output = open_zarr_output(
+            target, shape, inner, voxel, unit, label, partial=partial_path(target), reuse=reuse
+        )
+        return {"zarr": str(job.output.__enter__() / "0")}
+    job.output = KeptOutput(
+        target,
+        shape,
+        "ZYX",
+        voxel,
+        unit,
+        origin,
+        label=label,
+        start=start,
+        partial=partial_path(target),
+        reuse=reuse,
+    )
+    mm = job.output.__enter__()
+    return {"memmap": mm.filename, "offset": int(mm.offset), "dtype": mm.dtype.str, "shape": shape}
 
 
 def _kept_blocks(job: VolumeJob, model_path, shape, inner, starts, settings: dict, resume: bool) -> set:
