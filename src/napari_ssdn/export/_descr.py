@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import torch
@@ -76,7 +77,7 @@ def build_description(
         "torchscript": v.TorchscriptWeightsDescr(source=files["torchscript"], pytorch_version=v.Version(version))
     }
     if "onnx" in files:
-        from .package import ONNX_OPSET
+        from .wrapper import ONNX_OPSET
 
         weights["onnx"] = v.OnnxWeightsDescr(source=files["onnx"], opset_version=ONNX_OPSET, parent="torchscript")
     from .. import __version__
@@ -112,8 +113,6 @@ def save_package(descr, output: Path) -> None:
     """Write ``descr`` and its files as one zip at ``output``, atomically."""
     from bioimageio.spec import save_bioimageio_package
 
-    from .package import atomic_target
-
     tmp = atomic_target(output)
     try:
         save_bioimageio_package(descr, output_path=tmp)
@@ -136,3 +135,10 @@ def _plain(d):
     if isinstance(d, (list, tuple)):
         return [_plain(x) for x in d]
     return d
+
+
+def atomic_target(output: Path) -> Path:
+    """A temporary name beside ``output`` for writing it atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    os.close(fd)
+    return Path(tmp)

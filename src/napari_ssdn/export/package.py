@@ -5,7 +5,6 @@ README and the model file itself as an attachment (so ``ssdn denoise -m`` reads 
 from __future__ import annotations
 
 import copy
-import os
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -18,11 +17,10 @@ from ..core.errors import SSDNError, library_failure
 from ..core.nets.model import SSDNModel
 from ..core.nets.receptive import receptive_margins
 from . import describe
-from .wrapper import Denoiser, onnx_compatible
+from .wrapper import ONNX_OPSET, Denoiser, onnx_compatible
 
 __all__ = ["export_package", "ONNX_OPSET", "test_size"]
 
-ONNX_OPSET = 17
 #: File name of the napari-ssdn model inside the package.
 MODEL_ATTACHMENT = "napari_ssdn_model.ssdn"
 
@@ -231,10 +229,3 @@ def _export_onnx(denoiser: Denoiser, x: torch.Tensor, path: Path, ndim: int) -> 
         output_names=["output"],
         dynamic_axes={"input": axes, "output": axes},
     )
-
-
-def atomic_target(output: Path) -> Path:
-    """A temporary name beside ``output`` for writing it atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    return Path(tmp)

@@ -22,7 +22,10 @@ from ..core.nets.network import BRANCHES_3D, BlindSpotNet, BlindSpotNet3D, _head
 from ..core.nets.unet import shift_down
 from ..core.noise.bayes import EPS, POISSON_FLOOR, curve_variance, posterior
 
-__all__ = ["Denoiser", "onnx_compatible"]
+__all__ = ["Denoiser", "onnx_compatible", "ONNX_OPSET"]
+
+#: The ONNX opset the wrapper is exported with.
+ONNX_OPSET = 17
 
 LOG_2PI = math.log(2 * math.pi)
 
