@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..alloc import reuse_freed_memory
 from ..constants import OUTPUTS
 from ..data import from_samples, guess_axes, merge_phases, split_phases, to_samples
 from ..device import network_precision, resolve_device
@@ -237,16 +238,18 @@ def _network_samples(cfg, image: np.ndarray, axes: str | None) -> tuple[np.ndarr
 
 def _each_tile(run: _Pass) -> Iterator[DenoiseProgress]:
     """Run the pass's tiles, yielding the progress after each."""
-    while True:
-        # Autocast is entered and left around each tile, never held across a yield: a run
-        # closed from another thread (a widget's cancelled worker) would otherwise leave
-        # that thread's autocast nesting off by one, and its cast-weight cache never cleared.
-        with network_precision(run.dev, run.mixed):
-            try:
-                progress = next(run.tiles)
-            except StopIteration:
-                break
-        yield progress
+    # Held across yields: it is process-wide and counted, not per thread.
+    with reuse_freed_memory():
+        while True:
+            # Autocast is entered and left around each tile, never held across a yield: a run
+            # closed from another thread (a widget's cancelled worker) would otherwise leave
+            # that thread's autocast nesting off by one, and its cast-weight cache never cleared.
+            with network_precision(run.dev, run.mixed):
+                try:
+                    progress = next(run.tiles)
+                except StopIteration:
+                    break
+            yield progress
 
 
 def _assemble(run: _Pass):

@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from ..alloc import reuse_freed_memory
 from .progress import TrainProgress, lr_factor
 
 __all__ = ["TrainingLoop"]
@@ -67,16 +68,17 @@ class TrainingLoop:
         base_lrs = [t.plan.lr, t.tuning.noise_lr_factor * t.plan.lr, t.plan.lr]
         t0 = time.perf_counter()
         saved = t0
-        try:
-            for rec in self._steps(t0, base_lrs):
-                if checkpoint is not None and not rec.done and time.perf_counter() - saved >= checkpoint_every:
-                    t.save(checkpoint, checkpoint=True)
-                    saved = time.perf_counter()
-                yield rec
-        finally:
-            if not (self.history and self.history[-1].done):
-                self._finish()  # closed, or an error: validate what we have, then keep the best
-            t.model.eval()
+        with reuse_freed_memory():
+            try:
+                for rec in self._steps(t0, base_lrs):
+                    if checkpoint is not None and not rec.done and time.perf_counter() - saved >= checkpoint_every:
+                        t.save(checkpoint, checkpoint=True)
+                        saved = time.perf_counter()
+                    yield rec
+            finally:
+                if not (self.history and self.history[-1].done):
+                    self._finish()  # closed, or an error: validate what we have, then keep the best
+                t.model.eval()
 
     def _steps(self, t0: float, base_lrs: list[float]):
         t = self.trainer
