@@ -42,8 +42,6 @@ from common import record, tiled_mrc  # noqa: E402
 
 from napari_ssdn.core import TrainConfig, Trainer  # noqa: E402
 
-torch.set_num_threads(os.cpu_count() or 1)  # this process trains the small models and runs the client
-
 CHILD = """
 import resource, sys, time
 from napari_ssdn.cli import main
@@ -106,17 +104,30 @@ def _ssdn(args) -> tuple[float, float, float]:
     return wall, float(line.split()[3]), anon.mb()[0]
 
 
-def _cluster(n):
+def _cluster(n, threads=None):
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(
         n_workers=n,
-        threads_per_worker=max(1, (os.cpu_count() or 1) // n),
+        threads_per_worker=threads or max(1, (os.cpu_count() or 1) // n),
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
     )
     return cluster, Client(cluster)
+
+
+def _steady(base, tmp, n, threads=None):
+    """Seconds of one run on a local cluster of ``n`` workers started and warmed up beforehand."""
+    from napari_ssdn.cli import main as ssdn_main
+
+    cluster, client = _cluster(n, threads)
+    with cluster, client:
+        address = ["--scheduler", cluster.scheduler_address]
+        ssdn_main([str(a) for a in base[:-1]] + ["-o", str(tmp / f"warm{n}x{threads}"), "-q", *address])
+        t = time.perf_counter()
+        ssdn_main([str(a) for a in base] + ["-o", str(tmp / f"steady{n}"), *address])
+        return time.perf_counter() - t
 
 
 def _train(data, axes, **cfg):
@@ -127,7 +138,6 @@ def _train(data, axes, **cfg):
 
 
 def cmd_files(args):
-    from napari_ssdn.cli import main as ssdn_main
     from napari_ssdn.io import read_image, write_image
     from napari_ssdn.samples import noisy_cells
 
@@ -143,19 +153,12 @@ def cmd_files(args):
     wall, _, _ = _ssdn(base + ["-o", tmp / "serial"])
     rows["serial"] = {"seconds": round(wall, 2), "files_per_s": round(args.n / wall, 3)}
     print("serial", rows["serial"], flush=True)
+    # One worker on one core is the baseline that N workers on N cores are measured against.
+    rows["workers_1_one_thread"] = {"steady_files_per_s": round(args.n / _steady(base, tmp, 1, 1), 3)}
+    print("1 worker, 1 thread", rows["workers_1_one_thread"], flush=True)
     for n in (1, 2):
         wall, _, _ = _ssdn(base + ["-o", tmp / f"w{n}", "--workers", n])
-        cluster, client = _cluster(n)
-        with cluster, client:
-            ssdn_main(
-                [str(a) for a in base[:-1]]
-                + ["-o", str(tmp / f"warm{n}"), "--scheduler", cluster.scheduler_address, "-q"]
-            )
-            t = time.perf_counter()
-            ssdn_main(
-                [str(a) for a in base] + ["-o", str(tmp / f"steady{n}"), "--scheduler", cluster.scheduler_address]
-            )
-            steady = time.perf_counter() - t
+        steady = _steady(base, tmp, n)
         same = max(
             float(np.abs(read_image(tmp / "serial" / p.name).data - read_image(tmp / f"w{n}" / p.name).data).max())
             for p in inputs
@@ -262,6 +265,8 @@ def _cleanup(tmp: Path):
 
 
 def main(argv=None):
+    # Here, not at import: multiprocessing imports this script again in every worker it spawns.
+    torch.set_num_threads(os.cpu_count() or 1)  # this process trains the small models and runs the client
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("files")

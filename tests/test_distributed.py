@@ -327,3 +327,28 @@ def test_a_local_cluster_leaves_the_environment_as_it_was(tmp_path):
         os.environ["OMP_NUM_THREADS"] = "1"
         os.environ.pop("HOME", None)
     assert dict(os.environ) == before
+
+
+def test_each_task_on_a_worker_runs_on_one_torch_thread(cluster):
+    """A worker's task threads share its cores, whatever else ran in the worker: a script
+    that sets torch's threads at import does so again in every worker that multiprocessing
+    spawns, and two such workers on two cores ran 4x slower than one."""
+    from distributed import Client
+
+    from napari_ssdn.scaleout.tasks import on_worker
+
+    def threads(spec):
+        import torch
+
+        return torch.get_num_threads()
+
+    def all_cores():
+        import torch
+
+        torch.set_num_threads(2)
+
+    with Client(cluster) as client:
+        for worker in client.scheduler_info()["workers"]:
+            client.submit(all_cores, workers=[worker], pure=False).result()
+            assert client.submit(threads, {}, workers=[worker], pure=False).result() == 2
+            assert client.submit(on_worker, threads, {}, workers=[worker], pure=False).result() == 1

@@ -4,6 +4,7 @@ on the client, run files and volume blocks as tasks, report by file name at the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 from ..cli.text import Progress, in_cli_terms
 from ..core.errors import SSDNError, template_of
 from . import requested
-from .tasks import run_task
+from .tasks import on_worker, run_task
 from .volumes import plan_volume
 
 __all__ = ["denoise_many"]
@@ -44,7 +45,7 @@ def _executor(args):
         ) from None
 
     with connect(args, args.quiet) as client:
-        yield lambda fn, specs, retries: map_tasks(client, fn, specs, retries)
+        yield lambda fn, specs, retries: map_tasks(client, functools.partial(on_worker, fn), specs, retries)
 
 
 def _plan(args, model, pairs, given, scratch):

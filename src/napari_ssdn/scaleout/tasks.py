@@ -39,10 +39,8 @@ def cached_model(path: str, device: str):
     """The model file ``path`` on ``device``, loaded once per process and kept.
 
     Keyed by path, modification time and device, so a model rewritten under the same name
-    is read again. Torch runs one thread per task: a worker's task threads share its cores.
+    is read again.
     """
-    import torch
-
     from ..core import load_model
     from ..core.device import resolve_device
 
@@ -50,8 +48,6 @@ def cached_model(path: str, device: str):
     key = (str(Path(path).resolve()), os.stat(path).st_mtime_ns, str(dev))
     with _LOCK:
         if key not in _MODELS:
-            if os.environ.get("SSDN_TORCH_THREADS"):
-                torch.set_num_threads(int(os.environ["SSDN_TORCH_THREADS"]))
             model, _ = load_model(path)
             _MODELS[key] = model.to(dev).eval()
         return _MODELS[key], dev
@@ -67,6 +63,22 @@ def _fault_point() -> None:
         return
     os.close(fd)
     os._exit(70)
+
+
+def _use_task_threads() -> None:
+    """Give this task thread its torch threads: ``SSDN_TORCH_THREADS`` where set, else one,
+    so that a worker's task threads share its cores. Set per task, as OpenMP keeps the count
+    per thread: left alone, every task thread of every worker ran as many threads as the
+    machine has cores, and two workers on two cores ran 4x slower than one."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("SSDN_TORCH_THREADS") or 1))
+
+
+def on_worker(fn, spec: dict):
+    """``fn(spec)`` on a Dask worker, with this task thread's torch threads set first."""
+    _use_task_threads()
+    return fn(spec)
 
 
 def run_task(spec: dict) -> dict:
