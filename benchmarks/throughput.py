@@ -8,6 +8,7 @@ peak resident memory when denoising a large image and a large stack.
     python benchmarks/throughput.py --tiles default --widths tiny --compile   # the same, and compiled (twice)
     python benchmarks/throughput.py --views --widths tiny   # only: denoise() of one 321 x 481 image, 8 views and 1
     python benchmarks/throughput.py --device cuda        # the same on a GPU
+    python benchmarks/throughput.py --end-to-end --widths tiny   # only: ssdn denoise, 2048^2 and 48 x 256^2
 
 FLOPs are counted by torch's FlopCounterMode on the real network (convolutions and
 matrix products, one multiply-add = 2 FLOPs) and divided by measured time; the roofline is
@@ -241,6 +242,10 @@ def main(argv=None):
     )
     p.add_argument("--views", action="store_true", help="only: denoise() time with the 8-view averaging on and off")
     p.add_argument("--views-shape", default="321x481", help="image shape for --views (BSD68's)")
+    p.add_argument(
+        "--end-to-end", action="store_true", help="only: the ssdn denoise command on a 2048^2 image and a volume"
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--blind", type=int, default=1, help="blind region k on both axes (speed of a larger region)")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
@@ -253,6 +258,15 @@ def main(argv=None):
         rates["bf16"] = matmul_rate(dev, torch.bfloat16)
     print(f"device {dev}, matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
     results = {"matmul_gflop_per_s": rates, "train": {}, "infer": {}}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.end_to_end:
+        from endtoend import bench_end_to_end, conv_rate
+
+        rates["conv3x3_bf16_32ch"] = conv_rate()
+        print(f"bf16 3x3 convolution, 32 channels, 512^2: {rates['conv3x3_bf16_32ch']:.0f} GFLOP/s", flush=True)
+        for w in args.widths.split(","):
+            results[f"end_to_end_{w}"] = bench_end_to_end(w, torch.get_num_threads())
     if args.tiles:
         for w in args.widths.split(","):
             r = bench_tiles(w, dev, args.tiles_side, args.tiles.split(","), args.compile)
@@ -278,7 +292,8 @@ def main(argv=None):
                         f"= {100 * r['roofline_ratio']:.0f} % of matmul",
                         flush=True,
                     )
-    for w in [] if args.memory_only or args.tiles or args.views or args.train_shapes else args.widths.split(","):
+    only = args.memory_only or args.tiles or args.views or args.train_shapes or args.end_to_end
+    for w in [] if only else args.widths.split(","):
         for mp in [False, True] if mixed else [False]:
             r = bench_train(w, dev, args.patch, args.batch, mp)
             roof = rates["bf16" if mp else "fp32"]

@@ -1,0 +1,141 @@
+"""End-to-end inference speed: the `ssdn denoise` command on a large image and a volume,
+beside the network alone and the rate of the convolution kernels it uses.
+
+Called by ``python benchmarks/throughput.py --end-to-end``. The command runs in a child
+process (process start, reading, tiles and their margins, the posterior and writing all
+count); FLOPs per pixel come from torch's FlopCounterMode on a whole-image pass, so the
+end-to-end GFLOP/s says how much of the machine the user gets, margins included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+CHILD = r"""
+import resource, sys, time
+t = time.perf_counter()
+from napari_ssdn.cli import main
+rc = main(sys.argv[1:])
+wall = time.perf_counter() - t
+r = resource.getrusage(resource.RUSAGE_SELF)
+print("RESULT", rc, wall, r.ru_utime, r.ru_stime, r.ru_maxrss / 1024)
+"""
+
+
+def _reuse():
+    """The inference's own memory reuse where this version of the package has it."""
+    try:
+        from napari_ssdn.core.alloc import reuse_freed_memory
+    except ImportError:
+        return contextlib.nullcontext()
+    return reuse_freed_memory()
+
+
+def conv_rate(channels: int = 32, side: int = 512, reps: int = 5) -> float:
+    """GFLOP/s of the 3x3 bfloat16 convolution that dominates inference (``channels`` in and
+    out, one ``side`` x ``side`` map): the best single call, in the better of the NCHW
+    layout the network runs in and channels-last."""
+    best = 0.0
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(1, channels, side, side, dtype=torch.bfloat16).contiguous(memory_format=layout)
+        w = torch.randn(channels, channels, 3, 3, dtype=torch.bfloat16).contiguous(memory_format=layout)
+        for _ in range(2):
+            F.conv2d(x, w, padding=1)
+        for _ in range(reps):
+            t = time.perf_counter()
+            F.conv2d(x, w, padding=1)
+            best = max(best, 2 * channels * channels * 9 * side * side / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def _model(width: int, ndim: int, tmp: Path) -> tuple[Path, torch.nn.Module]:
+    from napari_ssdn.core import TrainConfig, save_model, train
+
+    rng = np.random.default_rng(0)
+    data = rng.random((32, 64, 64) if ndim == 3 else (64, 64), dtype=np.float32)
+    cfg = TrainConfig(iterations=1, width=width, patch=32 if ndim == 2 else 16, ndim=ndim, device="cpu")
+    model = train(data, "ZYX" if ndim == 3 else "YX", cfg)
+    path = tmp / f"{width}_{ndim}d.ssdn"
+    save_model(model, path)
+    return path, model
+
+
+def _flops_per_pixel(model, shape) -> float:
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model.net(torch.zeros(1, 1, *shape))
+    return fc.get_total_flops() / float(np.prod(shape))
+
+
+def _network_rate(model, shape, reps: int = 2) -> float:
+    """Pixels per second of the network alone on one whole input (bfloat16 autocast)."""
+    net = model.net.eval()
+    x = torch.randn(1, 1, *shape)
+    with _reuse(), torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        net(x)
+        t = time.perf_counter()
+        for _ in range(reps):
+            net(x)
+    return float(np.prod(shape)) * reps / (time.perf_counter() - t)
+
+
+def _command(args: list[str]) -> dict:
+    r = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")), None)
+    if r.returncode != 0 or line is None or line.split()[1] != "0":
+        raise SystemExit(f"ssdn {' '.join(map(str, args))} failed:\n{r.stderr[-2000:]}")
+    _, _, wall, user, system, peak = line.split()
+    return {
+        "seconds": round(float(wall), 2),
+        "user_s": round(float(user), 1),
+        "system_s": round(float(system), 1),
+        "peak_rss_mb": round(float(peak)),
+    }
+
+
+def bench_end_to_end(width: str, threads: int, side: int = 2048, volume=(48, 256, 256)) -> dict:
+    """``ssdn denoise --no-tta`` of a ``side``^2 float32 TIFF (2D model) and a float32 MRC
+    ``volume`` (3D model) with a ``width`` model, against the network alone."""
+    import mrcfile
+    import tifffile
+
+    tmp = Path(tempfile.mkdtemp(prefix="ssdn-e2e-"))
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(tmp / "image.tif", rng.random((side, side), dtype=np.float32))
+    with mrcfile.new(tmp / "volume.mrc") as m:
+        m.set_data(rng.random(volume, dtype=np.float32))
+    out = {}
+    for ndim, name, shape, probe in ((2, "image.tif", (side, side), (512, 512)), (3, "volume.mrc", volume, None)):
+        path, model = _model(width, ndim, tmp)
+        probe = probe or tuple(min(s, 64) for s in shape)
+        flops = _flops_per_pixel(model, probe)
+        row = _command(
+            ["denoise", tmp / name, "-m", path, "-o", tmp / f"out_{name}", "--no-tta", "-q"]
+            + [
+                "--threads",
+                threads,
+            ]
+        )
+        pixels = float(np.prod(shape))
+        row["mpx_per_s"] = round(pixels / row["seconds"] / 1e6, 4)
+        row["gflop_per_s"] = round(flops * pixels / row["seconds"] / 1e9, 1)
+        net = _network_rate(model, probe if ndim == 2 else shape)
+        row["network_alone_mpx_per_s"] = round(net / 1e6, 4)
+        row["network_alone_gflop_per_s"] = round(flops * net / 1e9, 1)
+        row["network_alone_shape"] = list(probe if ndim == 2 else shape)
+        row["flop_per_pixel"] = round(flops)
+        out[f"{ndim}d_{'x'.join(map(str, shape))}"] = row
+        print(f"end to end {width} {ndim}D {shape}: {row}", flush=True)
+    for p in tmp.iterdir():
+        p.unlink()
+    tmp.rmdir()
+    return out
