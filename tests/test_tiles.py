@@ -105,3 +105,27 @@ def test_the_writer_keeps_missing_pixels_missing_and_returns_data_units():
     np.testing.assert_array_equal(np.isnan(mean), [[False, True], [True, False]])
     assert mean[0, 0] == 2.0 and mean[1, 1] == 2.0  # 0.5 * scale + offset
     assert std[0, 0] == 1.0  # a spread is scaled, not shifted
+
+
+@pytest.mark.parametrize(
+    "available, budget", [(None, 1.5e9), (4e9, 1.5e9), (16e9, 2e9), (100e9, 4e9)], ids=["unknown", "low", "mid", "high"]
+)
+def test_a_cpu_tile_takes_an_eighth_of_the_available_memory_within_its_bounds(model, monkeypatch, available, budget):
+    import napari_ssdn.core.infer.tiles as tiles
+
+    monkeypatch.setattr(tiles, "available_memory", lambda: available)
+    assert tiles.memory_budget(CPU, 1.5e9) == pytest.approx(budget)
+    side = default_tile(model, CPU)
+    per_pixel = tiles.pixel_bytes(model.config)
+    assert side * side * per_pixel <= budget < (side + 2 * model.multiple) ** 2 * per_pixel
+
+
+def test_larger_memory_gives_larger_volume_blocks(monkeypatch):
+    import napari_ssdn.core.infer.tiles as tiles
+
+    vol = SSDNModel(ModelConfig(enc=16, dec=32, depth=3, ndim=3, noise_init={"sigma": 0.1}))  # the tiny width
+    sizes = []
+    for available in (1e9, 16e9):
+        monkeypatch.setattr(tiles, "available_memory", lambda a=available: a)
+        sizes.append(np.prod(volume_plan(vol, (64, 512, 512), None, CPU)[0]))
+    assert sizes[1] > 1.5 * sizes[0]

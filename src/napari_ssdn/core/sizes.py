@@ -135,6 +135,22 @@ def device_memory(device) -> float | None:
         return None
 
 
+def available_memory() -> float | None:
+    """Bytes the machine can give a new allocation now (Linux's MemAvailable: free memory
+    and the page cache it may drop), else its free pages; None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def check_tile(model, tile: int | None, device, half: bool = False) -> None:
     """Refuse a tile whose single window needs more memory than the device has at all,
     naming the largest tile that fits (a typo such as 100000 would otherwise run out of

@@ -15,7 +15,7 @@ from ..errors import SSDNError, setting
 from ..nets.model import SSDNModel
 from ..nets.network import BRANCHES_3D, BlindSpotNet3D
 from ..nets.receptive import branch_margins, receptive_margin
-from ..sizes import MIN_TILE, block_peak, pixel_bytes
+from ..sizes import MIN_TILE, available_memory, block_peak, pixel_bytes
 from .outputs import averaged_outputs, outputs, sample_noise_params, to_tensor
 
 __all__ = [
@@ -105,17 +105,30 @@ def run_tiles(job: TileJob):
 
 
 def default_tile(model: SSDNModel, device: torch.device) -> int:
-    """Largest tile side (input, with margins) that keeps activations near 1.5 GB on a
-    CPU and a quarter of free memory on a GPU (images)."""
-    side = int(math.sqrt(_budget(device, 1.5e9) / pixel_bytes(model.config)))
+    """Largest tile side (input, with margins) whose activations fit the memory budget
+    (:func:`memory_budget`; images)."""
+    side = int(math.sqrt(memory_budget(device, 1.5e9) / pixel_bytes(model.config)))
     return max(model.multiple, (side // model.multiple) * model.multiple)
 
 
-def _budget(device: torch.device, cpu_bytes: float) -> float:
+#: A CPU run's activations take at most this share of the memory available when it starts ...
+CPU_SHARE = 1 / 8
+#: ... and at most this much: larger tiles and blocks gain little more.
+CPU_CAP = 4e9
+
+
+def memory_budget(device: torch.device, cpu_floor: float) -> float:
+    """Bytes of activations a tile or block may take: a quarter of a GPU's free memory; on
+    a CPU an eighth of the memory available now, at least ``cpu_floor`` and at most 4 GB.
+
+    Larger windows spend less of their time on margins: a 48 x 256 x 256 volume took 20.5 s
+    in blocks sized for 0.9 GB and 16.4 s in blocks about twice as large (docs/benchmarks.md).
+    """
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free / 4
-    return cpu_bytes
+    available = available_memory()
+    return cpu_floor if available is None else max(cpu_floor, min(available * CPU_SHARE, CPU_CAP))
 
 
 def round_up(x: int, m: int) -> int:
@@ -213,7 +226,7 @@ def _volume_plan(
         # Each block recomputes its margins: below this side the margins dominate (tile 3
         # meant 5,760 blocks and 200x the time for a 40 x 96^2 volume).
         return inner_for(max(int(tile), MIN_TILE))
-    budget = _budget(dev, 0.9e9)
+    budget = memory_budget(dev, 0.9e9)
     step = max(mults)
     for side in range(round_up(max(canvas), step), 0, -step):
         inner = inner_for(side)
