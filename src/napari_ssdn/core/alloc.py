@@ -3,9 +3,9 @@
 glibc hands every block over 32 MB straight back to the kernel when it is freed, so each
 full-resolution feature map of a large tile is a fresh mapping whose pages the kernel
 zeroes on first touch. A 2048 x 2048 denoise spent as much time in those page faults as
-in the network (docs/benchmarks.md, "Speed"). While :func:`reuse_freed_memory` is
-entered, large blocks come from the heap and are reused; on leaving, the defaults come
-back and the free memory is returned to the system.
+in the network (docs/benchmarks.md, "Speed and memory on a CPU"). While
+:func:`reuse_freed_memory` is entered, large blocks come from the heap and are reused; on
+leaving, the defaults come back and the free memory is returned to the system.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ def reuse_freed_memory():
 
     The run then page-faults about once per page of its peak memory instead of once per
     page of every allocation. Threads other than the main one allocate from their own
-    malloc arenas, which still map blocks over 64 MB: they gain less (measured in
-    docs/benchmarks.md, "Speed").
+    malloc arenas, which still map blocks over 64 MB: they gain less.
     """
     global _users
     lib = _glibc()
