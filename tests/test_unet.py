@@ -56,3 +56,26 @@ def test_shift_down_moves_rows_and_fills_zeros():
     x = torch.arange(1.0, 5.0).reshape(1, 1, 4, 1)
     assert shift_down(x).flatten().tolist() == [0.0, 1.0, 2.0, 3.0]
     assert shift_down(x, rows=2).flatten().tolist() == [0.0, 0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("blind", [True, False])
+@pytest.mark.parametrize(
+    "ndim, size, pools",
+    [
+        (2, (16, 24), None),
+        (3, (8, 16, 8), None),
+        (3, (4, 16, 16), [(1, 2, 2), (2, 2, 2)]),
+        (3, (16, 4, 8), [(2, 1, 2)] * 2),
+    ],
+)
+def test_inference_pooling_gives_the_features_of_training_pooling(blind, ndim, size, pools):
+    """Without gradients the pools are pairwise maxima of strided views; with them,
+    max-pooling (after the one-row shift in blind mode). Both must agree, negative values,
+    the zero row of the shift and anisotropic factors included."""
+    net = UNet(cin=1, enc=4, dec=5, depth=2, blind=blind, ndim=ndim)
+    x = torch.randn(2, 1, *size) - 0.5
+    with torch.no_grad():
+        fast = net(x, pools)
+    with torch.enable_grad():
+        reference = net(x, pools).detach()
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-6)

@@ -23,6 +23,25 @@ def shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
     return F.pad(x, (0, 0) * (nd - 1) + (rows, 0))[:, :, : x.shape[2]]
 
 
+def pair_max(x: torch.Tensor, dim: int, shifted: bool = False) -> torch.Tensor:
+    """Maximum over pairs of neighbours along ``dim`` (of even length): indices 2i and 2i+1,
+    or with ``shifted`` 2i-1 and 2i with a zero before index 0, which is
+    ``shift_down`` followed by pooling by 2 along dim 2."""
+    even = x[_every_other(x.dim(), dim, 0)]
+    odd = x[_every_other(x.dim(), dim, 1)]
+    if not shifted:
+        return torch.maximum(even, odd)
+    n = even.shape[dim]
+    out = torch.empty_like(even)
+    torch.clamp_min(even.narrow(dim, 0, 1), 0, out=out.narrow(dim, 0, 1))
+    torch.maximum(even.narrow(dim, 1, n - 1), odd.narrow(dim, 0, n - 1), out=out.narrow(dim, 1, n - 1))
+    return out
+
+
+def _every_other(ndim: int, dim: int, start: int) -> tuple:
+    return (slice(None),) * dim + (slice(start, None, 2),) + (slice(None),) * (ndim - dim - 1)
+
+
 def _conv_cls(ndim: int):
     return nn.Conv2d if ndim == 2 else nn.Conv3d
 
@@ -127,6 +146,16 @@ class UNet(nn.Module):
         self.out_channels = dec
 
     def _pool(self, x: torch.Tensor, factor: tuple[int, ...]) -> torch.Tensor:
+        pairs = all(f == 1 or (f == 2 and n % 2 == 0) for f, n in zip(factor, x.shape[2:], strict=True))
+        if pairs and not torch.is_grad_enabled() and not torch.jit.is_tracing():
+            # Inference: pairwise maxima of strided views, about 10x faster than max-pooling
+            # (which also computes indices) and the same values. Training keeps max-pooling,
+            # so that its gradients' tie-breaking stays as it was, and so do exported traces,
+            # whose sizes must stay dynamic.
+            for d, f in enumerate(factor):
+                if f == 2:
+                    x = pair_max(x, d + 2, shifted=self.blind and d == 0)
+            return x
         if self.blind and factor[0] > 1:
             # Merging rows 2i and 2i+1 would let row 2i see row 2i+1: shift first.
             x = shift_down(x)
