@@ -28,7 +28,9 @@ from napari_ssdn.cli import main
 rc = main(sys.argv[1:])
 wall = time.perf_counter() - t
 r = resource.getrusage(resource.RUSAGE_SELF)
-print("RESULT", rc, wall, r.ru_utime, r.ru_stime, r.ru_maxrss / 1024)
+import torch
+gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else -1
+print("RESULT", rc, wall, r.ru_utime, r.ru_stime, r.ru_maxrss / 1024, gpu)
 """
 
 
@@ -41,19 +43,22 @@ def _reuse():
     return reuse_freed_memory()
 
 
-def conv_rate(channels: int = 32, side: int = 512, reps: int = 5) -> float:
+def conv_rate(channels: int = 32, side: int = 512, reps: int = 5, dev: torch.device | None = None) -> float:
     """GFLOP/s of the 3x3 bfloat16 convolution that dominates inference (``channels`` in and
     out, one ``side`` x ``side`` map): the best single call, in the better of the NCHW
     layout the network runs in and channels-last."""
+    dev = dev or torch.device("cpu")
     best = 0.0
     for layout in (torch.contiguous_format, torch.channels_last):
-        x = torch.randn(1, channels, side, side, dtype=torch.bfloat16).contiguous(memory_format=layout)
-        w = torch.randn(channels, channels, 3, 3, dtype=torch.bfloat16).contiguous(memory_format=layout)
+        x = torch.randn(1, channels, side, side, dtype=torch.bfloat16, device=dev).contiguous(memory_format=layout)
+        w = torch.randn(channels, channels, 3, 3, dtype=torch.bfloat16, device=dev).contiguous(memory_format=layout)
         for _ in range(2):
             F.conv2d(x, w, padding=1)
         for _ in range(reps):
+            _sync(dev)
             t = time.perf_counter()
             F.conv2d(x, w, padding=1)
+            _sync(dev)
             best = max(best, 2 * channels * channels * 9 * side * side / (time.perf_counter() - t) / 1e9)
     return best
 
@@ -76,16 +81,26 @@ def _flops_per_pixel(model, shape) -> float:
     return fc.get_total_flops() / float(np.prod(shape))
 
 
-def _network_rate(model, shape, reps: int = 2) -> float:
-    """Pixels per second of the network alone on one whole input (bfloat16 autocast)."""
-    net = model.net.eval()
-    x = torch.randn(1, 1, *shape)
-    with _reuse(), torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+def _network_rate(model, shape, dev: torch.device, reps: int = 2) -> float:
+    """Pixels per second of the network alone on one whole input (bfloat16 autocast on a
+    CPU, the inference's own precision on a GPU)."""
+    from napari_ssdn.core.device import network_precision
+
+    net = model.net.to(dev).eval()
+    x = torch.randn(1, 1, *shape, device=dev)
+    with _reuse(), torch.no_grad(), network_precision(dev, dev.type != "cuda"):
         net(x)
+        _sync(dev)
         t = time.perf_counter()
         for _ in range(reps):
             net(x)
+        _sync(dev)
     return float(np.prod(shape)) * reps / (time.perf_counter() - t)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def _command(args: list[str]) -> dict:
@@ -93,26 +108,34 @@ def _command(args: list[str]) -> dict:
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")), None)
     if r.returncode != 0 or line is None or line.split()[1] != "0":
         raise SystemExit(f"ssdn {' '.join(map(str, args))} failed:\n{r.stderr[-2000:]}")
-    _, _, wall, user, system, peak = line.split()
-    return {
+    _, _, wall, user, system, peak, gpu = line.split()
+    row = {
         "seconds": round(float(wall), 2),
         "user_s": round(float(user), 1),
         "system_s": round(float(system), 1),
         "peak_rss_mb": round(float(peak)),
     }
+    if float(gpu) >= 0:
+        row["peak_gpu_allocated_mb"] = round(float(gpu))
+    return row
 
 
-def bench_end_to_end(width: str, threads: int, side: int = 2048, volume=(48, 256, 256)) -> dict:
+def bench_end_to_end(
+    width: str, threads: int, side: int = 2048, volume=(48, 256, 256), dev: torch.device | None = None
+) -> dict:
     """``ssdn denoise --no-tta`` of a ``side``^2 float32 TIFF (2D model) and a float32 MRC
-    ``volume`` (3D model) with a ``width`` model, against the network alone."""
+    ``volume`` (3D model, written plane by plane) with a ``width`` model on ``dev`` (the
+    CPU by default), against the network alone."""
     import mrcfile
     import tifffile
 
+    dev = dev or torch.device("cpu")
     tmp = Path(tempfile.mkdtemp(prefix="ssdn-e2e-"))
     rng = np.random.default_rng(0)
     tifffile.imwrite(tmp / "image.tif", rng.random((side, side), dtype=np.float32))
-    with mrcfile.new(tmp / "volume.mrc") as m:
-        m.set_data(rng.random(volume, dtype=np.float32))
+    with mrcfile.new_mmap(tmp / "volume.mrc", shape=tuple(volume), mrc_mode=2) as m:
+        for z in range(volume[0]):
+            m.data[z] = rng.random(volume[1:], dtype=np.float32)
     out = {}
     for ndim, name, shape, probe in ((2, "image.tif", (side, side), (512, 512)), (3, "volume.mrc", volume, None)):
         path, model = _model(width, ndim, tmp)
@@ -120,18 +143,17 @@ def bench_end_to_end(width: str, threads: int, side: int = 2048, volume=(48, 256
         flops = _flops_per_pixel(model, probe)
         row = _command(
             ["denoise", tmp / name, "-m", path, "-o", tmp / f"out_{name}", "--no-tta", "-q"]
-            + [
-                "--threads",
-                threads,
-            ]
+            + ["--threads", threads, "--device", dev.type]
         )
         pixels = float(np.prod(shape))
         row["mpx_per_s"] = round(pixels / row["seconds"] / 1e6, 4)
         row["gflop_per_s"] = round(flops * pixels / row["seconds"] / 1e9, 1)
-        net = _network_rate(model, probe if ndim == 2 else shape)
+        # The network alone on one 512^2 image, or on the whole volume where it is small.
+        alone = probe if ndim == 2 or pixels > 2**22 else shape
+        net = _network_rate(model, alone, dev)
         row["network_alone_mpx_per_s"] = round(net / 1e6, 4)
         row["network_alone_gflop_per_s"] = round(flops * net / 1e9, 1)
-        row["network_alone_shape"] = list(probe if ndim == 2 else shape)
+        row["network_alone_shape"] = list(alone)
         row["flop_per_pixel"] = round(flops)
         out[f"{ndim}d_{'x'.join(map(str, shape))}"] = row
         print(f"end to end {width} {ndim}D {shape}: {row}", flush=True)

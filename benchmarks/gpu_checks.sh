@@ -22,6 +22,10 @@ timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_blindspot
 section "throughput per preset, roofline, peak memory (light, the GPU default)"
 timeout 150 python3 benchmarks/throughput.py --device cuda --widths tiny,light,paper --memory --memory-width light --name throughput_gpu
 
+section "end to end: ssdn denoise of a 4096^2 image and a 512 x 1024 x 1024 volume (tiny), peak GPU memory"
+timeout 300 python3 benchmarks/throughput.py --device cuda --end-to-end --widths tiny --e2e-side 4096 \
+    --e2e-volume 512x1024x1024 --name e2e_gpu 2>&1 | tail -3
+
 section "training batch sweep"
 timeout 90 python3 benchmarks/throughput.py --device cuda --widths tiny,light --train-shapes 4x64,8x128,16x128,4x256 --name throughput_gpu_batches
 

@@ -245,6 +245,8 @@ def main(argv=None):
     p.add_argument(
         "--end-to-end", action="store_true", help="only: the ssdn denoise command on a 2048^2 image and a volume"
     )
+    p.add_argument("--e2e-side", type=int, default=2048, help="--end-to-end: the image's side")
+    p.add_argument("--e2e-volume", default="48x256x256", help="--end-to-end: the volume's shape, ZxYxX")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--blind", type=int, default=1, help="blind region k on both axes (speed of a larger region)")
     p.add_argument("--name", default=None)
@@ -263,10 +265,11 @@ def main(argv=None):
     if args.end_to_end:
         from endtoend import bench_end_to_end, conv_rate
 
-        rates["conv3x3_bf16_32ch"] = conv_rate()
+        rates["conv3x3_bf16_32ch"] = conv_rate(dev=dev)
         print(f"bf16 3x3 convolution, 32 channels, 512^2: {rates['conv3x3_bf16_32ch']:.0f} GFLOP/s", flush=True)
         for w in args.widths.split(","):
-            results[f"end_to_end_{w}"] = bench_end_to_end(w, torch.get_num_threads())
+            volume = tuple(int(v) for v in args.e2e_volume.split("x"))
+            results[f"end_to_end_{w}"] = bench_end_to_end(w, torch.get_num_threads(), args.e2e_side, volume, dev)
     if args.tiles:
         for w in args.widths.split(","):
             r = bench_tiles(w, dev, args.tiles_side, args.tiles.split(","), args.compile)
