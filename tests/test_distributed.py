@@ -315,6 +315,43 @@ def test_an_interrupted_ome_zarr_output_resumes_from_its_kept_blocks(data, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ome.zarr", "whole.ome.zarr"]
 
 
+def test_resume_keeps_the_block_plan_when_the_memory_available_changed(data, tmp_path, monkeypatch, capsys):
+    """The default block size follows the memory available when a run starts; a resumed
+    run takes the interrupted run's blocks instead of starting afresh with new ones."""
+    import napari_ssdn.core.infer.tiles as tiles
+    import napari_ssdn.scaleout.run as scaleout_run
+    from napari_ssdn.core import load_model
+    from napari_ssdn.core.sizes import block_peak
+
+    arch = load_model(data / "m3d.ssdn")[0].config.arch
+    small = block_peak(arch, [16, 32, 32], [16, 16, 16], True) + 1  # 4 blocks of 16^3
+    monkeypatch.setattr(tiles, "memory_budget", lambda dev, floor: small)
+    real, calls = scaleout_run.run_task, []
+
+    def interrupted(spec):
+        calls.append(spec["block"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(spec)
+
+    monkeypatch.setattr(scaleout_run, "run_task", interrupted)
+    args = ["denoise", data / "vol.mrc", "-m", data / "m3d.ssdn"]
+    out = tmp_path / "out.ome.zarr"
+    assert serial(*args, "-o", out, "-q") == 130
+    monkeypatch.setattr(scaleout_run, "run_task", real)
+    monkeypatch.setattr(tiles, "memory_budget", lambda dev, floor: 1e12)  # now one block would do
+    capsys.readouterr()
+    assert serial(*args, "-o", out, "--resume") == 0
+    assert ": 2 of 4 blocks written by an earlier run" in capsys.readouterr().err
+    assert serial(*args, "-o", tmp_path / "whole.ome.zarr", "-q") == 0
+    np.testing.assert_allclose(
+        zarr.open_array(str(out / "0"), mode="r")[...],
+        zarr.open_array(str(tmp_path / "whole.ome.zarr" / "0"), mode="r")[...],
+        rtol=0,
+        atol=1e-6,
+    )
+
+
 def test_a_local_cluster_leaves_the_environment_as_it_was(tmp_path):
     """Dask's nanny sets OMP_NUM_THREADS=1 in the parent when it starts workers; ssdn denoise
     --workers must not leave it there (every later torch run would take one thread)."""

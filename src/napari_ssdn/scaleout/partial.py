@@ -75,6 +75,20 @@ def plan_key(input_path, model_path, shape, inner, starts, settings: dict) -> di
     }
 
 
+def recorded_inner(target, shape) -> list[int] | None:
+    """The block size an earlier run of ``target`` recorded for a volume of ``shape``, if
+    any: a resumed run keeps it, since the default block size follows the memory available
+    when a run starts and a new plan could not continue the kept blocks."""
+    try:
+        key = json.loads(record_path(target).read_text())["key"]
+        inner = [int(n) for n in key["inner"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if key.get("shape") != [int(n) for n in shape] or len(inner) != len(shape) or min(inner) < 1:
+        return None
+    return inner
+
+
 class BlockRecord:
     """The indices of a volume's whole blocks, saved atomically beside its target."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import SSDNError
-from .partial import BlockRecord, KeptOutput, discard, partial_path, plan_key
+from .partial import BlockRecord, KeptOutput, discard, partial_path, plan_key, recorded_inner
 from .zarrio import is_zarr, open_zarr_output, read_zarr
 
 __all__ = ["VolumeJob", "plan_volume", "open_block_input", "open_block_output"]
@@ -128,12 +128,15 @@ def plan_volume(
 def _plan(model, path, target, output, options, data, geometry, in_spec, zarr_io, model_path, resume):
     """The :class:`VolumeJob` of a Z, Y, X volume cut into blocks, its output created; None
     where one block holds it all and the output is not OME-Zarr (one task does the file)."""
-    from ..core.infer.tiles import volume_plan
+    from ..core.infer.tiles import block_starts, volume_plan
     from ..core.nets.receptive import branch_margins
 
     dev, precision, mixed, half = _client_precision(options)
     shape = tuple(int(n) for n in data.shape)
     inner, starts = volume_plan(model, shape, options.get("tile"), dev, half)
+    kept_inner = recorded_inner(target, shape) if resume and options.get("tile") is None else None
+    if kept_inner is not None:
+        inner, starts = kept_inner, block_starts(shape, kept_inner)
     if len(starts) == 1 and not zarr_io:
         return None
     if not any(np.isfinite(np.asarray(data[i])).any() for i in range(shape[0])):  # stops at the first finite slice

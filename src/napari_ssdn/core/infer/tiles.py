@@ -242,8 +242,13 @@ def volume_plan(
     the start of every block, in the order :func:`run_tiles` denoises them."""
     canvas = [round_up(s, m) for s, m in zip(spatial, model.config.arch.multiples, strict=True)]
     inner = _volume_plan(model, canvas, tile, dev, half)
+    return inner, block_starts(spatial, inner)
+
+
+def block_starts(spatial, inner) -> list[tuple]:
+    """The start of every block of kept size ``inner`` in a volume of ``spatial`` size."""
     starts = [range(0, s, i) for s, i in zip(spatial, inner, strict=True)]
-    return inner, [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
+    return [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
 
 
 def _tiles_3d(job: TileJob):
