@@ -1,5 +1,7 @@
 """The CPU threads a run takes: the cores free when it starts, unless set."""
 
+import os
+
 import pytest
 import torch
 
@@ -14,6 +16,7 @@ def machine(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setattr(device, "_own_load", lambda: 0.0)
+    monkeypatch.setattr(device, "_busy_now", lambda cpus: None)  # the load-average path
 
     def load(value):
         monkeypatch.setattr(device.os, "getloadavg", lambda: (value, 0.0, 0.0))
@@ -53,3 +56,26 @@ def test_use_threads_sets_torch(machine):
         assert device.device_name(torch.device("cpu")) == "CPU (2 threads)"
     finally:
         torch.set_num_threads(n)
+
+
+def test_the_busy_cores_now_come_first_where_the_system_tells_them(machine, monkeypatch):
+    """The 1-minute load average still counts a run that ended seconds ago; the busy share
+    of this process's cores over a short window does not."""
+    machine(1.4)  # a run of another process just ended
+    monkeypatch.setattr(device, "_busy_now", lambda cpus: 0.1)
+    assert device.choose_threads().count == 8
+    monkeypatch.setattr(device, "_busy_now", lambda cpus: 2.7)
+    assert device.choose_threads().describe() == "5 threads: 8 cores, load 2.7 from other work"
+
+
+def test_cpu_times_count_only_the_cores_this_process_may_use():
+    stat = "cpu  400 0 100 1000 0 0 0 0 0 0\ncpu0 100 0 0 300 0 0 0 0 0 0\ncpu1 300 0 100 700 0 0 0 0 0 0\nintr 12345\n"
+    assert device.cpu_times(stat, {0}) == (400, 300)
+    assert device.cpu_times(stat, None) == (1500, 1000)
+
+
+def test_busy_cores_are_read_from_this_machine():
+    busy = device._busy_now(device._affinity(), window=0.05)
+    if busy is None:
+        pytest.skip("no /proc/stat on this system")
+    assert 0.0 <= busy <= len(device._affinity() or range(os.cpu_count() or 1)) + 1e-9

@@ -38,7 +38,7 @@ def add_threads(parser, positive_int) -> None:
         type=positive_int,
         metavar="N",
         help="CPU threads of torch (default: OMP_NUM_THREADS where set, else the cores free now: "
-        "cores minus the 1-minute load of other work; with --distributed, per rank)",
+        "cores minus those other work keeps busy; with --distributed, per rank)",
     )
 
 

@@ -77,7 +77,8 @@ class ThreadChoice:
     cores : int
         The cores this process may run on.
     load : float or None
-        The 1-minute load average of the other work (None when the count was given).
+        The cores other work keeps busy, or its 1-minute load average where the system does
+        not tell that (None when the count was given).
     source : str
         ``"auto"``, ``"set"`` (asked for) or ``"OMP_NUM_THREADS"``.
     """
@@ -127,8 +128,9 @@ def choose_threads(threads: int | None = None) -> ThreadChoice:
     threads : int, optional
         Asked for (``--threads``, the Train widget's Threads field). Else the environment's
         ``OMP_NUM_THREADS`` where set, else :func:`free_cores` of the cores this process may
-        run on (``os.sched_getaffinity``) and the 1-minute load average
-        (``os.getloadavg``) less this process's own share of it.
+        run on (``os.sched_getaffinity``) and the load of other work: the cores of those
+        that are busy now (/proc/stat over 0.2 s), where the system does not tell it the
+        1-minute load average (``os.getloadavg``) less this process's own share of it.
     """
     try:
         cores = len(os.sched_getaffinity(0))
@@ -141,11 +143,51 @@ def choose_threads(threads: int | None = None) -> ThreadChoice:
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return ThreadChoice(int(env), cores, None, "OMP_NUM_THREADS")
-    try:
-        load = max(0.0, os.getloadavg()[0] - _own_load())
-    except (AttributeError, OSError):  # Windows: no load average
-        load = 0.0
+    load = _busy_now(_affinity())
+    if load is None:
+        try:
+            load = max(0.0, os.getloadavg()[0] - _own_load())
+        except (AttributeError, OSError):  # Windows: no load average
+            load = 0.0
     return ThreadChoice(free_cores(cores, load), cores, load, "auto")
+
+
+def _affinity() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+
+
+def cpu_times(stat: str, cpus: set[int] | None = None) -> tuple[int, int]:
+    """Total and idle clock ticks of the CPUs ``cpus`` (all where None) in the text of
+    Linux's /proc/stat."""
+    total = idle = 0
+    for line in stat.splitlines():
+        name, *ticks = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit()) or (cpus is not None and int(name[3:]) not in cpus):
+            continue
+        values = [int(v) for v in ticks[:8]]  # user nice system idle iowait irq softirq steal
+        total += sum(values)
+        idle += values[3] + values[4]
+    return total, idle
+
+
+def _busy_now(cpus: set[int] | None, window: float = 0.2) -> float | None:
+    """Cores of ``cpus`` kept busy by other work now: their non-idle share of a short window,
+    from /proc/stat (Linux; None elsewhere). Unlike the 1-minute load average it does not
+    count a run that just ended: two commands run one after the other measured 1 thread
+    for the second, at half its speed."""
+    try:
+        with open("/proc/stat") as f:
+            t0, i0 = cpu_times(f.read(), cpus)
+        time.sleep(window)
+        with open("/proc/stat") as f:
+            t1, i1 = cpu_times(f.read(), cpus)
+    except (OSError, ValueError, IndexError):
+        return None
+    n = len(cpus) if cpus else (os.cpu_count() or 1)
+    return None if t1 <= t0 else n * (1.0 - (i1 - i0) / (t1 - t0))
 
 
 def use_threads(threads: int | None = None) -> ThreadChoice:
