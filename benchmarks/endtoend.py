@@ -34,7 +34,7 @@ print("RESULT", rc, wall, r.ru_utime, r.ru_stime, r.ru_maxrss / 1024, gpu)
 """
 
 
-def _reuse():
+def reuse_if_available():
     """The inference's own memory reuse where this version of the package has it."""
     try:
         from napari_ssdn.core.alloc import reuse_freed_memory
@@ -88,7 +88,7 @@ def _network_rate(model, shape, dev: torch.device, reps: int = 2) -> float:
 
     net = model.net.to(dev).eval()
     x = torch.randn(1, 1, *shape, device=dev)
-    with _reuse(), torch.no_grad(), network_precision(dev, dev.type != "cuda"):
+    with reuse_if_available(), torch.no_grad(), network_precision(dev, dev.type != "cuda"):
         net(x)
         _sync(dev)
         t = time.perf_counter()

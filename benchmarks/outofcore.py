@@ -26,14 +26,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import record  # noqa: E402
+from scaleout import AnonPeaks, _cluster, _train  # noqa: E402
 
 
 def _mem_total() -> int:
@@ -41,57 +40,33 @@ def _mem_total() -> int:
         return next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("MemTotal:"))
 
 
-class Sampler:
-    """VmRSS and RssAnon of ``pids`` every 0.5 s, as (seconds, pid, rss MB, anon MB)."""
-
-    def __init__(self, pids):
-        self.pids, self.samples, self._stop, self._t0 = list(pids), [], threading.Event(), time.perf_counter()
-
-    def _run(self):
-        while not self._stop.wait(0.5):
-            for pid in self.pids:
-                try:
-                    with open(f"/proc/{pid}/status") as f:
-                        kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in f if ln.startswith(("VmRSS", "RssAnon"))}
-                except (OSError, ValueError):
-                    continue
-                self.samples.append((time.perf_counter() - self._t0, pid, kb["VmRSS"] / 1024, kb["RssAnon"] / 1024))
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self, seconds: float) -> dict:
-        out = {}
-        for pid in self.pids:
-            mine = [s for s in self.samples if s[1] == pid]
-            first = [s for s in mine if s[0] < seconds / 2] or [(0, pid, 0, 0)]
-            second = [s for s in mine if s[0] >= seconds / 2] or [(0, pid, 0, 0)]
-            out[str(pid)] = {
-                "peak_rss_mb": round(max(s[2] for s in mine)),
-                "peak_anon_mb": round(max(s[3] for s in mine)),
-                "peak_anon_mb_first_half": round(max(s[3] for s in first)),
-                "peak_anon_mb_second_half": round(max(s[3] for s in second)),
-            }
-        return out
+def _summary(samples: list[tuple], pids, seconds: float) -> dict:
+    """Per process: peak VmRSS and RssAnon, and the RssAnon peaks of each half of the run."""
+    out = {}
+    for pid in pids:
+        mine = [s for s in samples if s[1] == pid] or [(0.0, pid, 0.0, 0.0)]
+        halves = [[s[3] for s in mine if (s[0] >= seconds / 2) == late] or [0.0] for late in (False, True)]
+        out[str(pid)] = {
+            "peak_rss_mb": round(max(s[2] for s in mine)),
+            "peak_anon_mb": round(max(s[3] for s in mine)),
+            "peak_anon_mb_first_half": round(max(halves[0])),
+            "peak_anon_mb_second_half": round(max(halves[1])),
+        }
+    return out
 
 
 def _interrupted(args, seconds, pids=None):
     """Run ``ssdn`` in a child for ``seconds``, then Ctrl-C; (stderr, memory summary)."""
     cmd = [sys.executable, "-m", "napari_ssdn.cli", *map(str, args)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    with Sampler(pids or [proc.pid]) as mem:
+    pids = pids or [proc.pid]
+    with AnonPeaks(pids, every=0.5) as mem:
         try:
             proc.wait(seconds)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGINT)
         err = proc.communicate(timeout=300)[1]
-    return err, mem.summary(seconds)
+    return err, _summary(mem.samples, pids, seconds)
 
 
 def _blocks(err: str):
@@ -107,7 +82,6 @@ def main(argv=None):
     p.add_argument("--dir", default=None, help="folder for the volume (default: a temporary one)")
     p.add_argument("--name", default="outofcore")
     args = p.parse_args(argv)
-    from scaleout import _cluster, _train
 
     from napari_ssdn.samples import noisy_volume
 

@@ -52,26 +52,33 @@ print("RESULT", rc, s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 class AnonPeaks:
     """Peak anonymous resident memory (RssAnon: heap and tensors, what cannot be paged back
-    to a file) of the processes ``pids``, sampled every 50 ms from /proc while the block
-    runs. ru_maxrss also counts the pages of memory-mapped input and output files, which
-    the kernel reclaims under pressure; this figure does not."""
+    to a file) of the processes ``pids``, sampled every ``every`` s from /proc while the
+    block runs. ru_maxrss also counts the pages of memory-mapped input and output files, which
+    the kernel reclaims under pressure; this figure does not. Every sample is kept in
+    ``samples`` as (seconds, pid, VmRSS MB, RssAnon MB)."""
 
-    def __init__(self, pids=()):
+    def __init__(self, pids=(), every: float = 0.05):
         self.peaks = {int(p): 0 for p in pids}
+        self.samples: list[tuple] = []
+        self.every = every
         self._stop = threading.Event()
 
     def add(self, pid: int) -> None:
         self.peaks.setdefault(int(pid), 0)
 
     def _sample(self):
-        while not self._stop.wait(0.05):
+        t0 = time.perf_counter()
+        while not self._stop.wait(self.every):
             for pid in list(self.peaks):
                 try:
                     with open(f"/proc/{pid}/status") as f:
-                        kb = next(int(ln.split()[1]) for ln in f if ln.startswith("RssAnon:"))
-                except (OSError, StopIteration):
+                        kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in f if ln.startswith(("VmRSS", "RssAnon"))}
+                except (OSError, ValueError):
                     continue  # the process has ended
-                self.peaks[pid] = max(self.peaks[pid], kb)
+                if "RssAnon" not in kb:
+                    continue
+                self.peaks[pid] = max(self.peaks[pid], kb["RssAnon"])
+                self.samples.append((time.perf_counter() - t0, pid, kb.get("VmRSS", 0) / 1024, kb["RssAnon"] / 1024))
 
     def __enter__(self):
         self._thread = threading.Thread(target=self._sample, daemon=True)

@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import record  # noqa: E402
-from endtoend import _reuse  # noqa: E402
+from endtoend import reuse_if_available  # noqa: E402
 
 from napari_ssdn.core import denoise  # noqa: E402
 from napari_ssdn.core.device import bf16_cpu, network_precision, resolve_device  # noqa: E402
@@ -87,7 +87,7 @@ def bench_train(width, dev, patch, batch, mixed, steps=None):
     with FlopCounterMode(display=False) as fc:
         step()
     flops = fc.get_total_flops()
-    with _reuse():  # as the training loop runs
+    with reuse_if_available():  # as the training loop runs
         for _ in range(2):
             step()
         sync(dev)
@@ -106,7 +106,7 @@ def bench_infer(width, dev, side, reps=2, mixed=False):
     with FlopCounterMode(display=False) as fc:
         model(x)
     flops = fc.get_total_flops()
-    with _reuse(), network_precision(dev, mixed):
+    with reuse_if_available(), network_precision(dev, mixed):
         model(x)
         sync(dev)
         t = time.perf_counter()

@@ -283,14 +283,10 @@ def test_a_volume_that_failed_keeps_its_whole_blocks_and_resume_writes_the_other
     assert_same_image(tmp_path / "serial.mrc", out)
 
 
-def test_an_interrupted_ome_zarr_output_resumes_from_its_kept_blocks(data, tmp_path, monkeypatch, capsys):
-    """OME-Zarr without a cluster (block by block in this process): Ctrl-C after two
-    blocks keeps them; --resume writes the rest, equal to an uninterrupted run; a changed
-    setting starts afresh."""
+def _interrupted_after_two_blocks(monkeypatch, *args) -> int:
+    """Exit code of the serial command ``args`` stopped by Ctrl-C as its third block starts."""
     import napari_ssdn.scaleout.run as scaleout_run
 
-    args = ["denoise", data / "vol.mrc", "-m", data / "m3d.ssdn", "--tile", "16"]
-    assert serial(*args, "-o", tmp_path / "whole.ome.zarr", "-q") == 0
     real, calls = scaleout_run.run_task, []
 
     def interrupted(spec):
@@ -299,11 +295,20 @@ def test_an_interrupted_ome_zarr_output_resumes_from_its_kept_blocks(data, tmp_p
             raise KeyboardInterrupt
         return real(spec)
 
-    monkeypatch.setattr(scaleout_run, "run_task", interrupted)
+    with monkeypatch.context() as m:
+        m.setattr(scaleout_run, "run_task", interrupted)
+        return serial(*args)
+
+
+def test_an_interrupted_ome_zarr_output_resumes_from_its_kept_blocks(data, tmp_path, monkeypatch, capsys):
+    """OME-Zarr without a cluster (block by block in this process): Ctrl-C after two
+    blocks keeps them; --resume writes the rest, equal to an uninterrupted run; a changed
+    setting starts afresh."""
+    args = ["denoise", data / "vol.mrc", "-m", data / "m3d.ssdn", "--tile", "16"]
+    assert serial(*args, "-o", tmp_path / "whole.ome.zarr", "-q") == 0
     out = tmp_path / "out.ome.zarr"
-    assert serial(*args, "-o", out, "-q") == 130
+    assert _interrupted_after_two_blocks(monkeypatch, *args, "-o", out, "-q") == 130
     assert not out.exists() and "2 of " in capsys.readouterr().err
-    monkeypatch.setattr(scaleout_run, "run_task", real)
     assert serial(*args, "-o", out, "--resume") == 0
     err = capsys.readouterr().err
     total = int(err.split("resuming ")[1].split(" of ")[1].split()[0])
@@ -319,26 +324,15 @@ def test_resume_keeps_the_block_plan_when_the_memory_available_changed(data, tmp
     """The default block size follows the memory available when a run starts; a resumed
     run takes the interrupted run's blocks instead of starting afresh with new ones."""
     import napari_ssdn.core.infer.tiles as tiles
-    import napari_ssdn.scaleout.run as scaleout_run
     from napari_ssdn.core import load_model
     from napari_ssdn.core.sizes import block_peak
 
     arch = load_model(data / "m3d.ssdn")[0].config.arch
     small = block_peak(arch, [16, 32, 32], [16, 16, 16], True) + 1  # 4 blocks of 16^3
     monkeypatch.setattr(tiles, "memory_budget", lambda dev, floor: small)
-    real, calls = scaleout_run.run_task, []
-
-    def interrupted(spec):
-        calls.append(spec["block"])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(spec)
-
-    monkeypatch.setattr(scaleout_run, "run_task", interrupted)
     args = ["denoise", data / "vol.mrc", "-m", data / "m3d.ssdn"]
     out = tmp_path / "out.ome.zarr"
-    assert serial(*args, "-o", out, "-q") == 130
-    monkeypatch.setattr(scaleout_run, "run_task", real)
+    assert _interrupted_after_two_blocks(monkeypatch, *args, "-o", out, "-q") == 130
     monkeypatch.setattr(tiles, "memory_budget", lambda dev, floor: 1e12)  # now one block would do
     capsys.readouterr()
     assert serial(*args, "-o", out, "--resume") == 0

@@ -16,7 +16,7 @@ def machine(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setattr(device, "_own_load", lambda: 0.0)
-    monkeypatch.setattr(device, "_busy_now", lambda cpus: None)  # the load-average path
+    monkeypatch.setattr(device, "_busy_now", lambda cpus, cores: None)  # the load-average path
 
     def load(value):
         monkeypatch.setattr(device.os, "getloadavg", lambda: (value, 0.0, 0.0))
@@ -62,9 +62,9 @@ def test_the_busy_cores_now_come_first_where_the_system_tells_them(machine, monk
     """The 1-minute load average still counts a run that ended seconds ago; the busy share
     of this process's cores over a short window does not."""
     machine(1.4)  # a run of another process just ended
-    monkeypatch.setattr(device, "_busy_now", lambda cpus: 0.1)
+    monkeypatch.setattr(device, "_busy_now", lambda cpus, cores: 0.1)
     assert device.choose_threads().count == 8
-    monkeypatch.setattr(device, "_busy_now", lambda cpus: 2.7)
+    monkeypatch.setattr(device, "_busy_now", lambda cpus, cores: 2.7)
     assert device.choose_threads().describe() == "5 threads: 8 cores, load 2.7 from other work"
 
 
@@ -75,7 +75,9 @@ def test_cpu_times_count_only_the_cores_this_process_may_use():
 
 
 def test_busy_cores_are_read_from_this_machine():
-    busy = device._busy_now(device._affinity(), window=0.05)
+    cpus = device._affinity()
+    cores = len(cpus) if cpus else (os.cpu_count() or 1)
+    busy = device._busy_now(cpus, cores, window=0.05)
     if busy is None:
         pytest.skip("no /proc/stat on this system")
-    assert 0.0 <= busy <= len(device._affinity() or range(os.cpu_count() or 1)) + 1e-9
+    assert 0.0 <= busy <= cores + 1e-9

@@ -132,10 +132,8 @@ def choose_threads(threads: int | None = None) -> ThreadChoice:
         that are busy now (/proc/stat over 0.2 s), where the system does not tell it the
         1-minute load average (``os.getloadavg``) less this process's own share of it.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows: no affinity
-        cores = os.cpu_count() or 1
+    cpus = _affinity()
+    cores = len(cpus) if cpus else (os.cpu_count() or 1)
     if threads is not None:
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise SSDNError(f"{setting('threads', threads)} must be a positive whole number, e.g. {max(1, cores // 2)}")
@@ -143,7 +141,7 @@ def choose_threads(threads: int | None = None) -> ThreadChoice:
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return ThreadChoice(int(env), cores, None, "OMP_NUM_THREADS")
-    load = _busy_now(_affinity())
+    load = _busy_now(cpus, cores)
     if load is None:
         try:
             load = max(0.0, os.getloadavg()[0] - _own_load())
@@ -153,6 +151,7 @@ def choose_threads(threads: int | None = None) -> ThreadChoice:
 
 
 def _affinity() -> set[int] | None:
+    """The CPUs this process may run on (None on macOS and Windows, which do not say)."""
     try:
         return set(os.sched_getaffinity(0))
     except AttributeError:
@@ -173,11 +172,11 @@ def cpu_times(stat: str, cpus: set[int] | None = None) -> tuple[int, int]:
     return total, idle
 
 
-def _busy_now(cpus: set[int] | None, window: float = 0.2) -> float | None:
-    """Cores of ``cpus`` kept busy by other work now: their non-idle share of a short window,
-    from /proc/stat (Linux; None elsewhere). Unlike the 1-minute load average it does not
-    count a run that just ended: two commands run one after the other measured 1 thread
-    for the second, at half its speed."""
+def _busy_now(cpus: set[int] | None, cores: int, window: float = 0.2) -> float | None:
+    """How many of the ``cores`` CPUs ``cpus`` (all where None) other work keeps busy now:
+    their non-idle share of a short window, from /proc/stat (Linux; None elsewhere).
+    Unlike the 1-minute load average it does not count a run that just ended: two
+    commands run one after the other measured 1 thread for the second, at half its speed."""
     try:
         with open("/proc/stat") as f:
             t0, i0 = cpu_times(f.read(), cpus)
@@ -186,8 +185,7 @@ def _busy_now(cpus: set[int] | None, window: float = 0.2) -> float | None:
             t1, i1 = cpu_times(f.read(), cpus)
     except (OSError, ValueError, IndexError):
         return None
-    n = len(cpus) if cpus else (os.cpu_count() or 1)
-    return None if t1 <= t0 else n * (1.0 - (i1 - i0) / (t1 - t0))
+    return None if t1 <= t0 else cores * (1.0 - (i1 - i0) / (t1 - t0))
 
 
 def use_threads(threads: int | None = None) -> ThreadChoice:

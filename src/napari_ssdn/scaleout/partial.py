@@ -75,14 +75,23 @@ def plan_key(input_path, model_path, shape, inner, starts, settings: dict) -> di
     }
 
 
+def _recorded(path: Path) -> dict:
+    """The record at ``path`` (``{"key": ..., "done": [...]}``), empty where there is none."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return old if isinstance(old, dict) else {}
+
+
 def recorded_inner(target, shape) -> list[int] | None:
     """The block size an earlier run of ``target`` recorded for a volume of ``shape``, if
     any: a resumed run keeps it, since the default block size follows the memory available
     when a run starts and a new plan could not continue the kept blocks."""
+    key = _recorded(record_path(target)).get("key") or {}
     try:
-        key = json.loads(record_path(target).read_text())["key"]
         inner = [int(n) for n in key["inner"]]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
     if key.get("shape") != [int(n) for n in shape] or len(inner) != len(shape) or min(inner) < 1:
         return None
@@ -99,10 +108,7 @@ class BlockRecord:
 
     def load(self) -> set[int]:
         """The whole blocks an earlier run recorded for the same key (empty otherwise)."""
-        try:
-            old = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return set()
+        old = _recorded(self.path)
         if old.get("key") != self.key:
             return set()
         n = len(self.key["starts"])

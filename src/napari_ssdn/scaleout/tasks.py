@@ -65,19 +65,15 @@ def _fault_point() -> None:
     os._exit(70)
 
 
-def _use_task_threads() -> None:
-    """Give this task thread its torch threads: ``SSDN_TORCH_THREADS`` where set, else one,
-    so that a worker's task threads share its cores. Set per task, as OpenMP keeps the count
-    per thread: left alone, every task thread of every worker ran as many threads as the
-    machine has cores, and two workers on two cores ran 4x slower than one."""
+def on_worker(fn, spec: dict):
+    """``fn(spec)`` on a Dask worker, this task thread's torch threads set first:
+    ``SSDN_TORCH_THREADS`` where set, else one, so that a worker's task threads share its
+    cores. Set per task, as OpenMP keeps the count per thread: left alone, every task thread
+    of every worker ran as many threads as the machine has cores, and two workers on two
+    cores ran 4x slower than one."""
     import torch
 
     torch.set_num_threads(int(os.environ.get("SSDN_TORCH_THREADS") or 1))
-
-
-def on_worker(fn, spec: dict):
-    """``fn(spec)`` on a Dask worker, with this task thread's torch threads set first."""
-    _use_task_threads()
     return fn(spec)
 
 
