@@ -94,6 +94,29 @@ def test_turned_head_outputs_are_the_turned_views_and_keep_the_blind_spot():
             assert int((diff != 0).sum()) > 1, f"turn {k}: perturbing {(i, j)} changed nothing"
 
 
+@pytest.mark.parametrize("region", [(1, 1), (2, 3)])
+def test_branch_features_are_the_same_in_either_memory_layout(monkeypatch, region):
+    """CPU inference runs channels-last; GPUs keep channels-first. Both must place each
+    branch's shifted, turned-back features in the same block (two images, a wider blind
+    region along x than y)."""
+    from napari_ssdn.core.nets import unet
+
+    torch.manual_seed(0)
+    net = BlindSpotNet(ArchConfig(channels=2, outputs=5, enc=6, dec=8, depth=2, blind_region=region)).double().eval()
+    x = torch.randn(2, 2, SIZE, SIZE, dtype=torch.float64)
+    with torch.no_grad():
+        last = net.branch_features(x)
+        monkeypatch.setattr(unet, "inference_layout", lambda x: None)
+        first = net.branch_features(x)
+    assert last.is_contiguous(memory_format=torch.channels_last)
+    assert first.is_contiguous()
+    torch.testing.assert_close(last, first, rtol=0, atol=1e-12)
+    with torch.enable_grad():
+        reference = net(x).detach()
+    with torch.no_grad():
+        torch.testing.assert_close(net.head_output(first), reference, rtol=0, atol=1e-12)
+
+
 def test_receptive_margin_bounds_the_field():
     """No input pixel farther than the margin influences an output pixel."""
     arch = ArchConfig(channels=1, outputs=2, enc=4, dec=4, depth=2)

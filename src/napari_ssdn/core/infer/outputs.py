@@ -115,7 +115,7 @@ def _view_outputs(model: SSDNModel, y: torch.Tensor, views: int):
     for mirrored in range(views // 4):
         feats = net.branch_features(y.flip(-1) if mirrored else y)
         if mirrored:
-            feats = [f.flip(-1) for f in feats]
+            feats = feats.flip(-1)
         yield from net.turned_head_outputs(feats)
 
 

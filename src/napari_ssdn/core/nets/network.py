@@ -112,10 +112,6 @@ class BlindSpotNet(nn.Module):
         for even turns and along x for odd ones."""
         return self.arch.region[turn % 2]
 
-    def _branch(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        h = shift_down(self.unet(torch.rot90(x, k, dims=(2, 3))), self._shift(k))
-        return torch.rot90(h, -k, dims=(2, 3))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != x.shape[-2]:
             raise ValueError(f"blind-spot network needs square inputs, got {tuple(x.shape[-2:])}")
@@ -132,20 +128,36 @@ class BlindSpotNet(nn.Module):
         # Branch by branch: a quarter of the peak memory for inference.
         return self.head_output(self.branch_features(x))
 
-    def branch_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The four branches' features, each turned back to ``x``'s orientation: item k
-        comes from ``x`` rotated by k quarter turns (no gradient: inference only)."""
-        return [self._branch(x, k) for k in range(4)]
+    def branch_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The four branches' features ``(N, 4 dec, H, W)``, each turned back to ``x``'s
+        orientation: channel block k comes from ``x`` rotated by k quarter turns (no
+        gradient: inference only). Each branch is written into its block as it finishes,
+        so no concatenation is made and one branch's own maps are alive at a time."""
+        d = self.arch.dec
+        out = None
+        for k in range(4):
+            h = self.unet(torch.rot90(x, k, dims=(2, 3)))
+            if out is None:
+                layout = torch.channels_last if h.is_contiguous(memory_format=torch.channels_last) else None
+                out = torch.empty(
+                    (h.shape[0], 4 * d, *h.shape[2:]),
+                    dtype=h.dtype,
+                    device=h.device,
+                    memory_format=layout or torch.contiguous_format,
+                )
+            _place_turned_back(h, out[:, k * d : (k + 1) * d], k, self._shift(k))
+        return out
 
-    def head_output(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """The 1x1 head on four branch features, in the order given."""
+    def head_output(self, features: torch.Tensor) -> torch.Tensor:
+        """The 1x1 head on the four branch features of :meth:`branch_features`."""
         return self.turned_head_outputs(features, (0,))[0]
 
-    def turned_head_outputs(self, features: list[torch.Tensor], turns=(0, 1, 2, 3)) -> list[torch.Tensor]:
+    def turned_head_outputs(self, features: torch.Tensor, turns=(0, 1, 2, 3)) -> list[torch.Tensor]:
         """Head outputs for cyclic turns of the four branch features (no gradient).
 
-        Item i equals ``head_output(features[k:] + features[:k])`` with ``k = turns[i]``:
-        the output of the input turned by k quarter turns, already turned back. A turn
+        Item i equals the head on the channel blocks of ``features`` rolled by k = turns[i]
+        blocks (block j taken from block (j + k) mod 4): the output of the input turned by
+        k quarter turns, already turned back. A turn
         only permutes the first layer's input blocks, so the turns' permuted weights are
         stacked into one matrix multiplication, and the head runs over pixel chunks small
         enough to stay in cache. On a CPU this is 4-5x faster than 1x1 convolutions on
@@ -163,10 +175,10 @@ class BlindSpotNet(nn.Module):
         b2 = second.bias[None, :, None]
         w3 = last.weight.flatten(1).expand(t, -1, -1)
         b3 = last.bias[None, :, None]
-        n, _, h, w = features[0].shape
-        dev = features[0].device
+        n, _, h, w = features.shape
+        dev = features.device
         chunk = chunk_pixels(dev, h * w)
-        stacked = torch.cat(features, dim=1).flatten(2)  # (N, 4d, HW)
+        stacked = features.flatten(2)  # (N, 4d, HW): a view for either memory layout
         w1s, b1s, w2, b2, w3, b3, stacked = low_precision(dev, w1s, b1s, w2, b2, w3, b3, stacked)
         out = None
         for i in range(n):
@@ -180,6 +192,21 @@ class BlindSpotNet(nn.Module):
                     out = z.new_empty(t, n, z.shape[1], h * w)
                 out[:, i, :, s : s + chunk] = z
         return [o.view(n, -1, h, w) for o in out]
+
+
+def _place_turned_back(h: torch.Tensor, dst: torch.Tensor, k: int, rows: int) -> None:
+    """``dst[:] = rot90(shift_down(h, rows), -k)`` with one copy of ``h`` (two where it turns)."""
+    kept = h[:, :, : h.shape[2] - rows]
+    # Where the shifted rows land once turned back by k quarter turns; the rest is zero.
+    side = dst.shape[2] - rows
+    region, zero = {
+        0: ((slice(rows, None), slice(None)), (slice(None, rows), slice(None))),
+        1: ((slice(None), slice(None, side)), (slice(None), slice(side, None))),
+        2: ((slice(None, side), slice(None)), (slice(side, None), slice(None))),
+        3: ((slice(None), slice(rows, None)), (slice(None), slice(None, rows))),
+    }[k % 4]
+    dst[(slice(None), slice(None), *region)].copy_(torch.rot90(kept, -k, dims=(2, 3)) if k % 4 else kept)
+    dst[(slice(None), slice(None), *zero)].zero_()
 
 
 def _head(head: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "LEAK", "act", "chunk_pixels", "conv1", "conv3", "low_precision", "shift_down"]
+__all__ = [
+    "UNet",
+    "LEAK",
+    "act",
+    "chunk_pixels",
+    "conv1",
+    "conv3",
+    "inference_layout",
+    "low_precision",
+    "shift_down",
+]
 
 #: Slope of the leaky ReLU after every convolution but the last.
 LEAK = 0.1
@@ -35,6 +45,31 @@ def pair_max(x: torch.Tensor, dim: int, shifted: bool = False) -> torch.Tensor:
     out = torch.empty_like(even)
     torch.clamp_min(even.narrow(dim, 0, 1), 0, out=out.narrow(dim, 0, 1))
     torch.maximum(even.narrow(dim, 1, n - 1), odd.narrow(dim, 0, n - 1), out=out.narrow(dim, 1, n - 1))
+    return out
+
+
+def inference_layout(x: torch.Tensor) -> torch.memory_format | None:
+    """Channels-last for CPU inference, where oneDNN's 3x3(x3) convolutions of few channels
+    run 1.3-2x faster than on channels-first maps; None elsewhere (training, traces for
+    export, GPUs)."""
+    if x.device.type != "cpu" or torch.is_grad_enabled() or torch.jit.is_tracing():
+        return None
+    return torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+
+
+def upsample_cat(h: torch.Tensor, skip: torch.Tensor, factor, layout: torch.memory_format) -> torch.Tensor:
+    """``cat([nearest-upsampled h, skip], dim=1)`` in ``layout``, written once into one buffer.
+
+    The buffer takes ``h``'s dtype: under autocast the next convolution casts to it anyway.
+    """
+    n, c = h.shape[:2]
+    out = torch.empty((n, c + skip.shape[1], *skip.shape[2:]), dtype=h.dtype, device=h.device, memory_format=layout)
+    split, src = [n, c], [n, c]
+    for size, f in zip(h.shape[2:], factor, strict=True):
+        split += [size, f]
+        src += [size, 1]
+    out[:, :c].view(split).copy_(h.view(src).expand(split))
+    out[:, c:].copy_(skip)
     return out
 
 
@@ -192,6 +227,9 @@ class UNet(nn.Module):
 
     def _forward(self, x: torch.Tensor, pools: list[tuple[int, ...]] | None = None) -> torch.Tensor:
         pools = pools or [(2,) * self.ndim] * self.depth
+        layout = inference_layout(x)
+        if layout is not None:
+            x = x.contiguous(memory_format=layout)
         skips = [x]
         h = x
         for conv in self.enc_in:
@@ -204,8 +242,10 @@ class UNet(nn.Module):
             if i < self.depth - 1:
                 h = self._pool(h, pools[i + 1])
         for level, convs in zip(range(self.depth - 1, -1, -1), self.dec, strict=True):
-            h = F.interpolate(h, scale_factor=pools[level], mode="nearest")
-            h = torch.cat([h, skips.pop()], dim=1)
+            if layout is None:
+                h = torch.cat([F.interpolate(h, scale_factor=pools[level], mode="nearest"), skips.pop()], dim=1)
+            else:
+                h = upsample_cat(h, skips.pop(), pools[level], layout)
             for conv in convs:
                 h = act(conv(h))
         return h
