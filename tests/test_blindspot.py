@@ -225,3 +225,30 @@ def test_blind_spot_holds_on_cuda_in_mixed_precision(ndim):
         assert diff[p].item() == 0.0, f"train={train_mode}: output at {p} moved with its own input"
         near = tuple(v + 1 if i == ndim - 1 else v for i, v in enumerate(p))
         assert diff[near].item() > 0, "the test is blind too: a neighbour's output did not move"
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "channels_first"])
+def test_volume_branches_added_over_a_crop_give_the_cropped_output(monkeypatch, layout):
+    """Volume blocks add each branch's head share over the block's crop only; with two
+    volumes, a blind region wider along x, pooling in-plane first, and either memory
+    layout (CPU inference runs channels-last, GPUs channels-first), the head on the sum
+    equals the training path's output cut to the crop."""
+    from napari_ssdn.core.nets import unet
+    from napari_ssdn.core.nets.network import BRANCHES_3D
+
+    if layout == "channels_first":
+        monkeypatch.setattr(unet, "inference_layout", lambda x: None)
+    torch.manual_seed(0)
+    arch = ArchConfig(channels=1, outputs=2, enc=4, dec=6, depth=2, ndim=3, flat=1, blind_region=(2, 1, 3))
+    net = build_network(arch).double().eval()
+    x = torch.randn((2, 1, 6, 12, 16), dtype=torch.float64)
+    with torch.enable_grad():
+        reference = net(x).detach()
+    crop = (slice(1, 5), slice(0, 7), slice(3, 16))
+    with torch.no_grad():
+        acc = None
+        for k in range(len(BRANCHES_3D)):
+            acc = net.add_branch(x, k, acc, crop)
+        got = net.head_rest(acc)
+    assert acc.is_contiguous(memory_format=torch.channels_last_3d) == (layout == "channels_last")
+    torch.testing.assert_close(got, reference[(slice(None), slice(None), *crop)], rtol=0, atol=1e-12)

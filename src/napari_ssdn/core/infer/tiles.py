@@ -310,12 +310,12 @@ def volume_block(job: TileJob, k: int, start, inner, noise: dict, margins=None) 
     with torch.no_grad():
         if isinstance(net, BlindSpotNet3D):
             acc = None
-            for b, (axis, after) in enumerate(BRANCHES_3D):
+            for b in range(len(BRANCHES_3D)):
                 x, crop = _window(samples[k], core, margins[b], canvas, norm, dev)
                 crop = (slice(None), slice(None)) + crop
                 if y is None:
                     y = x[crop].clone()
-                acc = net.head_part(net.branch(x, axis, after)[crop], b, acc)
+                acc = net.add_branch(x, b, acc, crop[2:])
                 del x
             raw = net.head_rest(acc)
             del acc

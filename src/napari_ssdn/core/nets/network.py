@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import unet as _unet
 from .unet import LEAK, UNet, act, chunk_pixels, conv1, low_precision, shift_down
 
 __all__ = ["ArchConfig", "UNet", "BlindSpotNet", "BlindSpotNet3D", "PlainNet", "build_network", "BRANCHES_3D"]
@@ -138,7 +139,7 @@ class BlindSpotNet(nn.Module):
         for k in range(4):
             h = self.unet(torch.rot90(x, k, dims=(2, 3)))
             if out is None:
-                layout = torch.channels_last if h.is_contiguous(memory_format=torch.channels_last) else None
+                layout = _unet.inference_layout(h)
                 out = torch.empty(
                     (h.shape[0], 4 * d, *h.shape[2:]),
                     dtype=h.dtype,
@@ -239,20 +240,6 @@ class BlindSpotNet3D(nn.Module):
             [conv1(6 * d, hidden, ndim=3), conv1(hidden, d, ndim=3), conv1(d, arch.outputs, last=True, ndim=3)]
         )
 
-    def branch(self, x: torch.Tensor, axis: int, after: bool) -> torch.Tensor:
-        """Features ``(N, dec, *spatial)`` of one half-space branch, in the data's frame.
-
-        ``axis`` is the tensor dimension (2, 3 or 4) along which the branch is blind;
-        ``after`` selects the half-space of larger indices.
-        """
-        xt = x.transpose(2, axis)
-        if after:
-            xt = xt.flip(2)
-        h = shift_down(self.unet(xt, self._pools(axis)), self.arch.region[axis - 2])
-        if after:
-            h = h.flip(2)
-        return h.transpose(2, axis)
-
     def _pools(self, axis: int) -> list[tuple[int, ...]]:
         # Pooling factors follow the axes when the branch swaps dim 2 with ``axis``.
         order = {0: axis - 2, axis - 2: 0}
@@ -274,34 +261,62 @@ class BlindSpotNet3D(nn.Module):
                 feats += [h[:n].transpose(2, axis), h[n:].flip(2).transpose(2, axis)]
             return _head(self.head, torch.cat(feats, dim=1))
         acc = None
-        for k, (axis, after) in enumerate(BRANCHES_3D):
-            acc = self.head_part(self.branch(x, axis, after), k, acc)
+        for k in range(len(BRANCHES_3D)):
+            acc = self.add_branch(x, k, acc)
         return self.head_rest(acc)
 
     # Inference helpers: the first head layer is linear in the concatenated features, so it
     # is accumulated branch by branch and only one branch's features are alive at a time.
-    # The head runs as matrix products over voxel chunks (see BlindSpotNet.turned_head_outputs).
-    def head_part(self, features: torch.Tensor, k: int, acc: torch.Tensor | None = None) -> torch.Tensor:
-        """Add branch ``k``'s contribution to the first head layer (no bias) to ``acc``
-        (created, zero, where None) and return it. The sum is kept in at least float32,
-        whatever precision the products run in (no gradient)."""
-        d = self.arch.dec
-        n, _, *spatial = features.shape
+    def add_branch(self, x: torch.Tensor, k: int, acc: torch.Tensor | None = None, crop=None) -> torch.Tensor:
+        """Run half-space branch ``k`` (of :data:`BRANCHES_3D`) on ``x`` and add its share of
+        the first head layer (no bias) to ``acc``, over the spatial slices ``crop`` of ``x``
+        (all of it where None). ``acc`` is created, zero, where None; the sum is kept in at
+        least float32, whatever precision the products run in (no gradient).
+
+        The branch's features stay in its own frame (turned so that its half-space lies
+        above): they are read plane by plane along the branch's blind axis, shifted and
+        reversed by indexing, and each plane's product is added to the matching plane of
+        ``acc``, in chunks of rows small enough to stay in cache.
+        """
+        axis, after = BRANCHES_3D[k]
+        xt = x.transpose(2, axis)
+        h = self.unet(xt.flip(2) if after else xt, self._pools(axis))
+        crop = tuple(crop or (slice(None),) * 3)
         if acc is None:
-            dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
-            acc = torch.zeros(n, self.head[0].out_channels, *spatial, dtype=dtype, device=features.device)
-        w, f = low_precision(
-            features.device, self.head[0].weight.flatten(1)[:, k * d : (k + 1) * d], features.reshape(n, d, -1)
-        )
-        out = acc.view(n, acc.shape[1], -1)
-        step = chunk_pixels(features.device, f.shape[-1])
-        for i in range(n):
-            for s in range(0, f.shape[-1], step):
-                out[i, :, s : s + step] += w @ f[i, :, s : s + step]
+            acc = self._zero_acc(h, [len(range(*c.indices(n))) for c, n in zip(crop, x.shape[2:], strict=True)])
+        d, depth, shift = self.arch.dec, h.shape[2], self.arch.region[axis - 2]
+        w, h = low_precision(h.device, self.head[0].weight.flatten(1)[:, k * d : (k + 1) * d].t(), h)
+        # The branch frame swaps data axes 2 and ``axis``: the crop and ``acc`` follow.
+        order = [0, 1, 2, 3, 4]
+        order[2], order[axis] = axis, 2
+        cb = [crop[order[j] - 2] for j in (2, 3, 4)]
+        src = h[:, :, :, cb[1], cb[2]].movedim(1, -1)  # (N, depth, A, B, dec)
+        dst = acc.transpose(2, axis).movedim(1, -1)  # (N, planes, A, B, hidden)
+        first = cb[0].indices(depth)[0]
+        rows = max(1, chunk_pixels(h.device, src.shape[2] * src.shape[3]) // src.shape[3])
+        for q in range(dst.shape[1]):
+            # Data plane q gets the branch's plane p, shifted by ``shift`` (zeros before).
+            p = (depth - 1 - (first + q) if after else first + q) - shift
+            if p < 0:
+                continue
+            for i in range(src.shape[0]):
+                for r in range(0, src.shape[2], rows):
+                    dst[i, q, r : r + rows] += src[i, p, r : r + rows] @ w
         return acc
 
+    def _zero_acc(self, h: torch.Tensor, spatial) -> torch.Tensor:
+        dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
+        layout = _unet.inference_layout(h)
+        acc = torch.empty(
+            (h.shape[0], self.head[0].out_channels, *spatial),
+            dtype=dtype,
+            device=h.device,
+            memory_format=layout or torch.contiguous_format,
+        )
+        return acc.zero_()
+
     def head_rest(self, acc: torch.Tensor) -> torch.Tensor:
-        """Head output from the summed contributions of :meth:`head_part`."""
+        """Head output from the summed contributions of :meth:`add_branch`."""
         first, second, last = self.head
         n, c, *spatial = acc.shape
         flat = acc.view(n, c, -1)
