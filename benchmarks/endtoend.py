@@ -45,8 +45,8 @@ def reuse_if_available():
 
 def conv_rate(channels: int = 32, side: int = 512, reps: int = 5, dev: torch.device | None = None) -> float:
     """GFLOP/s of the 3x3 bfloat16 convolution that dominates inference (``channels`` in and
-    out, one ``side`` x ``side`` map): the best single call, in the better of the NCHW
-    layout the network runs in and channels-last."""
+    out, one ``side`` x ``side`` map): the best single call, in the better of NCHW and the
+    channels-last layout CPU inference runs in."""
     dev = dev or torch.device("cpu")
     best = 0.0
     for layout in (torch.contiguous_format, torch.channels_last):
