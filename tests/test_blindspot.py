@@ -228,10 +228,10 @@ def test_blind_spot_holds_on_cuda_in_mixed_precision(ndim):
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "channels_first"])
-def test_volume_branches_added_over_a_crop_give_the_cropped_output(monkeypatch, layout):
-    """Volume blocks add each branch's head share over the block's crop only; with two
+def test_volume_branches_kept_over_a_crop_give_the_cropped_output(monkeypatch, layout):
+    """Volume blocks keep each branch's features over the block's crop only; with two
     volumes, a blind region wider along x, pooling in-plane first, and either memory
-    layout (CPU inference runs channels-last, GPUs channels-first), the head on the sum
+    layout (CPU inference runs channels-last, GPUs channels-first), the head on them
     equals the training path's output cut to the crop."""
     from napari_ssdn.core.nets import unet
     from napari_ssdn.core.nets.network import BRANCHES_3D
@@ -246,9 +246,9 @@ def test_volume_branches_added_over_a_crop_give_the_cropped_output(monkeypatch, 
         reference = net(x).detach()
     crop = (slice(1, 5), slice(0, 7), slice(3, 16))
     with torch.no_grad():
-        acc = None
+        features = None
         for k in range(len(BRANCHES_3D)):
-            acc = net.add_branch(x, k, acc, crop)
-        got = net.head_rest(acc)
-    assert acc.is_contiguous(memory_format=torch.channels_last_3d) == (layout == "channels_last")
+            features = net.place_branch(x, k, features, crop)
+        got = net.head_output(features)
+    assert features.is_contiguous(memory_format=torch.channels_last_3d) == (layout == "channels_last")
     torch.testing.assert_close(got, reference[(slice(None), slice(None), *crop)], rtol=0, atol=1e-12)

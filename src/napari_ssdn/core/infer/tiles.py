@@ -295,8 +295,8 @@ def volume_block(job: TileJob, k: int, start, inner, noise: dict, margins=None) 
 
     Each of the six branches reads its own window around the block: a branch blind along
     one axis needs context on one side of that axis only, so its window is much smaller
-    than the block plus the full receptive field on every side; the head's first layer is
-    linear and is accumulated over the branches in the block. The result depends only on
+    than the block plus the full receptive field on every side; the 1x1x1 head then runs
+    once on the six branches' features in the block. The result depends only on
     the block, so blocks can be computed in any order, by any process.
     """
     model, samples, dev, norm = job.model, job.writer.samples, job.dev, job.writer.norm
@@ -309,16 +309,16 @@ def volume_block(job: TileJob, k: int, start, inner, noise: dict, margins=None) 
     y = None  # the noisy block, cut from the first window read
     with torch.no_grad():
         if isinstance(net, BlindSpotNet3D):
-            acc = None
+            features = None
             for b in range(len(BRANCHES_3D)):
                 x, crop = _window(samples[k], core, margins[b], canvas, norm, dev)
                 crop = (slice(None), slice(None)) + crop
                 if y is None:
                     y = x[crop].clone()
-                acc = net.add_branch(x, b, acc, crop[2:])
+                features = net.place_branch(x, b, features, crop[2:])
                 del x
-            raw = net.head_rest(acc)
-            del acc
+            raw = net.head_output(features)
+            del features
         else:
             x, crop = _window(samples[k], core, margins[0], canvas, norm, dev)
             crop = (slice(None), slice(None)) + crop

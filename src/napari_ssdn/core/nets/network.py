@@ -260,75 +260,63 @@ class BlindSpotNet3D(nn.Module):
                 )
                 feats += [h[:n].transpose(2, axis), h[n:].flip(2).transpose(2, axis)]
             return _head(self.head, torch.cat(feats, dim=1))
-        acc = None
+        features = None
         for k in range(len(BRANCHES_3D)):
-            acc = self.add_branch(x, k, acc)
-        return self.head_rest(acc)
+            features = self.place_branch(x, k, features)
+        return self.head_output(features)
 
-    # Inference helpers: the first head layer is linear in the concatenated features, so it
-    # is accumulated branch by branch and only one branch's features are alive at a time.
-    def add_branch(self, x: torch.Tensor, k: int, acc: torch.Tensor | None = None, crop=None) -> torch.Tensor:
-        """Run half-space branch ``k`` (of :data:`BRANCHES_3D`) on ``x`` and add its share of
-        the first head layer (no bias) to ``acc``, over the spatial slices ``crop`` of ``x``
-        (all of it where None). ``acc`` is created, zero, where None; the sum is kept in at
-        least float32, whatever precision the products run in (no gradient).
+    # Inference helpers: one branch runs at a time and writes its features, turned back to
+    # the data's frame, into its block of the head's input; the head then runs once.
+    def place_branch(self, x: torch.Tensor, k: int, features: torch.Tensor | None = None, crop=None) -> torch.Tensor:
+        """Run half-space branch ``k`` (of :data:`BRANCHES_3D`) on ``x`` and write its
+        features over the spatial slices ``crop`` of ``x`` (all of it where None) into
+        channel block k of ``features`` ``(N, 6 dec, *cropped)``, created where None; return
+        ``features`` (no gradient).
 
-        The branch's features stay in its own frame (turned so that its half-space lies
-        above): they are read plane by plane along the branch's blind axis, shifted and
-        reversed by indexing, and each plane's product is added to the matching plane of
-        ``acc``, in chunks of rows small enough to stay in cache.
+        The features are written plane by plane along the branch's blind axis, shifted and
+        reversed by indexing, so no shifted, flipped or transposed copy of the branch's
+        maps is made.
         """
         axis, after = BRANCHES_3D[k]
         xt = x.transpose(2, axis)
         h = self.unet(xt.flip(2) if after else xt, self._pools(axis))
         crop = tuple(crop or (slice(None),) * 3)
-        if acc is None:
-            acc = self._zero_acc(h, [len(range(*c.indices(n))) for c, n in zip(crop, x.shape[2:], strict=True)])
-        d, depth, shift = self.arch.dec, h.shape[2], self.arch.region[axis - 2]
-        w, h = low_precision(h.device, self.head[0].weight.flatten(1)[:, k * d : (k + 1) * d].t(), h)
-        # The branch frame swaps data axes 2 and ``axis``: the crop and ``acc`` follow.
+        d = self.arch.dec
+        if features is None:
+            layout = _unet.inference_layout(h) or torch.contiguous_format
+            cropped = [len(range(*c.indices(n))) for c, n in zip(crop, x.shape[2:], strict=True)]
+            features = torch.empty((h.shape[0], 6 * d, *cropped), dtype=h.dtype, device=h.device, memory_format=layout)
+        # The branch frame swaps data axes 2 and ``axis``: the crop and the block follow.
         order = [0, 1, 2, 3, 4]
         order[2], order[axis] = axis, 2
         cb = [crop[order[j] - 2] for j in (2, 3, 4)]
-        src = h[:, :, :, cb[1], cb[2]].movedim(1, -1)  # (N, depth, A, B, dec)
-        dst = acc.transpose(2, axis).movedim(1, -1)  # (N, planes, A, B, hidden)
-        first = cb[0].indices(depth)[0]
-        rows = max(1, chunk_pixels(h.device, src.shape[2] * src.shape[3]) // src.shape[3])
-        for q in range(dst.shape[1]):
-            # Data plane q gets the branch's plane p, shifted by ``shift`` (zeros before).
+        src = h[:, :, :, cb[1], cb[2]]
+        dst = features[:, k * d : (k + 1) * d].transpose(2, axis)
+        depth, shift, first = h.shape[2], self.arch.region[axis - 2], cb[0].indices(h.shape[2])[0]
+        for q in range(dst.shape[2]):
+            # Data plane q holds the branch's plane p, shifted by ``shift`` (zeros before).
             p = (depth - 1 - (first + q) if after else first + q) - shift
             if p < 0:
-                continue
-            for i in range(src.shape[0]):
-                for r in range(0, src.shape[2], rows):
-                    dst[i, q, r : r + rows] += src[i, p, r : r + rows] @ w
-        return acc
+                dst[:, :, q].zero_()
+            else:
+                dst[:, :, q].copy_(src[:, :, p])
+        return features
 
-    def _zero_acc(self, h: torch.Tensor, spatial) -> torch.Tensor:
-        dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
-        layout = _unet.inference_layout(h)
-        acc = torch.empty(
-            (h.shape[0], self.head[0].out_channels, *spatial),
-            dtype=dtype,
-            device=h.device,
-            memory_format=layout or torch.contiguous_format,
-        )
-        return acc.zero_()
-
-    def head_rest(self, acc: torch.Tensor) -> torch.Tensor:
-        """Head output from the summed contributions of :meth:`add_branch`."""
+    def head_output(self, features: torch.Tensor) -> torch.Tensor:
+        """The 1x1x1 head on the six branches' features of :meth:`place_branch`, as matrix
+        products over voxel chunks that stay in cache (no gradient)."""
         first, second, last = self.head
-        n, c, *spatial = acc.shape
-        flat = acc.view(n, c, -1)
-        b1 = first.bias[:, None].to(acc.dtype)
-        w2, b2, w3, b3 = low_precision(
-            acc.device, second.weight.flatten(1), second.bias[:, None], last.weight.flatten(1), last.bias[:, None]
+        n, c, *spatial = features.shape
+        flat = features.flatten(2)  # (N, 6d, V): a view for either memory layout
+        dev = features.device
+        w1, b1, w2, b2, w3, b3 = low_precision(
+            dev, *(t for layer in self.head for t in (layer.weight.flatten(1), layer.bias[:, None]))
         )
-        step = chunk_pixels(acc.device, flat.shape[-1])
+        step = chunk_pixels(dev, flat.shape[-1])
         out = None
         for i in range(n):
             for s in range(0, flat.shape[-1], step):
-                (z,) = low_precision(acc.device, act(flat[i, :, s : s + step] + b1))
+                z = F.leaky_relu_(torch.addmm(b1, w1, flat[i, :, s : s + step]), LEAK)
                 z = F.leaky_relu_(torch.addmm(b2, w2, z), LEAK)
                 z = torch.addmm(b3, w3, z)
                 if out is None:
