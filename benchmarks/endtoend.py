@@ -10,6 +10,7 @@ end-to-end GFLOP/s says how much of the machine the user gets, margins included.
 from __future__ import annotations
 
 import contextlib
+import math
 import subprocess
 import sys
 import tempfile
@@ -47,20 +48,41 @@ def conv_rate(channels: int = 32, side: int = 512, reps: int = 5, dev: torch.dev
     """GFLOP/s of the 3x3 bfloat16 convolution that dominates inference (``channels`` in and
     out, one ``side`` x ``side`` map): the best single call, in the better of NCHW and the
     channels-last layout CPU inference runs in."""
+    return max(layout_rates(channels, channels, (side, side), reps, dev).values())
+
+
+def layout_rates(cin: int, cout: int, spatial, reps: int = 5, dev: torch.device | None = None) -> dict:
+    """GFLOP/s of a 3x3(x3) bfloat16 convolution from ``cin`` to ``cout`` channels on one map
+    of size ``spatial`` (2 or 3 axes), best single call, per memory layout, with freed
+    memory reused as inference runs (otherwise every call page-faults its output in)."""
     dev = dev or torch.device("cpu")
-    best = 0.0
-    for layout in (torch.contiguous_format, torch.channels_last):
-        x = torch.randn(1, channels, side, side, dtype=torch.bfloat16, device=dev).contiguous(memory_format=layout)
-        w = torch.randn(channels, channels, 3, 3, dtype=torch.bfloat16, device=dev).contiguous(memory_format=layout)
-        for _ in range(2):
-            F.conv2d(x, w, padding=1)
-        for _ in range(reps):
-            _sync(dev)
-            t = time.perf_counter()
-            F.conv2d(x, w, padding=1)
-            _sync(dev)
-            best = max(best, 2 * channels * channels * 9 * side * side / (time.perf_counter() - t) / 1e9)
+    conv = F.conv2d if len(spatial) == 2 else F.conv3d
+    last = torch.channels_last if len(spatial) == 2 else torch.channels_last_3d
+    flops = 2 * cin * cout * 3 ** len(spatial) * math.prod(spatial)
+    rates = {}
+    with reuse_if_available():
+        for name, layout in (("channels_first", torch.contiguous_format), ("channels_last", last)):
+            rates[name] = _conv_seconds(conv, cin, cout, spatial, layout, reps, dev)
+    return {name: flops / seconds / 1e9 for name, seconds in rates.items()}
+
+
+def _conv_seconds(conv, cin, cout, spatial, layout, reps, dev) -> float:
+    """Best seconds of one call of ``conv`` in ``layout``, after two calls to warm up."""
+    x = torch.randn(1, cin, *spatial, dtype=torch.bfloat16, device=dev).contiguous(memory_format=layout)
+    w = torch.randn(cout, cin, *(3,) * len(spatial), dtype=torch.bfloat16, device=dev)
+    w = w.contiguous(memory_format=layout)
+    best = float("inf")
+    for i in range(reps + 2):
+        _sync(dev)
+        t = time.perf_counter()
+        conv(x, w, padding=1)
+        _sync(dev)
+        best = min(best, time.perf_counter() - t) if i >= 2 else best
     return best
+
+
+#: The convolutions of the tiny width that weigh most at inference: (in, out, map size).
+LAYOUT_CASES = ((32, 32, (1024, 1024)), (33, 32, (1024, 1024)), (16, 16, (1024, 1024)), (32, 32, (48, 128, 128)))
 
 
 def _model(width: int, ndim: int, tmp: Path) -> tuple[Path, torch.nn.Module]:

@@ -265,10 +265,15 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.end_to_end:
-        from endtoend import bench_end_to_end, conv_rate
+        from endtoend import LAYOUT_CASES, bench_end_to_end, conv_rate, layout_rates
 
         rates["conv3x3_bf16_32ch"] = conv_rate(dev=dev)
         print(f"bf16 3x3 convolution, 32 channels, 512^2: {rates['conv3x3_bf16_32ch']:.0f} GFLOP/s", flush=True)
+        rates["conv_layouts"] = {}
+        for cin, cout, spatial in LAYOUT_CASES:
+            key = f"{cin}to{cout}_{'x'.join(map(str, spatial))}"
+            rates["conv_layouts"][key] = layout_rates(cin, cout, spatial, dev=dev)
+            print(f"bf16 convolution {key}: {rates['conv_layouts'][key]}", flush=True)
         for w in args.widths.split(","):
             volume = tuple(int(v) for v in args.e2e_volume.split("x"))
             results[f"end_to_end_{w}"] = bench_end_to_end(w, torch.get_num_threads(), args.e2e_side, volume, dev)
