@@ -97,13 +97,13 @@ def block_peak(arch, canvas, inner, half: bool = False) -> float:
     from .nets.receptive import branch_margins
 
     d = arch.dec
-    size = 2 if half else 4
-    # Values alive per voxel: one branch's full-resolution decoder (input copy, upsampled
-    # map and skip, convolution outputs) in its window; in the block, the six branches'
-    # features (the head's input) and the outputs, the posterior's in float64. Peaks of the
-    # tiny 3D network in bfloat16 measured 0.75-1.4x this (blocks of 48 x 64^2 to 96 x 192^2).
-    branch_bytes = size * (6 * d + 2 * arch.enc + 4 * arch.channels)
-    block_bytes = size * 6 * d + 4 * 4 * arch.outputs + 8 * 6 * arch.outputs
+    # float32 values alive per voxel: one branch's full-resolution decoder (input copy,
+    # concatenation, padded copy, outputs) in its window; the head's accumulators in the
+    # block. Since the head runs over voxel chunks the block term overstates its need, but
+    # larger blocks measured a higher peak than the estimate (2,274 MiB for a 200 x 512^2
+    # volume with 84^3 blocks against 1,364 MiB with these 64^3 ones; the aim is under 2 GB).
+    branch_bytes = (2 if half else 4) * (6 * d + 2 * arch.enc + 4 * arch.channels)
+    block_bytes = 4 * (9 * d + 4 * arch.outputs) + 8 * 6 * arch.outputs
     win = max(
         math.prod(min(n, i + b + a) for n, i, (b, a) in zip(canvas, inner, mb, strict=True))
         for mb in branch_margins(arch)
