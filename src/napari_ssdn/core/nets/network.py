@@ -160,8 +160,8 @@ class BlindSpotNet(nn.Module):
         blocks (block j taken from block (j + k) mod 4): the output of the input turned by
         k quarter turns, already turned back. A turn only permutes the first layer's input
         blocks, so the turns' permuted weights are stacked into one matrix multiplication,
-        and the head runs over pixel chunks small enough to stay in cache. On a CPU this is 4-5x faster than 1x1 convolutions on
-        concatenated full-resolution maps, and no concatenated map is ever allocated.
+        and the head runs over pixel chunks small enough to stay in cache. On a CPU this is
+        4-5x faster than 1x1 convolutions on concatenated full-resolution maps.
         """
         d = self.arch.dec
         first, second, last = self.head
