@@ -59,11 +59,10 @@ def layout_rates(cin: int, cout: int, spatial, reps: int = 5, dev: torch.device 
     conv = F.conv2d if len(spatial) == 2 else F.conv3d
     last = torch.channels_last if len(spatial) == 2 else torch.channels_last_3d
     flops = 2 * cin * cout * 3 ** len(spatial) * math.prod(spatial)
-    rates = {}
+    layouts = {"channels_first": torch.contiguous_format, "channels_last": last}
     with reuse_if_available():
-        for name, layout in (("channels_first", torch.contiguous_format), ("channels_last", last)):
-            rates[name] = _conv_seconds(conv, cin, cout, spatial, layout, reps, dev)
-    return {name: flops / seconds / 1e9 for name, seconds in rates.items()}
+        seconds = {name: _conv_seconds(conv, cin, cout, spatial, fmt, reps, dev) for name, fmt in layouts.items()}
+    return {name: flops / t / 1e9 for name, t in seconds.items()}
 
 
 def _conv_seconds(conv, cin, cout, spatial, layout, reps, dev) -> float:

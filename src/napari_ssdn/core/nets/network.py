@@ -170,28 +170,34 @@ class BlindSpotNet(nn.Module):
         blocks = first.weight.flatten(1).view(-1, 4, d)
         w1s = torch.cat([blocks.roll(k, 1).flatten(1) for k in turns])
         b1s = first.bias.repeat(len(turns))[:, None]
-        t = len(turns)
-        w2 = second.weight.flatten(1).expand(t, -1, -1)
-        b2 = second.bias[None, :, None]
-        w3 = last.weight.flatten(1).expand(t, -1, -1)
-        b3 = last.bias[None, :, None]
         n, _, h, w = features.shape
-        dev = features.device
-        chunk = chunk_pixels(dev, h * w)
-        stacked = features.flatten(2)  # (N, 4d, HW): a view for either memory layout
-        w1s, b1s, w2, b2, w3, b3, stacked = low_precision(dev, w1s, b1s, w2, b2, w3, b3, stacked)
-        out = None
-        for i in range(n):
-            for s in range(0, h * w, chunk):
-                z = torch.addmm(b1s, w1s, stacked[i, :, s : s + chunk])
-                F.leaky_relu_(z, LEAK)
-                z = torch.baddbmm(b2, w2, z.view(t, 4 * d, -1))
-                F.leaky_relu_(z, LEAK)
-                z = torch.baddbmm(b3, w3, z)
-                if out is None:
-                    out = z.new_empty(t, n, z.shape[1], h * w)
-                out[:, i, :, s : s + chunk] = z
+        out = _chunked_head(features.flatten(2), (w1s, b1s), second, last, len(turns))
         return [o.view(n, -1, h, w) for o in out]
+
+
+def _chunked_head(stacked: torch.Tensor, first: tuple, second: nn.Module, last: nn.Module, turns: int = 1):
+    """The 1x1 head's three layers on ``stacked`` ``(N, C, P)`` as matrix products over
+    chunks of pixels that stay in cache (no gradient): ``first`` is the first layer's
+    weight and bias ``(turns * hidden, C)``, ``(turns * hidden, 1)``, one stacked per turn;
+    the other two layers are shared by the turns. Returns ``(turns, N, outputs, P)``."""
+    dev = stacked.device
+    w1, b1 = first
+    w2 = second.weight.flatten(1).expand(turns, -1, -1)
+    w3 = last.weight.flatten(1).expand(turns, -1, -1)
+    b2, b3 = second.bias[None, :, None], last.bias[None, :, None]
+    w1, b1, w2, b2, w3, b3, stacked = low_precision(dev, w1, b1, w2, b2, w3, b3, stacked)
+    n, _, pixels = stacked.shape  # stacked is a view of either memory layout
+    chunk = chunk_pixels(dev, pixels)
+    out = None
+    for i in range(n):
+        for s in range(0, pixels, chunk):
+            z = F.leaky_relu_(torch.addmm(b1, w1, stacked[i, :, s : s + chunk]), LEAK)
+            z = F.leaky_relu_(torch.baddbmm(b2, w2, z.view(turns, -1, z.shape[-1])), LEAK)
+            z = torch.baddbmm(b3, w3, z)
+            if out is None:
+                out = z.new_empty(turns, n, z.shape[1], pixels)
+            out[:, i, :, s : s + chunk] = z
+    return out
 
 
 def _place_turned_back(h: torch.Tensor, dst: torch.Tensor, k: int, rows: int) -> None:
@@ -305,23 +311,9 @@ class BlindSpotNet3D(nn.Module):
         """The 1x1x1 head on the six branches' features of :meth:`place_branch`, as matrix
         products over voxel chunks that stay in cache (no gradient)."""
         first, second, last = self.head
-        n, c, *spatial = features.shape
-        flat = features.flatten(2)  # (N, 6d, V): a view for either memory layout
-        dev = features.device
-        w1, b1, w2, b2, w3, b3 = low_precision(
-            dev, *(t for layer in self.head for t in (layer.weight.flatten(1), layer.bias[:, None]))
-        )
-        step = chunk_pixels(dev, flat.shape[-1])
-        out = None
-        for i in range(n):
-            for s in range(0, flat.shape[-1], step):
-                z = F.leaky_relu_(torch.addmm(b1, w1, flat[i, :, s : s + step]), LEAK)
-                z = F.leaky_relu_(torch.addmm(b2, w2, z), LEAK)
-                z = torch.addmm(b3, w3, z)
-                if out is None:
-                    out = z.new_empty(n, z.shape[0], flat.shape[-1])
-                out[i, :, s : s + step] = z
-        return out.view(n, -1, *spatial)
+        n, _, *spatial = features.shape
+        out = _chunked_head(features.flatten(2), (first.weight.flatten(1), first.bias[:, None]), second, last)
+        return out[0].view(n, -1, *spatial)
 
 
 #: (tensor dimension, after) of the six half-space branches, in head order.
